@@ -1,0 +1,151 @@
+//! Validated configuration.
+
+use crate::error::ConfigError;
+
+/// When the log makes accepted records durable on its own. Whatever the
+/// policy, [`Log::sync`](crate::Log::sync) makes everything accepted so far
+/// durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// Only an explicit `sync` (or `close`) makes records durable.
+    Manual,
+    /// Sync after every append call (a batch counts as one call).
+    Always,
+    /// Sync once this many records have been accepted since the last sync.
+    EveryRecords(u64),
+}
+
+/// Log configuration. Build it from [`Config::default`] and adjust fields;
+/// [`Config::validate`] (called by `open`) rejects nonsense with a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Roll to a new segment before a record would make the active segment
+    /// larger than this many bytes (a single larger record still fits in a
+    /// segment of its own).
+    pub segment_bytes_max: u64,
+    /// Roll to a new segment once the active one holds this many records.
+    pub segment_records_max: u64,
+    /// Roll to a new segment once the active one was created this many
+    /// milliseconds ago (by the log's clock); `None` never rolls by age.
+    pub segment_age_ms_max: Option<u64>,
+    /// Add a sparse index entry every this many bytes of records.
+    pub index_interval_bytes: u32,
+    /// Largest accepted record (key plus value) in bytes.
+    pub record_bytes_max: u32,
+    /// Bytes of accepted records kept in memory before they are written to
+    /// the file (they are readable from memory meanwhile).
+    pub write_buffer_bytes: u32,
+    /// When the log syncs on its own.
+    pub sync: SyncPolicy,
+}
+
+/// Upper bound on `segment_bytes_max`: segment scans at recovery read at most
+/// this much, and positions inside a segment stay far from any overflow.
+pub const SEGMENT_BYTES_LIMIT: u64 = 1 << 34;
+/// Upper bound on `record_bytes_max`.
+pub const RECORD_BYTES_LIMIT: u32 = 1 << 30;
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            segment_bytes_max: 64 << 20,
+            segment_records_max: 1 << 32,
+            segment_age_ms_max: None,
+            index_interval_bytes: 4096,
+            record_bytes_max: 16 << 20,
+            write_buffer_bytes: 256 << 10,
+            sync: SyncPolicy::Manual,
+        }
+    }
+}
+
+impl Config {
+    /// Checks every field; the error names the field and the allowed range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn bad(field: &'static str, msg: String) -> Result<(), ConfigError> {
+            Err(ConfigError { field, msg })
+        }
+        let min_segment = 4096;
+        if !(min_segment..=SEGMENT_BYTES_LIMIT).contains(&self.segment_bytes_max) {
+            return bad(
+                "segment_bytes_max",
+                format!(
+                    "is {}, must be between {min_segment} and {SEGMENT_BYTES_LIMIT}",
+                    self.segment_bytes_max
+                ),
+            );
+        }
+        if self.segment_records_max == 0 {
+            return bad("segment_records_max", "is 0, must be at least 1".into());
+        }
+        if self.segment_age_ms_max == Some(0) {
+            return bad(
+                "segment_age_ms_max",
+                "is Some(0), must be at least 1 ms (or None to never roll by age)".into(),
+            );
+        }
+        if !(64..=(1 << 24)).contains(&self.index_interval_bytes) {
+            return bad(
+                "index_interval_bytes",
+                format!("is {}, must be between 64 and 16777216", self.index_interval_bytes),
+            );
+        }
+        if !(1..=RECORD_BYTES_LIMIT).contains(&self.record_bytes_max) {
+            return bad(
+                "record_bytes_max",
+                format!("is {}, must be between 1 and {RECORD_BYTES_LIMIT}", self.record_bytes_max),
+            );
+        }
+        if u64::from(self.record_bytes_max) > self.segment_bytes_max {
+            return bad(
+                "record_bytes_max",
+                format!(
+                    "is {}, larger than segment_bytes_max ({}): a record must fit in a segment",
+                    self.record_bytes_max, self.segment_bytes_max
+                ),
+            );
+        }
+        if !(4096..=(1 << 30)).contains(&self.write_buffer_bytes) {
+            return bad(
+                "write_buffer_bytes",
+                format!("is {}, must be between 4096 and 1073741824", self.write_buffer_bytes),
+            );
+        }
+        if self.sync == SyncPolicy::EveryRecords(0) {
+            return bad("sync", "is EveryRecords(0), must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases: Vec<(&str, Config)> = vec![
+            ("segment_bytes_max", Config { segment_bytes_max: 10, ..Config::default() }),
+            ("segment_records_max", Config { segment_records_max: 0, ..Config::default() }),
+            ("segment_age_ms_max", Config { segment_age_ms_max: Some(0), ..Config::default() }),
+            ("index_interval_bytes", Config { index_interval_bytes: 1, ..Config::default() }),
+            ("record_bytes_max", Config { record_bytes_max: 0, ..Config::default() }),
+            (
+                "record_bytes_max",
+                Config { segment_bytes_max: 4096, record_bytes_max: 8192, ..Config::default() },
+            ),
+            ("write_buffer_bytes", Config { write_buffer_bytes: 1, ..Config::default() }),
+            ("sync", Config { sync: SyncPolicy::EveryRecords(0), ..Config::default() }),
+        ];
+        for (field, cfg) in cases {
+            let err = cfg.validate().unwrap_err();
+            assert_eq!(err.field, field);
+            assert!(err.to_string().contains(field), "{err}");
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Typed errors. Each message says what happened and what to do about it.
+
+use std::io;
+use std::path::PathBuf;
+
+/// A configuration field outside its allowed range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: `{field}` {msg}; fix the Config passed to Log::open")]
+pub struct ConfigError {
+    /// The offending field of [`Config`](crate::Config).
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub msg: String,
+}
+
+/// What a log operation can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration was rejected before anything was touched.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+
+    /// An I/O operation failed. If it was a write or a sync, the log is now
+    /// poisoned (see [`Error::Poisoned`]).
+    #[error("I/O error while {op} `{}`: {source}; check the disk and permissions, then reopen the log", path.display())]
+    Io {
+        /// What the log was doing.
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The disk is full. The append (or roll) that hit it was not applied: the
+    /// next offset did not move and no partial record is readable. The log
+    /// keeps working once space is freed.
+    #[error("disk full while {op} `{}`: nothing was appended and the log is unchanged; free space (delete old segments with retention, or grow the volume) and retry", path.display())]
+    DiskFull {
+        /// What the log was doing.
+        op: &'static str,
+        /// The file involved.
+        path: PathBuf,
+    },
+
+    /// An earlier write or sync failed, so the log refuses further writes:
+    /// after a failed fsync the kernel may have dropped the data, and retrying
+    /// could report lost data as durable.
+    #[error("the log is poisoned by an earlier failure ({cause}) and refuses writes; records after the last successful sync may be lost; close and reopen the log to recover")]
+    Poisoned {
+        /// The failure that poisoned the log.
+        cause: String,
+    },
+
+    /// Durable data does not verify. The log never truncates durable data
+    /// silently; an operator decides what to do.
+    #[error("corruption in `{}` at byte {pos}: {detail}; this data was durable, so the log will not drop it silently: restore the file from a replica or backup, or salvage the valid records with an operator tool", path.display())]
+    Corruption {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte position of the first bad byte range found.
+        pos: u64,
+        /// What failed to verify.
+        detail: String,
+    },
+
+    /// A file was written by a newer (or unknown) format version.
+    #[error("`{}` has format version {found}, but this build reads version {supported}; open it with a build that supports version {found}", path.display())]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version found in the file.
+        found: u32,
+        /// The version this build reads and writes.
+        supported: u32,
+    },
+
+    /// The directory holds files, but none of them is a log segment: it is
+    /// probably the wrong directory.
+    #[error("`{}` is not a log directory (it holds `{example}` and no segment files); point the log at an empty directory or an existing log", path.display())]
+    NotALogDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// One of the unexpected entries.
+        example: String,
+    },
+
+    /// A read-only open found no log.
+    #[error("no log at `{}`; a read-only open never creates one: open it read-write first", path.display())]
+    NoLog {
+        /// The directory.
+        path: PathBuf,
+    },
+
+    /// The offset is not in the log.
+    #[error("offset {offset} is outside the log, which holds offsets {first}..{next}")]
+    OffsetOutOfRange {
+        /// The requested offset.
+        offset: u64,
+        /// The first offset in the log.
+        first: u64,
+        /// One past the last offset in the log.
+        next: u64,
+    },
+
+    /// A record is larger than `Config::record_bytes_max`.
+    #[error("record of {size} bytes exceeds record_bytes_max ({max}); split it or raise the limit")]
+    RecordTooLarge {
+        /// Key plus value bytes.
+        size: u64,
+        /// The configured limit.
+        max: u32,
+    },
+
+    /// A write was attempted on a log opened read-only.
+    #[error("the log was opened read-only; open it read-write to {op}")]
+    ReadOnly {
+        /// The refused operation.
+        op: &'static str,
+    },
+}
+
+/// Result alias for log operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Whether this is a disk-full error (the log is unchanged and usable).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, Error::DiskFull { .. })
+    }
+
+    /// Whether this error reports corrupt durable data.
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Corruption { .. })
+    }
+
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io { op, path: path.into(), source }
+    }
+
+    pub(crate) fn corruption(path: impl Into<PathBuf>, pos: u64, detail: impl Into<String>) -> Self {
+        Error::Corruption { path: path.into(), pos, detail: detail.into() }
+    }
+}

@@ -1,0 +1,164 @@
+//! The I/O boundary: a narrow filesystem trait that states what is durable
+//! when.
+//!
+//! log-core performs every byte of I/O through [`FileSystem`] and
+//! [`FileHandle`], so that the same code runs on the real disk ([`StdFs`]) and
+//! on the simulator's fault-injecting in-memory disk. The contract below is
+//! the POSIX/Linux contract a careful storage engine must assume, stated
+//! explicitly so that a fake filesystem can implement exactly that much and
+//! nothing more:
+//!
+//! * `write_at` and `set_len` change the file's *cached* contents. They become
+//!   durable only when [`FileHandle::sync`] on that file returns `Ok`. A crash
+//!   before that may keep any subset of the unsynced changes, in any order,
+//!   at sector granularity, including a torn write.
+//! * Creating, renaming and removing a directory entry becomes durable only
+//!   when [`FileSystem::sync_dir`] on the parent directory returns `Ok`.
+//! * A failed `sync` may have dropped the dirty data it was asked to persist;
+//!   a later `sync` returning `Ok` says nothing about it (Linux "fsyncgate").
+//!   Callers must treat a failed `sync` as permanent.
+//! * Reads and writes may transfer fewer bytes than asked (short I/O).
+//!
+//! [`StdFs`]: crate::StdFs
+
+use std::fmt::Debug;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// How [`FileSystem::open`] opens a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Open an existing file for reading only.
+    Read,
+    /// Open an existing file for reading and writing.
+    ReadWrite,
+    /// Create a new file for reading and writing; fail with
+    /// `io::ErrorKind::AlreadyExists` if it exists.
+    CreateNew,
+}
+
+/// An open file. All I/O is positional, so one handle can be shared by a
+/// writer and concurrent readers.
+pub trait FileHandle: Send + Sync + Debug {
+    /// Reads up to `buf.len()` bytes at byte position `pos`; returns how many
+    /// were read, which may be fewer than asked even before the end of the
+    /// file. `Ok(0)` with a non-empty `buf` means `pos` is at or past the end.
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize>;
+
+    /// Writes up to `buf.len()` bytes at byte position `pos`; returns how many
+    /// were written, which may be fewer than asked. Writing past the end
+    /// extends the file; a gap reads as zeros. The bytes are cached, not
+    /// durable, until [`sync`](Self::sync) returns `Ok`. A disk without room
+    /// writes what fits and then fails with `io::ErrorKind::StorageFull`.
+    fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<usize>;
+
+    /// The current length of the file in bytes (cached state, which includes
+    /// unsynced writes).
+    fn len(&self) -> io::Result<u64>;
+
+    /// Whether the file is empty (cached state).
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Truncates or extends the file to `len` bytes; new bytes read as zeros.
+    /// Cached, not durable, until [`sync`](Self::sync) returns `Ok`.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+
+    /// Makes every earlier `write_at` and `set_len` on this file durable
+    /// (`fdatasync` plus the file size). On `Err`, some or all of that data may
+    /// be lost even if a later `sync` returns `Ok`: never retry.
+    fn sync(&self) -> io::Result<()>;
+}
+
+/// A filesystem: the only way log-core touches storage.
+pub trait FileSystem: Send + Sync + Debug {
+    /// Opens `path` in `mode`. A file created by `OpenMode::CreateNew` has a
+    /// directory entry that is durable only after `sync_dir` on its parent.
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>>;
+
+    /// Creates `path` and any missing parents. New entries are durable only
+    /// after `sync_dir` on each parent.
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+
+    /// The names of the entries of directory `path`, sorted bytewise. Fails
+    /// with `io::ErrorKind::NotFound` if it does not exist and
+    /// `io::ErrorKind::NotADirectory` if it is a file.
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>>;
+
+    /// Atomically renames `from` to `to`, replacing `to` if it exists. Durable
+    /// only after `sync_dir` on the parent (both must be in one directory).
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// Removes the file `path`. Durable only after `sync_dir` on the parent;
+    /// before that a crash may bring it back.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+
+    /// Makes every earlier create, rename and remove in directory `path`
+    /// durable. On `Err`, treat those changes as possibly lost.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+
+    /// Whether `path` exists (cached state).
+    fn exists(&self, path: &Path) -> io::Result<bool>;
+}
+
+/// Reads exactly `buf.len()` bytes at `pos`, looping over short reads.
+/// Fails with `io::ErrorKind::UnexpectedEof` if the file ends first.
+pub fn read_exact_at(file: &dyn FileHandle, mut buf: &mut [u8], mut pos: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        match file.read_at(buf, pos) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+            Ok(n) => {
+                let n = n.min(buf.len());
+                buf = buf.get_mut(n..).unwrap_or_default();
+                pos += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Reads up to `buf.len()` bytes at `pos`, looping over short reads; returns
+/// fewer only at the end of the file.
+pub fn read_full_at(file: &dyn FileHandle, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+    let mut done = 0usize;
+    while done < buf.len() {
+        let Some(rest) = buf.get_mut(done..) else { break };
+        match file.read_at(rest, pos + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n.min(rest.len()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// Writes all of `buf` at `pos`, looping over short writes. On error, a
+/// prefix of `buf` may have been written.
+pub fn write_all_at(file: &dyn FileHandle, mut buf: &[u8], mut pos: u64) -> io::Result<()> {
+    while !buf.is_empty() {
+        match file.write_at(buf, pos) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => {
+                let n = n.min(buf.len());
+                buf = buf.get(n..).unwrap_or_default();
+                pos += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The parent directory of `path`, or `.` for a bare name.
+pub(crate) fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}

@@ -1,0 +1,351 @@
+//! The read path: reads by offset through the sparse index, iteration over
+//! offset ranges, and full verification. Every frame read is checked (CRC,
+//! expected offset) before its bytes are returned.
+
+use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::Ordering;
+
+use tracing::warn;
+
+use crate::error::{Error, Result};
+use crate::format::{self, Frame, HEADER_LEN, IndexKind, MarkerKind, decode_index, index_file_name};
+use crate::fs::{OpenMode, read_full_at};
+use crate::index::SparseIndex;
+use crate::log::{Log, Record};
+use crate::segment::{FrameCursor, SCAN_CHUNK, Segment, Stop};
+
+impl Log {
+    /// Reads the record at `offset`.
+    pub fn read(&self, offset: u64) -> Result<Record> {
+        let seg = self.segment_for(offset)?;
+        let index = self.index_of(seg)?;
+        let start = index.floor(offset).unwrap_or((seg.base, HEADER_LEN));
+        match self.find_in_segment(seg, offset, start) {
+            Err(Error::Corruption { .. }) if start.1 != HEADER_LEN => {
+                // The index pointed somewhere wrong; the segment may still be
+                // fine. A scan from the start decides.
+                warn!(segment = %seg.path.display(), "index entry did not match the segment; scanning");
+                self.find_in_segment(seg, offset, (seg.base, HEADER_LEN))
+            }
+            other => other,
+        }
+    }
+
+    /// Iterates over the records with offsets in `range` (clamped to the
+    /// log), in offset order. Items are `Err` where data does not verify.
+    pub fn iter(&self, range: impl RangeBounds<u64>) -> Iter<'_> {
+        let start = match range.start_bound() {
+            Bound::Included(&s) => s,
+            Bound::Excluded(&s) => s.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&e) => e.saturating_add(1),
+            Bound::Excluded(&e) => e,
+            Bound::Unbounded => u64::MAX,
+        };
+        Iter {
+            log: self,
+            next: start.max(self.first_offset),
+            end: end.min(self.next_offset),
+            cursor: None,
+            failed: false,
+        }
+    }
+
+    /// The first offset whose record has a timestamp ≥ `timestamp_ms`, or
+    /// `None` if there is none. Segments are skipped by their summary and the
+    /// segment holding the answer is entered through its time index, so only
+    /// one index interval of records is read.
+    pub fn offset_for_timestamp(&self, timestamp_ms: u64) -> Result<Option<u64>> {
+        let Some(seg) = self
+            .segments
+            .values()
+            .find(|s| s.tail.n_records > 0 && s.tail.max_ts >= timestamp_ms && s.tail.next_offset > self.first_offset)
+        else {
+            return Ok(None);
+        };
+        let index = self.index_of(seg)?;
+        let from = index.time_floor(timestamp_ms).map_or(seg.base, |o| o + 1).max(self.first_offset);
+        for rec in self.iter(from..seg.tail.next_offset) {
+            let rec = rec?;
+            if rec.timestamp_ms >= timestamp_ms {
+                return Ok(Some(rec.offset));
+            }
+        }
+        Err(Error::corruption(
+            &seg.path,
+            seg.tail.end_pos,
+            format!("the segment summary says a record has timestamp {} but none was found", seg.tail.max_ts),
+        ))
+    }
+
+    /// Reads every frame of every segment, sealed ones included, and checks
+    /// checksums, offsets and footers against the segment summaries.
+    pub fn verify(&self) -> VerifyReport {
+        let mut report = VerifyReport::default();
+        for seg in self.segments.values() {
+            report.n_segments += 1;
+            report.bytes += seg.info().bytes;
+            match self.scan_segment(seg) {
+                Ok(ix) => {
+                    report.n_records += seg.tail.n_records;
+                    drop(ix);
+                }
+                Err(e) => report.problems.push(e),
+            }
+        }
+        report
+    }
+
+    pub(crate) fn segment_for(&self, offset: u64) -> Result<&Segment> {
+        let out_of_range = || Error::OffsetOutOfRange { offset, first: self.first_offset, next: self.next_offset };
+        if offset < self.first_offset || offset >= self.next_offset {
+            return Err(out_of_range());
+        }
+        let (_, seg) = self.segments.range(..=offset).next_back().ok_or_else(out_of_range)?;
+        if offset >= seg.tail.next_offset {
+            return Err(out_of_range());
+        }
+        Ok(seg)
+    }
+
+    fn find_in_segment(&self, seg: &Segment, offset: u64, (mut expect, pos): (u64, u64)) -> Result<Record> {
+        let src = self.source(seg);
+        let chunk = (self.config.index_interval_bytes as usize * 2).max(8192);
+        let mut cursor = FrameCursor::new(pos, seg.tail.end_pos, chunk);
+        loop {
+            match cursor.next_frame(&src) {
+                Ok(Some((at, Frame::Record(r)))) => {
+                    if r.offset != expect {
+                        return Err(Error::corruption(
+                            &seg.path,
+                            at,
+                            format!("expected the record with offset {expect}, found offset {}", r.offset),
+                        ));
+                    }
+                    if r.offset == offset {
+                        return Ok(owned(&r));
+                    }
+                    expect += 1;
+                }
+                Ok(Some((_, Frame::Marker(_)))) => {}
+                Ok(None) => {
+                    return Err(Error::corruption(
+                        &seg.path,
+                        seg.tail.end_pos,
+                        format!("segment ends before offset {offset}, which its footer says it holds"),
+                    ));
+                }
+                Err(stop) => return Err(self.stop_error(seg, stop)),
+            }
+        }
+    }
+
+    pub(crate) fn stop_error(&self, seg: &Segment, stop: Stop) -> Error {
+        match stop {
+            Stop::Invalid { pos, why } => Error::corruption(&seg.path, pos, why),
+            Stop::Torn { pos } => Error::corruption(&seg.path, pos, "a frame runs past the end of the segment's data"),
+            Stop::Io(e) => Error::io("reading", seg.path.clone(), e),
+        }
+    }
+
+    /// The sparse index of `seg`, loading or rebuilding it on first use.
+    pub(crate) fn index_of<'a>(&self, seg: &'a Segment) -> Result<&'a SparseIndex> {
+        if let Some(ix) = seg.index.get() {
+            return Ok(ix);
+        }
+        let file_len = seg.tail.end_pos + format::MARKER_FRAME_LEN as u64;
+        let ix = match self.load_index_files(seg, file_len) {
+            Some(ix) => ix,
+            None => {
+                let ix = self.scan_segment(seg)?;
+                seg.index_dirty.store(true, Ordering::Relaxed);
+                ix
+            }
+        };
+        Ok(seg.index.get_or_init(|| ix))
+    }
+
+    /// Loads a segment's index files if both verify and describe a segment of
+    /// exactly `file_len` bytes.
+    pub(crate) fn load_index_files(&self, seg: &Segment, file_len: u64) -> Option<SparseIndex> {
+        let mut files = [IndexKind::Offset, IndexKind::Time].map(|kind| {
+            let path = self.path_of(&index_file_name(kind, seg.base));
+            let f = self.fs.open(&path, OpenMode::Read).ok()?;
+            let len = f.len().ok()?;
+            // A sane index holds at most one entry per 64 bytes of segment.
+            if len > file_len / 4 + 4096 {
+                return None;
+            }
+            let mut buf = vec![0u8; usize::try_from(len).ok()?];
+            if read_full_at(&*f, &mut buf, 0).ok()? != buf.len() {
+                return None;
+            }
+            decode_index(kind, &buf).ok().filter(|i| i.base_offset == seg.base && i.end_pos == file_len)
+        });
+        let times = files[1].take()?;
+        let offsets = files[0].take()?;
+        if offsets.entries.last().is_some_and(|&(o, p)| o >= seg.tail.next_offset || p >= seg.tail.end_pos) {
+            return None;
+        }
+        SparseIndex::from_files(offsets, times, seg.tail.max_ts, HEADER_LEN)
+    }
+
+    /// Reads all of `seg`'s frames, checks them against its summary and
+    /// returns its rebuilt index.
+    pub(crate) fn scan_segment(&self, seg: &Segment) -> Result<SparseIndex> {
+        let src = self.source(seg);
+        let mut cursor = FrameCursor::new(HEADER_LEN, seg.tail.end_pos, SCAN_CHUNK);
+        let mut ix = SparseIndex::new(HEADER_LEN);
+        let mut expect = seg.base;
+        let mut n = 0u64;
+        let (mut min_ts, mut max_ts) = (u64::MAX, 0u64);
+        let interval = self.config.index_interval_bytes;
+        loop {
+            match cursor.next_frame(&src) {
+                Ok(Some((at, Frame::Record(r)))) => {
+                    if r.offset != expect {
+                        return Err(Error::corruption(
+                            &seg.path,
+                            at,
+                            format!("expected the record with offset {expect}, found offset {}", r.offset),
+                        ));
+                    }
+                    ix.observe(r.offset, at, r.timestamp_ms, interval);
+                    min_ts = min_ts.min(r.timestamp_ms);
+                    max_ts = max_ts.max(r.timestamp_ms);
+                    expect += 1;
+                    n += 1;
+                }
+                Ok(Some((at, Frame::Marker(m)))) => {
+                    let consistent = m.kind != MarkerKind::Seal
+                        && m.own_pos == at
+                        && m.base_offset == seg.base
+                        && m.next_offset == expect
+                        && m.n_records == n;
+                    if !consistent {
+                        return Err(Error::corruption(&seg.path, at, "marker does not match the records before it"));
+                    }
+                }
+                Ok(None) => break,
+                Err(stop) => return Err(self.stop_error(seg, stop)),
+            }
+        }
+        if expect != seg.tail.next_offset || n != seg.tail.n_records || (n > 0 && (min_ts, max_ts) != (seg.tail.min_ts, seg.tail.max_ts))
+        {
+            return Err(Error::corruption(
+                &seg.path,
+                seg.tail.end_pos,
+                format!(
+                    "the segment holds {n} records up to offset {expect}, but its summary says {} up to {}",
+                    seg.tail.n_records, seg.tail.next_offset
+                ),
+            ));
+        }
+        Ok(ix)
+    }
+}
+
+/// The result of [`Log::verify`].
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    /// Segments checked.
+    pub n_segments: u64,
+    /// Records in segments that verified.
+    pub n_records: u64,
+    /// Bytes of all segments.
+    pub bytes: u64,
+    /// Every problem found, each naming the file and byte position.
+    pub problems: Vec<Error>,
+}
+
+fn owned(r: &format::RecordRef<'_>) -> Record {
+    Record {
+        offset: r.offset,
+        timestamp_ms: r.timestamp_ms,
+        key: r.key.map(<[u8]>::to_vec),
+        value: r.value.to_vec(),
+        tombstone: r.tombstone,
+    }
+}
+
+/// Iterator over a range of records; see [`Log::iter`].
+#[derive(Debug)]
+pub struct Iter<'a> {
+    log: &'a Log,
+    next: u64,
+    end: u64,
+    /// The segment being walked (its base), the cursor in it, and the offset
+    /// the cursor's next record must have.
+    cursor: Option<(u64, FrameCursor, u64)>,
+    failed: bool,
+}
+
+impl Iter<'_> {
+    fn position(&mut self) -> Result<()> {
+        let seg = self.log.segment_for(self.next)?;
+        let index = self.log.index_of(seg)?;
+        let (expect, pos) = index.floor(self.next).unwrap_or((seg.base, HEADER_LEN));
+        self.cursor = Some((seg.base, FrameCursor::new(pos, seg.tail.end_pos, SCAN_CHUNK), expect));
+        Ok(())
+    }
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.next >= self.end {
+            return None;
+        }
+        loop {
+            if self.cursor.is_none()
+                && let Err(e) = self.position()
+            {
+                self.failed = true;
+                return Some(Err(e));
+            }
+            let log = self.log;
+            let (base, cursor, expect) = self.cursor.as_mut()?;
+            let Some(seg) = log.segments.get(base) else {
+                self.failed = true;
+                return Some(Err(Error::OffsetOutOfRange { offset: self.next, first: log.first_offset, next: log.next_offset }));
+            };
+            match cursor.next_frame(&log.source(seg)) {
+                Ok(Some((at, Frame::Record(r)))) => {
+                    if r.offset != *expect {
+                        let e = Error::corruption(
+                            &seg.path,
+                            at,
+                            format!("expected the record with offset {expect}, found offset {}", r.offset),
+                        );
+                        self.failed = true;
+                        return Some(Err(e));
+                    }
+                    *expect += 1;
+                    if r.offset == self.next {
+                        self.next += 1;
+                        return Some(Ok(owned(&r)));
+                    }
+                }
+                Ok(Some((_, Frame::Marker(_)))) => {}
+                Ok(None) => {
+                    if self.next < seg.tail.next_offset {
+                        self.failed = true;
+                        return Some(Err(Error::corruption(
+                            &seg.path,
+                            seg.tail.end_pos,
+                            format!("segment ends before offset {}, which its summary says it holds", self.next),
+                        )));
+                    }
+                    self.cursor = None;
+                }
+                Err(stop) => {
+                    self.failed = true;
+                    return Some(Err(log.stop_error(seg, stop)));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! Opening a log: list the directory, finish or remove leftovers, trust
+//! sealed segments by their footer, and scan only the active segment.
+//!
+//! The active segment's fate after an unclean shutdown is decided frame by
+//! frame. The scan stops at the first frame that does not verify, at byte
+//! `P`. The bytes from `P` on are a *torn tail* (never durable: cut off) unless
+//! the file proves that a sync covering `P` had completed, in which case they
+//! are *corruption* of durable data (reported, never cut). The proof is a
+//! valid marker frame after `P` that either commits a later batch (its batch
+//! starts after `P`) or is itself followed by a valid frame: by the
+//! commit-ordering rule (see `writer`), bytes after a marker are only ever
+//! written once that marker's fsync has returned.
+//!
+//! What stays undetectable: damage inside the last synced batch of the active
+//! segment (or to its commit marker) when nothing was written after that
+//! batch before the crash. Such damage is indistinguishable from a sync that
+//! was torn by the crash, and is cut off as a torn tail.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use tracing::{info, info_span, warn};
+
+use crate::error::{Error, Result};
+use crate::format::{
+    self, FileKind, Frame, HEADER_LEN, HeaderError, MARKER_FRAME_LEN, Marker, MarkerKind, SegmentHeader,
+    decode_frame, parse_file_name, segment_file_name,
+};
+use crate::fs::{FileHandle, OpenMode, parent_dir, read_full_at};
+use crate::index::SparseIndex;
+use crate::log::{Active, Log, Options, RecoveryReport};
+use crate::segment::{FileSource, FrameCursor, SCAN_CHUNK, Segment, Stop, Tail};
+
+pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
+    opts.config.validate()?;
+    let _span = info_span!("open", dir = %dir.display(), read_only = opts.read_only).entered();
+    let fs = Arc::clone(&opts.fs);
+    let mut report = RecoveryReport::default();
+
+    let names = match fs.read_dir(dir) {
+        Ok(names) => names,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if opts.read_only {
+                return Err(Error::NoLog { path: dir.to_path_buf() });
+            }
+            fs.create_dir_all(dir).map_err(|e| Error::io("creating the log directory", dir, e))?;
+            let parent = parent_dir(dir);
+            fs.sync_dir(&parent).map_err(|e| Error::io("syncing the parent directory", parent, e))?;
+            report.created = true;
+            Vec::new()
+        }
+        Err(e) => return Err(Error::io("listing the log directory", dir, e)),
+    };
+
+    let mut bases = Vec::new();
+    let mut index_bases = Vec::new();
+    let mut temporaries = Vec::new();
+    for name in names {
+        match parse_file_name(&name) {
+            Some(FileKind::Segment(b)) => bases.push(b),
+            Some(FileKind::OffsetIndex(b) | FileKind::TimeIndex(b)) => index_bases.push((b, name)),
+            Some(FileKind::Temporary) => temporaries.push(name),
+            None => report.unknown_files.push(name),
+        }
+    }
+    if bases.is_empty()
+        && index_bases.is_empty()
+        && temporaries.is_empty()
+        && let Some(example) = report.unknown_files.first()
+    {
+        return Err(Error::NotALogDirectory { path: dir.to_path_buf(), example: example.clone() });
+    }
+    if bases.is_empty() && opts.read_only && !report.unknown_files.is_empty() {
+        return Err(Error::NoLog { path: dir.to_path_buf() });
+    }
+    if !report.unknown_files.is_empty() {
+        warn!(files = ?report.unknown_files, "ignoring files the log does not own");
+    }
+
+    // Leftovers of interrupted operations: a temporary is never referenced by
+    // the log (it becomes live only by rename), so removing it undoes the
+    // operation; an index without its segment belongs to a deleted segment.
+    if !opts.read_only {
+        let mut removed_any = false;
+        for name in &temporaries {
+            fs.remove_file(&dir.join(name)).map_err(|e| Error::io("removing a temporary file", dir.join(name), e))?;
+            removed_any = true;
+        }
+        report.temporaries_removed = temporaries;
+        for (b, name) in &index_bases {
+            if bases.binary_search(b).is_err() {
+                fs.remove_file(&dir.join(name)).map_err(|e| Error::io("removing an orphan index", dir.join(name), e))?;
+                report.orphans_removed.push(name.clone());
+                removed_any = true;
+            }
+        }
+        if removed_any {
+            fs.sync_dir(dir).map_err(|e| Error::io("syncing the log directory", dir, e))?;
+        }
+    }
+
+    let mut log = Log {
+        fs: Arc::clone(&fs),
+        clock: Arc::clone(&opts.clock),
+        dir: dir.to_path_buf(),
+        config: opts.config,
+        read_only: opts.read_only,
+        segments: BTreeMap::new(),
+        active: None,
+        first_offset: 0,
+        next_offset: 0,
+        durable_next: 0,
+        poisoned: None,
+        closed: false,
+        report: RecoveryReport::default(),
+    };
+
+    let n = bases.len();
+    for (i, &base) in bases.iter().enumerate() {
+        let is_last = i + 1 == n;
+        let seg = open_segment(&log, base, is_last, &mut report)?;
+        if let Some(prev) = log.segments.values().next_back()
+            && prev.tail.next_offset != seg.base
+        {
+            return Err(Error::corruption(
+                &seg.path,
+                0,
+                format!(
+                    "segments are not contiguous: the previous segment ends before offset {}, this one starts at {}; a segment file is missing or misplaced",
+                    prev.tail.next_offset, seg.base
+                ),
+            ));
+        }
+        log.segments.insert(base, seg);
+    }
+
+    if let Some(first) = log.segments.values().next() {
+        log.first_offset = first.base;
+    }
+    if let Some(last) = log.segments.values().next_back() {
+        log.next_offset = last.tail.next_offset;
+        if !last.sealed {
+            log.active = Some(Active {
+                buf: Vec::with_capacity(log.config.write_buffer_bytes as usize + 4096),
+                flushed_pos: last.tail.end_pos,
+                batch_start_pos: last.tail.end_pos,
+                records_since_marker: 0,
+            });
+        }
+    }
+    log.durable_next = log.next_offset;
+    report.clean = report.clean || log.segments.values().next_back().is_none_or(|s| s.sealed);
+    info!(
+        first_offset = log.first_offset,
+        next_offset = log.next_offset,
+        n_segments = log.segments.len(),
+        clean = report.clean,
+        torn_bytes = report.torn_bytes,
+        "opened log"
+    );
+    log.report = report;
+    Ok(log)
+}
+
+fn open_segment(log: &Log, base: u64, is_last: bool, report: &mut RecoveryReport) -> Result<Segment> {
+    let path = log.path_of(&segment_file_name(base));
+    let mode = if is_last && !log.read_only { OpenMode::ReadWrite } else { OpenMode::Read };
+    let file = log.fs.open(&path, mode).map_err(|e| Error::io("opening segment", &path, e))?;
+    let len = file.len().map_err(|e| Error::io("reading the size of", &path, e))?;
+
+    let mut hbuf = [0u8; HEADER_LEN as usize];
+    let got = read_full_at(&*file, &mut hbuf, 0).map_err(|e| Error::io("reading the header of", &path, e))?;
+    let header = match SegmentHeader::decode(hbuf.get(..got).unwrap_or_default()) {
+        Ok(h) => h,
+        Err(HeaderError::Version(v)) => {
+            return Err(Error::UnsupportedVersion { path, found: v, supported: format::FORMAT_VERSION });
+        }
+        Err(HeaderError::Short) => return Err(Error::corruption(&path, got as u64, "segment header is truncated")),
+        Err(HeaderError::Magic) => return Err(Error::corruption(&path, 0, "not a segment file (bad magic)")),
+        Err(HeaderError::Invalid(why)) => return Err(Error::corruption(&path, 0, why)),
+    };
+    if header.base_offset != base {
+        return Err(Error::corruption(
+            &path,
+            16,
+            format!("header says base offset {}, but the file name says {base}", header.base_offset),
+        ));
+    }
+
+    let trailer = read_trailer(&*file, len, base).map_err(|e| Error::io("reading the footer of", &path, e))?;
+    let mk = |tail: Tail, sealed: bool| Segment {
+        base,
+        path: path.clone(),
+        file: Arc::clone(&file),
+        created_ms: header.created_ms,
+        tail,
+        sealed,
+        index: OnceLock::new(),
+        index_dirty: Default::default(),
+    };
+    match trailer {
+        Some(m) if m.kind == MarkerKind::Seal => {
+            report.n_segments_trusted += 1;
+            let tail = tail_of(&m, m.own_pos);
+            check_summary(&path, &m)?;
+            Ok(mk(tail, true))
+        }
+        Some(m) if m.kind == MarkerKind::Close && is_last => {
+            check_summary(&path, &m)?;
+            report.clean = true;
+            let seg = mk(tail_of(&m, len), false);
+            let ix = match log.load_index_files(&seg, len) {
+                Some(ix) => ix,
+                None => {
+                    report.active_index_rebuilt = true;
+                    log.scan_segment(&seg)?
+                }
+            };
+            let _ = seg.index.set(ix);
+            Ok(seg)
+        }
+        _ if !is_last => Err(Error::corruption(
+            &path,
+            len.saturating_sub(MARKER_FRAME_LEN as u64),
+            "a sealed segment has no valid footer (only the last segment may be unsealed)",
+        )),
+        _ => recover_active(log, mk(Tail::empty(base), false), len, report),
+    }
+}
+
+fn tail_of(m: &Marker, end_pos: u64) -> Tail {
+    Tail { next_offset: m.next_offset, n_records: m.n_records, min_ts: m.min_ts, max_ts: m.max_ts, end_pos }
+}
+
+fn check_summary(path: &Path, m: &Marker) -> Result<()> {
+    if m.next_offset.checked_sub(m.base_offset) != Some(m.n_records) || (m.n_records > 0 && m.min_ts > m.max_ts) {
+        return Err(Error::corruption(path, m.own_pos, "footer summary is inconsistent (record count vs offsets)"));
+    }
+    Ok(())
+}
+
+/// The marker that ends the file, if the file ends with a valid one.
+fn read_trailer(file: &dyn FileHandle, len: u64, base: u64) -> io::Result<Option<Marker>> {
+    let Some(pos) = len.checked_sub(MARKER_FRAME_LEN as u64).filter(|&p| p >= HEADER_LEN) else {
+        return Ok(None);
+    };
+    let mut buf = [0u8; MARKER_FRAME_LEN];
+    if read_full_at(file, &mut buf, pos)? != MARKER_FRAME_LEN {
+        return Ok(None);
+    }
+    Ok(match decode_frame(&buf) {
+        Ok((Frame::Marker(m), _)) if m.own_pos == pos && m.base_offset == base => Some(m),
+        _ => None,
+    })
+}
+
+/// Scans the active segment after an unclean shutdown, cuts a torn tail
+/// (durably) or reports corruption, and rebuilds its index.
+fn recover_active(log: &Log, mut seg: Segment, len: u64, report: &mut RecoveryReport) -> Result<Segment> {
+    let _span = info_span!("recover_active", segment = %seg.path.display(), len).entered();
+    let interval = log.config.index_interval_bytes;
+    let mut ix = SparseIndex::new(HEADER_LEN);
+    let mut tail = Tail::empty(seg.base);
+    let mut cursor = FrameCursor::new(HEADER_LEN, len, SCAN_CHUNK);
+    let stop_at = loop {
+        match cursor.next_frame(&FileSource(&*seg.file)) {
+            Ok(Some((at, Frame::Record(r)))) if r.offset == tail.next_offset => {
+                let (offset, ts) = (r.offset, r.timestamp_ms);
+                ix.observe(offset, at, ts, interval);
+                let frame_len = cursor.pos() - at;
+                tail.add_record(ts, frame_len);
+            }
+            Ok(Some((at, Frame::Marker(m))))
+                if m.kind != MarkerKind::Seal
+                    && m.own_pos == at
+                    && m.base_offset == seg.base
+                    && m.next_offset == tail.next_offset
+                    && m.n_records == tail.n_records =>
+            {
+                tail.end_pos = cursor.pos();
+            }
+            Ok(Some((at, _))) => break Some((at, "frame does not continue the records before it")),
+            Ok(None) => break None,
+            Err(Stop::Invalid { pos, why }) => break Some((pos, why)),
+            Err(Stop::Torn { pos }) => break Some((pos, "frame runs past the end of the file")),
+            Err(Stop::Io(e)) => return Err(Error::io("reading", seg.path.clone(), e)),
+        }
+    };
+    report.bytes_scanned = len;
+    if let Some((pos, why)) = stop_at {
+        debug_assert_eq!(pos, tail.end_pos);
+        if let Some(evidence) = durable_evidence(&*seg.file, pos, len, seg.base)
+            .map_err(|e| Error::io("reading", seg.path.clone(), e))?
+        {
+            return Err(Error::corruption(
+                &seg.path,
+                pos,
+                format!("{why}, and {evidence}, so the damaged bytes had been synced"),
+            ));
+        }
+        warn!(pos, dropped = len - pos, why, "cutting off a torn tail");
+        report.torn_tail = Some((seg.path.clone(), pos));
+        report.torn_bytes = len - pos;
+        if !log.read_only {
+            seg.file.set_len(pos).map_err(|e| Error::io("truncating the torn tail of", seg.path.clone(), e))?;
+        }
+    }
+    if !log.read_only {
+        // Whatever was recovered becomes durable before anything is appended
+        // after it (this also persists the cut above).
+        seg.file.sync().map_err(|e| Error::io("fsyncing", seg.path.clone(), e))?;
+    }
+    seg.tail = tail;
+    let _ = seg.index.set(ix);
+    Ok(seg)
+}
+
+/// Looks past a bad frame at `bad_pos` for proof that it had been synced.
+/// Returns a description of the proof, or `None` if the bytes from `bad_pos`
+/// may be an unsynced, torn tail.
+fn durable_evidence(file: &dyn FileHandle, bad_pos: u64, len: u64, base: u64) -> io::Result<Option<String>> {
+    let rest_len = usize::try_from(len - bad_pos).map_err(|_| io::Error::other("segment too large"))?;
+    let mut rest = vec![0u8; rest_len];
+    let got = read_full_at(file, &mut rest, bad_pos)?;
+    rest.truncate(got);
+    let marker_body = (format::MARKER_BODY_LEN as u32).to_le_bytes();
+    for i in 1..rest.len() {
+        // Cheap filter before the checksum: the marker length prefix.
+        if rest.get(i..i + 4) != Some(&marker_body[..]) {
+            continue;
+        }
+        let at = bad_pos + i as u64;
+        let Some(bytes) = rest.get(i..) else { break };
+        let Ok((Frame::Marker(m), n)) = decode_frame(bytes) else { continue };
+        if m.own_pos != at || m.base_offset != base || m.kind == MarkerKind::Seal {
+            continue;
+        }
+        if m.batch_start_pos > bad_pos {
+            return Ok(Some(format!("a later batch was committed by the marker at byte {at}")));
+        }
+        let after = bytes.get(n..).unwrap_or_default();
+        let followed = match decode_frame(after) {
+            Ok((Frame::Record(r), _)) => r.offset == m.next_offset,
+            Ok((Frame::Marker(m2), _)) => m2.own_pos == at + n as u64 && m2.base_offset == base,
+            Err(_) => false,
+        };
+        if followed {
+            return Ok(Some(format!("the batch's commit marker at byte {at} is followed by later writes")));
+        }
+    }
+    Ok(None)
+}

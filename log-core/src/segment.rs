@@ -1,0 +1,226 @@
+//! One segment file: its summary, its sparse index, and a cursor that walks
+//! its frames.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
+
+use crate::format::{self, DecodeError, Frame, HEADER_LEN};
+use crate::fs::{FileHandle, read_full_at};
+use crate::index::SparseIndex;
+
+/// Summary of one segment, as reported by [`Log::segments`](crate::Log::segments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// Offset of the segment's first record (its file name).
+    pub base_offset: u64,
+    /// Offset of its last record, `None` if it holds none.
+    pub last_offset: Option<u64>,
+    /// Number of records.
+    pub n_records: u64,
+    /// Size in bytes (header, frames and footer; for the active segment,
+    /// including accepted bytes not yet written to the file).
+    pub bytes: u64,
+    /// Smallest record timestamp, `None` if it holds no records.
+    pub min_timestamp_ms: Option<u64>,
+    /// Largest record timestamp, `None` if it holds no records.
+    pub max_timestamp_ms: Option<u64>,
+    /// Whether the segment is sealed (immutable, with a footer).
+    pub sealed: bool,
+    /// The segment file.
+    pub path: PathBuf,
+}
+
+/// The running summary of a segment's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tail {
+    /// Offset the next record gets.
+    pub next_offset: u64,
+    /// Records in the segment.
+    pub n_records: u64,
+    /// Smallest record timestamp (`u64::MAX` if none).
+    pub min_ts: u64,
+    /// Largest record timestamp (0 if none).
+    pub max_ts: u64,
+    /// Logical end of the segment's frames (where the next frame goes).
+    pub end_pos: u64,
+}
+
+impl Tail {
+    pub fn empty(base: u64) -> Self {
+        Self { next_offset: base, n_records: 0, min_ts: u64::MAX, max_ts: 0, end_pos: HEADER_LEN }
+    }
+
+    pub fn add_record(&mut self, ts: u64, frame_len: u64) {
+        self.next_offset += 1;
+        self.n_records += 1;
+        self.min_ts = self.min_ts.min(ts);
+        self.max_ts = self.max_ts.max(ts);
+        self.end_pos += frame_len;
+    }
+}
+
+/// A segment known to the log.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub base: u64,
+    pub path: PathBuf,
+    pub file: Arc<dyn FileHandle>,
+    pub created_ms: u64,
+    /// For a sealed segment, `tail.end_pos` is the position of its footer.
+    pub tail: Tail,
+    pub sealed: bool,
+    /// Loaded lazily for sealed segments; always present for the active one.
+    pub index: OnceLock<SparseIndex>,
+    /// Set when the index was rebuilt in memory and its files are stale.
+    pub index_dirty: AtomicBool,
+}
+
+impl Segment {
+    pub fn info(&self) -> SegmentInfo {
+        let has = self.tail.n_records > 0;
+        SegmentInfo {
+            base_offset: self.base,
+            last_offset: self.tail.next_offset.checked_sub(1).filter(|_| has),
+            n_records: self.tail.n_records,
+            bytes: self.tail.end_pos + if self.sealed { format::MARKER_FRAME_LEN as u64 } else { 0 },
+            min_timestamp_ms: has.then_some(self.tail.min_ts),
+            max_timestamp_ms: has.then_some(self.tail.max_ts),
+            sealed: self.sealed,
+            path: self.path.clone(),
+        }
+    }
+}
+
+/// Where a frame walk stopped before its end position.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// The bytes at `pos` are not a valid frame.
+    Invalid { pos: u64, why: &'static str },
+    /// The frame at `pos` runs past the end of the range.
+    Torn { pos: u64 },
+    /// Reading failed.
+    Io(io::Error),
+}
+
+/// Reads bytes of one segment: from its file, or for the active segment from
+/// the file and the in-memory write buffer.
+pub(crate) trait ByteSource {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize>;
+}
+
+/// A whole file as a [`ByteSource`].
+pub(crate) struct FileSource<'a>(pub &'a dyn FileHandle);
+
+impl ByteSource for FileSource<'_> {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        read_full_at(self.0, buf, pos)
+    }
+}
+
+/// Read size for sequential scans.
+pub(crate) const SCAN_CHUNK: usize = 256 << 10;
+
+/// Walks the frames of a byte range `[pos, end)`, reading in chunks.
+#[derive(Debug)]
+pub(crate) struct FrameCursor {
+    buf: Vec<u8>,
+    /// File position of `buf[0]`.
+    buf_pos: u64,
+    /// Position of the next frame.
+    pos: u64,
+    end: u64,
+    /// Bytes to read at a time (more when a frame is larger).
+    chunk: usize,
+}
+
+impl FrameCursor {
+    /// A cursor over `[pos, end)` that reads `chunk` bytes at a time.
+    pub fn new(pos: u64, end: u64, chunk: usize) -> Self {
+        Self { buf: Vec::new(), buf_pos: pos, pos, end, chunk: chunk.max(format::MARKER_FRAME_LEN) }
+    }
+
+    /// Position of the next frame.
+    pub fn pos(&self) -> u64 {
+        self.pos
+    }
+
+    /// The next frame and its position, `Ok(None)` at exactly `end`.
+    pub fn next_frame<'a>(&'a mut self, src: &dyn ByteSource) -> Result<Option<(u64, Frame<'a>)>, Stop> {
+        if self.pos >= self.end {
+            return Ok(None);
+        }
+        let remaining = self.end - self.pos;
+        let prefix = format::FRAME_PREFIX_LEN as u64;
+        if prefix > remaining {
+            return Err(Stop::Torn { pos: self.pos });
+        }
+        self.ensure(src, prefix)?;
+        let total = {
+            let start = (self.pos - self.buf_pos) as usize;
+            let len_bytes: [u8; 4] = self
+                .buf
+                .get(start..start + 4)
+                .and_then(|s| s.try_into().ok())
+                .ok_or(Stop::Torn { pos: self.pos })?;
+            let body_len = u64::from(u32::from_le_bytes(len_bytes));
+            if !(4..=format::BODY_LEN_LIMIT).contains(&body_len) {
+                return Err(Stop::Invalid { pos: self.pos, why: "frame length out of range" });
+            }
+            prefix + body_len
+        };
+        if total > remaining {
+            return Err(Stop::Torn { pos: self.pos });
+        }
+        self.ensure(src, total)?;
+        let start = (self.pos - self.buf_pos) as usize;
+        let bytes = self.buf.get(start..start + total as usize).unwrap_or_default();
+        match format::decode_frame(bytes) {
+            Ok((frame, len)) => {
+                debug_assert_eq!(len as u64, total);
+                let at = self.pos;
+                self.pos += total;
+                Ok(Some((at, frame)))
+            }
+            Err(DecodeError::Invalid(why)) => Err(Stop::Invalid { pos: self.pos, why }),
+            Err(DecodeError::Incomplete(_)) => Err(Stop::Torn { pos: self.pos }),
+        }
+    }
+
+    /// Makes `want` bytes from `pos` available in `buf`, or fails with `Torn`
+    /// if the source ends first.
+    fn ensure(&mut self, src: &dyn ByteSource, want: u64) -> Result<(), Stop> {
+        let start = (self.pos - self.buf_pos) as usize;
+        if (self.buf.len().saturating_sub(start) as u64) >= want {
+            return Ok(());
+        }
+        self.refill(src, want)?;
+        if (self.buf.len() as u64) < want {
+            return Err(Stop::Torn { pos: self.pos });
+        }
+        Ok(())
+    }
+
+    /// Makes at least `want` bytes from `pos` available (fewer at the end).
+    fn refill(&mut self, src: &dyn ByteSource, want: u64) -> Result<(), Stop> {
+        let start = (self.pos - self.buf_pos) as usize;
+        self.buf.drain(..start.min(self.buf.len()));
+        self.buf_pos = self.pos;
+        let remaining = self.end - self.pos;
+        let target = want.max(self.chunk as u64).min(remaining) as usize;
+        if self.buf.len() >= target {
+            return Err(Stop::Torn { pos: self.pos });
+        }
+        let old = self.buf.len();
+        self.buf.resize(target, 0);
+        let got = src
+            .read_at(self.buf.get_mut(old..).unwrap_or_default(), self.buf_pos + old as u64)
+            .map_err(Stop::Io)?;
+        self.buf.truncate(old + got);
+        if got == 0 {
+            return Err(Stop::Torn { pos: self.pos });
+        }
+        Ok(())
+    }
+}

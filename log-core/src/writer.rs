@@ -1,0 +1,492 @@
+//! The write path: append, flush, sync, roll, seal and close.
+//!
+//! Accepted records are encoded into an in-memory buffer (readable from
+//! there) and written to the active segment when the buffer fills or on sync.
+//! A sync appends a commit marker, writes, and fsyncs. The **commit-ordering
+//! rule** holds throughout: nothing is written after a marker until the fsync
+//! that covers it has returned, so any valid frame after a marker proves that
+//! marker's batch was durable (recovery relies on this to tell rot from a
+//! torn tail).
+
+use std::io;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::OnceLock;
+
+use tracing::{debug, info_span, warn};
+
+use crate::config::SyncPolicy;
+use crate::error::{Error, Result};
+use crate::format::{
+    self, HEADER_LEN, Marker, MarkerKind, RecordRef, SegmentHeader, encode_index, index_file_name,
+    segment_file_name,
+};
+use crate::fs::{OpenMode, write_all_at};
+use crate::index::{IndexMark, SparseIndex};
+use crate::log::{Active, Entry, Log};
+use crate::segment::{Segment, Tail};
+
+/// What `rollback` restores after a batch could not be written.
+#[derive(Debug, Clone, Copy)]
+struct Snapshot {
+    tail: Tail,
+    index: IndexMark,
+    buf_len: usize,
+    flushed_pos: u64,
+    records_since_marker: u64,
+    next_offset: u64,
+}
+
+impl Log {
+    /// Appends one record and returns its offset. The record is *accepted*:
+    /// readable at once, durable only after a [`sync`](Self::sync) (or as the
+    /// [`SyncPolicy`] says). On `Err` nothing was appended.
+    pub fn append(&mut self, entry: Entry<'_>) -> Result<u64> {
+        self.append_batch(std::slice::from_ref(&entry)).map(|r| r.start)
+    }
+
+    /// Appends records atomically with respect to acceptance: either all get
+    /// consecutive offsets (returned) or, on `Err`, none is appended. A batch
+    /// never spans segments. Durability is per sync, so a crash may keep a
+    /// prefix of an unsynced batch.
+    pub fn append_batch(&mut self, entries: &[Entry<'_>]) -> Result<Range<u64>> {
+        self.check_writable("append")?;
+        let start = self.next_offset;
+        if entries.is_empty() {
+            return Ok(start..start);
+        }
+        let mut batch_bytes = 0u64;
+        for e in entries {
+            let size = e.payload_len();
+            if size > u64::from(self.config.record_bytes_max) {
+                return Err(Error::RecordTooLarge { size, max: self.config.record_bytes_max });
+            }
+            batch_bytes += size + format::RECORD_OVERHEAD as u64;
+        }
+        let now = self.clock.now_ms();
+        self.ensure_active(now)?;
+        if self.should_roll(batch_bytes, entries.len() as u64, now) {
+            self.roll_at(now)?;
+        }
+        let snap = self.snapshot();
+        let interval = self.config.index_interval_bytes;
+        let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values_mut().next_back()) else {
+            return Err(self.invariant("no active segment after ensure_active"));
+        };
+        let index = seg.index.get_mut().ok_or_else(|| Error::corruption(&seg.path, 0, "active index missing"))?;
+        for e in entries {
+            let rec = RecordRef {
+                offset: seg.tail.next_offset,
+                timestamp_ms: e.timestamp_ms.unwrap_or(now),
+                tombstone: e.tombstone,
+                key: e.key,
+                value: e.value,
+            };
+            let before = active.buf.len();
+            format::encode_record(&mut active.buf, &rec);
+            let frame_len = (active.buf.len() - before) as u64;
+            index.observe(rec.offset, seg.tail.end_pos, rec.timestamp_ms, interval);
+            seg.tail.add_record(rec.timestamp_ms, frame_len);
+            active.records_since_marker += 1;
+        }
+        let end = seg.tail.next_offset;
+        let over_buffer = active.buf.len() >= self.config.write_buffer_bytes as usize;
+        self.next_offset = end;
+        debug_assert_eq!(end - start, entries.len() as u64);
+
+        let want_sync = match self.config.sync {
+            SyncPolicy::Manual => false,
+            SyncPolicy::Always => true,
+            SyncPolicy::EveryRecords(n) => end - self.durable_next >= n,
+        };
+        let res = if want_sync {
+            self.sync_inner()
+        } else if over_buffer {
+            self.flush_buffer()
+        } else {
+            Ok(())
+        };
+        if let Err(e) = res {
+            if e.is_disk_full() {
+                self.rollback(snap)?;
+            }
+            return Err(e);
+        }
+        Ok(start..end)
+    }
+
+    /// Makes every accepted record durable: writes a commit marker, writes
+    /// the buffer and fsyncs the active segment. After `Ok`,
+    /// [`durable_offset`](Self::durable_offset) equals
+    /// [`next_offset`](Self::next_offset). After an fsync error the log is
+    /// poisoned; it never retries one.
+    pub fn sync(&mut self) -> Result<()> {
+        self.check_writable("sync")?;
+        self.sync_inner()
+    }
+
+    /// Seals the active segment (if it holds records) and starts a new one.
+    pub fn roll(&mut self) -> Result<()> {
+        self.check_writable("roll")?;
+        let now = self.clock.now_ms();
+        self.roll_at(now)
+    }
+
+    fn roll_at(&mut self, now_ms: u64) -> Result<()> {
+        let has_records = self.segments.values().next_back().is_some_and(|s| !s.sealed && s.tail.n_records > 0);
+        if !has_records {
+            return Ok(());
+        }
+        let _span = info_span!("roll", next_offset = self.next_offset).entered();
+        self.seal_active()?;
+        self.create_segment(self.next_offset, now_ms)
+    }
+
+    /// Closes the log cleanly: makes everything durable and writes a
+    /// clean-close trailer and the active segment's index, so the next open
+    /// reads no record.
+    pub fn close(mut self) -> Result<()> {
+        self.closed = true;
+        if self.read_only {
+            return Ok(());
+        }
+        self.check_writable("close")?;
+        let _span = info_span!("close", dir = %self.dir.display()).entered();
+        self.sync_inner()?;
+        if self.active.is_some() {
+            self.write_trailer(MarkerKind::Close)?;
+            if let Some(seg) = self.segments.values().next_back() {
+                self.write_index_files(seg, seg.tail.end_pos);
+            }
+        }
+        for seg in self.segments.values().filter(|s| s.sealed) {
+            if seg.index_dirty.load(std::sync::atomic::Ordering::Relaxed) {
+                self.write_index_files(seg, seg.tail.end_pos + format::MARKER_FRAME_LEN as u64);
+            }
+        }
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io("syncing the directory", self.dir.clone(), e))
+    }
+
+    // ------------------------------------------------------------------
+
+    pub(crate) fn check_writable(&self, op: &'static str) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly { op });
+        }
+        if let Some(cause) = &self.poisoned {
+            return Err(Error::Poisoned { cause: cause.clone() });
+        }
+        Ok(())
+    }
+
+    fn invariant(&mut self, what: &str) -> Error {
+        let msg = format!("internal invariant broken: {what}");
+        self.poisoned = Some(msg.clone());
+        Error::Poisoned { cause: msg }
+    }
+
+    /// Turns a failed write into an error; anything but ENOSPC poisons.
+    fn write_failed(&mut self, op: &'static str, path: std::path::PathBuf, e: io::Error) -> Error {
+        if e.kind() == io::ErrorKind::StorageFull {
+            return Error::DiskFull { op, path };
+        }
+        self.poisoned = Some(format!("{op} `{}` failed: {e}", path.display()));
+        Error::io(op, path, e)
+    }
+
+    /// A failed fsync always poisons: the kernel may have dropped the data.
+    fn sync_failed(&mut self, path: std::path::PathBuf, e: io::Error) -> Error {
+        self.poisoned = Some(format!("fsync of `{}` failed: {e}", path.display()));
+        Error::io("fsyncing", path, e)
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let seg = self.segments.values().next_back();
+        let (buf_len, flushed_pos, records_since_marker) =
+            self.active.as_ref().map_or((0, 0, 0), |a| (a.buf.len(), a.flushed_pos, a.records_since_marker));
+        Snapshot {
+            tail: seg.map_or(Tail::empty(0), |s| s.tail),
+            index: seg.and_then(|s| s.index.get()).map_or(SparseIndex::default().mark(), SparseIndex::mark),
+            buf_len,
+            flushed_pos,
+            records_since_marker,
+            next_offset: self.next_offset,
+        }
+    }
+
+    /// Undoes the appends made since `snap` (after ENOSPC).
+    fn rollback(&mut self, snap: Snapshot) -> Result<()> {
+        let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values_mut().next_back()) else {
+            return Err(self.invariant("rollback without an active segment"));
+        };
+        if active.flushed_pos > snap.flushed_pos {
+            // Part of the batch reached the file: cut it off again.
+            if let Err(e) = seg.file.set_len(snap.flushed_pos) {
+                let path = seg.path.clone();
+                return Err(self.write_failed("truncating", path, e));
+            }
+            active.buf.clear();
+            active.flushed_pos = snap.flushed_pos;
+            debug_assert!(false, "a flush succeeded within a batch that then hit ENOSPC");
+        } else {
+            active.buf.truncate(snap.buf_len);
+        }
+        active.records_since_marker = snap.records_since_marker;
+        seg.tail = snap.tail;
+        if let Some(ix) = seg.index.get_mut() {
+            ix.rollback(snap.index);
+        }
+        self.next_offset = snap.next_offset;
+        Ok(())
+    }
+
+    fn should_roll(&self, add_bytes: u64, add_records: u64, now_ms: u64) -> bool {
+        let Some(seg) = self.segments.values().next_back().filter(|s| !s.sealed) else {
+            return false;
+        };
+        if seg.tail.n_records == 0 {
+            return false;
+        }
+        let c = &self.config;
+        seg.tail.end_pos + add_bytes + format::MARKER_FRAME_LEN as u64 * 2 > c.segment_bytes_max
+            || seg.tail.n_records + add_records > c.segment_records_max
+            || c.segment_age_ms_max.is_some_and(|age| now_ms.saturating_sub(seg.created_ms) >= age)
+    }
+
+    /// Creates the active segment if the log has none (empty log, or the last
+    /// segment is sealed).
+    fn ensure_active(&mut self, now_ms: u64) -> Result<()> {
+        if self.active.is_some() {
+            return Ok(());
+        }
+        self.create_segment(self.next_offset, now_ms)
+    }
+
+    /// Writes the buffer to the active segment (no fsync). On ENOSPC the
+    /// partial write is cut off and the buffer kept: nothing changes.
+    pub(crate) fn flush_buffer(&mut self) -> Result<()> {
+        let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values().next_back()) else {
+            return Ok(());
+        };
+        if active.buf.is_empty() {
+            return Ok(());
+        }
+        match write_all_at(&*seg.file, &active.buf, active.flushed_pos) {
+            Ok(()) => {
+                active.flushed_pos += active.buf.len() as u64;
+                active.buf.clear();
+                Ok(())
+            }
+            Err(e) => {
+                let path = seg.path.clone();
+                if e.kind() == io::ErrorKind::StorageFull
+                    && let Err(e2) = seg.file.set_len(active.flushed_pos)
+                {
+                    return Err(self.write_failed("truncating a partial write in", path, e2));
+                }
+                Err(self.write_failed("writing", path, e))
+            }
+        }
+    }
+
+    pub(crate) fn sync_inner(&mut self) -> Result<()> {
+        if let Some(cause) = &self.poisoned {
+            return Err(Error::Poisoned { cause: cause.clone() });
+        }
+        let needs = self.active.as_ref().is_some_and(|a| a.records_since_marker > 0 || !a.buf.is_empty());
+        if !needs {
+            self.durable_next = self.next_offset;
+            return Ok(());
+        }
+        let _span = info_span!("sync", next_offset = self.next_offset).entered();
+        let now = self.clock.now_ms();
+        let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values_mut().next_back()) else {
+            return Err(self.invariant("sync without an active segment"));
+        };
+        let buf_len = active.buf.len();
+        let had_marker = active.records_since_marker > 0;
+        if had_marker {
+            let m = marker(MarkerKind::Commit, seg, active.batch_start_pos, now);
+            format::encode_marker(&mut active.buf, &m);
+            seg.tail.end_pos += format::MARKER_FRAME_LEN as u64;
+        }
+        if let Err(e) = self.flush_buffer() {
+            if had_marker && let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values_mut().next_back()) {
+                active.buf.truncate(buf_len);
+                seg.tail.end_pos -= format::MARKER_FRAME_LEN as u64;
+            }
+            return Err(e);
+        }
+        let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values().next_back()) else {
+            return Err(self.invariant("active segment vanished during sync"));
+        };
+        if let Err(e) = seg.file.sync() {
+            let path = seg.path.clone();
+            return Err(self.sync_failed(path, e));
+        }
+        active.records_since_marker = 0;
+        active.batch_start_pos = seg.tail.end_pos;
+        self.durable_next = self.next_offset;
+        debug!(durable_offset = self.durable_next, "synced");
+        Ok(())
+    }
+
+    /// Writes a trailer marker (seal footer or clean-close) after the data is
+    /// already durable, and fsyncs it: a valid trailer therefore proves that
+    /// everything before it was durable.
+    fn write_trailer(&mut self, kind: MarkerKind) -> Result<()> {
+        let now = self.clock.now_ms();
+        let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values_mut().next_back()) else {
+            return Err(self.invariant("trailer without an active segment"));
+        };
+        debug_assert!(active.buf.is_empty() && active.records_since_marker == 0);
+        let m = marker(kind, seg, seg.tail.end_pos, now);
+        let mut frame = Vec::with_capacity(format::MARKER_FRAME_LEN);
+        format::encode_marker(&mut frame, &m);
+        let (file, path, pos) = (Arc::clone(&seg.file), seg.path.clone(), active.flushed_pos);
+        debug_assert_eq!(pos, seg.tail.end_pos);
+        if let Err(e) = write_all_at(&*file, &frame, pos) {
+            if e.kind() == io::ErrorKind::StorageFull
+                && let Err(e2) = file.set_len(pos)
+            {
+                return Err(self.write_failed("truncating a partial write in", path, e2));
+            }
+            return Err(self.write_failed("writing a trailer to", path, e));
+        }
+        if let Err(e) = file.sync() {
+            return Err(self.sync_failed(path, e));
+        }
+        let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values_mut().next_back()) else {
+            return Err(self.invariant("active segment vanished while writing a trailer"));
+        };
+        active.flushed_pos += frame.len() as u64;
+        match kind {
+            MarkerKind::Seal => {
+                // A sealed segment's `end_pos` is the position of its footer.
+                seg.sealed = true;
+                self.active = None;
+            }
+            MarkerKind::Close | MarkerKind::Commit => {
+                seg.tail.end_pos += frame.len() as u64;
+                active.batch_start_pos = seg.tail.end_pos;
+            }
+        }
+        Ok(())
+    }
+
+    fn seal_active(&mut self) -> Result<()> {
+        self.sync_inner()?;
+        self.write_trailer(MarkerKind::Seal)?;
+        if let Some(seg) = self.segments.values().next_back() {
+            // Best effort: a missing index is rebuilt on first read.
+            self.write_index_files(seg, seg.tail.end_pos + format::MARKER_FRAME_LEN as u64);
+        }
+        Ok(())
+    }
+
+    /// Writes a segment's two index files (temporary, fsync, rename). The
+    /// caller syncs the directory. Failures are logged, not returned: indexes
+    /// are derived data, rebuilt when missing.
+    pub(crate) fn write_index_files(&self, seg: &Segment, end_pos: u64) {
+        let Some(index) = seg.index.get() else { return };
+        for (kind, file) in index.to_files(seg.base, end_pos) {
+            let name = index_file_name(kind, seg.base);
+            let tmp = self.path_of(&format!("{name}.tmp"));
+            let bytes = encode_index(kind, &file);
+            let res = (|| -> io::Result<()> {
+                if self.fs.exists(&tmp)? {
+                    self.fs.remove_file(&tmp)?;
+                }
+                let f = self.fs.open(&tmp, OpenMode::CreateNew)?;
+                write_all_at(&*f, &bytes, 0)?;
+                f.sync()?;
+                self.fs.rename(&tmp, &self.path_of(&name))
+            })();
+            if let Err(e) = res {
+                warn!(file = %name, error = %e, "could not write index file; it will be rebuilt when needed");
+                let _ = self.fs.remove_file(&tmp);
+            } else {
+                seg.index_dirty.store(false, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Creates a new, empty active segment with base `base`: header written
+    /// to a temporary file, fsynced, renamed into place, directory fsynced.
+    fn create_segment(&mut self, base: u64, now_ms: u64) -> Result<()> {
+        let name = segment_file_name(base);
+        let path = self.path_of(&name);
+        let tmp = self.path_of(&format!("{name}.tmp"));
+        if self.segments.contains_key(&base) {
+            return Err(self.invariant("a segment with this base offset already exists"));
+        }
+        let header = SegmentHeader { base_offset: base, created_ms: now_ms };
+        let created = (|| -> io::Result<Arc<dyn crate::fs::FileHandle>> {
+            if self.fs.exists(&tmp)? {
+                self.fs.remove_file(&tmp)?;
+            }
+            let f = self.fs.open(&tmp, OpenMode::CreateNew)?;
+            write_all_at(&*f, &header.encode(), 0)?;
+            Ok(f)
+        })();
+        let file = match created {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = self.fs.remove_file(&tmp);
+                return Err(self.write_failed("creating segment", tmp, e));
+            }
+        };
+        if let Err(e) = file.sync() {
+            let _ = self.fs.remove_file(&tmp);
+            return Err(self.sync_failed(tmp, e));
+        }
+        if let Err(e) = self.fs.rename(&tmp, &path) {
+            let _ = self.fs.remove_file(&tmp);
+            return Err(self.write_failed("renaming a new segment to", path, e));
+        }
+        if let Err(e) = self.fs.sync_dir(&self.dir) {
+            let dir = self.dir.clone();
+            return Err(self.sync_failed(dir, e));
+        }
+        debug!(base, "created segment");
+        let index = OnceLock::new();
+        let _ = index.set(SparseIndex::new(HEADER_LEN));
+        self.segments.insert(
+            base,
+            Segment {
+                base,
+                path,
+                file,
+                created_ms: now_ms,
+                tail: Tail::empty(base),
+                sealed: false,
+                index,
+                index_dirty: Default::default(),
+            },
+        );
+        self.active = Some(Active {
+            buf: Vec::with_capacity(self.config.write_buffer_bytes as usize + 4096),
+            flushed_pos: HEADER_LEN,
+            batch_start_pos: HEADER_LEN,
+            records_since_marker: 0,
+        });
+        Ok(())
+    }
+}
+
+/// A marker describing `seg` as it stands.
+pub(crate) fn marker(kind: MarkerKind, seg: &Segment, batch_start_pos: u64, now_ms: u64) -> Marker {
+    Marker {
+        kind,
+        next_offset: seg.tail.next_offset,
+        timestamp_ms: now_ms,
+        n_records: seg.tail.n_records,
+        min_ts: seg.tail.min_ts,
+        max_ts: seg.tail.max_ts,
+        batch_start_pos,
+        own_pos: seg.tail.end_pos,
+        base_offset: seg.base,
+    }
+}
