@@ -36,3 +36,31 @@ impl Clock for FixedClock {
         self.0
     }
 }
+
+/// A clock that reads whatever it was last set to; clones share the time.
+/// For tests that move time by hand.
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl ManualClock {
+    /// A clock reading `now_ms`.
+    pub fn new(now_ms: u64) -> Self {
+        Self(std::sync::Arc::new(std::sync::atomic::AtomicU64::new(now_ms)))
+    }
+
+    /// Sets the time.
+    pub fn set(&self, now_ms: u64) {
+        self.0.store(now_ms, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Moves the time forward by `ms`.
+    pub fn advance(&self, ms: u64) {
+        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

@@ -43,7 +43,7 @@ mod segment;
 mod std_fs;
 mod writer;
 
-pub use clock::{Clock, FixedClock, SystemClock};
+pub use clock::{Clock, FixedClock, ManualClock, SystemClock};
 pub use config::{Config, RECORD_BYTES_LIMIT, SEGMENT_BYTES_LIMIT, SyncPolicy};
 pub use error::{ConfigError, Error, Result};
 pub use fs::{FileHandle, FileSystem, OpenMode, read_exact_at, read_full_at, write_all_at};

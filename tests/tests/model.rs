@@ -1,0 +1,168 @@
+//! Model test: random appends, batches, syncs, reads, iterations, rolls and
+//! reopens on the real filesystem, checked after every step against a plain
+//! `Vec` of what was appended.
+
+use std::sync::Arc;
+
+use log_core::{Config, Entry, FixedClock, Log, Options, Record, StdFs, SyncPolicy};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append { key: Option<Vec<u8>>, value_len: usize, ts: Option<u64>, tombstone: bool },
+    Batch { n: usize, value_len: usize },
+    Sync,
+    Read(usize),
+    Iter(usize, usize),
+    Roll,
+    TimeLookup(u64),
+    Reopen { clean: bool },
+    ReopenReadOnly,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        10 => (proptest::option::of(proptest::collection::vec(any::<u8>(), 0..8)), 0..600usize,
+               proptest::option::of(0..1000u64), any::<bool>())
+            .prop_map(|(key, value_len, ts, tombstone)| Op::Append { key, value_len, ts, tombstone }),
+        3 => (1..6usize, 0..300usize).prop_map(|(n, value_len)| Op::Batch { n, value_len }),
+        3 => Just(Op::Sync),
+        4 => any::<usize>().prop_map(Op::Read),
+        2 => (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Op::Iter(a, b)),
+        1 => Just(Op::Roll),
+        1 => (0..1100u64).prop_map(Op::TimeLookup),
+        1 => any::<bool>().prop_map(|clean| Op::Reopen { clean }),
+        1 => Just(Op::ReopenReadOnly),
+    ]
+}
+
+fn config() -> impl Strategy<Value = Config> {
+    (4096..12_000u64, 2..40u64, 64..1024u32, prop_oneof![Just(SyncPolicy::Manual), Just(SyncPolicy::Always), (1..10u64).prop_map(SyncPolicy::EveryRecords)])
+        .prop_map(|(segment_bytes_max, segment_records_max, index_interval_bytes, sync)| Config {
+            segment_bytes_max,
+            segment_records_max,
+            index_interval_bytes,
+            record_bytes_max: 4096,
+            write_buffer_bytes: 4096,
+            sync,
+            ..Config::default()
+        })
+}
+
+fn value(offset: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (offset * 31 + i * 7) as u8).collect()
+}
+
+fn open(dir: &std::path::Path, config: &Config, read_only: bool) -> Log {
+    Log::open_with(
+        dir,
+        Options { fs: StdFs::shared(), clock: Arc::new(FixedClock(500)), config: config.clone(), read_only },
+    )
+    .unwrap()
+}
+
+fn check_all(log: &Log, model: &[Record]) {
+    assert_eq!(log.first_offset(), 0);
+    assert_eq!(log.next_offset(), model.len() as u64);
+    let all: Vec<Record> = log.iter(..).collect::<Result<_, _>>().unwrap();
+    assert_eq!(all, model);
+    let segs = log.segments();
+    let mut next = 0;
+    for s in &segs {
+        assert_eq!(s.base_offset, next, "segments must be contiguous: {segs:?}");
+        next += s.n_records;
+        assert!(s.bytes <= 12_000 + 4096 * 6 + 200, "segment too large: {s:?}");
+    }
+    assert_eq!(next, model.len() as u64);
+    assert!(segs.iter().rev().skip(1).all(|s| s.sealed), "only the last segment may be active: {segs:?}");
+    let report = log.verify();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(report.n_records, model.len() as u64);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn log_matches_model(config in config(), ops in proptest::collection::vec(op(), 1..120)) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), &config, false);
+        let mut model: Vec<Record> = Vec::new();
+        for op in ops {
+            match op {
+                Op::Append { key, value_len, ts, tombstone } => {
+                    let v = value(model.len(), value_len);
+                    let mut e = Entry::new(&v);
+                    e.key = key.as_deref();
+                    e.timestamp_ms = ts;
+                    e.tombstone = tombstone;
+                    let off = log.append(e).unwrap();
+                    prop_assert_eq!(off, model.len() as u64);
+                    model.push(Record { offset: off, timestamp_ms: ts.unwrap_or(500), key, value: v, tombstone });
+                }
+                Op::Batch { n, value_len } => {
+                    let vals: Vec<Vec<u8>> = (0..n).map(|i| value(model.len() + i, value_len + i)).collect();
+                    let entries: Vec<Entry<'_>> = vals.iter().map(|v| Entry::new(v).with_key(b"k")).collect();
+                    let r = log.append_batch(&entries).unwrap();
+                    prop_assert_eq!(r.start, model.len() as u64);
+                    prop_assert_eq!(r.end - r.start, n as u64);
+                    for v in vals {
+                        let offset = model.len() as u64;
+                        model.push(Record { offset, timestamp_ms: 500, key: Some(b"k".to_vec()), value: v, tombstone: false });
+                    }
+                }
+                Op::Sync => {
+                    log.sync().unwrap();
+                    prop_assert_eq!(log.durable_offset(), log.next_offset());
+                }
+                Op::Read(i) => {
+                    if model.is_empty() {
+                        prop_assert!(log.read(0).is_err());
+                    } else {
+                        let i = i % model.len();
+                        prop_assert_eq!(&log.read(i as u64).unwrap(), &model[i]);
+                    }
+                    prop_assert!(log.read(model.len() as u64).is_err());
+                }
+                Op::Iter(a, b) => {
+                    let n = model.len() + 1;
+                    let (a, b) = (a % n, b % n);
+                    let got: Vec<Record> = log.iter(a as u64..b as u64).collect::<Result<_, _>>().unwrap();
+                    let want = if a < b { &model[a..b] } else { &[][..] };
+                    prop_assert_eq!(&got[..], want);
+                }
+                Op::Roll => log.roll().unwrap(),
+                Op::TimeLookup(t) => {
+                    let want = model.iter().find(|r| r.timestamp_ms >= t).map(|r| r.offset);
+                    prop_assert_eq!(log.offset_for_timestamp(t).unwrap(), want);
+                }
+                Op::Reopen { clean } => {
+                    if clean {
+                        log.close().unwrap();
+                    } else {
+                        drop(log);
+                    }
+                    log = open(dir.path(), &config, false);
+                    if clean {
+                        // A clean close lets the next open trust the trailer without a scan.
+                        prop_assert!(log.recovery_report().clean);
+                        prop_assert_eq!(log.recovery_report().bytes_scanned, 0);
+                    }
+                    prop_assert_eq!(log.durable_offset(), model.len() as u64);
+                }
+                Op::ReopenReadOnly => {
+                    log.close().unwrap();
+                    let ro = open(dir.path(), &config, true);
+                    check_all(&ro, &model);
+                    prop_assert!(ro.recovery_report().clean);
+                    drop(ro);
+                    log = open(dir.path(), &config, false);
+                }
+            }
+            check_all(&log, &model);
+        }
+        log.close().unwrap();
+        let log = open(dir.path(), &config, false);
+        check_all(&log, &model);
+    }
+}
