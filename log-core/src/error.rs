@@ -48,7 +48,9 @@ pub enum Error {
     /// An earlier write or sync failed, so the log refuses further writes:
     /// after a failed fsync the kernel may have dropped the data, and retrying
     /// could report lost data as durable.
-    #[error("the log is poisoned by an earlier failure ({cause}) and refuses writes; records after the last successful sync may be lost; close and reopen the log to recover")]
+    #[error(
+        "the log is poisoned by an earlier failure ({cause}) and refuses writes; records after the last successful sync may be lost; close and reopen the log to recover"
+    )]
     Poisoned {
         /// The failure that poisoned the log.
         cause: String,
@@ -137,10 +139,22 @@ impl Error {
     }
 
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        Error::Io { op, path: path.into(), source }
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
     }
 
-    pub(crate) fn corruption(path: impl Into<PathBuf>, pos: u64, detail: impl Into<String>) -> Self {
-        Error::Corruption { path: path.into(), pos, detail: detail.into() }
+    pub(crate) fn corruption(
+        path: impl Into<PathBuf>,
+        pos: u64,
+        detail: impl Into<String>,
+    ) -> Self {
+        Error::Corruption {
+            path: path.into(),
+            pos,
+            detail: detail.into(),
+        }
     }
 }

@@ -126,7 +126,9 @@ pub fn read_exact_at(file: &dyn FileHandle, mut buf: &mut [u8], mut pos: u64) ->
 pub fn read_full_at(file: &dyn FileHandle, buf: &mut [u8], pos: u64) -> io::Result<usize> {
     let mut done = 0usize;
     while done < buf.len() {
-        let Some(rest) = buf.get_mut(done..) else { break };
+        let Some(rest) = buf.get_mut(done..) else {
+            break;
+        };
         match file.read_at(rest, pos + done as u64) {
             Ok(0) => break,
             Ok(n) => done += n.min(rest.len()),

@@ -8,7 +8,9 @@ use std::sync::atomic::Ordering;
 use tracing::warn;
 
 use crate::error::{Error, Result};
-use crate::format::{self, Frame, HEADER_LEN, IndexKind, MarkerKind, decode_index, index_file_name};
+use crate::format::{
+    self, Frame, HEADER_LEN, IndexKind, MarkerKind, decode_index, index_file_name,
+};
 use crate::fs::{OpenMode, read_full_at};
 use crate::index::SparseIndex;
 use crate::log::{Log, Record};
@@ -58,15 +60,18 @@ impl Log {
     /// segment holding the answer is entered through its time index, so only
     /// one index interval of records is read.
     pub fn offset_for_timestamp(&self, timestamp_ms: u64) -> Result<Option<u64>> {
-        let Some(seg) = self
-            .segments
-            .values()
-            .find(|s| s.tail.n_records > 0 && s.tail.max_ts >= timestamp_ms && s.tail.next_offset > self.first_offset)
-        else {
+        let Some(seg) = self.segments.values().find(|s| {
+            s.tail.n_records > 0
+                && s.tail.max_ts >= timestamp_ms
+                && s.tail.next_offset > self.first_offset
+        }) else {
             return Ok(None);
         };
         let index = self.index_of(seg)?;
-        let from = index.time_floor(timestamp_ms).map_or(seg.base, |o| o + 1).max(self.first_offset);
+        let from = index
+            .time_floor(timestamp_ms)
+            .map_or(seg.base, |o| o + 1)
+            .max(self.first_offset);
         for rec in self.iter(from..seg.tail.next_offset) {
             let rec = rec?;
             if rec.timestamp_ms >= timestamp_ms {
@@ -76,7 +81,10 @@ impl Log {
         Err(Error::corruption(
             &seg.path,
             seg.tail.end_pos,
-            format!("the segment summary says a record has timestamp {} but none was found", seg.tail.max_ts),
+            format!(
+                "the segment summary says a record has timestamp {} but none was found",
+                seg.tail.max_ts
+            ),
         ))
     }
 
@@ -99,18 +107,31 @@ impl Log {
     }
 
     pub(crate) fn segment_for(&self, offset: u64) -> Result<&Segment> {
-        let out_of_range = || Error::OffsetOutOfRange { offset, first: self.first_offset, next: self.next_offset };
+        let out_of_range = || Error::OffsetOutOfRange {
+            offset,
+            first: self.first_offset,
+            next: self.next_offset,
+        };
         if offset < self.first_offset || offset >= self.next_offset {
             return Err(out_of_range());
         }
-        let (_, seg) = self.segments.range(..=offset).next_back().ok_or_else(out_of_range)?;
+        let (_, seg) = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .ok_or_else(out_of_range)?;
         if offset >= seg.tail.next_offset {
             return Err(out_of_range());
         }
         Ok(seg)
     }
 
-    fn find_in_segment(&self, seg: &Segment, offset: u64, (mut expect, pos): (u64, u64)) -> Result<Record> {
+    fn find_in_segment(
+        &self,
+        seg: &Segment,
+        offset: u64,
+        (mut expect, pos): (u64, u64),
+    ) -> Result<Record> {
         let src = self.source(seg);
         let chunk = (self.config.index_interval_bytes as usize * 2).max(8192);
         let mut cursor = FrameCursor::new(pos, seg.tail.end_pos, chunk);
@@ -121,7 +142,10 @@ impl Log {
                         return Err(Error::corruption(
                             &seg.path,
                             at,
-                            format!("expected the record with offset {expect}, found offset {}", r.offset),
+                            format!(
+                                "expected the record with offset {expect}, found offset {}",
+                                r.offset
+                            ),
                         ));
                     }
                     if r.offset == offset {
@@ -134,7 +158,9 @@ impl Log {
                     return Err(Error::corruption(
                         &seg.path,
                         seg.tail.end_pos,
-                        format!("segment ends before offset {offset}, which its footer says it holds"),
+                        format!(
+                            "segment ends before offset {offset}, which its footer says it holds"
+                        ),
                     ));
                 }
                 Err(stop) => return Err(self.stop_error(seg, stop)),
@@ -145,7 +171,11 @@ impl Log {
     pub(crate) fn stop_error(&self, seg: &Segment, stop: Stop) -> Error {
         match stop {
             Stop::Invalid { pos, why } => Error::corruption(&seg.path, pos, why),
-            Stop::Torn { pos } => Error::corruption(&seg.path, pos, "a frame runs past the end of the segment's data"),
+            Stop::Torn { pos } => Error::corruption(
+                &seg.path,
+                pos,
+                "a frame runs past the end of the segment's data",
+            ),
             Stop::Io(e) => Error::io("reading", seg.path.clone(), e),
         }
     }
@@ -182,11 +212,17 @@ impl Log {
             if read_full_at(&*f, &mut buf, 0).ok()? != buf.len() {
                 return None;
             }
-            decode_index(kind, &buf).ok().filter(|i| i.base_offset == seg.base && i.end_pos == file_len)
+            decode_index(kind, &buf)
+                .ok()
+                .filter(|i| i.base_offset == seg.base && i.end_pos == file_len)
         });
         let times = files[1].take()?;
         let offsets = files[0].take()?;
-        if offsets.entries.last().is_some_and(|&(o, p)| o >= seg.tail.next_offset || p >= seg.tail.end_pos) {
+        if offsets
+            .entries
+            .last()
+            .is_some_and(|&(o, p)| o >= seg.tail.next_offset || p >= seg.tail.end_pos)
+        {
             return None;
         }
         SparseIndex::from_files(offsets, times, seg.tail.max_ts, HEADER_LEN)
@@ -209,7 +245,10 @@ impl Log {
                         return Err(Error::corruption(
                             &seg.path,
                             at,
-                            format!("expected the record with offset {expect}, found offset {}", r.offset),
+                            format!(
+                                "expected the record with offset {expect}, found offset {}",
+                                r.offset
+                            ),
                         ));
                     }
                     ix.observe(r.offset, at, r.timestamp_ms, interval);
@@ -225,14 +264,20 @@ impl Log {
                         && m.next_offset == expect
                         && m.n_records == n;
                     if !consistent {
-                        return Err(Error::corruption(&seg.path, at, "marker does not match the records before it"));
+                        return Err(Error::corruption(
+                            &seg.path,
+                            at,
+                            "marker does not match the records before it",
+                        ));
                     }
                 }
                 Ok(None) => break,
                 Err(stop) => return Err(self.stop_error(seg, stop)),
             }
         }
-        if expect != seg.tail.next_offset || n != seg.tail.n_records || (n > 0 && (min_ts, max_ts) != (seg.tail.min_ts, seg.tail.max_ts))
+        if expect != seg.tail.next_offset
+            || n != seg.tail.n_records
+            || (n > 0 && (min_ts, max_ts) != (seg.tail.min_ts, seg.tail.max_ts))
         {
             return Err(Error::corruption(
                 &seg.path,
@@ -287,7 +332,11 @@ impl Iter<'_> {
         let seg = self.log.segment_for(self.next)?;
         let index = self.log.index_of(seg)?;
         let (expect, pos) = index.floor(self.next).unwrap_or((seg.base, HEADER_LEN));
-        self.cursor = Some((seg.base, FrameCursor::new(pos, seg.tail.end_pos, SCAN_CHUNK), expect));
+        self.cursor = Some((
+            seg.base,
+            FrameCursor::new(pos, seg.tail.end_pos, SCAN_CHUNK),
+            expect,
+        ));
         Ok(())
     }
 }
@@ -310,7 +359,11 @@ impl Iterator for Iter<'_> {
             let (base, cursor, expect) = self.cursor.as_mut()?;
             let Some(seg) = log.segments.get(base) else {
                 self.failed = true;
-                return Some(Err(Error::OffsetOutOfRange { offset: self.next, first: log.first_offset, next: log.next_offset }));
+                return Some(Err(Error::OffsetOutOfRange {
+                    offset: self.next,
+                    first: log.first_offset,
+                    next: log.next_offset,
+                }));
             };
             match cursor.next_frame(&log.source(seg)) {
                 Ok(Some((at, Frame::Record(r)))) => {
@@ -318,7 +371,10 @@ impl Iterator for Iter<'_> {
                         let e = Error::corruption(
                             &seg.path,
                             at,
-                            format!("expected the record with offset {expect}, found offset {}", r.offset),
+                            format!(
+                                "expected the record with offset {expect}, found offset {}",
+                                r.offset
+                            ),
                         );
                         self.failed = true;
                         return Some(Err(e));
@@ -336,7 +392,10 @@ impl Iterator for Iter<'_> {
                         return Some(Err(Error::corruption(
                             &seg.path,
                             seg.tail.end_pos,
-                            format!("segment ends before offset {}, which its summary says it holds", self.next),
+                            format!(
+                                "segment ends before offset {}, which its summary says it holds",
+                                self.next
+                            ),
                         )));
                     }
                     self.cursor = None;

@@ -25,8 +25,8 @@ use tracing::{info, info_span, warn};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    self, FileKind, Frame, HEADER_LEN, HeaderError, MARKER_FRAME_LEN, Marker, MarkerKind, SegmentHeader,
-    decode_frame, parse_file_name, segment_file_name,
+    self, FileKind, Frame, HEADER_LEN, HeaderError, MARKER_FRAME_LEN, Marker, MarkerKind,
+    SegmentHeader, decode_frame, parse_file_name, segment_file_name,
 };
 use crate::fs::{FileHandle, OpenMode, parent_dir, read_full_at};
 use crate::index::SparseIndex;
@@ -43,11 +43,15 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
         Ok(names) => names,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if opts.read_only {
-                return Err(Error::NoLog { path: dir.to_path_buf() });
+                return Err(Error::NoLog {
+                    path: dir.to_path_buf(),
+                });
             }
-            fs.create_dir_all(dir).map_err(|e| Error::io("creating the log directory", dir, e))?;
+            fs.create_dir_all(dir)
+                .map_err(|e| Error::io("creating the log directory", dir, e))?;
             let parent = parent_dir(dir);
-            fs.sync_dir(&parent).map_err(|e| Error::io("syncing the parent directory", parent, e))?;
+            fs.sync_dir(&parent)
+                .map_err(|e| Error::io("syncing the parent directory", parent, e))?;
             report.created = true;
             Vec::new()
         }
@@ -70,10 +74,15 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
         && temporaries.is_empty()
         && let Some(example) = report.unknown_files.first()
     {
-        return Err(Error::NotALogDirectory { path: dir.to_path_buf(), example: example.clone() });
+        return Err(Error::NotALogDirectory {
+            path: dir.to_path_buf(),
+            example: example.clone(),
+        });
     }
     if bases.is_empty() && opts.read_only && !report.unknown_files.is_empty() {
-        return Err(Error::NoLog { path: dir.to_path_buf() });
+        return Err(Error::NoLog {
+            path: dir.to_path_buf(),
+        });
     }
     if !report.unknown_files.is_empty() {
         warn!(files = ?report.unknown_files, "ignoring files the log does not own");
@@ -85,19 +94,22 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
     if !opts.read_only {
         let mut removed_any = false;
         for name in &temporaries {
-            fs.remove_file(&dir.join(name)).map_err(|e| Error::io("removing a temporary file", dir.join(name), e))?;
+            fs.remove_file(&dir.join(name))
+                .map_err(|e| Error::io("removing a temporary file", dir.join(name), e))?;
             removed_any = true;
         }
         report.temporaries_removed = temporaries;
         for (b, name) in &index_bases {
             if bases.binary_search(b).is_err() {
-                fs.remove_file(&dir.join(name)).map_err(|e| Error::io("removing an orphan index", dir.join(name), e))?;
+                fs.remove_file(&dir.join(name))
+                    .map_err(|e| Error::io("removing an orphan index", dir.join(name), e))?;
                 report.orphans_removed.push(name.clone());
                 removed_any = true;
             }
         }
         if removed_any {
-            fs.sync_dir(dir).map_err(|e| Error::io("syncing the log directory", dir, e))?;
+            fs.sync_dir(dir)
+                .map_err(|e| Error::io("syncing the log directory", dir, e))?;
         }
     }
 
@@ -164,32 +176,67 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
     Ok(log)
 }
 
-fn open_segment(log: &Log, base: u64, is_last: bool, report: &mut RecoveryReport) -> Result<Segment> {
+fn open_segment(
+    log: &Log,
+    base: u64,
+    is_last: bool,
+    report: &mut RecoveryReport,
+) -> Result<Segment> {
     let path = log.path_of(&segment_file_name(base));
-    let mode = if is_last && !log.read_only { OpenMode::ReadWrite } else { OpenMode::Read };
-    let file = log.fs.open(&path, mode).map_err(|e| Error::io("opening segment", &path, e))?;
-    let len = file.len().map_err(|e| Error::io("reading the size of", &path, e))?;
+    let mode = if is_last && !log.read_only {
+        OpenMode::ReadWrite
+    } else {
+        OpenMode::Read
+    };
+    let file = log
+        .fs
+        .open(&path, mode)
+        .map_err(|e| Error::io("opening segment", &path, e))?;
+    let len = file
+        .len()
+        .map_err(|e| Error::io("reading the size of", &path, e))?;
 
     let mut hbuf = [0u8; HEADER_LEN as usize];
-    let got = read_full_at(&*file, &mut hbuf, 0).map_err(|e| Error::io("reading the header of", &path, e))?;
+    let got = read_full_at(&*file, &mut hbuf, 0)
+        .map_err(|e| Error::io("reading the header of", &path, e))?;
     let header = match SegmentHeader::decode(hbuf.get(..got).unwrap_or_default()) {
         Ok(h) => h,
         Err(HeaderError::Version(v)) => {
-            return Err(Error::UnsupportedVersion { path, found: v, supported: format::FORMAT_VERSION });
+            return Err(Error::UnsupportedVersion {
+                path,
+                found: v,
+                supported: format::FORMAT_VERSION,
+            });
         }
-        Err(HeaderError::Short) => return Err(Error::corruption(&path, got as u64, "segment header is truncated")),
-        Err(HeaderError::Magic) => return Err(Error::corruption(&path, 0, "not a segment file (bad magic)")),
+        Err(HeaderError::Short) => {
+            return Err(Error::corruption(
+                &path,
+                got as u64,
+                "segment header is truncated",
+            ));
+        }
+        Err(HeaderError::Magic) => {
+            return Err(Error::corruption(
+                &path,
+                0,
+                "not a segment file (bad magic)",
+            ));
+        }
         Err(HeaderError::Invalid(why)) => return Err(Error::corruption(&path, 0, why)),
     };
     if header.base_offset != base {
         return Err(Error::corruption(
             &path,
             16,
-            format!("header says base offset {}, but the file name says {base}", header.base_offset),
+            format!(
+                "header says base offset {}, but the file name says {base}",
+                header.base_offset
+            ),
         ));
     }
 
-    let trailer = read_trailer(&*file, len, base).map_err(|e| Error::io("reading the footer of", &path, e))?;
+    let trailer = read_trailer(&*file, len, base)
+        .map_err(|e| Error::io("reading the footer of", &path, e))?;
     let mk = |tail: Tail, sealed: bool| Segment {
         base,
         path: path.clone(),
@@ -231,19 +278,34 @@ fn open_segment(log: &Log, base: u64, is_last: bool, report: &mut RecoveryReport
 }
 
 fn tail_of(m: &Marker, end_pos: u64) -> Tail {
-    Tail { next_offset: m.next_offset, n_records: m.n_records, min_ts: m.min_ts, max_ts: m.max_ts, end_pos }
+    Tail {
+        next_offset: m.next_offset,
+        n_records: m.n_records,
+        min_ts: m.min_ts,
+        max_ts: m.max_ts,
+        end_pos,
+    }
 }
 
 fn check_summary(path: &Path, m: &Marker) -> Result<()> {
-    if m.next_offset.checked_sub(m.base_offset) != Some(m.n_records) || (m.n_records > 0 && m.min_ts > m.max_ts) {
-        return Err(Error::corruption(path, m.own_pos, "footer summary is inconsistent (record count vs offsets)"));
+    if m.next_offset.checked_sub(m.base_offset) != Some(m.n_records)
+        || (m.n_records > 0 && m.min_ts > m.max_ts)
+    {
+        return Err(Error::corruption(
+            path,
+            m.own_pos,
+            "footer summary is inconsistent (record count vs offsets)",
+        ));
     }
     Ok(())
 }
 
 /// The marker that ends the file, if the file ends with a valid one.
 fn read_trailer(file: &dyn FileHandle, len: u64, base: u64) -> io::Result<Option<Marker>> {
-    let Some(pos) = len.checked_sub(MARKER_FRAME_LEN as u64).filter(|&p| p >= HEADER_LEN) else {
+    let Some(pos) = len
+        .checked_sub(MARKER_FRAME_LEN as u64)
+        .filter(|&p| p >= HEADER_LEN)
+    else {
         return Ok(None);
     };
     let mut buf = [0u8; MARKER_FRAME_LEN];
@@ -258,7 +320,12 @@ fn read_trailer(file: &dyn FileHandle, len: u64, base: u64) -> io::Result<Option
 
 /// Scans the active segment after an unclean shutdown, cuts a torn tail
 /// (durably) or reports corruption, and rebuilds its index.
-fn recover_active(log: &Log, mut seg: Segment, len: u64, report: &mut RecoveryReport) -> Result<Segment> {
+fn recover_active(
+    log: &Log,
+    mut seg: Segment,
+    len: u64,
+    report: &mut RecoveryReport,
+) -> Result<Segment> {
     let _span = info_span!("recover_active", segment = %seg.path.display(), len).entered();
     let interval = log.config.index_interval_bytes;
     let mut ix = SparseIndex::new(HEADER_LEN);
@@ -304,13 +371,17 @@ fn recover_active(log: &Log, mut seg: Segment, len: u64, report: &mut RecoveryRe
         report.torn_tail = Some((seg.path.clone(), pos));
         report.torn_bytes = len - pos;
         if !log.read_only {
-            seg.file.set_len(pos).map_err(|e| Error::io("truncating the torn tail of", seg.path.clone(), e))?;
+            seg.file
+                .set_len(pos)
+                .map_err(|e| Error::io("truncating the torn tail of", seg.path.clone(), e))?;
         }
     }
     if !log.read_only {
         // Whatever was recovered becomes durable before anything is appended
         // after it (this also persists the cut above).
-        seg.file.sync().map_err(|e| Error::io("fsyncing", seg.path.clone(), e))?;
+        seg.file
+            .sync()
+            .map_err(|e| Error::io("fsyncing", seg.path.clone(), e))?;
     }
     seg.tail = tail;
     let _ = seg.index.set(ix);
@@ -320,8 +391,14 @@ fn recover_active(log: &Log, mut seg: Segment, len: u64, report: &mut RecoveryRe
 /// Looks past a bad frame at `bad_pos` for proof that it had been synced.
 /// Returns a description of the proof, or `None` if the bytes from `bad_pos`
 /// may be an unsynced, torn tail.
-fn durable_evidence(file: &dyn FileHandle, bad_pos: u64, len: u64, base: u64) -> io::Result<Option<String>> {
-    let rest_len = usize::try_from(len - bad_pos).map_err(|_| io::Error::other("segment too large"))?;
+fn durable_evidence(
+    file: &dyn FileHandle,
+    bad_pos: u64,
+    len: u64,
+    base: u64,
+) -> io::Result<Option<String>> {
+    let rest_len =
+        usize::try_from(len - bad_pos).map_err(|_| io::Error::other("segment too large"))?;
     let mut rest = vec![0u8; rest_len];
     let got = read_full_at(file, &mut rest, bad_pos)?;
     rest.truncate(got);
@@ -333,12 +410,16 @@ fn durable_evidence(file: &dyn FileHandle, bad_pos: u64, len: u64, base: u64) ->
         }
         let at = bad_pos + i as u64;
         let Some(bytes) = rest.get(i..) else { break };
-        let Ok((Frame::Marker(m), n)) = decode_frame(bytes) else { continue };
+        let Ok((Frame::Marker(m), n)) = decode_frame(bytes) else {
+            continue;
+        };
         if m.own_pos != at || m.base_offset != base || m.kind == MarkerKind::Seal {
             continue;
         }
         if m.batch_start_pos > bad_pos {
-            return Ok(Some(format!("a later batch was committed by the marker at byte {at}")));
+            return Ok(Some(format!(
+                "a later batch was committed by the marker at byte {at}"
+            )));
         }
         let after = bytes.get(n..).unwrap_or_default();
         let followed = match decode_frame(after) {
@@ -347,7 +428,9 @@ fn durable_evidence(file: &dyn FileHandle, bad_pos: u64, len: u64, base: u64) ->
             Err(_) => false,
         };
         if followed {
-            return Ok(Some(format!("the batch's commit marker at byte {at} is followed by later writes")));
+            return Ok(Some(format!(
+                "the batch's commit marker at byte {at} is followed by later writes"
+            )));
         }
     }
     Ok(None)

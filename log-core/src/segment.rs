@@ -49,7 +49,13 @@ pub(crate) struct Tail {
 
 impl Tail {
     pub fn empty(base: u64) -> Self {
-        Self { next_offset: base, n_records: 0, min_ts: u64::MAX, max_ts: 0, end_pos: HEADER_LEN }
+        Self {
+            next_offset: base,
+            n_records: 0,
+            min_ts: u64::MAX,
+            max_ts: 0,
+            end_pos: HEADER_LEN,
+        }
     }
 
     pub fn add_record(&mut self, ts: u64, frame_len: u64) {
@@ -84,7 +90,12 @@ impl Segment {
             base_offset: self.base,
             last_offset: self.tail.next_offset.checked_sub(1).filter(|_| has),
             n_records: self.tail.n_records,
-            bytes: self.tail.end_pos + if self.sealed { format::MARKER_FRAME_LEN as u64 } else { 0 },
+            bytes: self.tail.end_pos
+                + if self.sealed {
+                    format::MARKER_FRAME_LEN as u64
+                } else {
+                    0
+                },
             min_timestamp_ms: has.then_some(self.tail.min_ts),
             max_timestamp_ms: has.then_some(self.tail.max_ts),
             sealed: self.sealed,
@@ -138,7 +149,13 @@ pub(crate) struct FrameCursor {
 impl FrameCursor {
     /// A cursor over `[pos, end)` that reads `chunk` bytes at a time.
     pub fn new(pos: u64, end: u64, chunk: usize) -> Self {
-        Self { buf: Vec::new(), buf_pos: pos, pos, end, chunk: chunk.max(format::MARKER_FRAME_LEN) }
+        Self {
+            buf: Vec::new(),
+            buf_pos: pos,
+            pos,
+            end,
+            chunk: chunk.max(format::MARKER_FRAME_LEN),
+        }
     }
 
     /// Position of the next frame.
@@ -147,7 +164,10 @@ impl FrameCursor {
     }
 
     /// The next frame and its position, `Ok(None)` at exactly `end`.
-    pub fn next_frame<'a>(&'a mut self, src: &dyn ByteSource) -> Result<Option<(u64, Frame<'a>)>, Stop> {
+    pub fn next_frame<'a>(
+        &'a mut self,
+        src: &dyn ByteSource,
+    ) -> Result<Option<(u64, Frame<'a>)>, Stop> {
         if self.pos >= self.end {
             return Ok(None);
         }
@@ -166,7 +186,10 @@ impl FrameCursor {
                 .ok_or(Stop::Torn { pos: self.pos })?;
             let body_len = u64::from(u32::from_le_bytes(len_bytes));
             if !(4..=format::BODY_LEN_LIMIT).contains(&body_len) {
-                return Err(Stop::Invalid { pos: self.pos, why: "frame length out of range" });
+                return Err(Stop::Invalid {
+                    pos: self.pos,
+                    why: "frame length out of range",
+                });
             }
             prefix + body_len
         };
@@ -175,7 +198,10 @@ impl FrameCursor {
         }
         self.ensure(src, total)?;
         let start = (self.pos - self.buf_pos) as usize;
-        let bytes = self.buf.get(start..start + total as usize).unwrap_or_default();
+        let bytes = self
+            .buf
+            .get(start..start + total as usize)
+            .unwrap_or_default();
         match format::decode_frame(bytes) {
             Ok((frame, len)) => {
                 debug_assert_eq!(len as u64, total);
@@ -215,7 +241,10 @@ impl FrameCursor {
         let old = self.buf.len();
         self.buf.resize(target, 0);
         let got = src
-            .read_at(self.buf.get_mut(old..).unwrap_or_default(), self.buf_pos + old as u64)
+            .read_at(
+                self.buf.get_mut(old..).unwrap_or_default(),
+                self.buf_pos + old as u64,
+            )
             .map_err(Stop::Io)?;
         self.buf.truncate(old + got);
         if got == 0 {

@@ -1,0 +1,138 @@
+//! A real full disk: a 1 MiB tmpfs (mounting needs root, which CI and the
+//! development machines have). The log must report a typed disk-full error,
+//! keep its state, open and read on the full disk, and resume appending once
+//! space is freed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use log_core::{Config, Entry, Log, SyncPolicy};
+use tests::value_for;
+
+const SEED: u64 = 0xD15C;
+
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("running mount");
+        assert!(
+            out.status.success(),
+            "this test mounts a tmpfs to get a real ENOSPC and needs root (CI runs as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+fn config() -> Config {
+    Config {
+        segment_bytes_max: 128 << 10,
+        write_buffer_bytes: 8 << 10,
+        sync: SyncPolicy::EveryRecords(8),
+        ..Config::default()
+    }
+}
+
+fn check_all(log: &Log, n: u64) {
+    assert_eq!(log.next_offset(), n);
+    for rec in log.iter(..) {
+        let rec = rec.unwrap();
+        assert_eq!(
+            rec.value,
+            value_for(SEED, rec.offset, 1500),
+            "offset {}",
+            rec.offset
+        );
+    }
+    assert_eq!(log.iter(..).count() as u64, n);
+}
+
+#[test]
+fn real_enospc_on_tmpfs() {
+    let fs = Tmpfs::mount("1m");
+    let dir: PathBuf = fs.path().join("log");
+    let filler = fs.path().join("filler");
+    std::fs::write(&filler, vec![0u8; 256 << 10]).unwrap();
+
+    let mut log = Log::open(&dir, config()).unwrap();
+    let mut n_full = 0;
+    let mut last_full = None;
+    for _ in 0..10_000 {
+        let before = log.next_offset();
+        let v = value_for(SEED, before, 1500);
+        match log.append(Entry::new(&v)) {
+            Ok(off) => assert_eq!(off, before),
+            Err(e) => {
+                assert!(e.is_disk_full(), "expected a disk-full error, got: {e}");
+                assert!(
+                    e.to_string().contains("free space"),
+                    "the message says what to do: {e}"
+                );
+                assert!(!log.is_poisoned(), "ENOSPC must not poison the log");
+                assert_eq!(
+                    log.next_offset(),
+                    before,
+                    "a failed append must not move the end"
+                );
+                assert!(
+                    log.read(before).is_err(),
+                    "no partial record may be readable"
+                );
+                n_full += 1;
+                last_full = Some(before);
+                if n_full == 5 {
+                    break;
+                }
+            }
+        }
+    }
+    let n = last_full.expect("the tmpfs never filled up");
+    assert!(n > 100, "only {n} records fit");
+    check_all(&log, n);
+    let durable = log.durable_offset();
+    drop(log);
+
+    // Opening and reading on a full disk works, read-write and read-only.
+    let log = Log::open_read_only(&dir, config()).unwrap();
+    assert!(log.next_offset() >= durable);
+    let recovered = log.next_offset();
+    check_all(&log, recovered);
+    drop(log);
+    let mut log = Log::open(&dir, config()).unwrap();
+    check_all(&log, recovered);
+
+    // Free space: appends resume at the next offset.
+    std::fs::remove_file(&filler).unwrap();
+    for _ in 0..20 {
+        let off = log.next_offset();
+        assert_eq!(
+            log.append(Entry::new(&value_for(SEED, off, 1500))).unwrap(),
+            off
+        );
+    }
+    log.sync().unwrap();
+    log.close().unwrap();
+    let log = Log::open(&dir, config()).unwrap();
+    check_all(&log, recovered + 20);
+    eprintln!(
+        "tmpfs: {recovered} records filled 768 KiB; {n_full} appends refused with ENOSPC; 20 more after freeing space"
+    );
+}
