@@ -36,7 +36,7 @@ fn main() {
         let key = off.to_le_bytes();
         let got = log.append(Entry::new(&v).with_key(&key)).expect("append");
         assert_eq!(got, off);
-        if (off + 1) % sync_every == 0 {
+        if (off + 1).is_multiple_of(sync_every) {
             log.sync().expect("sync");
             writeln!(out, "durable {}", log.durable_offset()).expect("stdout");
             out.flush().expect("stdout");
