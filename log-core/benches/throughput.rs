@@ -1,1 +1,329 @@
-fn main() {}
+//! Side-by-side throughput benchmark: each log workload runs next to a raw
+//! `std::fs` loop that writes or reads the same bytes in the same process,
+//! and the table prints the ratio (log throughput / raw throughput).
+//!
+//! Run: `cargo bench -p log-core --bench throughput` (full size, ~2.5 GB of
+//! disk writes) or `... -- --quick` (a tenth of the sizes, reopen on 256 MB).
+//! Baselines: the raw loop writes the log's own frame size per record through
+//! a `BufWriter` of the same buffer size as the log (the fastest plain way to
+//! write those bytes), fsyncs where the log does, and reads with large
+//! sequential `read`s or one `pread` per record at known positions.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use log_core::format::RECORD_OVERHEAD;
+use log_core::{Config, Entry, Log};
+
+struct Row {
+    name: String,
+    log: Duration,
+    raw: Duration,
+    units: f64,
+    unit: &'static str,
+}
+
+fn rate(units: f64, d: Duration) -> f64 {
+    units / d.as_secs_f64()
+}
+
+fn print_rows(rows: &[Row]) {
+    println!(
+        "{:<44} {:>16} {:>16} {:>8}",
+        "workload", "log", "raw std::fs", "log/raw"
+    );
+    for r in rows {
+        let (l, w) = (rate(r.units, r.log), rate(r.units, r.raw));
+        println!(
+            "{:<44} {:>12.0} {:<3} {:>12.0} {:<3} {:>8.2}",
+            r.name,
+            l,
+            r.unit,
+            w,
+            r.unit,
+            l / w
+        );
+    }
+}
+
+fn config() -> Config {
+    Config::default()
+}
+
+fn payload(len: usize, i: u64) -> Vec<u8> {
+    (0..len).map(|j| (i as usize + j) as u8).collect()
+}
+
+fn raw_write(path: &Path, n: u64, frame: usize, sync_every: Option<u64>) -> Duration {
+    let buf_bytes = config().write_buffer_bytes as usize;
+    let rec = payload(frame, 0);
+    let t = Instant::now();
+    let f = File::create(path).unwrap();
+    let mut w = BufWriter::with_capacity(buf_bytes, f);
+    for i in 0..n {
+        w.write_all(&rec).unwrap();
+        if let Some(k) = sync_every
+            && (i + 1) % k == 0
+        {
+            w.flush().unwrap();
+            w.get_ref().sync_data().unwrap();
+        }
+    }
+    w.flush().unwrap();
+    w.get_ref().sync_data().unwrap();
+    t.elapsed()
+}
+
+fn log_append(dir: &Path, n: u64, len: usize, batch: usize, sync_every: Option<u64>) -> Duration {
+    let v = payload(len, 0);
+    let t = Instant::now();
+    let mut log = Log::open(dir, config()).unwrap();
+    let entries: Vec<Entry<'_>> = (0..batch).map(|_| Entry::new(&v)).collect();
+    let mut done = 0u64;
+    while done < n {
+        if batch == 1 {
+            log.append(entries[0]).unwrap();
+        } else {
+            log.append_batch(&entries).unwrap();
+        }
+        done += batch as u64;
+        if let Some(k) = sync_every
+            && done.is_multiple_of(k)
+        {
+            log.sync().unwrap();
+        }
+    }
+    log.sync().unwrap();
+    let d = t.elapsed();
+    log.close().unwrap();
+    d
+}
+
+fn raw_seq_read(path: &Path) -> (Duration, u64) {
+    let t = Instant::now();
+    let mut f = File::open(path).unwrap();
+    let mut buf = vec![0u8; 256 << 10];
+    let mut total = 0u64;
+    let mut sum = 0u64;
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        sum = sum.wrapping_add(u64::from(buf[n - 1]));
+    }
+    std::hint::black_box(sum);
+    (t.elapsed(), total)
+}
+
+/// Scans with the borrowing reader (`owned: false`) or the owning iterator.
+fn log_seq_read(dir: &Path, owned: bool) -> (Duration, u64) {
+    let log = Log::open_read_only(dir, config()).unwrap();
+    let t = Instant::now();
+    let mut n = 0u64;
+    let mut sum = 0u64;
+    if owned {
+        for r in log.iter(..) {
+            sum = sum.wrapping_add(r.unwrap().value.len() as u64);
+            n += 1;
+        }
+    } else {
+        let mut reader = log.reader(..);
+        while let Some(r) = reader.next() {
+            sum = sum.wrapping_add(r.unwrap().value.len() as u64);
+            n += 1;
+        }
+    }
+    std::hint::black_box(sum);
+    (t.elapsed(), n)
+}
+
+fn random_offsets(n: u64, count: u64) -> Vec<u64> {
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    (0..count)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        })
+        .collect()
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let scale = if quick { 10 } else { 1 };
+    let root = tempfile::Builder::new()
+        .prefix("seglog-bench")
+        .tempdir_in(std::env::temp_dir())
+        .unwrap();
+    let mut rows = Vec::new();
+    println!(
+        "seglog throughput benchmark ({}), {} cores; data in {}",
+        if quick { "quick" } else { "full" },
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        root.path().display()
+    );
+
+    // 1. 1,000,000 single-record appends of 100 B.
+    let n = 1_000_000 / scale;
+    let frame = RECORD_OVERHEAD + 100;
+    let dir = root.path().join("append100");
+    let log = log_append(&dir, n, 100, 1, None);
+    let raw = raw_write(&root.path().join("raw100"), n, frame, None);
+    rows.push(Row {
+        name: format!("append {n} x 100 B, one sync at end"),
+        log,
+        raw,
+        units: n as f64,
+        unit: "r/s",
+    });
+
+    // 2. Sequential read of everything written in 1, borrowing and owning.
+    let (raw_d, bytes) = raw_seq_read(&root.path().join("raw100"));
+    assert_eq!(bytes, n * frame as u64);
+    for owned in [false, true] {
+        let (log_d, got) = log_seq_read(&dir, owned);
+        assert_eq!(got, n);
+        let how = if owned {
+            "iter(), owned records"
+        } else {
+            "reader(), borrowed"
+        };
+        rows.push(Row {
+            name: format!("sequential read of {n} x 100 B, {how}"),
+            log: log_d,
+            raw: raw_d,
+            units: n as f64,
+            unit: "r/s",
+        });
+    }
+
+    // 3. Random reads by offset.
+    let count = 200_000 / scale;
+    let offs = random_offsets(n, count);
+    let log_r = Log::open_read_only(&dir, config()).unwrap();
+    let t = Instant::now();
+    for &o in &offs {
+        std::hint::black_box(log_r.read(o).unwrap());
+    }
+    let log_d = t.elapsed();
+    drop(log_r);
+    let f = File::open(root.path().join("raw100")).unwrap();
+    let mut buf = vec![0u8; frame];
+    let t = Instant::now();
+    for &o in &offs {
+        f.read_exact_at(&mut buf, o * frame as u64).unwrap();
+        std::hint::black_box(buf.to_vec());
+    }
+    let raw_d = t.elapsed();
+    rows.push(Row {
+        name: format!("random reads by offset ({count})"),
+        log: log_d,
+        raw: raw_d,
+        units: count as f64,
+        unit: "r/s",
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_file(root.path().join("raw100")).unwrap();
+
+    // 4. 1 KiB records in batches of 64.
+    let n = 262_144 / scale;
+    let log = log_append(&root.path().join("batch1k"), n, 1024, 64, None);
+    let raw = raw_write(&root.path().join("raw1k"), n, RECORD_OVERHEAD + 1024, None);
+    rows.push(Row {
+        name: format!("append {n} x 1 KiB in batches of 64"),
+        log,
+        raw,
+        units: n as f64,
+        unit: "r/s",
+    });
+    std::fs::remove_dir_all(root.path().join("batch1k")).unwrap();
+    std::fs::remove_file(root.path().join("raw1k")).unwrap();
+
+    // 5. Durable appends: a sync every 100 records.
+    let n = 100_000 / scale;
+    let log = log_append(&root.path().join("durable"), n, 100, 1, Some(100));
+    let raw = raw_write(&root.path().join("rawdurable"), n, frame, Some(100));
+    rows.push(Row {
+        name: format!("append {n} x 100 B, sync every 100"),
+        log,
+        raw,
+        units: n as f64,
+        unit: "r/s",
+    });
+    std::fs::remove_dir_all(root.path().join("durable")).unwrap();
+    std::fs::remove_file(root.path().join("rawdurable")).unwrap();
+
+    print_rows(&rows);
+
+    // 6. Reopen of a large log, after a clean close and after a kill.
+    let total: u64 = if quick { 256 << 20 } else { 1100 << 20 };
+    let n = total / (RECORD_OVERHEAD as u64 + 1024);
+    let dir = root.path().join("big");
+    let t = Instant::now();
+    log_append(&dir, n, 1024, 64, None);
+    let write_d = t.elapsed();
+    let mut opens = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let log = Log::open(&dir, config()).unwrap();
+        opens.push(t.elapsed());
+        assert!(log.recovery_report().clean);
+        log.close().unwrap();
+    }
+    opens.sort();
+    let segs = Log::open_read_only(&dir, config()).unwrap().segments();
+    let log_bytes: u64 = segs.iter().map(|s| s.bytes).sum();
+    println!(
+        "\nreopen after clean close: {} segments, {:.2} GB (written in {:.1} s): median {:.3} ms, min {:.3} ms over {} opens",
+        segs.len(),
+        log_bytes as f64 / 1e9,
+        write_d.as_secs_f64(),
+        opens[opens.len() / 2].as_secs_f64() * 1e3,
+        opens[0].as_secs_f64() * 1e3,
+        opens.len()
+    );
+
+    // Kill: fill the active segment almost to its limit, then vanish without
+    // close (the write buffer is lost, as in kill -9).
+    let mut log = Log::open(&dir, config()).unwrap();
+    let v = payload(1024, 1);
+    let limit = config().segment_bytes_max - (4 << 20);
+    while log
+        .segments()
+        .last()
+        .is_some_and(|s| s.sealed || s.bytes < limit)
+    {
+        log.append(Entry::new(&v)).unwrap();
+    }
+    log.sync().unwrap();
+    std::mem::forget(log);
+    let active_path = Log::open_read_only(&dir, config())
+        .unwrap()
+        .segments()
+        .last()
+        .unwrap()
+        .path
+        .clone();
+    let active_len = std::fs::metadata(&active_path).unwrap().len();
+    let t = Instant::now();
+    let log = Log::open(&dir, config()).unwrap();
+    let kill_open = t.elapsed();
+    assert!(!log.recovery_report().clean);
+    assert_eq!(log.recovery_report().bytes_scanned, active_len);
+    drop(log);
+    let (raw_scan, _) = raw_seq_read(&active_path);
+    println!(
+        "reopen after kill: scanned the active segment only ({:.1} MB of {:.2} GB) in {:.1} ms; raw sequential read of that file: {:.1} ms; ratio {:.2}",
+        active_len as f64 / 1e6,
+        log_bytes as f64 / 1e9,
+        kill_open.as_secs_f64() * 1e3,
+        raw_scan.as_secs_f64() * 1e3,
+        raw_scan.as_secs_f64() / kill_open.as_secs_f64()
+    );
+}

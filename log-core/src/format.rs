@@ -19,7 +19,8 @@ pub const TIME_INDEX_MAGIC: [u8; 8] = *b"SGLOGTIX";
 
 /// Size of the segment header.
 pub const HEADER_LEN: u64 = 64;
-/// Size of the frame prefix: body length (u32) and CRC32 (u32).
+/// Size of the frame prefix: CRC32 (u32) over everything after it, then the
+/// body length (u32).
 pub const FRAME_PREFIX_LEN: usize = 8;
 /// Size of a record body before the key.
 pub const RECORD_BODY_FIXED: usize = 24;
@@ -215,18 +216,15 @@ pub fn record_frame_len(key: Option<&[u8]>, value: &[u8]) -> u64 {
     (RECORD_OVERHEAD + key.map_or(0, <[u8]>::len) + value.len()) as u64
 }
 
-/// Fills in the length and CRC of the frame that starts at `start`.
+/// Fills in the CRC and length of the frame that starts at `start`.
 fn finish_frame(buf: &mut [u8], start: usize) {
     let body_len = (buf.len() - start - FRAME_PREFIX_LEN) as u32;
-    let mut h = crc32fast::Hasher::new();
-    h.update(&body_len.to_le_bytes());
-    h.update(buf.get(start + FRAME_PREFIX_LEN..).unwrap_or_default());
-    let crc = h.finalize();
-    let mut prefix = [0u8; FRAME_PREFIX_LEN];
-    prefix[..4].copy_from_slice(&body_len.to_le_bytes());
-    prefix[4..].copy_from_slice(&crc.to_le_bytes());
-    if let Some(p) = buf.get_mut(start..start + FRAME_PREFIX_LEN) {
-        p.copy_from_slice(&prefix);
+    if let Some(l) = buf.get_mut(start + 4..start + FRAME_PREFIX_LEN) {
+        l.copy_from_slice(&body_len.to_le_bytes());
+    }
+    let crc = crc32fast::hash(buf.get(start + 4..).unwrap_or_default());
+    if let Some(c) = buf.get_mut(start..start + 4) {
+        c.copy_from_slice(&crc.to_le_bytes());
     }
 }
 
@@ -285,7 +283,7 @@ pub fn encode_marker(buf: &mut Vec<u8>, m: &Marker) {
 /// `Err(Incomplete(n))` means `b` is shorter than the frame claims to be; if
 /// `b` already reaches the end of the file, the frame is torn or corrupt.
 pub fn decode_frame(b: &[u8]) -> Result<(Frame<'_>, usize), DecodeError> {
-    let body_len = u64::from(u32_at(b, 0).ok_or(DecodeError::Incomplete(FRAME_PREFIX_LEN as u64))?);
+    let body_len = u64::from(u32_at(b, 4).ok_or(DecodeError::Incomplete(FRAME_PREFIX_LEN as u64))?);
     if body_len < 4 {
         return Err(DecodeError::Invalid("frame length too small"));
     }
@@ -295,18 +293,22 @@ pub fn decode_frame(b: &[u8]) -> Result<(Frame<'_>, usize), DecodeError> {
         ));
     }
     let total = FRAME_PREFIX_LEN as u64 + body_len;
-    let body = b
-        .get(FRAME_PREFIX_LEN..total as usize)
+    let covered = b
+        .get(4..total as usize)
         .ok_or(DecodeError::Incomplete(total))?;
-    let stored_crc = u32_at(b, 4).ok_or(DecodeError::Incomplete(total))?;
-    let mut h = crc32fast::Hasher::new();
-    h.update(&(body_len as u32).to_le_bytes());
-    h.update(body);
-    if h.finalize() != stored_crc {
+    let body = covered.get(4..).ok_or(DecodeError::Incomplete(total))?;
+    let stored_crc = u32_at(b, 0).ok_or(DecodeError::Incomplete(total))?;
+    if crc32fast::hash(covered) != stored_crc {
         return Err(DecodeError::Invalid("frame checksum mismatch"));
     }
     let frame = decode_body(body)?;
     Ok((frame, total as usize))
+}
+
+/// Decodes a frame whose checksum was already verified by [`decode_frame`]
+/// (for re-reading a frame without hashing it twice).
+pub(crate) fn decode_verified_frame(b: &[u8]) -> Option<Frame<'_>> {
+    decode_body(b.get(FRAME_PREFIX_LEN..)?).ok()
 }
 
 fn decode_body(body: &[u8]) -> Result<Frame<'_>, DecodeError> {

@@ -404,8 +404,8 @@ fn durable_evidence(
     rest.truncate(got);
     let marker_body = (format::MARKER_BODY_LEN as u32).to_le_bytes();
     for i in 1..rest.len() {
-        // Cheap filter before the checksum: the marker length prefix.
-        if rest.get(i..i + 4) != Some(&marker_body[..]) {
+        // Cheap filter before the checksum: the marker's length field.
+        if rest.get(i + 4..i + 8) != Some(&marker_body[..]) {
             continue;
         }
         let at = bad_pos + i as u64;

@@ -136,7 +136,10 @@ pub(crate) const SCAN_CHUNK: usize = 256 << 10;
 /// Walks the frames of a byte range `[pos, end)`, reading in chunks.
 #[derive(Debug)]
 pub(crate) struct FrameCursor {
+    /// Read buffer; only `..valid` holds data. Grows, never shrinks, and is
+    /// zeroed only when it grows.
     buf: Vec<u8>,
+    valid: usize,
     /// File position of `buf[0]`.
     buf_pos: u64,
     /// Position of the next frame.
@@ -144,6 +147,8 @@ pub(crate) struct FrameCursor {
     end: u64,
     /// Bytes to read at a time (more when a frame is larger).
     chunk: usize,
+    /// Where in `buf` the last frame returned by `next_frame` lies.
+    last: (usize, usize),
 }
 
 impl FrameCursor {
@@ -151,10 +156,12 @@ impl FrameCursor {
     pub fn new(pos: u64, end: u64, chunk: usize) -> Self {
         Self {
             buf: Vec::new(),
+            valid: 0,
             buf_pos: pos,
             pos,
             end,
             chunk: chunk.max(format::MARKER_FRAME_LEN),
+            last: (0, 0),
         }
     }
 
@@ -163,7 +170,8 @@ impl FrameCursor {
         self.pos
     }
 
-    /// The next frame and its position, `Ok(None)` at exactly `end`.
+    /// The next frame (checksum verified) and its position, `Ok(None)` at
+    /// exactly `end`.
     pub fn next_frame<'a>(
         &'a mut self,
         src: &dyn ByteSource,
@@ -177,36 +185,33 @@ impl FrameCursor {
             return Err(Stop::Torn { pos: self.pos });
         }
         self.ensure(src, prefix)?;
-        let total = {
-            let start = (self.pos - self.buf_pos) as usize;
-            let len_bytes: [u8; 4] = self
-                .buf
-                .get(start..start + 4)
-                .and_then(|s| s.try_into().ok())
-                .ok_or(Stop::Torn { pos: self.pos })?;
-            let body_len = u64::from(u32::from_le_bytes(len_bytes));
-            if !(4..=format::BODY_LEN_LIMIT).contains(&body_len) {
-                return Err(Stop::Invalid {
-                    pos: self.pos,
-                    why: "frame length out of range",
-                });
-            }
-            prefix + body_len
-        };
+        let start = (self.pos - self.buf_pos) as usize;
+        let len_bytes: [u8; 4] = self
+            .buf
+            .get(start + 4..start + 8)
+            .and_then(|s| s.try_into().ok())
+            .ok_or(Stop::Torn { pos: self.pos })?;
+        let body_len = u64::from(u32::from_le_bytes(len_bytes));
+        if !(4..=format::BODY_LEN_LIMIT).contains(&body_len) {
+            return Err(Stop::Invalid {
+                pos: self.pos,
+                why: "frame length out of range",
+            });
+        }
+        let total = prefix + body_len;
         if total > remaining {
             return Err(Stop::Torn { pos: self.pos });
         }
         self.ensure(src, total)?;
         let start = (self.pos - self.buf_pos) as usize;
-        let bytes = self
-            .buf
-            .get(start..start + total as usize)
-            .unwrap_or_default();
+        let end = start + total as usize;
+        let bytes = self.buf.get(start..end).unwrap_or_default();
         match format::decode_frame(bytes) {
             Ok((frame, len)) => {
                 debug_assert_eq!(len as u64, total);
                 let at = self.pos;
                 self.pos += total;
+                self.last = (start, end);
                 Ok(Some((at, frame)))
             }
             Err(DecodeError::Invalid(why)) => Err(Stop::Invalid { pos: self.pos, why }),
@@ -214,15 +219,21 @@ impl FrameCursor {
         }
     }
 
+    /// The frame last returned by `next_frame` (already verified), again.
+    pub fn last_frame(&self) -> Option<Frame<'_>> {
+        let bytes = self.buf.get(self.last.0..self.last.1)?;
+        format::decode_verified_frame(bytes)
+    }
+
     /// Makes `want` bytes from `pos` available in `buf`, or fails with `Torn`
     /// if the source ends first.
     fn ensure(&mut self, src: &dyn ByteSource, want: u64) -> Result<(), Stop> {
         let start = (self.pos - self.buf_pos) as usize;
-        if (self.buf.len().saturating_sub(start) as u64) >= want {
+        if (self.valid.saturating_sub(start) as u64) >= want {
             return Ok(());
         }
         self.refill(src, want)?;
-        if (self.buf.len() as u64) < want {
+        if (self.valid as u64) < want {
             return Err(Stop::Torn { pos: self.pos });
         }
         Ok(())
@@ -230,23 +241,26 @@ impl FrameCursor {
 
     /// Makes at least `want` bytes from `pos` available (fewer at the end).
     fn refill(&mut self, src: &dyn ByteSource, want: u64) -> Result<(), Stop> {
-        let start = (self.pos - self.buf_pos) as usize;
-        self.buf.drain(..start.min(self.buf.len()));
+        let start = ((self.pos - self.buf_pos) as usize).min(self.valid);
+        self.buf.copy_within(start..self.valid, 0);
+        self.valid -= start;
         self.buf_pos = self.pos;
+        self.last = (0, 0);
         let remaining = self.end - self.pos;
         let target = want.max(self.chunk as u64).min(remaining) as usize;
-        if self.buf.len() >= target {
+        if self.valid >= target {
             return Err(Stop::Torn { pos: self.pos });
         }
-        let old = self.buf.len();
-        self.buf.resize(target, 0);
+        if self.buf.len() < target {
+            self.buf.resize(target, 0);
+        }
         let got = src
             .read_at(
-                self.buf.get_mut(old..).unwrap_or_default(),
-                self.buf_pos + old as u64,
+                self.buf.get_mut(self.valid..target).unwrap_or_default(),
+                self.buf_pos + self.valid as u64,
             )
             .map_err(Stop::Io)?;
-        self.buf.truncate(old + got);
+        self.valid += got;
         if got == 0 {
             return Err(Stop::Torn { pos: self.pos });
         }
