@@ -9,6 +9,12 @@
 //! write those bytes), fsyncs where the log does, and reads with large
 //! sequential `read`s or one `pread` per record at known positions.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "benchmark harness: any failure should abort the run loudly"
+)]
+
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;

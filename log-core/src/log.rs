@@ -301,6 +301,7 @@ impl Log {
 }
 
 /// Bytes of a segment: the file below `flushed`, the write buffer above.
+#[derive(Debug)]
 pub(crate) struct SegSource<'a> {
     file: &'a dyn FileHandle,
     flushed: u64,

@@ -13,7 +13,7 @@ use crate::format::{
 };
 use crate::fs::{OpenMode, read_full_at};
 use crate::index::SparseIndex;
-use crate::log::{Log, Record};
+use crate::log::{Log, Record, SegSource};
 use crate::segment::{FrameCursor, SCAN_CHUNK, Segment, Stop};
 
 impl Log {
@@ -326,10 +326,18 @@ pub struct Reader<'a> {
     log: &'a Log,
     next: u64,
     end: u64,
-    /// The segment being walked (its base), the cursor in it, and the offset
-    /// the cursor's next record must have.
-    cursor: Option<(u64, FrameCursor, u64)>,
+    /// The segment being walked, the cursor in it, and the offset the
+    /// cursor's next record must have.
+    cursor: Option<Walk<'a>>,
     failed: bool,
+}
+
+#[derive(Debug)]
+struct Walk<'a> {
+    seg: &'a Segment,
+    src: SegSource<'a>,
+    frames: FrameCursor,
+    expect: u64,
 }
 
 impl<'a> Reader<'a> {
@@ -364,7 +372,7 @@ impl<'a> Reader<'a> {
             Ok(true) => self
                 .cursor
                 .as_ref()
-                .and_then(|(_, c, _)| match c.last_frame() {
+                .and_then(|w| match w.frames.last_frame() {
                     Some(Frame::Record(r)) => Some(Ok(r)),
                     _ => None,
                 }),
@@ -387,35 +395,29 @@ impl<'a> Reader<'a> {
                 let seg = log.segment_for(self.next)?;
                 let index = log.index_of(seg)?;
                 let (expect, pos) = index.floor(self.next).unwrap_or((seg.base, HEADER_LEN));
-                self.cursor = Some((
-                    seg.base,
-                    FrameCursor::new(pos, seg.tail.end_pos, SCAN_CHUNK),
+                self.cursor = Some(Walk {
+                    seg,
+                    src: log.source(seg),
+                    frames: FrameCursor::new(pos, seg.tail.end_pos, SCAN_CHUNK),
                     expect,
-                ));
+                });
             }
-            let Some((base, cursor, expect)) = self.cursor.as_mut() else {
+            let Some(w) = self.cursor.as_mut() else {
                 return Ok(false);
             };
-            let Some(seg) = log.segments.get(base) else {
-                return Err(Error::OffsetOutOfRange {
-                    offset: self.next,
-                    first: log.first_offset,
-                    next: log.next_offset,
-                });
-            };
-            match cursor.next_frame(&log.source(seg)) {
+            match w.frames.next_frame(&w.src) {
                 Ok(Some((at, Frame::Record(r)))) => {
-                    if r.offset != *expect {
+                    if r.offset != w.expect {
                         return Err(Error::corruption(
-                            &seg.path,
+                            &w.seg.path,
                             at,
                             format!(
-                                "expected the record with offset {expect}, found offset {}",
-                                r.offset
+                                "expected the record with offset {}, found offset {}",
+                                w.expect, r.offset
                             ),
                         ));
                     }
-                    *expect += 1;
+                    w.expect += 1;
                     if r.offset == self.next {
                         self.next += 1;
                         return Ok(true);
@@ -423,10 +425,10 @@ impl<'a> Reader<'a> {
                 }
                 Ok(Some((_, Frame::Marker(_)))) => {}
                 Ok(None) => {
-                    if self.next < seg.tail.next_offset {
+                    if self.next < w.seg.tail.next_offset {
                         return Err(Error::corruption(
-                            &seg.path,
-                            seg.tail.end_pos,
+                            &w.seg.path,
+                            w.seg.tail.end_pos,
                             format!(
                                 "segment ends before offset {}, which its summary says it holds",
                                 self.next
@@ -435,7 +437,7 @@ impl<'a> Reader<'a> {
                     }
                     self.cursor = None;
                 }
-                Err(stop) => return Err(log.stop_error(seg, stop)),
+                Err(stop) => return Err(log.stop_error(w.seg, stop)),
             }
         }
     }

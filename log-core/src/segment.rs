@@ -184,7 +184,9 @@ impl FrameCursor {
         if prefix > remaining {
             return Err(Stop::Torn { pos: self.pos });
         }
-        self.ensure(src, prefix)?;
+        if ((self.valid as u64 + self.buf_pos) - self.pos) < prefix {
+            self.ensure(src, prefix)?;
+        }
         let start = (self.pos - self.buf_pos) as usize;
         let len_bytes: [u8; 4] = self
             .buf
@@ -202,7 +204,9 @@ impl FrameCursor {
         if total > remaining {
             return Err(Stop::Torn { pos: self.pos });
         }
-        self.ensure(src, total)?;
+        if ((self.valid - start) as u64) < total {
+            self.ensure(src, total)?;
+        }
         let start = (self.pos - self.buf_pos) as usize;
         let end = start + total as usize;
         let bytes = self.buf.get(start..end).unwrap_or_default();
