@@ -1,0 +1,284 @@
+//! The disk and page-cache state behind [`SimFs`](crate::SimFs).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::FaultConfig;
+
+/// An unsynced change to a file, in the order it was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Pending {
+    Write { pos: u64, data: Vec<u8> },
+    SetLen(u64),
+}
+
+/// A file's contents: what the running system sees (`cached`), what is on
+/// the platter (`durable`), and the changes between them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Inode {
+    pub cached: Vec<u8>,
+    pub durable: Vec<u8>,
+    /// Changes not yet durable, oldest first. Applying all of them to
+    /// `durable` gives `cached`, unless a failed sync dropped some (then
+    /// `cached` shows data the disk will never get).
+    pub pending: Vec<Pending>,
+    /// Durable sectors that fail to read.
+    pub bad_sectors: BTreeSet<u64>,
+}
+
+/// What a directory entry points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Node {
+    File(u64),
+    Dir,
+}
+
+/// An unsynced change to a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DirOp {
+    Link(String, Node),
+    Unlink(String),
+    Rename(String, String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Dir {
+    pub cached: BTreeMap<String, Node>,
+    pub durable: BTreeMap<String, Node>,
+    pub pending: Vec<DirOp>,
+}
+
+pub(crate) fn apply_dir_op(map: &mut BTreeMap<String, Node>, op: &DirOp) {
+    match op {
+        DirOp::Link(name, node) => {
+            map.insert(name.clone(), *node);
+        }
+        DirOp::Unlink(name) => {
+            map.remove(name);
+        }
+        DirOp::Rename(from, to) => {
+            if let Some(node) = map.remove(from) {
+                map.insert(to.clone(), node);
+            }
+        }
+    }
+}
+
+/// Applies a pending change to file contents.
+pub(crate) fn apply(content: &mut Vec<u8>, op: &Pending) {
+    match op {
+        Pending::Write { pos, data } => write_into(content, *pos, data),
+        Pending::SetLen(len) => content.resize(*len as usize, 0),
+    }
+}
+
+pub(crate) fn write_into(content: &mut Vec<u8>, pos: u64, data: &[u8]) {
+    let pos = pos as usize;
+    let end = pos + data.len();
+    if content.len() < end {
+        content.resize(end, 0);
+    }
+    if let Some(dst) = content.get_mut(pos..end) {
+        dst.copy_from_slice(data);
+    }
+}
+
+/// One thing that happened, for traces and determinism checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A filesystem operation and its outcome.
+    Op {
+        /// What was called.
+        op: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// Position, length or other detail.
+        detail: String,
+        /// `ok`, or the error.
+        outcome: String,
+    },
+    /// An injected fault.
+    Fault(crate::FaultRecord),
+    /// A crash and how it was resolved.
+    Crash {
+        /// The policy drawn.
+        policy: crate::CrashPolicy,
+        /// Pending file changes lost (wholly or partly).
+        n_lost: u64,
+    },
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Op {
+                op,
+                path,
+                detail,
+                outcome,
+            } => write!(f, "fs {op} {} {detail} -> {outcome}", path.display()),
+            Event::Fault(r) => write!(f, "fault {r}"),
+            Event::Crash { policy, n_lost } => {
+                write!(f, "crash policy={policy:?} lost_changes={n_lost}")
+            }
+        }
+    }
+}
+
+/// Everything behind one `SimFs`.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub rng: ChaCha8Rng,
+    pub config: FaultConfig,
+    pub inodes: BTreeMap<u64, Inode>,
+    pub next_ino: u64,
+    /// Directories that exist in the cached view, by normalized path.
+    pub dirs: BTreeMap<PathBuf, Dir>,
+    /// Bumped by every crash; handles from an older boot are dead.
+    pub boot: u64,
+    pub events: Vec<Event>,
+    pub faults: Vec<crate::FaultRecord>,
+    /// Whether to keep `Event::Op`s (faults and crashes are always kept).
+    pub trace_ops: bool,
+}
+
+/// `/a/b/../c` → `/a/c`; relative paths are taken from `/`.
+pub(crate) fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::Normal(s) => out.push(s),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+/// Splits a normalized path into its parent directory and file name.
+pub(crate) fn split(path: &Path) -> Option<(PathBuf, String)> {
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    Some((path.parent()?.to_path_buf(), name))
+}
+
+impl State {
+    pub fn log(&mut self, op: &'static str, path: &Path, detail: String, outcome: &str) {
+        if self.trace_ops {
+            self.events.push(Event::Op {
+                op,
+                path: path.to_path_buf(),
+                detail,
+                outcome: outcome.to_string(),
+            });
+        }
+    }
+
+    pub fn record(&mut self, r: crate::FaultRecord) {
+        self.events.push(Event::Fault(r.clone()));
+        self.faults.push(r);
+    }
+
+    /// The cached entry at `path`.
+    pub fn lookup(&self, path: &Path) -> Option<Node> {
+        if path == Path::new("/") {
+            return Some(Node::Dir);
+        }
+        let (parent, name) = split(path)?;
+        self.dirs.get(&parent)?.cached.get(&name).copied()
+    }
+
+    /// A path (in the cached view) that names inode `ino`, for fault records.
+    pub fn path_of(&self, ino: u64) -> PathBuf {
+        for (dir, d) in &self.dirs {
+            for (name, node) in &d.cached {
+                if *node == Node::File(ino) {
+                    return dir.join(name);
+                }
+            }
+        }
+        PathBuf::from(format!("<unlinked inode {ino}>"))
+    }
+
+    /// Bytes in use: cached sizes of linked files, rounded up to sectors.
+    pub fn used_bytes(&self) -> u64 {
+        let s = self.config.sector_bytes.max(1);
+        let mut linked = BTreeSet::new();
+        for d in self.dirs.values() {
+            for node in d.cached.values() {
+                if let Node::File(ino) = node {
+                    linked.insert(*ino);
+                }
+            }
+        }
+        linked
+            .iter()
+            .filter_map(|ino| self.inodes.get(ino))
+            .map(|i| (i.cached.len() as u64).div_ceil(s) * s)
+            .sum()
+    }
+
+    /// Bytes still free, `u64::MAX` on an unlimited disk.
+    pub fn free_bytes(&self) -> u64 {
+        match self.config.capacity_bytes {
+            Some(cap) => cap.saturating_sub(self.used_bytes()),
+            None => u64::MAX,
+        }
+    }
+
+    /// A hash of the durable image (what a crash right now could at best
+    /// keep), for determinism checks.
+    pub fn disk_hash(&self) -> u64 {
+        let mut h = Fnv::new();
+        for (path, d) in &self.dirs {
+            h.write(path.to_string_lossy().as_bytes());
+            for (name, node) in &d.durable {
+                h.write(name.as_bytes());
+                match node {
+                    Node::Dir => h.write(b"/"),
+                    Node::File(ino) => {
+                        if let Some(i) = self.inodes.get(ino) {
+                            h.write(&(i.durable.len() as u64).to_le_bytes());
+                            h.write(&i.durable);
+                        }
+                    }
+                }
+            }
+        }
+        h.finish()
+    }
+}
+
+/// FNV-1a, 64 bit: a stable hash with no per-process seed.
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl Fnv {
+    /// A fresh hasher.
+    pub fn new() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+
+    /// Adds bytes.
+    pub fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    /// The hash so far.
+    pub fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
