@@ -47,11 +47,27 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
                     path: dir.to_path_buf(),
                 });
             }
+            // Every directory created here needs its parent synced, or a crash
+            // can take the new entry (and the whole log under it) away.
+            let mut missing = Vec::new();
+            let mut p = dir.to_path_buf();
+            while !fs
+                .exists(&p)
+                .map_err(|e| Error::io("checking", p.clone(), e))?
+            {
+                let parent = parent_dir(&p);
+                missing.push(parent.clone());
+                if parent == p || missing.len() > 256 {
+                    break;
+                }
+                p = parent;
+            }
             fs.create_dir_all(dir)
                 .map_err(|e| Error::io("creating the log directory", dir, e))?;
-            let parent = parent_dir(dir);
-            fs.sync_dir(&parent)
-                .map_err(|e| Error::io("syncing the parent directory", parent, e))?;
+            for parent in missing.iter().rev() {
+                fs.sync_dir(parent)
+                    .map_err(|e| Error::io("syncing the parent directory", parent.clone(), e))?;
+            }
             report.created = true;
             Vec::new()
         }
