@@ -3,6 +3,8 @@
 //! no other faults. After every crash the recovered log must be a
 //! byte-identical prefix of what was accepted that holds everything durable.
 
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "a test fails loudly")]
+
 use std::path::Path;
 use std::sync::Arc;
 

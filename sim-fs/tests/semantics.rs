@@ -1,5 +1,7 @@
 //! One test per fault kind, pinning sim-fs's exact semantics.
 
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "a test fails loudly")]
+
 use std::collections::BTreeSet;
 use std::io;
 use std::path::Path;
