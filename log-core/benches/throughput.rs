@@ -37,21 +37,10 @@ fn rate(units: f64, d: Duration) -> f64 {
 }
 
 fn print_rows(rows: &[Row]) {
-    println!(
-        "{:<44} {:>16} {:>16} {:>8}",
-        "workload", "log", "raw std::fs", "log/raw"
-    );
+    println!("{:<44} {:>16} {:>16} {:>8}", "workload", "log", "raw std::fs", "log/raw");
     for r in rows {
         let (l, w) = (rate(r.units, r.log), rate(r.units, r.raw));
-        println!(
-            "{:<44} {:>12.0} {:<3} {:>12.0} {:<3} {:>8.2}",
-            r.name,
-            l,
-            r.unit,
-            w,
-            r.unit,
-            l / w
-        );
+        println!("{:<44} {:>12.0} {:<3} {:>12.0} {:<3} {:>8.2}", r.name, l, r.unit, w, r.unit, l / w);
     }
 }
 
@@ -163,10 +152,7 @@ fn random_offsets(n: u64, count: u64) -> Vec<u64> {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let scale = if quick { 10 } else { 1 };
-    let root = tempfile::Builder::new()
-        .prefix("seglog-bench")
-        .tempdir_in(std::env::temp_dir())
-        .unwrap();
+    let root = tempfile::Builder::new().prefix("seglog-bench").tempdir_in(std::env::temp_dir()).unwrap();
     let mut rows = Vec::new();
     println!(
         "seglog throughput benchmark ({}), {} cores; data in {}",
@@ -181,13 +167,7 @@ fn main() {
     let dir = root.path().join("append100");
     let log = log_append(&dir, n, 100, 1, None);
     let raw = raw_write(&root.path().join("raw100"), n, frame, None);
-    rows.push(Row {
-        name: format!("append {n} x 100 B, one sync at end"),
-        log,
-        raw,
-        units: n as f64,
-        unit: "r/s",
-    });
+    rows.push(Row { name: format!("append {n} x 100 B, one sync at end"), log, raw, units: n as f64, unit: "r/s" });
 
     // 2. Sequential read of everything written in 1, borrowing and owning.
     let (raw_d, bytes) = raw_seq_read(&root.path().join("raw100"));
@@ -195,11 +175,7 @@ fn main() {
     for owned in [false, true] {
         let (log_d, got) = log_seq_read(&dir, owned);
         assert_eq!(got, n);
-        let how = if owned {
-            "iter(), owned records"
-        } else {
-            "reader(), borrowed"
-        };
+        let how = if owned { "iter(), owned records" } else { "reader(), borrowed" };
         rows.push(Row {
             name: format!("sequential read of {n} x 100 B, {how}"),
             log: log_d,
@@ -241,13 +217,7 @@ fn main() {
     let n = 262_144 / scale;
     let log = log_append(&root.path().join("batch1k"), n, 1024, 64, None);
     let raw = raw_write(&root.path().join("raw1k"), n, RECORD_OVERHEAD + 1024, None);
-    rows.push(Row {
-        name: format!("append {n} x 1 KiB in batches of 64"),
-        log,
-        raw,
-        units: n as f64,
-        unit: "r/s",
-    });
+    rows.push(Row { name: format!("append {n} x 1 KiB in batches of 64"), log, raw, units: n as f64, unit: "r/s" });
     std::fs::remove_dir_all(root.path().join("batch1k")).unwrap();
     std::fs::remove_file(root.path().join("raw1k")).unwrap();
 
@@ -255,13 +225,7 @@ fn main() {
     let n = 100_000 / scale;
     let log = log_append(&root.path().join("durable"), n, 100, 1, Some(100));
     let raw = raw_write(&root.path().join("rawdurable"), n, frame, Some(100));
-    rows.push(Row {
-        name: format!("append {n} x 100 B, sync every 100"),
-        log,
-        raw,
-        units: n as f64,
-        unit: "r/s",
-    });
+    rows.push(Row { name: format!("append {n} x 100 B, sync every 100"), log, raw, units: n as f64, unit: "r/s" });
     std::fs::remove_dir_all(root.path().join("durable")).unwrap();
     std::fs::remove_file(root.path().join("rawdurable")).unwrap();
 
@@ -300,22 +264,12 @@ fn main() {
     let mut log = Log::open(&dir, config()).unwrap();
     let v = payload(1024, 1);
     let limit = config().segment_bytes_max - (4 << 20);
-    while log
-        .segments()
-        .last()
-        .is_some_and(|s| s.sealed || s.bytes < limit)
-    {
+    while log.segments().last().is_some_and(|s| s.sealed || s.bytes < limit) {
         log.append(Entry::new(&v)).unwrap();
     }
     log.sync().unwrap();
     std::mem::forget(log);
-    let active_path = Log::open_read_only(&dir, config())
-        .unwrap()
-        .segments()
-        .last()
-        .unwrap()
-        .path
-        .clone();
+    let active_path = Log::open_read_only(&dir, config()).unwrap().segments().last().unwrap().path.clone();
     let active_len = std::fs::metadata(&active_path).unwrap().len();
     let t = Instant::now();
     let log = Log::open(&dir, config()).unwrap();

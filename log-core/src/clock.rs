@@ -45,9 +45,7 @@ pub struct ManualClock(std::sync::Arc<std::sync::atomic::AtomicU64>);
 impl ManualClock {
     /// A clock reading `now_ms`.
     pub fn new(now_ms: u64) -> Self {
-        Self(std::sync::Arc::new(std::sync::atomic::AtomicU64::new(
-            now_ms,
-        )))
+        Self(std::sync::Arc::new(std::sync::atomic::AtomicU64::new(now_ms)))
     }
 
     /// Sets the time.

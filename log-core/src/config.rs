@@ -69,10 +69,7 @@ impl Config {
         if !(min_segment..=SEGMENT_BYTES_LIMIT).contains(&self.segment_bytes_max) {
             return bad(
                 "segment_bytes_max",
-                format!(
-                    "is {}, must be between {min_segment} and {SEGMENT_BYTES_LIMIT}",
-                    self.segment_bytes_max
-                ),
+                format!("is {}, must be between {min_segment} and {SEGMENT_BYTES_LIMIT}", self.segment_bytes_max),
             );
         }
         if self.segment_records_max == 0 {
@@ -87,28 +84,19 @@ impl Config {
         if !(64..=(1 << 24)).contains(&self.index_interval_bytes) {
             return bad(
                 "index_interval_bytes",
-                format!(
-                    "is {}, must be between 64 and 16777216",
-                    self.index_interval_bytes
-                ),
+                format!("is {}, must be between 64 and 16777216", self.index_interval_bytes),
             );
         }
         if !(1..=RECORD_BYTES_LIMIT).contains(&self.record_bytes_max) {
             return bad(
                 "record_bytes_max",
-                format!(
-                    "is {}, must be between 1 and {RECORD_BYTES_LIMIT}",
-                    self.record_bytes_max
-                ),
+                format!("is {}, must be between 1 and {RECORD_BYTES_LIMIT}", self.record_bytes_max),
             );
         }
         if !(4096..=(1 << 30)).contains(&self.write_buffer_bytes) {
             return bad(
                 "write_buffer_bytes",
-                format!(
-                    "is {}, must be between 4096 and 1073741824",
-                    self.write_buffer_bytes
-                ),
+                format!("is {}, must be between 4096 and 1073741824", self.write_buffer_bytes),
             );
         }
         if self.sync == SyncPolicy::EveryRecords(0) {
@@ -130,55 +118,13 @@ mod tests {
     #[test]
     fn each_bad_field_is_named() {
         let cases: Vec<(&str, Config)> = vec![
-            (
-                "segment_bytes_max",
-                Config {
-                    segment_bytes_max: 10,
-                    ..Config::default()
-                },
-            ),
-            (
-                "segment_records_max",
-                Config {
-                    segment_records_max: 0,
-                    ..Config::default()
-                },
-            ),
-            (
-                "segment_age_ms_max",
-                Config {
-                    segment_age_ms_max: Some(0),
-                    ..Config::default()
-                },
-            ),
-            (
-                "index_interval_bytes",
-                Config {
-                    index_interval_bytes: 1,
-                    ..Config::default()
-                },
-            ),
-            (
-                "record_bytes_max",
-                Config {
-                    record_bytes_max: 0,
-                    ..Config::default()
-                },
-            ),
-            (
-                "write_buffer_bytes",
-                Config {
-                    write_buffer_bytes: 1,
-                    ..Config::default()
-                },
-            ),
-            (
-                "sync",
-                Config {
-                    sync: SyncPolicy::EveryRecords(0),
-                    ..Config::default()
-                },
-            ),
+            ("segment_bytes_max", Config { segment_bytes_max: 10, ..Config::default() }),
+            ("segment_records_max", Config { segment_records_max: 0, ..Config::default() }),
+            ("segment_age_ms_max", Config { segment_age_ms_max: Some(0), ..Config::default() }),
+            ("index_interval_bytes", Config { index_interval_bytes: 1, ..Config::default() }),
+            ("record_bytes_max", Config { record_bytes_max: 0, ..Config::default() }),
+            ("write_buffer_bytes", Config { write_buffer_bytes: 1, ..Config::default() }),
+            ("sync", Config { sync: SyncPolicy::EveryRecords(0), ..Config::default() }),
         ];
         for (field, cfg) in cases {
             let err = cfg.validate().unwrap_err();

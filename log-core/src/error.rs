@@ -139,22 +139,10 @@ impl Error {
     }
 
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        Error::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        Error::Io { op, path: path.into(), source }
     }
 
-    pub(crate) fn corruption(
-        path: impl Into<PathBuf>,
-        pos: u64,
-        detail: impl Into<String>,
-    ) -> Self {
-        Error::Corruption {
-            path: path.into(),
-            pos,
-            detail: detail.into(),
-        }
+    pub(crate) fn corruption(path: impl Into<PathBuf>, pos: u64, detail: impl Into<String>) -> Self {
+        Error::Corruption { path: path.into(), pos, detail: detail.into() }
     }
 }

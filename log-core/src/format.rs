@@ -136,9 +136,7 @@ impl SegmentHeader {
             return Err(HeaderError::Invalid("segment header length field is wrong"));
         }
         if b.get(32..60).is_some_and(|r| r.iter().any(|&x| x != 0)) {
-            return Err(HeaderError::Invalid(
-                "segment header reserved bytes are not zero",
-            ));
+            return Err(HeaderError::Invalid("segment header reserved bytes are not zero"));
         }
         Ok(SegmentHeader {
             base_offset: u64_at(b, 16).ok_or(HeaderError::Short)?,
@@ -262,16 +260,9 @@ pub fn encode_marker(buf: &mut Vec<u8>, m: &Marker) {
         MarkerKind::Close => KIND_CLOSE,
     };
     buf.extend_from_slice(&[kind, 0, 0, 0]);
-    for v in [
-        m.next_offset,
-        m.timestamp_ms,
-        m.n_records,
-        m.min_ts,
-        m.max_ts,
-        m.batch_start_pos,
-        m.own_pos,
-        m.base_offset,
-    ] {
+    for v in
+        [m.next_offset, m.timestamp_ms, m.n_records, m.min_ts, m.max_ts, m.batch_start_pos, m.own_pos, m.base_offset]
+    {
         buf.extend_from_slice(&v.to_le_bytes());
     }
     finish_frame(buf, start);
@@ -288,14 +279,10 @@ pub fn decode_frame(b: &[u8]) -> Result<(Frame<'_>, usize), DecodeError> {
         return Err(DecodeError::Invalid("frame length too small"));
     }
     if body_len > BODY_LEN_LIMIT {
-        return Err(DecodeError::Invalid(
-            "frame length beyond the format's limit",
-        ));
+        return Err(DecodeError::Invalid("frame length beyond the format's limit"));
     }
     let total = FRAME_PREFIX_LEN as u64 + body_len;
-    let covered = b
-        .get(4..total as usize)
-        .ok_or(DecodeError::Incomplete(total))?;
+    let covered = b.get(4..total as usize).ok_or(DecodeError::Incomplete(total))?;
     let body = covered.get(4..).ok_or(DecodeError::Incomplete(total))?;
     let stored_crc = u32_at(b, 0).ok_or(DecodeError::Incomplete(total))?;
     if crc32fast::hash(covered) != stored_crc {
@@ -328,9 +315,7 @@ fn decode_body(body: &[u8]) -> Result<Frame<'_>, DecodeError> {
             let key_len = u32_at(body, 20).ok_or(BAD)? as usize;
             let has_key = flags & FLAG_HAS_KEY != 0;
             if !has_key && key_len != 0 {
-                return Err(DecodeError::Invalid(
-                    "key length set on a record without key",
-                ));
+                return Err(DecodeError::Invalid("key length set on a record without key"));
             }
             let rest = body.get(RECORD_BODY_FIXED..).ok_or(BAD)?;
             if key_len > rest.len() {
@@ -440,9 +425,7 @@ pub fn decode_index(kind: IndexKind, b: &[u8]) -> Result<IndexFile, DecodeError>
     let n = u64_at(b, 32).ok_or(SHORT)?;
     let expected_len = (n as u128) * INDEX_ENTRY_LEN as u128 + INDEX_HEADER_LEN as u128 + 4;
     if expected_len != b.len() as u128 {
-        return Err(DecodeError::Invalid(
-            "index file length does not match its entry count",
-        ));
+        return Err(DecodeError::Invalid("index file length does not match its entry count"));
     }
     let body_len = b.len() - 4;
     let stored = u32_at(b, body_len).ok_or(SHORT)?;
@@ -462,11 +445,7 @@ pub fn decode_index(kind: IndexKind, b: &[u8]) -> Result<IndexFile, DecodeError>
         prev = Some(e);
         entries.push(e);
     }
-    Ok(IndexFile {
-        base_offset: u64_at(b, 16).ok_or(SHORT)?,
-        end_pos: u64_at(b, 24).ok_or(SHORT)?,
-        entries,
-    })
+    Ok(IndexFile { base_offset: u64_at(b, 16).ok_or(SHORT)?, end_pos: u64_at(b, 24).ok_or(SHORT)?, entries })
 }
 
 // ---------------------------------------------------------------------------
@@ -538,37 +517,16 @@ mod tests {
         for i in 0..buf.len() * 8 {
             let mut b = buf.clone();
             b[i / 8] ^= 1 << (i % 8);
-            assert!(
-                decode_frame(&b).is_err() || decode_frame(&b).unwrap().1 != buf.len(),
-                "bit {i}"
-            );
+            assert!(decode_frame(&b).is_err() || decode_frame(&b).unwrap().1 != buf.len(), "bit {i}");
         }
     }
 
     #[test]
     fn empty_key_differs_from_no_key() {
         let mut a = Vec::new();
-        encode_record(
-            &mut a,
-            &RecordRef {
-                offset: 0,
-                timestamp_ms: 0,
-                tombstone: false,
-                key: Some(b""),
-                value: b"",
-            },
-        );
+        encode_record(&mut a, &RecordRef { offset: 0, timestamp_ms: 0, tombstone: false, key: Some(b""), value: b"" });
         let mut b = Vec::new();
-        encode_record(
-            &mut b,
-            &RecordRef {
-                offset: 0,
-                timestamp_ms: 0,
-                tombstone: false,
-                key: None,
-                value: b"",
-            },
-        );
+        encode_record(&mut b, &RecordRef { offset: 0, timestamp_ms: 0, tombstone: false, key: None, value: b"" });
         assert_ne!(a, b);
         match decode_frame(&a).unwrap().0 {
             Frame::Record(r) => assert_eq!(r.key, Some(&b""[..])),
@@ -592,10 +550,7 @@ mod tests {
         let mut buf = Vec::new();
         encode_marker(&mut buf, &m);
         assert_eq!(buf.len(), MARKER_FRAME_LEN);
-        assert_eq!(
-            decode_frame(&buf).unwrap(),
-            (Frame::Marker(m), MARKER_FRAME_LEN)
-        );
+        assert_eq!(decode_frame(&buf).unwrap(), (Frame::Marker(m), MARKER_FRAME_LEN));
     }
 
     #[test]
@@ -603,37 +558,21 @@ mod tests {
         let mut buf = Vec::new();
         encode_record(
             &mut buf,
-            &RecordRef {
-                offset: 1,
-                timestamp_ms: 2,
-                tombstone: false,
-                key: None,
-                value: &[7; 50],
-            },
+            &RecordRef { offset: 1, timestamp_ms: 2, tombstone: false, key: None, value: &[7; 50] },
         );
         for len in 0..buf.len() {
-            assert!(
-                matches!(decode_frame(&buf[..len]), Err(DecodeError::Incomplete(_))),
-                "len {len}"
-            );
+            assert!(matches!(decode_frame(&buf[..len]), Err(DecodeError::Incomplete(_))), "len {len}");
         }
     }
 
     #[test]
     fn header_and_index_round_trip() {
-        let h = SegmentHeader {
-            base_offset: 77,
-            created_ms: 99,
-        };
+        let h = SegmentHeader { base_offset: 77, created_ms: 99 };
         assert_eq!(SegmentHeader::decode(&h.encode()), Ok(h));
         let mut bad = h.encode();
         bad[20] ^= 1;
         assert!(SegmentHeader::decode(&bad).is_err());
-        let idx = IndexFile {
-            base_offset: 5,
-            end_pos: 1000,
-            entries: vec![(5, 64), (9, 500)],
-        };
+        let idx = IndexFile { base_offset: 5, end_pos: 1000, entries: vec![(5, 64), (9, 500)] };
         let b = encode_index(IndexKind::Offset, &idx);
         assert_eq!(decode_index(IndexKind::Offset, &b), Ok(idx));
         assert!(decode_index(IndexKind::Time, &b).is_err());
@@ -647,22 +586,10 @@ mod tests {
     #[test]
     fn file_names() {
         assert_eq!(segment_file_name(5), "00000000000000000005.log");
-        assert_eq!(
-            parse_file_name("00000000000000000005.log"),
-            Some(FileKind::Segment(5))
-        );
-        assert_eq!(
-            parse_file_name("00000000000000000005.index"),
-            Some(FileKind::OffsetIndex(5))
-        );
-        assert_eq!(
-            parse_file_name("00000000000000000005.timeindex"),
-            Some(FileKind::TimeIndex(5))
-        );
-        assert_eq!(
-            parse_file_name("00000000000000000005.log.tmp"),
-            Some(FileKind::Temporary)
-        );
+        assert_eq!(parse_file_name("00000000000000000005.log"), Some(FileKind::Segment(5)));
+        assert_eq!(parse_file_name("00000000000000000005.index"), Some(FileKind::OffsetIndex(5)));
+        assert_eq!(parse_file_name("00000000000000000005.timeindex"), Some(FileKind::TimeIndex(5)));
+        assert_eq!(parse_file_name("00000000000000000005.log.tmp"), Some(FileKind::Temporary));
         assert_eq!(parse_file_name("5.log"), None);
         assert_eq!(parse_file_name("notes.txt"), None);
         assert_eq!(parse_file_name("99999999999999999999.log"), None);

@@ -31,10 +31,7 @@ pub(crate) struct IndexMark {
 
 impl SparseIndex {
     pub fn new(header_end: u64) -> Self {
-        Self {
-            last_indexed_pos: header_end,
-            ..Self::default()
-        }
+        Self { last_indexed_pos: header_end, ..Self::default() }
     }
 
     /// Records that the record `offset` with timestamp `ts` starts at `pos`.
@@ -42,11 +39,7 @@ impl SparseIndex {
     pub fn observe(&mut self, offset: u64, pos: u64, ts: u64, interval: u32) {
         self.max_ts = self.max_ts.max(ts);
         if pos.saturating_sub(self.last_indexed_pos) >= u64::from(interval) {
-            debug_assert!(
-                self.offsets
-                    .last()
-                    .is_none_or(|&(o, p)| o < offset && p < pos)
-            );
+            debug_assert!(self.offsets.last().is_none_or(|&(o, p)| o < offset && p < pos));
             self.offsets.push((offset, pos));
             self.times.push((self.max_ts, offset));
             self.last_indexed_pos = pos;
@@ -57,8 +50,7 @@ impl SparseIndex {
     /// the search must start at the first record of the segment.
     pub fn floor(&self, offset: u64) -> Option<(u64, u64)> {
         let idx = self.offsets.partition_point(|&(o, _)| o <= offset);
-        idx.checked_sub(1)
-            .and_then(|i| self.offsets.get(i).copied())
+        idx.checked_sub(1).and_then(|i| self.offsets.get(i).copied())
     }
 
     /// Where to start scanning for the first record with timestamp ≥ `ts`:
@@ -66,9 +58,7 @@ impl SparseIndex {
     /// older, so the answer is after it. `None` means scan from the start.
     pub fn time_floor(&self, ts: u64) -> Option<u64> {
         let idx = self.times.partition_point(|&(t, _)| t < ts);
-        idx.checked_sub(1)
-            .and_then(|i| self.times.get(i))
-            .map(|&(_, o)| o)
+        idx.checked_sub(1).and_then(|i| self.times.get(i)).map(|&(_, o)| o)
     }
 
     pub fn mark(&self) -> IndexMark {
@@ -89,58 +79,26 @@ impl SparseIndex {
 
     pub fn to_files(&self, base_offset: u64, end_pos: u64) -> [(IndexKind, IndexFile); 2] {
         [
-            (
-                IndexKind::Offset,
-                IndexFile {
-                    base_offset,
-                    end_pos,
-                    entries: self.offsets.clone(),
-                },
-            ),
-            (
-                IndexKind::Time,
-                IndexFile {
-                    base_offset,
-                    end_pos,
-                    entries: self.times.clone(),
-                },
-            ),
+            (IndexKind::Offset, IndexFile { base_offset, end_pos, entries: self.offsets.clone() }),
+            (IndexKind::Time, IndexFile { base_offset, end_pos, entries: self.times.clone() }),
         ]
     }
 
     /// Rebuilds from two decoded index files that describe the same segment.
     /// Returns `None` if they disagree with each other.
-    pub fn from_files(
-        offsets: IndexFile,
-        times: IndexFile,
-        max_ts: u64,
-        header_end: u64,
-    ) -> Option<Self> {
+    pub fn from_files(offsets: IndexFile, times: IndexFile, max_ts: u64, header_end: u64) -> Option<Self> {
         if offsets.entries.len() != times.entries.len()
             || offsets.base_offset != times.base_offset
             || offsets.end_pos != times.end_pos
-            || offsets
-                .entries
-                .iter()
-                .zip(&times.entries)
-                .any(|(&(o, _), &(_, to))| o != to)
+            || offsets.entries.iter().zip(&times.entries).any(|(&(o, _), &(_, to))| o != to)
         {
             return None;
         }
-        if offsets
-            .entries
-            .first()
-            .is_some_and(|&(o, p)| o < offsets.base_offset || p < header_end)
-        {
+        if offsets.entries.first().is_some_and(|&(o, p)| o < offsets.base_offset || p < header_end) {
             return None;
         }
         let last_indexed_pos = offsets.entries.last().map_or(header_end, |&(_, p)| p);
-        Some(Self {
-            offsets: offsets.entries,
-            times: times.entries,
-            last_indexed_pos,
-            max_ts,
-        })
+        Some(Self { offsets: offsets.entries, times: times.entries, last_indexed_pos, max_ts })
     }
 }
 
@@ -153,12 +111,7 @@ mod tests {
         let mut ix = SparseIndex::new(64);
         // Records of 100 bytes each, interval 250: every third record indexed.
         for i in 0..10u64 {
-            ix.observe(
-                i,
-                64 + i * 100,
-                [5, 3, 9, 1, 9, 12, 2, 20, 4, 30][i as usize],
-                250,
-            );
+            ix.observe(i, 64 + i * 100, [5, 3, 9, 1, 9, 12, 2, 20, 4, 30][i as usize], 250);
         }
         assert_eq!(ix.offsets, vec![(3, 364), (6, 664), (9, 964)]);
         assert_eq!(ix.times, vec![(9, 3), (12, 6), (30, 9)]);

@@ -36,12 +36,7 @@ pub struct Entry<'a> {
 impl<'a> Entry<'a> {
     /// An unkeyed record with this value, stamped by the log's clock.
     pub fn new(value: &'a [u8]) -> Self {
-        Self {
-            key: None,
-            value,
-            timestamp_ms: None,
-            tombstone: false,
-        }
+        Self { key: None, value, timestamp_ms: None, tombstone: false }
     }
 
     /// Sets the key.
@@ -124,12 +119,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self {
-            fs: StdFs::shared(),
-            clock: Arc::new(SystemClock),
-            config: Config::default(),
-            read_only: false,
-        }
+        Self { fs: StdFs::shared(), clock: Arc::new(SystemClock), config: Config::default(), read_only: false }
     }
 }
 
@@ -176,6 +166,8 @@ pub struct Log {
     pub(crate) next_offset: u64,
     pub(crate) durable_next: u64,
     pub(crate) poisoned: Option<String>,
+    /// The active segment's state at the last point everything was durable.
+    pub(crate) durable_snap: Option<crate::writer::Snapshot>,
     pub(crate) closed: bool,
     pub(crate) report: RecoveryReport,
 }
@@ -198,26 +190,13 @@ impl Log {
     /// Opens (creating if missing) the log in `dir` on the real filesystem
     /// with the system clock, recovering from any earlier crash.
     pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Self> {
-        Self::open_with(
-            dir,
-            Options {
-                config,
-                ..Options::default()
-            },
-        )
+        Self::open_with(dir, Options { config, ..Options::default() })
     }
 
     /// Opens the log in `dir` without writing anything, ever: recovery is
     /// done in memory only and appends are refused.
     pub fn open_read_only(dir: impl AsRef<Path>, config: Config) -> Result<Self> {
-        Self::open_with(
-            dir,
-            Options {
-                config,
-                read_only: true,
-                ..Options::default()
-            },
-        )
+        Self::open_with(dir, Options { config, read_only: true, ..Options::default() })
     }
 
     /// Opens the log in `dir` with explicit options (filesystem, clock,
@@ -282,16 +261,8 @@ impl Log {
     /// Reads bytes of `seg`, from its file or (active segment) the buffer.
     pub(crate) fn source<'a>(&'a self, seg: &'a Segment) -> SegSource<'a> {
         match (&self.active, seg.sealed) {
-            (Some(a), false) => SegSource {
-                file: &*seg.file,
-                flushed: a.flushed_pos,
-                buf: &a.buf,
-            },
-            _ => SegSource {
-                file: &*seg.file,
-                flushed: u64::MAX,
-                buf: &[],
-            },
+            (Some(a), false) => SegSource { file: &*seg.file, flushed: a.flushed_pos, buf: &a.buf },
+            _ => SegSource { file: &*seg.file, flushed: u64::MAX, buf: &[] },
         }
     }
 
@@ -325,9 +296,7 @@ impl ByteSource for SegSource<'_> {
             let src = self.buf.get(skip..).unwrap_or_default();
             let dst = out.get_mut(done..).unwrap_or_default();
             let n = src.len().min(dst.len());
-            dst.get_mut(..n)
-                .unwrap_or_default()
-                .copy_from_slice(src.get(..n).unwrap_or_default());
+            dst.get_mut(..n).unwrap_or_default().copy_from_slice(src.get(..n).unwrap_or_default());
             done += n;
         }
         Ok(done)

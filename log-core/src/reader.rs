@@ -8,9 +8,7 @@ use std::sync::atomic::Ordering;
 use tracing::warn;
 
 use crate::error::{Error, Result};
-use crate::format::{
-    self, Frame, HEADER_LEN, IndexKind, MarkerKind, RecordRef, decode_index, index_file_name,
-};
+use crate::format::{self, Frame, HEADER_LEN, IndexKind, MarkerKind, RecordRef, decode_index, index_file_name};
 use crate::fs::{OpenMode, read_full_at};
 use crate::index::SparseIndex;
 use crate::log::{Log, Record, SegSource};
@@ -63,18 +61,15 @@ impl Log {
     /// segment holding the answer is entered through its time index, so only
     /// one index interval of records is read.
     pub fn offset_for_timestamp(&self, timestamp_ms: u64) -> Result<Option<u64>> {
-        let Some(seg) = self.segments.values().find(|s| {
-            s.tail.n_records > 0
-                && s.tail.max_ts >= timestamp_ms
-                && s.tail.next_offset > self.first_offset
-        }) else {
+        let Some(seg) = self
+            .segments
+            .values()
+            .find(|s| s.tail.n_records > 0 && s.tail.max_ts >= timestamp_ms && s.tail.next_offset > self.first_offset)
+        else {
             return Ok(None);
         };
         let index = self.index_of(seg)?;
-        let from = index
-            .time_floor(timestamp_ms)
-            .map_or(seg.base, |o| o + 1)
-            .max(self.first_offset);
+        let from = index.time_floor(timestamp_ms).map_or(seg.base, |o| o + 1).max(self.first_offset);
         for rec in self.iter(from..seg.tail.next_offset) {
             let rec = rec?;
             if rec.timestamp_ms >= timestamp_ms {
@@ -84,10 +79,7 @@ impl Log {
         Err(Error::corruption(
             &seg.path,
             seg.tail.end_pos,
-            format!(
-                "the segment summary says a record has timestamp {} but none was found",
-                seg.tail.max_ts
-            ),
+            format!("the segment summary says a record has timestamp {} but none was found", seg.tail.max_ts),
         ))
     }
 
@@ -110,31 +102,18 @@ impl Log {
     }
 
     pub(crate) fn segment_for(&self, offset: u64) -> Result<&Segment> {
-        let out_of_range = || Error::OffsetOutOfRange {
-            offset,
-            first: self.first_offset,
-            next: self.next_offset,
-        };
+        let out_of_range = || Error::OffsetOutOfRange { offset, first: self.first_offset, next: self.next_offset };
         if offset < self.first_offset || offset >= self.next_offset {
             return Err(out_of_range());
         }
-        let (_, seg) = self
-            .segments
-            .range(..=offset)
-            .next_back()
-            .ok_or_else(out_of_range)?;
+        let (_, seg) = self.segments.range(..=offset).next_back().ok_or_else(out_of_range)?;
         if offset >= seg.tail.next_offset {
             return Err(out_of_range());
         }
         Ok(seg)
     }
 
-    fn find_in_segment(
-        &self,
-        seg: &Segment,
-        offset: u64,
-        (mut expect, pos): (u64, u64),
-    ) -> Result<Record> {
+    fn find_in_segment(&self, seg: &Segment, offset: u64, (mut expect, pos): (u64, u64)) -> Result<Record> {
         let src = self.source(seg);
         // One index interval plus room for the frame that straddles its end.
         let chunk = self.config.index_interval_bytes as usize + 1024;
@@ -146,10 +125,7 @@ impl Log {
                         return Err(Error::corruption(
                             &seg.path,
                             at,
-                            format!(
-                                "expected the record with offset {expect}, found offset {}",
-                                r.offset
-                            ),
+                            format!("expected the record with offset {expect}, found offset {}", r.offset),
                         ));
                     }
                     if r.offset == offset {
@@ -162,9 +138,7 @@ impl Log {
                     return Err(Error::corruption(
                         &seg.path,
                         seg.tail.end_pos,
-                        format!(
-                            "segment ends before offset {offset}, which its footer says it holds"
-                        ),
+                        format!("segment ends before offset {offset}, which its footer says it holds"),
                     ));
                 }
                 Err(stop) => return Err(self.stop_error(seg, stop)),
@@ -175,11 +149,7 @@ impl Log {
     pub(crate) fn stop_error(&self, seg: &Segment, stop: Stop) -> Error {
         match stop {
             Stop::Invalid { pos, why } => Error::corruption(&seg.path, pos, why),
-            Stop::Torn { pos } => Error::corruption(
-                &seg.path,
-                pos,
-                "a frame runs past the end of the segment's data",
-            ),
+            Stop::Torn { pos } => Error::corruption(&seg.path, pos, "a frame runs past the end of the segment's data"),
             Stop::Io(e) => Error::io("reading", seg.path.clone(), e),
         }
     }
@@ -216,17 +186,11 @@ impl Log {
             if read_full_at(&*f, &mut buf, 0).ok()? != buf.len() {
                 return None;
             }
-            decode_index(kind, &buf)
-                .ok()
-                .filter(|i| i.base_offset == seg.base && i.end_pos == file_len)
+            decode_index(kind, &buf).ok().filter(|i| i.base_offset == seg.base && i.end_pos == file_len)
         });
         let times = files[1].take()?;
         let offsets = files[0].take()?;
-        if offsets
-            .entries
-            .last()
-            .is_some_and(|&(o, p)| o >= seg.tail.next_offset || p >= seg.tail.end_pos)
-        {
+        if offsets.entries.last().is_some_and(|&(o, p)| o >= seg.tail.next_offset || p >= seg.tail.end_pos) {
             return None;
         }
         SparseIndex::from_files(offsets, times, seg.tail.max_ts, HEADER_LEN)
@@ -249,10 +213,7 @@ impl Log {
                         return Err(Error::corruption(
                             &seg.path,
                             at,
-                            format!(
-                                "expected the record with offset {expect}, found offset {}",
-                                r.offset
-                            ),
+                            format!("expected the record with offset {expect}, found offset {}", r.offset),
                         ));
                     }
                     ix.observe(r.offset, at, r.timestamp_ms, interval);
@@ -268,11 +229,7 @@ impl Log {
                         && m.next_offset == expect
                         && m.n_records == n;
                     if !consistent {
-                        return Err(Error::corruption(
-                            &seg.path,
-                            at,
-                            "marker does not match the records before it",
-                        ));
+                        return Err(Error::corruption(&seg.path, at, "marker does not match the records before it"));
                     }
                 }
                 Ok(None) => break,
@@ -352,30 +309,18 @@ impl<'a> Reader<'a> {
             Bound::Excluded(&e) => e,
             Bound::Unbounded => u64::MAX,
         };
-        Reader {
-            log,
-            next: start.max(log.first_offset),
-            end: end.min(log.next_offset),
-            cursor: None,
-            failed: false,
-        }
+        Reader { log, next: start.max(log.first_offset), end: end.min(log.next_offset), cursor: None, failed: false }
     }
 
     /// The next record, borrowed from the reader's buffer until the next
     /// call; `None` at the end of the range or after an error.
-    #[expect(
-        clippy::should_implement_trait,
-        reason = "a lending cursor cannot implement Iterator"
-    )]
+    #[expect(clippy::should_implement_trait, reason = "a lending cursor cannot implement Iterator")]
     pub fn next(&mut self) -> Option<Result<RecordRef<'_>>> {
         match self.advance() {
-            Ok(true) => self
-                .cursor
-                .as_ref()
-                .and_then(|w| match w.frames.last_frame() {
-                    Some(Frame::Record(r)) => Some(Ok(r)),
-                    _ => None,
-                }),
+            Ok(true) => self.cursor.as_ref().and_then(|w| match w.frames.last_frame() {
+                Some(Frame::Record(r)) => Some(Ok(r)),
+                _ => None,
+            }),
             Ok(false) => None,
             Err(e) => {
                 self.failed = true;
@@ -411,10 +356,7 @@ impl<'a> Reader<'a> {
                         return Err(Error::corruption(
                             &w.seg.path,
                             at,
-                            format!(
-                                "expected the record with offset {}, found offset {}",
-                                w.expect, r.offset
-                            ),
+                            format!("expected the record with offset {}, found offset {}", w.expect, r.offset),
                         ));
                     }
                     w.expect += 1;
@@ -429,10 +371,7 @@ impl<'a> Reader<'a> {
                         return Err(Error::corruption(
                             &w.seg.path,
                             w.seg.tail.end_pos,
-                            format!(
-                                "segment ends before offset {}, which its summary says it holds",
-                                self.next
-                            ),
+                            format!("segment ends before offset {}, which its summary says it holds", self.next),
                         ));
                     }
                     self.cursor = None;

@@ -25,8 +25,8 @@ use tracing::{info, info_span, warn};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    self, FileKind, Frame, HEADER_LEN, HeaderError, MARKER_FRAME_LEN, Marker, MarkerKind,
-    SegmentHeader, decode_frame, parse_file_name, segment_file_name,
+    self, FileKind, Frame, HEADER_LEN, HeaderError, MARKER_FRAME_LEN, Marker, MarkerKind, SegmentHeader, decode_frame,
+    parse_file_name, segment_file_name,
 };
 use crate::fs::{FileHandle, OpenMode, parent_dir, read_full_at};
 use crate::index::SparseIndex;
@@ -43,18 +43,13 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
         Ok(names) => names,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if opts.read_only {
-                return Err(Error::NoLog {
-                    path: dir.to_path_buf(),
-                });
+                return Err(Error::NoLog { path: dir.to_path_buf() });
             }
             // Every directory created here needs its parent synced, or a crash
             // can take the new entry (and the whole log under it) away.
             let mut missing = Vec::new();
             let mut p = dir.to_path_buf();
-            while !fs
-                .exists(&p)
-                .map_err(|e| Error::io("checking", p.clone(), e))?
-            {
+            while !fs.exists(&p).map_err(|e| Error::io("checking", p.clone(), e))? {
                 let parent = parent_dir(&p);
                 missing.push(parent.clone());
                 if parent == p || missing.len() > 256 {
@@ -62,11 +57,9 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
                 }
                 p = parent;
             }
-            fs.create_dir_all(dir)
-                .map_err(|e| Error::io("creating the log directory", dir, e))?;
+            fs.create_dir_all(dir).map_err(|e| Error::io("creating the log directory", dir, e))?;
             for parent in missing.iter().rev() {
-                fs.sync_dir(parent)
-                    .map_err(|e| Error::io("syncing the parent directory", parent.clone(), e))?;
+                fs.sync_dir(parent).map_err(|e| Error::io("syncing the parent directory", parent.clone(), e))?;
             }
             report.created = true;
             Vec::new()
@@ -90,15 +83,10 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
         && temporaries.is_empty()
         && let Some(example) = report.unknown_files.first()
     {
-        return Err(Error::NotALogDirectory {
-            path: dir.to_path_buf(),
-            example: example.clone(),
-        });
+        return Err(Error::NotALogDirectory { path: dir.to_path_buf(), example: example.clone() });
     }
     if bases.is_empty() && opts.read_only && !report.unknown_files.is_empty() {
-        return Err(Error::NoLog {
-            path: dir.to_path_buf(),
-        });
+        return Err(Error::NoLog { path: dir.to_path_buf() });
     }
     if !report.unknown_files.is_empty() {
         warn!(files = ?report.unknown_files, "ignoring files the log does not own");
@@ -110,8 +98,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
     if !opts.read_only {
         let mut removed_any = false;
         for name in &temporaries {
-            fs.remove_file(&dir.join(name))
-                .map_err(|e| Error::io("removing a temporary file", dir.join(name), e))?;
+            fs.remove_file(&dir.join(name)).map_err(|e| Error::io("removing a temporary file", dir.join(name), e))?;
             removed_any = true;
         }
         report.temporaries_removed = temporaries;
@@ -124,8 +111,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
             }
         }
         if removed_any {
-            fs.sync_dir(dir)
-                .map_err(|e| Error::io("syncing the log directory", dir, e))?;
+            fs.sync_dir(dir).map_err(|e| Error::io("syncing the log directory", dir, e))?;
         }
     }
 
@@ -141,6 +127,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
         next_offset: 0,
         durable_next: 0,
         poisoned: None,
+        durable_snap: None,
         closed: false,
         report: RecoveryReport::default(),
     };
@@ -179,6 +166,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
         }
     }
     log.durable_next = log.next_offset;
+    log.durable_snap = Some(log.snapshot());
     report.clean = report.clean || log.segments.values().next_back().is_none_or(|s| s.sealed);
     info!(
         first_offset = log.first_offset,
@@ -192,51 +180,24 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
     Ok(log)
 }
 
-fn open_segment(
-    log: &Log,
-    base: u64,
-    is_last: bool,
-    report: &mut RecoveryReport,
-) -> Result<Segment> {
+fn open_segment(log: &Log, base: u64, is_last: bool, report: &mut RecoveryReport) -> Result<Segment> {
     let path = log.path_of(&segment_file_name(base));
-    let mode = if is_last && !log.read_only {
-        OpenMode::ReadWrite
-    } else {
-        OpenMode::Read
-    };
-    let file = log
-        .fs
-        .open(&path, mode)
-        .map_err(|e| Error::io("opening segment", &path, e))?;
-    let len = file
-        .len()
-        .map_err(|e| Error::io("reading the size of", &path, e))?;
+    let mode = if is_last && !log.read_only { OpenMode::ReadWrite } else { OpenMode::Read };
+    let file = log.fs.open(&path, mode).map_err(|e| Error::io("opening segment", &path, e))?;
+    let len = file.len().map_err(|e| Error::io("reading the size of", &path, e))?;
 
     let mut hbuf = [0u8; HEADER_LEN as usize];
-    let got = read_full_at(&*file, &mut hbuf, 0)
-        .map_err(|e| Error::io("reading the header of", &path, e))?;
+    let got = read_full_at(&*file, &mut hbuf, 0).map_err(|e| Error::io("reading the header of", &path, e))?;
     let header = match SegmentHeader::decode(hbuf.get(..got).unwrap_or_default()) {
         Ok(h) => h,
         Err(HeaderError::Version(v)) => {
-            return Err(Error::UnsupportedVersion {
-                path,
-                found: v,
-                supported: format::FORMAT_VERSION,
-            });
+            return Err(Error::UnsupportedVersion { path, found: v, supported: format::FORMAT_VERSION });
         }
         Err(HeaderError::Short) => {
-            return Err(Error::corruption(
-                &path,
-                got as u64,
-                "segment header is truncated",
-            ));
+            return Err(Error::corruption(&path, got as u64, "segment header is truncated"));
         }
         Err(HeaderError::Magic) => {
-            return Err(Error::corruption(
-                &path,
-                0,
-                "not a segment file (bad magic)",
-            ));
+            return Err(Error::corruption(&path, 0, "not a segment file (bad magic)"));
         }
         Err(HeaderError::Invalid(why)) => return Err(Error::corruption(&path, 0, why)),
     };
@@ -244,15 +205,11 @@ fn open_segment(
         return Err(Error::corruption(
             &path,
             16,
-            format!(
-                "header says base offset {}, but the file name says {base}",
-                header.base_offset
-            ),
+            format!("header says base offset {}, but the file name says {base}", header.base_offset),
         ));
     }
 
-    let trailer = read_trailer(&*file, len, base)
-        .map_err(|e| Error::io("reading the footer of", &path, e))?;
+    let trailer = read_trailer(&*file, len, base).map_err(|e| Error::io("reading the footer of", &path, e))?;
     let mk = |tail: Tail, sealed: bool| Segment {
         base,
         path: path.clone(),
@@ -294,34 +251,19 @@ fn open_segment(
 }
 
 fn tail_of(m: &Marker, end_pos: u64) -> Tail {
-    Tail {
-        next_offset: m.next_offset,
-        n_records: m.n_records,
-        min_ts: m.min_ts,
-        max_ts: m.max_ts,
-        end_pos,
-    }
+    Tail { next_offset: m.next_offset, n_records: m.n_records, min_ts: m.min_ts, max_ts: m.max_ts, end_pos }
 }
 
 fn check_summary(path: &Path, m: &Marker) -> Result<()> {
-    if m.next_offset.checked_sub(m.base_offset) != Some(m.n_records)
-        || (m.n_records > 0 && m.min_ts > m.max_ts)
-    {
-        return Err(Error::corruption(
-            path,
-            m.own_pos,
-            "footer summary is inconsistent (record count vs offsets)",
-        ));
+    if m.next_offset.checked_sub(m.base_offset) != Some(m.n_records) || (m.n_records > 0 && m.min_ts > m.max_ts) {
+        return Err(Error::corruption(path, m.own_pos, "footer summary is inconsistent (record count vs offsets)"));
     }
     Ok(())
 }
 
 /// The marker that ends the file, if the file ends with a valid one.
 fn read_trailer(file: &dyn FileHandle, len: u64, base: u64) -> io::Result<Option<Marker>> {
-    let Some(pos) = len
-        .checked_sub(MARKER_FRAME_LEN as u64)
-        .filter(|&p| p >= HEADER_LEN)
-    else {
+    let Some(pos) = len.checked_sub(MARKER_FRAME_LEN as u64).filter(|&p| p >= HEADER_LEN) else {
         return Ok(None);
     };
     let mut buf = [0u8; MARKER_FRAME_LEN];
@@ -336,12 +278,7 @@ fn read_trailer(file: &dyn FileHandle, len: u64, base: u64) -> io::Result<Option
 
 /// Scans the active segment after an unclean shutdown, cuts a torn tail
 /// (durably) or reports corruption, and rebuilds its index.
-fn recover_active(
-    log: &Log,
-    mut seg: Segment,
-    len: u64,
-    report: &mut RecoveryReport,
-) -> Result<Segment> {
+fn recover_active(log: &Log, mut seg: Segment, len: u64, report: &mut RecoveryReport) -> Result<Segment> {
     let _span = info_span!("recover_active", segment = %seg.path.display(), len).entered();
     let interval = log.config.index_interval_bytes;
     let mut ix = SparseIndex::new(HEADER_LEN);
@@ -374,8 +311,8 @@ fn recover_active(
     report.bytes_scanned = len;
     if let Some((pos, why)) = stop_at {
         debug_assert_eq!(pos, tail.end_pos);
-        if let Some(evidence) = durable_evidence(&*seg.file, pos, len, seg.base)
-            .map_err(|e| Error::io("reading", seg.path.clone(), e))?
+        if let Some(evidence) =
+            durable_evidence(&*seg.file, pos, len, seg.base).map_err(|e| Error::io("reading", seg.path.clone(), e))?
         {
             return Err(Error::corruption(
                 &seg.path,
@@ -387,17 +324,13 @@ fn recover_active(
         report.torn_tail = Some((seg.path.clone(), pos));
         report.torn_bytes = len - pos;
         if !log.read_only {
-            seg.file
-                .set_len(pos)
-                .map_err(|e| Error::io("truncating the torn tail of", seg.path.clone(), e))?;
+            seg.file.set_len(pos).map_err(|e| Error::io("truncating the torn tail of", seg.path.clone(), e))?;
         }
     }
     if !log.read_only {
         // Whatever was recovered becomes durable before anything is appended
         // after it (this also persists the cut above).
-        seg.file
-            .sync()
-            .map_err(|e| Error::io("fsyncing", seg.path.clone(), e))?;
+        seg.file.sync().map_err(|e| Error::io("fsyncing", seg.path.clone(), e))?;
     }
     seg.tail = tail;
     let _ = seg.index.set(ix);
@@ -407,14 +340,8 @@ fn recover_active(
 /// Looks past a bad frame at `bad_pos` for proof that it had been synced.
 /// Returns a description of the proof, or `None` if the bytes from `bad_pos`
 /// may be an unsynced, torn tail.
-fn durable_evidence(
-    file: &dyn FileHandle,
-    bad_pos: u64,
-    len: u64,
-    base: u64,
-) -> io::Result<Option<String>> {
-    let rest_len =
-        usize::try_from(len - bad_pos).map_err(|_| io::Error::other("segment too large"))?;
+fn durable_evidence(file: &dyn FileHandle, bad_pos: u64, len: u64, base: u64) -> io::Result<Option<String>> {
+    let rest_len = usize::try_from(len - bad_pos).map_err(|_| io::Error::other("segment too large"))?;
     let mut rest = vec![0u8; rest_len];
     let got = read_full_at(file, &mut rest, bad_pos)?;
     rest.truncate(got);
@@ -433,9 +360,7 @@ fn durable_evidence(
             continue;
         }
         if m.batch_start_pos > bad_pos {
-            return Ok(Some(format!(
-                "a later batch was committed by the marker at byte {at}"
-            )));
+            return Ok(Some(format!("a later batch was committed by the marker at byte {at}")));
         }
         let after = bytes.get(n..).unwrap_or_default();
         let followed = match decode_frame(after) {
@@ -444,9 +369,7 @@ fn durable_evidence(
             Err(_) => false,
         };
         if followed {
-            return Ok(Some(format!(
-                "the batch's commit marker at byte {at} is followed by later writes"
-            )));
+            return Ok(Some(format!("the batch's commit marker at byte {at} is followed by later writes")));
         }
     }
     Ok(None)

@@ -49,13 +49,7 @@ pub(crate) struct Tail {
 
 impl Tail {
     pub fn empty(base: u64) -> Self {
-        Self {
-            next_offset: base,
-            n_records: 0,
-            min_ts: u64::MAX,
-            max_ts: 0,
-            end_pos: HEADER_LEN,
-        }
+        Self { next_offset: base, n_records: 0, min_ts: u64::MAX, max_ts: 0, end_pos: HEADER_LEN }
     }
 
     pub fn add_record(&mut self, ts: u64, frame_len: u64) {
@@ -90,12 +84,7 @@ impl Segment {
             base_offset: self.base,
             last_offset: self.tail.next_offset.checked_sub(1).filter(|_| has),
             n_records: self.tail.n_records,
-            bytes: self.tail.end_pos
-                + if self.sealed {
-                    format::MARKER_FRAME_LEN as u64
-                } else {
-                    0
-                },
+            bytes: self.tail.end_pos + if self.sealed { format::MARKER_FRAME_LEN as u64 } else { 0 },
             min_timestamp_ms: has.then_some(self.tail.min_ts),
             max_timestamp_ms: has.then_some(self.tail.max_ts),
             sealed: self.sealed,
@@ -172,10 +161,7 @@ impl FrameCursor {
 
     /// The next frame (checksum verified) and its position, `Ok(None)` at
     /// exactly `end`.
-    pub fn next_frame<'a>(
-        &'a mut self,
-        src: &dyn ByteSource,
-    ) -> Result<Option<(u64, Frame<'a>)>, Stop> {
+    pub fn next_frame<'a>(&'a mut self, src: &dyn ByteSource) -> Result<Option<(u64, Frame<'a>)>, Stop> {
         if self.pos >= self.end {
             return Ok(None);
         }
@@ -188,17 +174,11 @@ impl FrameCursor {
             self.ensure(src, prefix)?;
         }
         let start = (self.pos - self.buf_pos) as usize;
-        let len_bytes: [u8; 4] = self
-            .buf
-            .get(start + 4..start + 8)
-            .and_then(|s| s.try_into().ok())
-            .ok_or(Stop::Torn { pos: self.pos })?;
+        let len_bytes: [u8; 4] =
+            self.buf.get(start + 4..start + 8).and_then(|s| s.try_into().ok()).ok_or(Stop::Torn { pos: self.pos })?;
         let body_len = u64::from(u32::from_le_bytes(len_bytes));
         if !(4..=format::BODY_LEN_LIMIT).contains(&body_len) {
-            return Err(Stop::Invalid {
-                pos: self.pos,
-                why: "frame length out of range",
-            });
+            return Err(Stop::Invalid { pos: self.pos, why: "frame length out of range" });
         }
         let total = prefix + body_len;
         if total > remaining {
@@ -259,10 +239,7 @@ impl FrameCursor {
             self.buf.resize(target, 0);
         }
         let got = src
-            .read_at(
-                self.buf.get_mut(self.valid..target).unwrap_or_default(),
-                self.buf_pos + self.valid as u64,
-            )
+            .read_at(self.buf.get_mut(self.valid..target).unwrap_or_default(), self.buf_pos + self.valid as u64)
             .map_err(Stop::Io)?;
         self.valid += got;
         if got == 0 {

@@ -18,21 +18,22 @@ use tracing::{debug, info_span, warn};
 use crate::config::SyncPolicy;
 use crate::error::{Error, Result};
 use crate::format::{
-    self, HEADER_LEN, Marker, MarkerKind, RecordRef, SegmentHeader, encode_index, index_file_name,
-    segment_file_name,
+    self, HEADER_LEN, Marker, MarkerKind, RecordRef, SegmentHeader, encode_index, index_file_name, segment_file_name,
 };
 use crate::fs::{OpenMode, write_all_at};
 use crate::index::{IndexMark, SparseIndex};
 use crate::log::{Active, Entry, Log};
 use crate::segment::{Segment, Tail};
 
-/// What `rollback` restores after a batch could not be written.
+/// What `rollback` restores after a batch could not be written, and what
+/// `revert_to_durable` restores after a failed write or fsync.
 #[derive(Debug, Clone, Copy)]
-struct Snapshot {
+pub(crate) struct Snapshot {
     tail: Tail,
     index: IndexMark,
     buf_len: usize,
     flushed_pos: u64,
+    batch_start_pos: u64,
     records_since_marker: u64,
     next_offset: u64,
 }
@@ -42,8 +43,7 @@ impl Log {
     /// readable at once, durable only after a [`sync`](Self::sync) (or as the
     /// [`SyncPolicy`] says). On `Err` nothing was appended.
     pub fn append(&mut self, entry: Entry<'_>) -> Result<u64> {
-        self.append_batch(std::slice::from_ref(&entry))
-            .map(|r| r.start)
+        self.append_batch(std::slice::from_ref(&entry)).map(|r| r.start)
     }
 
     /// Appends records atomically with respect to acceptance: either all get
@@ -60,10 +60,7 @@ impl Log {
         for e in entries {
             let size = e.payload_len();
             if size > u64::from(self.config.record_bytes_max) {
-                return Err(Error::RecordTooLarge {
-                    size,
-                    max: self.config.record_bytes_max,
-                });
+                return Err(Error::RecordTooLarge { size, max: self.config.record_bytes_max });
             }
             batch_bytes += size + format::RECORD_OVERHEAD as u64;
         }
@@ -74,15 +71,10 @@ impl Log {
         }
         let snap = self.snapshot();
         let interval = self.config.index_interval_bytes;
-        let (Some(active), Some(seg)) =
-            (self.active.as_mut(), self.segments.values_mut().next_back())
-        else {
+        let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values_mut().next_back()) else {
             return Err(self.invariant("no active segment after ensure_active"));
         };
-        let index = seg
-            .index
-            .get_mut()
-            .ok_or_else(|| Error::corruption(&seg.path, 0, "active index missing"))?;
+        let index = seg.index.get_mut().ok_or_else(|| Error::corruption(&seg.path, 0, "active index missing"))?;
         for e in entries {
             let rec = RecordRef {
                 offset: seg.tail.next_offset,
@@ -142,11 +134,7 @@ impl Log {
     }
 
     fn roll_at(&mut self, now_ms: u64) -> Result<()> {
-        let has_records = self
-            .segments
-            .values()
-            .next_back()
-            .is_some_and(|s| !s.sealed && s.tail.n_records > 0);
+        let has_records = self.segments.values().next_back().is_some_and(|s| !s.sealed && s.tail.n_records > 0);
         if !has_records {
             return Ok(());
         }
@@ -177,9 +165,7 @@ impl Log {
                 self.write_index_files(seg, seg.tail.end_pos + format::MARKER_FRAME_LEN as u64);
             }
         }
-        self.fs
-            .sync_dir(&self.dir)
-            .map_err(|e| Error::io("syncing the directory", self.dir.clone(), e))
+        self.fs.sync_dir(&self.dir).map_err(|e| Error::io("syncing the directory", self.dir.clone(), e))
     }
 
     // ------------------------------------------------------------------
@@ -189,9 +175,7 @@ impl Log {
             return Err(Error::ReadOnly { op });
         }
         if let Some(cause) = &self.poisoned {
-            return Err(Error::Poisoned {
-                cause: cause.clone(),
-            });
+            return Err(Error::Poisoned { cause: cause.clone() });
         }
         Ok(())
     }
@@ -208,28 +192,55 @@ impl Log {
             return Error::DiskFull { op, path };
         }
         self.poisoned = Some(format!("{op} `{}` failed: {e}", path.display()));
+        self.revert_to_durable();
         Error::io(op, path, e)
     }
 
     /// A failed fsync always poisons: the kernel may have dropped the data.
     fn sync_failed(&mut self, path: std::path::PathBuf, e: io::Error) -> Error {
         self.poisoned = Some(format!("fsync of `{}` failed: {e}", path.display()));
+        self.revert_to_durable();
         Error::io("fsyncing", path, e)
     }
 
-    fn snapshot(&self) -> Snapshot {
+    /// After a failed write or fsync: forget everything after the last
+    /// successful sync, in memory and (best effort) in the file. After a
+    /// failed fsync the page cache may still show data the disk will never
+    /// get; cutting it off keeps a reopen in this process from reading those
+    /// bytes back and then calling them durable (fsyncgate).
+    fn revert_to_durable(&mut self) {
+        let Some(snap) = self.durable_snap else { return };
+        let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values_mut().next_back()) else {
+            return;
+        };
+        if seg.sealed {
+            return;
+        }
+        let _ = seg.file.set_len(snap.flushed_pos);
+        active.buf.clear();
+        active.flushed_pos = snap.flushed_pos;
+        active.batch_start_pos = snap.batch_start_pos;
+        active.records_since_marker = snap.records_since_marker;
+        seg.tail = snap.tail;
+        if let Some(ix) = seg.index.get_mut() {
+            ix.rollback(snap.index);
+        }
+        self.next_offset = snap.next_offset;
+        self.durable_next = snap.next_offset;
+    }
+
+    pub(crate) fn snapshot(&self) -> Snapshot {
         let seg = self.segments.values().next_back();
-        let (buf_len, flushed_pos, records_since_marker) =
-            self.active.as_ref().map_or((0, 0, 0), |a| {
-                (a.buf.len(), a.flushed_pos, a.records_since_marker)
-            });
+        let (buf_len, flushed_pos, batch_start_pos, records_since_marker) = self
+            .active
+            .as_ref()
+            .map_or((0, 0, 0, 0), |a| (a.buf.len(), a.flushed_pos, a.batch_start_pos, a.records_since_marker));
         Snapshot {
             tail: seg.map_or(Tail::empty(0), |s| s.tail),
-            index: seg
-                .and_then(|s| s.index.get())
-                .map_or(SparseIndex::default().mark(), SparseIndex::mark),
+            index: seg.and_then(|s| s.index.get()).map_or(SparseIndex::default().mark(), SparseIndex::mark),
             buf_len,
             flushed_pos,
+            batch_start_pos,
             records_since_marker,
             next_offset: self.next_offset,
         }
@@ -237,9 +248,7 @@ impl Log {
 
     /// Undoes the appends made since `snap` (after ENOSPC).
     fn rollback(&mut self, snap: Snapshot) -> Result<()> {
-        let (Some(active), Some(seg)) =
-            (self.active.as_mut(), self.segments.values_mut().next_back())
-        else {
+        let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values_mut().next_back()) else {
             return Err(self.invariant("rollback without an active segment"));
         };
         if active.flushed_pos > snap.flushed_pos {
@@ -250,10 +259,7 @@ impl Log {
             }
             active.buf.clear();
             active.flushed_pos = snap.flushed_pos;
-            debug_assert!(
-                false,
-                "a flush succeeded within a batch that then hit ENOSPC"
-            );
+            debug_assert!(false, "a flush succeeded within a batch that then hit ENOSPC");
         } else {
             active.buf.truncate(snap.buf_len);
         }
@@ -276,8 +282,7 @@ impl Log {
         let c = &self.config;
         seg.tail.end_pos + add_bytes + format::MARKER_FRAME_LEN as u64 * 2 > c.segment_bytes_max
             || seg.tail.n_records + add_records > c.segment_records_max
-            || c.segment_age_ms_max
-                .is_some_and(|age| now_ms.saturating_sub(seg.created_ms) >= age)
+            || c.segment_age_ms_max.is_some_and(|age| now_ms.saturating_sub(seg.created_ms) >= age)
     }
 
     /// Creates the active segment if the log has none (empty log, or the last
@@ -292,8 +297,7 @@ impl Log {
     /// Writes the buffer to the active segment (no fsync). On ENOSPC the
     /// partial write is cut off and the buffer kept: nothing changes.
     pub(crate) fn flush_buffer(&mut self) -> Result<()> {
-        let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values().next_back())
-        else {
+        let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values().next_back()) else {
             return Ok(());
         };
         if active.buf.is_empty() {
@@ -319,23 +323,16 @@ impl Log {
 
     pub(crate) fn sync_inner(&mut self) -> Result<()> {
         if let Some(cause) = &self.poisoned {
-            return Err(Error::Poisoned {
-                cause: cause.clone(),
-            });
+            return Err(Error::Poisoned { cause: cause.clone() });
         }
-        let needs = self
-            .active
-            .as_ref()
-            .is_some_and(|a| a.records_since_marker > 0 || !a.buf.is_empty());
+        let needs = self.active.as_ref().is_some_and(|a| a.records_since_marker > 0 || !a.buf.is_empty());
         if !needs {
             self.durable_next = self.next_offset;
             return Ok(());
         }
         let _span = info_span!("sync", next_offset = self.next_offset).entered();
         let now = self.clock.now_ms();
-        let (Some(active), Some(seg)) =
-            (self.active.as_mut(), self.segments.values_mut().next_back())
-        else {
+        let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values_mut().next_back()) else {
             return Err(self.invariant("sync without an active segment"));
         };
         let buf_len = active.buf.len();
@@ -347,16 +344,14 @@ impl Log {
         }
         if let Err(e) = self.flush_buffer() {
             if had_marker
-                && let (Some(active), Some(seg)) =
-                    (self.active.as_mut(), self.segments.values_mut().next_back())
+                && let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values_mut().next_back())
             {
                 active.buf.truncate(buf_len);
                 seg.tail.end_pos -= format::MARKER_FRAME_LEN as u64;
             }
             return Err(e);
         }
-        let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values().next_back())
-        else {
+        let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values().next_back()) else {
             return Err(self.invariant("active segment vanished during sync"));
         };
         if let Err(e) = seg.file.sync() {
@@ -366,6 +361,7 @@ impl Log {
         active.records_since_marker = 0;
         active.batch_start_pos = seg.tail.end_pos;
         self.durable_next = self.next_offset;
+        self.durable_snap = Some(self.snapshot());
         debug!(durable_offset = self.durable_next, "synced");
         Ok(())
     }
@@ -375,9 +371,7 @@ impl Log {
     /// everything before it was durable.
     fn write_trailer(&mut self, kind: MarkerKind) -> Result<()> {
         let now = self.clock.now_ms();
-        let (Some(active), Some(seg)) =
-            (self.active.as_mut(), self.segments.values_mut().next_back())
-        else {
+        let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values_mut().next_back()) else {
             return Err(self.invariant("trailer without an active segment"));
         };
         debug_assert!(active.buf.is_empty() && active.records_since_marker == 0);
@@ -397,9 +391,7 @@ impl Log {
         if let Err(e) = file.sync() {
             return Err(self.sync_failed(path, e));
         }
-        let (Some(active), Some(seg)) =
-            (self.active.as_mut(), self.segments.values_mut().next_back())
-        else {
+        let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values_mut().next_back()) else {
             return Err(self.invariant("active segment vanished while writing a trailer"));
         };
         active.flushed_pos += frame.len() as u64;
@@ -449,8 +441,7 @@ impl Log {
                 warn!(file = %name, error = %e, "could not write index file; it will be rebuilt when needed");
                 let _ = self.fs.remove_file(&tmp);
             } else {
-                seg.index_dirty
-                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                seg.index_dirty.store(false, std::sync::atomic::Ordering::Relaxed);
             }
         }
     }
@@ -464,10 +455,7 @@ impl Log {
         if self.segments.contains_key(&base) {
             return Err(self.invariant("a segment with this base offset already exists"));
         }
-        let header = SegmentHeader {
-            base_offset: base,
-            created_ms: now_ms,
-        };
+        let header = SegmentHeader { base_offset: base, created_ms: now_ms };
         let created = (|| -> io::Result<Arc<dyn crate::fs::FileHandle>> {
             if self.fs.exists(&tmp)? {
                 self.fs.remove_file(&tmp)?;
@@ -517,6 +505,7 @@ impl Log {
             batch_start_pos: HEADER_LEN,
             records_since_marker: 0,
         });
+        self.durable_snap = Some(self.snapshot());
         Ok(())
     }
 }

@@ -19,12 +19,8 @@ pub enum CrashPolicy {
 
 impl CrashPolicy {
     /// All policies, for drawing one at random.
-    pub const ALL: [CrashPolicy; 4] = [
-        CrashPolicy::LoseAll,
-        CrashPolicy::KeepPrefix,
-        CrashPolicy::Reorder,
-        CrashPolicy::TornWrite,
-    ];
+    pub const ALL: [CrashPolicy; 4] =
+        [CrashPolicy::LoseAll, CrashPolicy::KeepPrefix, CrashPolicy::Reorder, CrashPolicy::TornWrite];
 }
 
 /// A planted lie, for proving that a checker can catch a filesystem that
@@ -43,12 +39,7 @@ pub enum Canary {
 
 impl Canary {
     /// All canaries.
-    pub const ALL: [Canary; 4] = [
-        Canary::SyncNoop,
-        Canary::DirSyncNoop,
-        Canary::SilentBitflip,
-        Canary::EnospcLies,
-    ];
+    pub const ALL: [Canary; 4] = [Canary::SyncNoop, Canary::DirSyncNoop, Canary::SilentBitflip, Canary::EnospcLies];
 
     /// The canary's command-line name.
     pub fn name(self) -> &'static str {
@@ -122,9 +113,6 @@ impl Default for FaultConfig {
 impl FaultConfig {
     /// No faults at all, but every crash policy possible at a crash.
     pub fn crashes_only() -> Self {
-        Self {
-            crash_policies: CrashPolicy::ALL.to_vec(),
-            ..Self::default()
-        }
+        Self { crash_policies: CrashPolicy::ALL.to_vec(), ..Self::default() }
     }
 }

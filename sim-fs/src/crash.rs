@@ -63,10 +63,7 @@ fn reorder_image(ino: &Inode, ps: &[Piece], k: usize, keep: &dyn Fn(usize) -> bo
             }
         }
     }
-    content.resize(
-        size_after(ino.durable.len() as u64, &ino.pending, k) as usize,
-        0,
-    );
+    content.resize(size_after(ino.durable.len() as u64, &ino.pending, k) as usize, 0);
     content
 }
 
@@ -110,11 +107,7 @@ impl State {
                 CrashPolicy::KeepPrefix => {
                     let k = self.rng.random_range(0..=n);
                     let mut c = inode.durable.clone();
-                    inode
-                        .pending
-                        .iter()
-                        .take(k)
-                        .for_each(|op| apply(&mut c, op));
+                    inode.pending.iter().take(k).for_each(|op| apply(&mut c, op));
                     c
                 }
                 CrashPolicy::Reorder => {
@@ -138,8 +131,7 @@ impl State {
                 i.pending.clear();
             }
         }
-        self.events
-            .push(crate::state::Event::Crash { policy, n_lost });
+        self.events.push(crate::state::Event::Crash { policy, n_lost });
         self.media_faults_at_crash();
         self.boot += 1;
     }
@@ -151,11 +143,7 @@ impl State {
             return c;
         }
         let k = self.rng.random_range(0..n);
-        inode
-            .pending
-            .iter()
-            .take(k)
-            .for_each(|op| apply(&mut c, op));
+        inode.pending.iter().take(k).for_each(|op| apply(&mut c, op));
         match inode.pending.get(k) {
             Some(Pending::Write { pos, data }) if !data.is_empty() => {
                 let t = self.rng.random_range(0..data.len());
@@ -167,8 +155,7 @@ impl State {
                 match self.rng.random_range(0..3u8) {
                     0 => write_into(&mut c, torn_at, &vec![0u8; fill_len]),
                     1 => {
-                        let garbage: Vec<u8> =
-                            (0..fill_len).map(|_| self.rng.random::<u8>()).collect();
+                        let garbage: Vec<u8> = (0..fill_len).map(|_| self.rng.random::<u8>()).collect();
                         write_into(&mut c, torn_at, &garbage);
                     }
                     _ => {} // the old bytes stay
@@ -224,13 +211,7 @@ impl State {
                 }
             }
             let path = self.path_of(ino);
-            self.record(FaultRecord {
-                kind: FaultKind::BitFlip,
-                path,
-                pos,
-                len: 1,
-                hit: Hit::Durable,
-            });
+            self.record(FaultRecord { kind: FaultKind::BitFlip, path, pos, len: 1, hit: Hit::Durable });
         }
         if p_bad > 0.0
             && self.rng.random_bool(p_bad.min(1.0))
@@ -310,10 +291,7 @@ impl State {
                 let k = choice % n;
                 choice /= n;
                 let mut m = d.durable.clone();
-                d.pending
-                    .iter()
-                    .take(k)
-                    .for_each(|op| apply_dir_op(&mut m, op));
+                d.pending.iter().take(k).for_each(|op| apply_dir_op(&mut m, op));
                 dirs.insert((*path).clone(), m);
             }
             let (dirs, live) = reachable(dirs);
@@ -334,10 +312,7 @@ impl State {
                     files.insert(*ino, opts.get(pick % n).cloned().unwrap_or_default());
                     pick /= n;
                 }
-                images.insert(Image {
-                    dirs: dirs.clone(),
-                    files,
-                });
+                images.insert(Image { dirs: dirs.clone(), files });
                 if images.len() > limit {
                     return None;
                 }

@@ -129,15 +129,7 @@ pub struct FaultRecord {
 
 impl fmt::Display for FaultRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:?} {} @{}+{} hit={:?}",
-            self.kind,
-            self.path.display(),
-            self.pos,
-            self.len,
-            self.hit
-        )
+        write!(f, "{:?} {} @{}+{} hit={:?}", self.kind, self.path.display(), self.pos, self.len, self.hit)
     }
 }
 
@@ -158,10 +150,7 @@ fn eio(what: &str) -> io::Error {
 }
 
 fn enospc() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::StorageFull,
-        "simulated ENOSPC: no space left on device",
-    )
+    io::Error::new(io::ErrorKind::StorageFull, "simulated ENOSPC: no space left on device")
 }
 
 impl SimFs {
@@ -192,9 +181,7 @@ impl SimFs {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent-enough state for
         // a simulator that is about to report the panic anyway.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Power failure with a crash policy drawn from the configuration.
@@ -206,11 +193,7 @@ impl SimFs {
         } else {
             let n = s.config.crash_policies.len();
             let i = s.rng.random_range(0..n);
-            s.config
-                .crash_policies
-                .get(i)
-                .copied()
-                .unwrap_or(CrashPolicy::LoseAll)
+            s.config.crash_policies.get(i).copied().unwrap_or(CrashPolicy::LoseAll)
         };
         s.crash(policy);
         policy
@@ -253,23 +236,12 @@ impl SimFs {
             for (path, entries) in &image.dirs {
                 s.dirs.insert(
                     path.clone(),
-                    Dir {
-                        cached: entries.clone(),
-                        durable: entries.clone(),
-                        pending: Vec::new(),
-                    },
+                    Dir { cached: entries.clone(), durable: entries.clone(), pending: Vec::new() },
                 );
             }
             s.dirs.entry(PathBuf::from("/")).or_default();
             for (ino, content) in &image.files {
-                s.inodes.insert(
-                    *ino,
-                    Inode {
-                        cached: content.clone(),
-                        durable: content.clone(),
-                        ..Inode::default()
-                    },
-                );
+                s.inodes.insert(*ino, Inode { cached: content.clone(), durable: content.clone(), ..Inode::default() });
                 s.next_ino = s.next_ino.max(ino + 1);
             }
         }
@@ -352,18 +324,8 @@ impl SimFs {
         if let Some(b) = i.cached.get_mut(pos as usize) {
             *b ^= 1 << (bit % 8);
         }
-        let hit = if hit_durable {
-            Hit::Durable
-        } else {
-            Hit::Pending
-        };
-        s.record(FaultRecord {
-            kind: FaultKind::BitFlip,
-            path,
-            pos,
-            len: 1,
-            hit,
-        });
+        let hit = if hit_durable { Hit::Durable } else { Hit::Pending };
+        s.record(FaultRecord { kind: FaultKind::BitFlip, path, pos, len: 1, hit });
         true
     }
 
@@ -407,9 +369,7 @@ impl SimFile {
     fn live<'a>(&'a self) -> io::Result<MutexGuard<'a, State>> {
         let s = self.fs.lock();
         if s.boot != self.boot {
-            return Err(io::Error::other(
-                "stale file handle: the simulated machine crashed since it was opened",
-            ));
+            return Err(io::Error::other("stale file handle: the simulated machine crashed since it was opened"));
         }
         Ok(s)
     }
@@ -431,27 +391,15 @@ impl FileHandle for SimFile {
         let last = (pos + n as u64 - 1) / sector;
         if let Some(bad) = inode.bad_sectors.range(first..=last).next().copied() {
             let path = s.path_of(self.ino);
-            s.record(FaultRecord {
-                kind: FaultKind::ReadEio,
-                path,
-                pos: bad * sector,
-                len: sector,
-                hit: Hit::Durable,
-            });
+            s.record(FaultRecord { kind: FaultKind::ReadEio, path, pos: bad * sector, len: sector, hit: Hit::Durable });
             return Err(eio("unreadable sector"));
         }
         let p_short = s.config.p_short_io;
         if n > 1 && SimFs::chance(&mut s, p_short) {
             n = s.rng.random_range(1..n);
         }
-        let inode = s
-            .inodes
-            .get(&self.ino)
-            .ok_or_else(|| eio("inode vanished"))?;
-        let src = inode
-            .cached
-            .get(pos as usize..pos as usize + n)
-            .unwrap_or_default();
+        let inode = s.inodes.get(&self.ino).ok_or_else(|| eio("inode vanished"))?;
+        let src = inode.cached.get(pos as usize..pos as usize + n).unwrap_or_default();
         buf.get_mut(..n).unwrap_or_default().copy_from_slice(src);
         if s.config.canary == Some(Canary::SilentBitflip) && SimFs::chance(&mut s, 0.02) {
             let i = s.rng.random_range(0..n);
@@ -468,21 +416,13 @@ impl FileHandle for SimFile {
                 hit: Hit::None,
             });
         }
-        s.log(
-            "read",
-            &PathBuf::from(self.ino.to_string()),
-            format!("@{pos}+{}", buf.len()),
-            &n.to_string(),
-        );
+        s.log("read", &PathBuf::from(self.ino.to_string()), format!("@{pos}+{}", buf.len()), &n.to_string());
         Ok(n)
     }
 
     fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<usize> {
         if !self.writable {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                "file opened read-only",
-            ));
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "file opened read-only"));
         }
         let mut s = self.live()?;
         if buf.is_empty() {
@@ -491,13 +431,7 @@ impl FileHandle for SimFile {
         let path = s.path_of(self.ino);
         let p_eio = s.config.p_write_eio;
         if SimFs::chance(&mut s, p_eio) {
-            s.record(FaultRecord {
-                kind: FaultKind::WriteEio,
-                path,
-                pos,
-                len: buf.len() as u64,
-                hit: Hit::Pending,
-            });
+            s.record(FaultRecord { kind: FaultKind::WriteEio, path, pos, len: buf.len() as u64, hit: Hit::Pending });
             return Err(eio("write failed"));
         }
         let sector = s.config.sector_bytes.max(1);
@@ -552,12 +486,7 @@ impl FileHandle for SimFile {
             inode.bad_sectors.remove(&b);
         }
         inode.pending.push(Pending::Write { pos, data });
-        s.log(
-            "write",
-            &path,
-            format!("@{pos}+{}", buf.len()),
-            &n.to_string(),
-        );
+        s.log("write", &path, format!("@{pos}+{}", buf.len()), &n.to_string());
         Ok(n)
     }
 
@@ -568,10 +497,7 @@ impl FileHandle for SimFile {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         if !self.writable {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                "file opened read-only",
-            ));
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "file opened read-only"));
         }
         let mut s = self.live()?;
         let path = s.path_of(self.ino);
@@ -580,13 +506,7 @@ impl FileHandle for SimFile {
             let sector = s.config.sector_bytes.max(1);
             let grow = len.div_ceil(sector) * sector - cur.div_ceil(sector) * sector;
             if grow > s.free_bytes() {
-                s.record(FaultRecord {
-                    kind: FaultKind::Enospc,
-                    path,
-                    pos: cur,
-                    len: len - cur,
-                    hit: Hit::Pending,
-                });
+                s.record(FaultRecord { kind: FaultKind::Enospc, path, pos: cur, len: len - cur, hit: Hit::Pending });
                 return Err(enospc());
             }
         }
@@ -650,23 +570,13 @@ impl FileHandle for SimFile {
                     i.pending
                         .iter()
                         .filter_map(|op| match op {
-                            Pending::Write { pos, data } if !data.is_empty() => {
-                                Some((*pos, data.len()))
-                            }
+                            Pending::Write { pos, data } if !data.is_empty() => Some((*pos, data.len())),
                             _ => None,
                         })
                         .collect()
                 })
                 .unwrap_or_default();
-            if ps.is_empty() {
-                None
-            } else {
-                Some(
-                    ps.get(s.rng.random_range(0..ps.len()))
-                        .copied()
-                        .unwrap_or((0, 0)),
-                )
-            }
+            if ps.is_empty() { None } else { Some(ps.get(s.rng.random_range(0..ps.len())).copied().unwrap_or((0, 0))) }
         } else {
             None
         };
@@ -683,26 +593,17 @@ impl FileHandle for SimFile {
             let from = (sec * sector) as usize;
             let to_len = inode.durable.len();
             let n_sectors = (to_len as u64).div_ceil(sector).max(1);
-            let data: Vec<u8> = inode
-                .durable
-                .get(from..(from + sector as usize).min(to_len))
-                .unwrap_or_default()
-                .to_vec();
+            let data: Vec<u8> =
+                inode.durable.get(from..(from + sector as usize).min(to_len)).unwrap_or_default().to_vec();
             // Its own place keeps what was durable there before.
-            let old: Vec<u8> = (from..from + data.len())
-                .map(|i| before.get(i).copied().unwrap_or(0))
-                .collect();
+            let old: Vec<u8> = (from..from + data.len()).map(|i| before.get(i).copied().unwrap_or(0)).collect();
             state::write_into(&mut inode.durable, from as u64, &old);
             let target = s.rng.random_range(0..n_sectors) * sector;
             let Some(inode) = s.inodes.get_mut(&self.ino) else {
                 return Err(eio("inode vanished"));
             };
             let room = to_len.saturating_sub(target as usize).min(data.len());
-            state::write_into(
-                &mut inode.durable,
-                target,
-                data.get(..room).unwrap_or_default(),
-            );
+            state::write_into(&mut inode.durable, target, data.get(..room).unwrap_or_default());
             let _ = wlen;
             s.record(FaultRecord {
                 kind: FaultKind::Misdirected { to: target },
@@ -739,25 +640,14 @@ impl FileSystem for SimFs {
         let boot = s.boot;
         let writable = mode != OpenMode::Read;
         match (s.lookup(&path), mode) {
-            (Some(Node::Dir), _) => Err(io::Error::new(
-                io::ErrorKind::IsADirectory,
-                "is a directory",
-            )),
-            (Some(Node::File(_)), OpenMode::CreateNew) => {
-                Err(io::Error::from(io::ErrorKind::AlreadyExists))
-            }
+            (Some(Node::Dir), _) => Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory")),
+            (Some(Node::File(_)), OpenMode::CreateNew) => Err(io::Error::from(io::ErrorKind::AlreadyExists)),
             (Some(Node::File(ino)), _) => {
                 s.log("open", &path, format!("{mode:?}"), "ok");
-                Ok(Arc::new(SimFile {
-                    fs: self.clone(),
-                    ino,
-                    boot,
-                    writable,
-                }))
+                Ok(Arc::new(SimFile { fs: self.clone(), ino, boot, writable }))
             }
             (None, OpenMode::CreateNew) => {
-                let (parent, name) =
-                    split(&path).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+                let (parent, name) = split(&path).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
                 if s.lookup(&parent) != Some(Node::Dir) {
                     return Err(io::Error::from(io::ErrorKind::NotFound));
                 }
@@ -779,12 +669,7 @@ impl FileSystem for SimFs {
                     d.pending.push(DirOp::Link(name, Node::File(ino)));
                 }
                 s.log("create", &path, String::new(), "ok");
-                Ok(Arc::new(SimFile {
-                    fs: self.clone(),
-                    ino,
-                    boot,
-                    writable,
-                }))
+                Ok(Arc::new(SimFile { fs: self.clone(), ino, boot, writable }))
             }
             (None, _) => Err(io::Error::from(io::ErrorKind::NotFound)),
         }
@@ -800,10 +685,7 @@ impl FileSystem for SimFs {
             match s.lookup(&next) {
                 Some(Node::Dir) => {}
                 Some(Node::File(_)) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::NotADirectory,
-                        "a file is in the way",
-                    ));
+                    return Err(io::Error::new(io::ErrorKind::NotADirectory, "a file is in the way"));
                 }
                 None => {
                     if let Some(d) = s.dirs.get_mut(&cur) {
@@ -823,15 +705,8 @@ impl FileSystem for SimFs {
         let path = normalize(path);
         let s = self.lock();
         match s.lookup(&path) {
-            Some(Node::Dir) => Ok(s
-                .dirs
-                .get(&path)
-                .map(|d| d.cached.keys().cloned().collect())
-                .unwrap_or_default()),
-            Some(Node::File(_)) => Err(io::Error::new(
-                io::ErrorKind::NotADirectory,
-                "not a directory",
-            )),
+            Some(Node::Dir) => Ok(s.dirs.get(&path).map(|d| d.cached.keys().cloned().collect()).unwrap_or_default()),
+            Some(Node::File(_)) => Err(io::Error::new(io::ErrorKind::NotADirectory, "not a directory")),
             None => Err(io::Error::from(io::ErrorKind::NotFound)),
         }
     }
@@ -842,10 +717,7 @@ impl FileSystem for SimFs {
         let (pf, nf) = split(&from).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
         let (pt, nt) = split(&to).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
         if pf != pt {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "rename across directories is not simulated",
-            ));
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "rename across directories is not simulated"));
         }
         let Some(d) = s.dirs.get_mut(&pf) else {
             return Err(io::Error::from(io::ErrorKind::NotFound));
@@ -862,8 +734,7 @@ impl FileSystem for SimFs {
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let path = normalize(path);
         let mut s = self.lock();
-        let (parent, name) =
-            split(&path).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let (parent, name) = split(&path).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
         let Some(d) = s.dirs.get_mut(&parent) else {
             return Err(io::Error::from(io::ErrorKind::NotFound));
         };
@@ -873,10 +744,7 @@ impl FileSystem for SimFs {
                 d.pending.push(DirOp::Unlink(name));
             }
             Some(Node::Dir) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::IsADirectory,
-                    "is a directory",
-                ));
+                return Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory"));
             }
             None => return Err(io::Error::from(io::ErrorKind::NotFound)),
         }

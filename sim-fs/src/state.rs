@@ -114,12 +114,7 @@ pub enum Event {
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Event::Op {
-                op,
-                path,
-                detail,
-                outcome,
-            } => write!(f, "fs {op} {} {detail} -> {outcome}", path.display()),
+            Event::Op { op, path, detail, outcome } => write!(f, "fs {op} {} {detail} -> {outcome}", path.display()),
             Event::Fault(r) => write!(f, "fault {r}"),
             Event::Crash { policy, n_lost } => {
                 write!(f, "crash policy={policy:?} lost_changes={n_lost}")
@@ -169,12 +164,7 @@ pub(crate) fn split(path: &Path) -> Option<(PathBuf, String)> {
 impl State {
     pub fn log(&mut self, op: &'static str, path: &Path, detail: String, outcome: &str) {
         if self.trace_ops {
-            self.events.push(Event::Op {
-                op,
-                path: path.to_path_buf(),
-                detail,
-                outcome: outcome.to_string(),
-            });
+            self.events.push(Event::Op { op, path: path.to_path_buf(), detail, outcome: outcome.to_string() });
         }
     }
 
@@ -215,11 +205,7 @@ impl State {
                 }
             }
         }
-        linked
-            .iter()
-            .filter_map(|ino| self.inodes.get(ino))
-            .map(|i| (i.cached.len() as u64).div_ceil(s) * s)
-            .sum()
+        linked.iter().filter_map(|ino| self.inodes.get(ino)).map(|i| (i.cached.len() as u64).div_ceil(s) * s).sum()
     }
 
     /// Bytes still free, `u64::MAX` on an unlimited disk.

@@ -42,12 +42,7 @@ fn value(offset: usize, len: usize) -> Vec<u8> {
 fn open(fs: &SimFs, config: &Config) -> Log {
     Log::open_with(
         Path::new("/data/log"),
-        Options {
-            fs: fs.shared(),
-            clock: Arc::new(FixedClock(5)),
-            config: config.clone(),
-            read_only: false,
-        },
+        Options { fs: fs.shared(), clock: Arc::new(FixedClock(5)), config: config.clone(), read_only: false },
     )
     .unwrap()
 }

@@ -49,21 +49,14 @@ fn directory_entries_need_a_directory_sync() {
     let f = create(&fs, "/a", b"data");
     f.sync().unwrap();
     fs.crash_with(CrashPolicy::LoseAll);
-    assert!(
-        !fs.exists(Path::new("/a")).unwrap(),
-        "a synced file whose entry was never synced vanishes"
-    );
+    assert!(!fs.exists(Path::new("/a")).unwrap(), "a synced file whose entry was never synced vanishes");
 
     let f = create(&fs, "/b", b"data");
     f.sync().unwrap();
     fs.sync_dir(Path::new("/")).unwrap();
     fs.remove_file(Path::new("/b")).unwrap();
     fs.crash_with(CrashPolicy::LoseAll);
-    assert_eq!(
-        read_all(&fs, "/b").unwrap(),
-        b"data",
-        "an unsynced removal is undone"
-    );
+    assert_eq!(read_all(&fs, "/b").unwrap(), b"data", "an unsynced removal is undone");
 
     fs.rename(Path::new("/b"), Path::new("/c")).unwrap();
     fs.crash_with(CrashPolicy::LoseAll);
@@ -87,31 +80,15 @@ fn a_directory_that_was_never_synced_vanishes_with_its_files() {
 
 #[test]
 fn enospc_writes_what_fits_then_fails_and_space_comes_back() {
-    let fs = fs(FaultConfig {
-        capacity_bytes: Some(4096),
-        ..FaultConfig::default()
-    });
+    let fs = fs(FaultConfig { capacity_bytes: Some(4096), ..FaultConfig::default() });
     let f = fs.open(Path::new("/a"), OpenMode::CreateNew).unwrap();
-    assert_eq!(
-        f.write_at(&[1u8; 5000], 0).unwrap(),
-        4096,
-        "a crossing write writes what fits"
-    );
+    assert_eq!(f.write_at(&[1u8; 5000], 0).unwrap(), 4096, "a crossing write writes what fits");
     let err = f.write_at(&[1u8; 10], 4096).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+    assert_eq!(write_all_at(&*f, &[2u8; 10], 4096).unwrap_err().kind(), io::ErrorKind::StorageFull);
+    assert_eq!(f.set_len(5000).unwrap_err().kind(), io::ErrorKind::StorageFull);
     assert_eq!(
-        write_all_at(&*f, &[2u8; 10], 4096).unwrap_err().kind(),
-        io::ErrorKind::StorageFull
-    );
-    assert_eq!(
-        f.set_len(5000).unwrap_err().kind(),
-        io::ErrorKind::StorageFull
-    );
-    assert_eq!(
-        fs.open(Path::new("/b"), OpenMode::CreateNew)
-            .map(|_| ())
-            .unwrap_err()
-            .kind(),
+        fs.open(Path::new("/b"), OpenMode::CreateNew).map(|_| ()).unwrap_err().kind(),
         io::ErrorKind::StorageFull
     );
     assert!(fs.faults().iter().any(|r| r.kind == FaultKind::Enospc));
@@ -125,19 +102,12 @@ fn enospc_writes_what_fits_then_fails_and_space_comes_back() {
 
 #[test]
 fn fsync_eio_drops_the_data_and_the_next_fsync_lies() {
-    let fs = fs(FaultConfig {
-        p_sync_eio: 1.0,
-        ..FaultConfig::default()
-    });
+    let fs = fs(FaultConfig { p_sync_eio: 1.0, ..FaultConfig::default() });
     let f = create(&fs, "/a", b"");
     fs.sync_dir(Path::new("/")).unwrap();
     write_all_at(&*f, b"lost", 0).unwrap();
     assert!(f.sync().is_err());
-    let rec = fs
-        .faults()
-        .into_iter()
-        .find(|r| r.kind == FaultKind::SyncEio)
-        .unwrap();
+    let rec = fs.faults().into_iter().find(|r| r.kind == FaultKind::SyncEio).unwrap();
     assert_eq!(rec.hit, Hit::Pending);
     fs.set_config(FaultConfig::default());
     // The page cache still shows the data, and a retried fsync "succeeds"...
@@ -150,10 +120,7 @@ fn fsync_eio_drops_the_data_and_the_next_fsync_lies() {
 
 #[test]
 fn dir_sync_eio_loses_the_entries() {
-    let fs = fs(FaultConfig {
-        p_dir_sync_eio: 1.0,
-        ..FaultConfig::default()
-    });
+    let fs = fs(FaultConfig { p_dir_sync_eio: 1.0, ..FaultConfig::default() });
     let f = create(&fs, "/a", b"x");
     f.sync().unwrap();
     assert!(fs.sync_dir(Path::new("/")).is_err());
@@ -165,10 +132,7 @@ fn dir_sync_eio_loses_the_entries() {
 
 #[test]
 fn write_eio_writes_nothing() {
-    let fs = fs(FaultConfig {
-        p_write_eio: 1.0,
-        ..FaultConfig::default()
-    });
+    let fs = fs(FaultConfig { p_write_eio: 1.0, ..FaultConfig::default() });
     let f = fs.open(Path::new("/a"), OpenMode::CreateNew).unwrap();
     assert!(f.write_at(b"abc", 0).is_err());
     assert_eq!(f.len().unwrap(), 0);
@@ -178,21 +142,14 @@ fn write_eio_writes_nothing() {
 /// `Write(2, "XY")` and `Write(4, "ZZZZZ")`, with the entry durable.
 #[test]
 fn enumeration_yields_every_legal_image_and_no_other() {
-    let fs = fs(FaultConfig {
-        sector_bytes: 4,
-        ..FaultConfig::default()
-    });
+    let fs = fs(FaultConfig { sector_bytes: 4, ..FaultConfig::default() });
     let f = create(&fs, "/a", b"aaaa");
     f.sync().unwrap();
     fs.sync_dir(Path::new("/")).unwrap();
     write_all_at(&*f, b"XY", 2).unwrap();
     write_all_at(&*f, b"ZZZZZ", 4).unwrap();
-    let images: BTreeSet<Vec<u8>> = fs
-        .crash_image_list(1000)
-        .unwrap()
-        .iter()
-        .map(|img| img.file(Path::new("/a")).unwrap().to_vec())
-        .collect();
+    let images: BTreeSet<Vec<u8>> =
+        fs.crash_image_list(1000).unwrap().iter().map(|img| img.file(Path::new("/a")).unwrap().to_vec()).collect();
     let mut want = BTreeSet::new();
     // Size of the first 0 or 1 changes: 4 bytes; sector 0 old or new.
     for s0 in [&b"aaaa"[..], b"aaXY"] {
@@ -211,11 +168,7 @@ fn enumeration_yields_every_legal_image_and_no_other() {
             seed,
             FaultConfig {
                 sector_bytes: 4,
-                crash_policies: vec![
-                    CrashPolicy::LoseAll,
-                    CrashPolicy::KeepPrefix,
-                    CrashPolicy::Reorder,
-                ],
+                crash_policies: vec![CrashPolicy::LoseAll, CrashPolicy::KeepPrefix, CrashPolicy::Reorder],
                 ..FaultConfig::default()
             },
         );
@@ -238,20 +191,10 @@ fn enumeration_covers_directory_prefixes() {
     f.sync().unwrap();
     fs.rename(Path::new("/a.tmp"), Path::new("/a")).unwrap();
     let images = fs.crash_image_list(100).unwrap();
-    let states: BTreeSet<(bool, bool)> = images
-        .iter()
-        .map(|i| {
-            (
-                i.file(Path::new("/a.tmp")).is_some(),
-                i.file(Path::new("/a")).is_some(),
-            )
-        })
-        .collect();
+    let states: BTreeSet<(bool, bool)> =
+        images.iter().map(|i| (i.file(Path::new("/a.tmp")).is_some(), i.file(Path::new("/a")).is_some())).collect();
     // Nothing, the temporary, or the renamed file: never both.
-    assert_eq!(
-        states,
-        BTreeSet::from([(false, false), (true, false), (false, true)])
-    );
+    assert_eq!(states, BTreeSet::from([(false, false), (true, false), (false, true)]));
     let disks = fs.crash_images(100, 1).unwrap();
     assert_eq!(disks.len(), images.len());
 }
@@ -259,13 +202,7 @@ fn enumeration_covers_directory_prefixes() {
 #[test]
 fn torn_writes_keep_a_byte_prefix_and_garble_only_that_sector() {
     for seed in 0..300 {
-        let fs = SimFs::new(
-            seed,
-            FaultConfig {
-                sector_bytes: 8,
-                ..FaultConfig::default()
-            },
-        );
+        let fs = SimFs::new(seed, FaultConfig { sector_bytes: 8, ..FaultConfig::default() });
         let f = create(&fs, "/a", &[b'o'; 32]);
         f.sync().unwrap();
         fs.sync_dir(Path::new("/")).unwrap();
@@ -273,11 +210,7 @@ fn torn_writes_keep_a_byte_prefix_and_garble_only_that_sector() {
         fs.crash_with(CrashPolicy::TornWrite);
         let got = read_all(&fs, "/a").unwrap();
         assert_eq!(got.len(), 32);
-        let t = got[4..]
-            .iter()
-            .position(|&b| b != b'n')
-            .map_or(20, |p| p.min(20))
-            + 4;
+        let t = got[4..].iter().position(|&b| b != b'n').map_or(20, |p| p.min(20)) + 4;
         let sector_end = (t / 8 + 1) * 8;
         assert!(got[..4].iter().all(|&b| b == b'o'), "seed {seed}: {got:?}");
         assert!(
@@ -289,37 +222,20 @@ fn torn_writes_keep_a_byte_prefix_and_garble_only_that_sector() {
 
 #[test]
 fn media_faults_are_recorded_as_durable_hits() {
-    let fs = fs(FaultConfig {
-        p_bitflip_at_crash: 1.0,
-        p_bad_sector_at_crash: 1.0,
-        ..FaultConfig::default()
-    });
+    let fs = fs(FaultConfig { p_bitflip_at_crash: 1.0, p_bad_sector_at_crash: 1.0, ..FaultConfig::default() });
     let f = create(&fs, "/a", &[0u8; 2048]);
     f.sync().unwrap();
     fs.sync_dir(Path::new("/")).unwrap();
     fs.crash_with(CrashPolicy::LoseAll);
     let faults = fs.faults();
-    let flip = faults
-        .iter()
-        .find(|r| r.kind == FaultKind::BitFlip)
-        .unwrap();
+    let flip = faults.iter().find(|r| r.kind == FaultKind::BitFlip).unwrap();
     assert_eq!(flip.hit, Hit::Durable);
-    let bad = faults
-        .iter()
-        .find(|r| r.kind == FaultKind::BadSector)
-        .unwrap();
+    let bad = faults.iter().find(|r| r.kind == FaultKind::BadSector).unwrap();
     let data = fs.durable_contents(Path::new("/a")).unwrap();
-    assert_eq!(
-        data.iter().map(|b| b.count_ones()).sum::<u32>(),
-        1,
-        "exactly one bit flipped"
-    );
+    assert_eq!(data.iter().map(|b| b.count_ones()).sum::<u32>(), 1, "exactly one bit flipped");
     let f = fs.open(Path::new("/a"), OpenMode::ReadWrite).unwrap();
     let mut buf = [0u8; 16];
-    assert!(
-        f.read_at(&mut buf, bad.pos).is_err(),
-        "bad sector reads fail"
-    );
+    assert!(f.read_at(&mut buf, bad.pos).is_err(), "bad sector reads fail");
     // Rewriting the sector remaps it.
     write_all_at(&*f, &[9u8; 512], bad.pos).unwrap();
     assert_eq!(f.read_at(&mut buf, bad.pos).unwrap(), 16);
@@ -331,40 +247,22 @@ fn misdirected_writes_land_elsewhere_and_are_recorded() {
     let f = create(&fs, "/a", &[b'o'; 4096]);
     f.sync().unwrap();
     fs.sync_dir(Path::new("/")).unwrap();
-    fs.set_config(FaultConfig {
-        p_misdirected_write: 1.0,
-        ..FaultConfig::default()
-    });
+    fs.set_config(FaultConfig { p_misdirected_write: 1.0, ..FaultConfig::default() });
     write_all_at(&*f, &[b'n'; 512], 1024).unwrap();
     f.sync().unwrap();
-    let rec = fs
-        .faults()
-        .into_iter()
-        .find(|r| matches!(r.kind, FaultKind::Misdirected { .. }))
-        .unwrap();
+    let rec = fs.faults().into_iter().find(|r| matches!(r.kind, FaultKind::Misdirected { .. })).unwrap();
     assert_eq!((rec.pos, rec.hit), (1024, Hit::Durable));
-    let FaultKind::Misdirected { to } = rec.kind else {
-        unreachable!()
-    };
+    let FaultKind::Misdirected { to } = rec.kind else { unreachable!() };
     let d = fs.durable_contents(Path::new("/a")).unwrap();
     if to != 1024 {
-        assert!(
-            d[1024..1536].iter().all(|&b| b == b'o'),
-            "the intended place keeps the old bytes"
-        );
-        assert!(
-            d[to as usize..to as usize + 512].iter().all(|&b| b == b'n'),
-            "the data landed at {to}"
-        );
+        assert!(d[1024..1536].iter().all(|&b| b == b'o'), "the intended place keeps the old bytes");
+        assert!(d[to as usize..to as usize + 512].iter().all(|&b| b == b'n'), "the data landed at {to}");
     }
 }
 
 #[test]
 fn short_io_transfers_less_but_loops_complete() {
-    let fs = fs(FaultConfig {
-        p_short_io: 1.0,
-        ..FaultConfig::default()
-    });
+    let fs = fs(FaultConfig { p_short_io: 1.0, ..FaultConfig::default() });
     let f = fs.open(Path::new("/a"), OpenMode::CreateNew).unwrap();
     assert!(f.write_at(&[5u8; 100], 0).unwrap() < 100);
     write_all_at(&*f, &[6u8; 1000], 0).unwrap();
@@ -376,10 +274,7 @@ fn short_io_transfers_less_but_loops_complete() {
 
 #[test]
 fn canaries_lie() {
-    let fs = fs(FaultConfig {
-        canary: Some(Canary::SyncNoop),
-        ..FaultConfig::default()
-    });
+    let fs = fs(FaultConfig { canary: Some(Canary::SyncNoop), ..FaultConfig::default() });
     let f = create(&fs, "/a", b"x");
     fs.sync_dir(Path::new("/")).unwrap();
     f.sync().unwrap();
@@ -388,11 +283,7 @@ fn canaries_lie() {
 
     let fs = SimFs::new(
         1,
-        FaultConfig {
-            canary: Some(Canary::EnospcLies),
-            capacity_bytes: Some(1024),
-            ..FaultConfig::default()
-        },
+        FaultConfig { canary: Some(Canary::EnospcLies), capacity_bytes: Some(1024), ..FaultConfig::default() },
     );
     let f = fs.open(Path::new("/a"), OpenMode::CreateNew).unwrap();
     assert_eq!(f.write_at(&[1u8; 4096], 0).unwrap(), 4096);
@@ -402,13 +293,7 @@ fn canaries_lie() {
 #[test]
 fn same_seed_same_history() {
     let run = || {
-        let fs = SimFs::new(
-            99,
-            FaultConfig {
-                p_short_io: 0.3,
-                ..FaultConfig::crashes_only()
-            },
-        );
+        let fs = SimFs::new(99, FaultConfig { p_short_io: 0.3, ..FaultConfig::crashes_only() });
         fs.set_trace(true);
         for round in 0..20u8 {
             let name = format!("/f{}", round % 3);

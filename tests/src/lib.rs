@@ -21,9 +21,7 @@ pub fn mix(mut x: u64) -> u64 {
 pub fn value_for(seed: u64, offset: u64, max_len: usize) -> Vec<u8> {
     let h = mix(seed ^ mix(offset));
     let len = (h % (max_len as u64 + 1)) as usize;
-    (0..len)
-        .map(|i| (mix(h.wrapping_add(i as u64)) & 0xff) as u8)
-        .collect()
+    (0..len).map(|i| (mix(h.wrapping_add(i as u64)) & 0xff) as u8).collect()
 }
 
 /// Which operations [`FailFs`] counts and can fail.
@@ -139,10 +137,7 @@ impl FileSystem for FailFs {
         if mode == OpenMode::CreateNew {
             self.check(FailOp::Namespace)?;
         }
-        Ok(Arc::new(FailFile {
-            inner: StdFs.open(path, mode)?,
-            fs: self.clone(),
-        }))
+        Ok(Arc::new(FailFile { inner: StdFs.open(path, mode)?, fs: self.clone() }))
     }
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         StdFs.create_dir_all(path)

@@ -16,11 +16,7 @@ fn options() -> Options {
     Options {
         fs: StdFs::shared(),
         clock: Arc::new(FixedClock(7)),
-        config: Config {
-            segment_records_max: 6,
-            index_interval_bytes: 64,
-            ..Config::default()
-        },
+        config: Config { segment_records_max: 6, index_interval_bytes: 64, ..Config::default() },
         read_only: false,
     }
 }
@@ -36,13 +32,7 @@ fn build(dir: &Path, clean: bool) -> (Vec<(String, Vec<u8>)>, Vec<Record>) {
         let mut e = Entry::new(&v).with_timestamp(100 + i);
         e.key = key.as_deref();
         log.append(e).unwrap();
-        model.push(Record {
-            offset: i,
-            timestamp_ms: 100 + i,
-            key,
-            value: v,
-            tombstone: false,
-        });
+        model.push(Record { offset: i, timestamp_ms: 100 + i, key, value: v, tombstone: false });
         if i % 4 == 3 {
             log.sync().unwrap();
         }
@@ -56,10 +46,7 @@ fn build(dir: &Path, clean: bool) -> (Vec<(String, Vec<u8>)>, Vec<Record>) {
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
+            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
         })
         .collect();
     files.sort();
@@ -87,20 +74,11 @@ struct Tally {
 /// the open succeeded, how many records it had, and whether any read failed.
 fn check(dir: &Path, model: &[Record], read_only: bool, tally: &mut Tally) -> Option<(u64, bool)> {
     tally.cases += 1;
-    let log = match Log::open_with(
-        dir,
-        Options {
-            read_only,
-            ..options()
-        },
-    ) {
+    let log = match Log::open_with(dir, Options { read_only, ..options() }) {
         Ok(log) => log,
         Err(e) => {
             assert!(
-                matches!(
-                    e,
-                    Error::Corruption { .. } | Error::UnsupportedVersion { .. }
-                ),
+                matches!(e, Error::Corruption { .. } | Error::UnsupportedVersion { .. }),
                 "unexpected error kind: {e}"
             );
             tally.open_errors += 1;
@@ -108,10 +86,7 @@ fn check(dir: &Path, model: &[Record], read_only: bool, tally: &mut Tally) -> Op
         }
     };
     let next = log.next_offset();
-    assert!(
-        next <= model.len() as u64,
-        "phantom records: next offset {next}"
-    );
+    assert!(next <= model.len() as u64, "phantom records: next offset {next}");
     assert_eq!(log.first_offset(), 0);
     if next < model.len() as u64 {
         tally.shortened += 1;
@@ -144,17 +119,11 @@ fn check(dir: &Path, model: &[Record], read_only: bool, tally: &mut Tally) -> Op
 fn corpus(clean: bool) {
     let src = tempfile::tempdir().unwrap();
     let (files, model) = build(src.path(), clean);
-    assert!(
-        files.iter().filter(|(n, _)| n.ends_with(".log")).count() >= 3,
-        "{files:?}"
-    );
+    assert!(files.iter().filter(|(n, _)| n.ends_with(".log")).count() >= 3, "{files:?}");
     let work = tempfile::tempdir().unwrap();
     let mut tally = Tally::default();
     for (fi, (name, bytes)) in files.iter().enumerate() {
-        let is_index = matches!(
-            parse_file_name(name),
-            Some(FileKind::OffsetIndex(_) | FileKind::TimeIndex(_))
-        );
+        let is_index = matches!(parse_file_name(name), Some(FileKind::OffsetIndex(_) | FileKind::TimeIndex(_)));
         for pos in 0..bytes.len() {
             for read_only in [false, true] {
                 let mut damaged = files.clone();
@@ -167,11 +136,7 @@ fn corpus(clean: bool) {
                 } else if clean {
                     // Everything was durable: a successful open may not lose a record.
                     if let Some((next, _)) = res {
-                        assert_eq!(
-                            next,
-                            model.len() as u64,
-                            "{name} byte {pos}: durable records dropped"
-                        );
+                        assert_eq!(next, model.len() as u64, "{name} byte {pos}: durable records dropped");
                     }
                 }
             }
@@ -182,19 +147,12 @@ fn corpus(clean: bool) {
             lay_out(work.path(), &cut);
             let res = check(work.path(), &model, false, &mut tally);
             if is_index {
-                assert_eq!(
-                    res,
-                    Some((model.len() as u64, false)),
-                    "{name} cut at {len}"
-                );
+                assert_eq!(res, Some((model.len() as u64, false)), "{name} cut at {len}");
             }
         }
     }
     eprintln!("corpus clean={clean}: {tally:?}");
-    assert!(
-        tally.open_errors > 0 && tally.read_errors > 0,
-        "the corpus must exercise both error paths: {tally:?}"
-    );
+    assert!(tally.open_errors > 0 && tally.read_errors > 0, "the corpus must exercise both error paths: {tally:?}");
 }
 
 #[test]

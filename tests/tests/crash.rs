@@ -24,29 +24,14 @@ fn sigkill_at_random_moments_never_loses_a_durable_record() {
         let h = mix(SEED ^ round);
         let sync_every = 1 + h % 16;
         let mut child = Command::new(exe)
-            .args([
-                dir.path().to_str().unwrap(),
-                &SEED.to_string(),
-                &sync_every.to_string(),
-                "100000",
-            ])
+            .args([dir.path().to_str().unwrap(), &SEED.to_string(), &sync_every.to_string(), "100000"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let start: u64 = lines
-            .next()
-            .unwrap()
-            .unwrap()
-            .strip_prefix("start ")
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert!(
-            start >= verified,
-            "round {round}: child recovered {start} records, {verified} were verified"
-        );
+        let start: u64 = lines.next().unwrap().unwrap().strip_prefix("start ").unwrap().parse().unwrap();
+        assert!(start >= verified, "round {round}: child recovered {start} records, {verified} were verified");
         // Let it report a few syncs, then kill it at a random moment.
         let wait_syncs = (h >> 8) % 6;
         for _ in 0..wait_syncs {
@@ -75,20 +60,12 @@ fn sigkill_at_random_moments_never_loses_a_durable_record() {
             torn_tails += 1;
         }
         let next = log.next_offset();
-        assert!(
-            next >= max_durable,
-            "round {round}: recovered {next} records, {max_durable} were durable"
-        );
+        assert!(next >= max_durable, "round {round}: recovered {next} records, {max_durable} were durable");
         let mut expect = 0u64;
         for rec in log.iter(..) {
             let rec = rec.unwrap_or_else(|e| panic!("round {round}: {e}"));
             assert_eq!(rec.offset, expect);
-            assert_eq!(
-                rec.value,
-                value_for(SEED, rec.offset, 300),
-                "round {round}: offset {}",
-                rec.offset
-            );
+            assert_eq!(rec.value, value_for(SEED, rec.offset, 300), "round {round}: offset {}", rec.offset);
             assert_eq!(rec.key.as_deref(), Some(&rec.offset.to_le_bytes()[..]));
             expect += 1;
         }
@@ -96,11 +73,6 @@ fn sigkill_at_random_moments_never_loses_a_durable_record() {
         verified = if round % 2 == 1 { max_durable } else { next };
         drop(log);
     }
-    eprintln!(
-        "{ROUNDS} kills: {max_durable} durable records, {torn_tails} recoveries cut a torn tail"
-    );
-    assert!(
-        max_durable > ROUNDS,
-        "the children made too little progress to test anything"
-    );
+    eprintln!("{ROUNDS} kills: {max_durable} durable records, {torn_tails} recoveries cut a torn tail");
+    assert!(max_durable > ROUNDS, "the children made too little progress to test anything");
 }

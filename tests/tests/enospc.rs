@@ -55,12 +55,7 @@ fn check_all(log: &Log, n: u64) {
     assert_eq!(log.next_offset(), n);
     for rec in log.iter(..) {
         let rec = rec.unwrap();
-        assert_eq!(
-            rec.value,
-            value_for(SEED, rec.offset, 1500),
-            "offset {}",
-            rec.offset
-        );
+        assert_eq!(rec.value, value_for(SEED, rec.offset, 1500), "offset {}", rec.offset);
     }
     assert_eq!(log.iter(..).count() as u64, n);
 }
@@ -82,20 +77,10 @@ fn real_enospc_on_tmpfs() {
             Ok(off) => assert_eq!(off, before),
             Err(e) => {
                 assert!(e.is_disk_full(), "expected a disk-full error, got: {e}");
-                assert!(
-                    e.to_string().contains("free space"),
-                    "the message says what to do: {e}"
-                );
+                assert!(e.to_string().contains("free space"), "the message says what to do: {e}");
                 assert!(!log.is_poisoned(), "ENOSPC must not poison the log");
-                assert_eq!(
-                    log.next_offset(),
-                    before,
-                    "a failed append must not move the end"
-                );
-                assert!(
-                    log.read(before).is_err(),
-                    "no partial record may be readable"
-                );
+                assert_eq!(log.next_offset(), before, "a failed append must not move the end");
+                assert!(log.read(before).is_err(), "no partial record may be readable");
                 n_full += 1;
                 last_full = Some(before);
                 if n_full == 5 {
@@ -123,10 +108,7 @@ fn real_enospc_on_tmpfs() {
     std::fs::remove_file(&filler).unwrap();
     for _ in 0..20 {
         let off = log.next_offset();
-        assert_eq!(
-            log.append(Entry::new(&value_for(SEED, off, 1500))).unwrap(),
-            off
-        );
+        assert_eq!(log.append(Entry::new(&value_for(SEED, off, 1500))).unwrap(), off);
     }
     log.sync().unwrap();
     log.close().unwrap();

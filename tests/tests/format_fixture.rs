@@ -19,11 +19,7 @@ fn options(read_only: bool) -> Options {
     Options {
         fs: StdFs::shared(),
         clock: Arc::new(FixedClock(1_700_000_000_000)),
-        config: Config {
-            segment_records_max: 4,
-            index_interval_bytes: 64,
-            ..Config::default()
-        },
+        config: Config { segment_records_max: 4, index_interval_bytes: 64, ..Config::default() },
         read_only,
     }
 }
@@ -34,23 +30,13 @@ fn expected() -> Vec<Record> {
     for i in 0..10u64 {
         v.push(Record {
             offset: i,
-            timestamp_ms: if i % 2 == 0 {
-                1_700_000_000_000
-            } else {
-                1_600_000_000_000 + i
-            },
+            timestamp_ms: if i % 2 == 0 { 1_700_000_000_000 } else { 1_600_000_000_000 + i },
             key: match i % 3 {
                 0 => None,
                 1 => Some(format!("key-{i}").into_bytes()),
                 _ => Some(Vec::new()),
             },
-            value: if i == 4 {
-                Vec::new()
-            } else {
-                format!("value number {i}")
-                    .repeat(i as usize + 1)
-                    .into_bytes()
-            },
+            value: if i == 4 { Vec::new() } else { format!("value number {i}").repeat(i as usize + 1).into_bytes() },
             tombstone: i == 7,
         });
     }
@@ -80,10 +66,7 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
+            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
         })
         .collect();
     v.sort();
@@ -115,14 +98,8 @@ fn v1_fixture_reads_and_writes_identically() {
     let fresh = tempfile::tempdir().unwrap();
     write(fresh.path());
     let written = files(fresh.path());
-    assert_eq!(
-        written.iter().map(|f| &f.0).collect::<Vec<_>>(),
-        fixture.iter().map(|f| &f.0).collect::<Vec<_>>()
-    );
+    assert_eq!(written.iter().map(|f| &f.0).collect::<Vec<_>>(), fixture.iter().map(|f| &f.0).collect::<Vec<_>>());
     for ((name, a), (_, b)) in written.iter().zip(&fixture) {
-        assert!(
-            a == b,
-            "{name} differs from the v1 fixture: the on-disk format changed"
-        );
+        assert!(a == b, "{name} differs from the v1 fixture: the on-disk format changed");
     }
 }

@@ -9,24 +9,14 @@ use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Append {
-        key: Option<Vec<u8>>,
-        value_len: usize,
-        ts: Option<u64>,
-        tombstone: bool,
-    },
-    Batch {
-        n: usize,
-        value_len: usize,
-    },
+    Append { key: Option<Vec<u8>>, value_len: usize, ts: Option<u64>, tombstone: bool },
+    Batch { n: usize, value_len: usize },
     Sync,
     Read(usize),
     Iter(usize, usize),
     Roll,
     TimeLookup(u64),
-    Reopen {
-        clean: bool,
-    },
+    Reopen { clean: bool },
     ReopenReadOnly,
 }
 
@@ -51,23 +41,17 @@ fn config() -> impl Strategy<Value = Config> {
         4096..12_000u64,
         2..40u64,
         64..1024u32,
-        prop_oneof![
-            Just(SyncPolicy::Manual),
-            Just(SyncPolicy::Always),
-            (1..10u64).prop_map(SyncPolicy::EveryRecords)
-        ],
+        prop_oneof![Just(SyncPolicy::Manual), Just(SyncPolicy::Always), (1..10u64).prop_map(SyncPolicy::EveryRecords)],
     )
-        .prop_map(
-            |(segment_bytes_max, segment_records_max, index_interval_bytes, sync)| Config {
-                segment_bytes_max,
-                segment_records_max,
-                index_interval_bytes,
-                record_bytes_max: 4096,
-                write_buffer_bytes: 4096,
-                sync,
-                ..Config::default()
-            },
-        )
+        .prop_map(|(segment_bytes_max, segment_records_max, index_interval_bytes, sync)| Config {
+            segment_bytes_max,
+            segment_records_max,
+            index_interval_bytes,
+            record_bytes_max: 4096,
+            write_buffer_bytes: 4096,
+            sync,
+            ..Config::default()
+        })
 }
 
 fn value(offset: usize, len: usize) -> Vec<u8> {
@@ -77,12 +61,7 @@ fn value(offset: usize, len: usize) -> Vec<u8> {
 fn open(dir: &std::path::Path, config: &Config, read_only: bool) -> Log {
     Log::open_with(
         dir,
-        Options {
-            fs: StdFs::shared(),
-            clock: Arc::new(FixedClock(500)),
-            config: config.clone(),
-            read_only,
-        },
+        Options { fs: StdFs::shared(), clock: Arc::new(FixedClock(500)), config: config.clone(), read_only },
     )
     .unwrap()
 }
@@ -97,16 +76,10 @@ fn check_all(log: &Log, model: &[Record]) {
     for s in &segs {
         assert_eq!(s.base_offset, next, "segments must be contiguous: {segs:?}");
         next += s.n_records;
-        assert!(
-            s.bytes <= 12_000 + 4096 * 6 + 200,
-            "segment too large: {s:?}"
-        );
+        assert!(s.bytes <= 12_000 + 4096 * 6 + 200, "segment too large: {s:?}");
     }
     assert_eq!(next, model.len() as u64);
-    assert!(
-        segs.iter().rev().skip(1).all(|s| s.sealed),
-        "only the last segment may be active: {segs:?}"
-    );
+    assert!(segs.iter().rev().skip(1).all(|s| s.sealed), "only the last segment may be active: {segs:?}");
     let report = log.verify();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(report.n_records, model.len() as u64);

@@ -16,12 +16,7 @@ const FRAME: u64 = (RECORD_OVERHEAD + VALUE_LEN) as u64;
 const MARKER: u64 = MARKER_FRAME_LEN as u64;
 
 fn opts(fs: Arc<dyn log_core::FileSystem>, read_only: bool) -> Options {
-    Options {
-        fs,
-        clock: Arc::new(FixedClock(1000)),
-        config: Config::default(),
-        read_only,
-    }
+    Options { fs, clock: Arc::new(FixedClock(1000)), config: Config::default(), read_only }
 }
 
 fn open(dir: &Path) -> Result<Log, Error> {
@@ -81,10 +76,7 @@ fn torn_tail_is_cut_durably_and_appends_continue() {
     let dir = tempfile::tempdir().unwrap();
     two_batches(dir.path(), 3);
     let cut = tail_start() + FRAME + 7;
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(seg0(dir.path()))
-        .unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(seg0(dir.path())).unwrap();
     f.set_len(cut).unwrap();
     drop(f);
     let mut log = open(dir.path()).unwrap();
@@ -92,10 +84,7 @@ fn torn_tail_is_cut_durably_and_appends_continue() {
     assert!(!r.clean);
     assert_eq!(r.torn_tail, Some((seg0(dir.path()), tail_start() + FRAME)));
     assert_eq!(r.torn_bytes, 7);
-    assert_eq!(
-        std::fs::metadata(seg0(dir.path())).unwrap().len(),
-        tail_start() + FRAME
-    );
+    assert_eq!(std::fs::metadata(seg0(dir.path())).unwrap().len(), tail_start() + FRAME);
     assert_records(&log, 21);
     assert_eq!(log.durable_offset(), 21);
     append_n(&mut log, 2);
@@ -107,10 +96,7 @@ fn torn_tail_is_cut_durably_and_appends_continue() {
 fn zero_filled_tail_is_torn_not_records() {
     let dir = tempfile::tempdir().unwrap();
     two_batches(dir.path(), 2);
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(seg0(dir.path()))
-        .unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(seg0(dir.path())).unwrap();
     f.set_len(tail_start() + 2 * FRAME + 4096).unwrap();
     drop(f);
     let log = open(dir.path()).unwrap();
@@ -125,11 +111,7 @@ fn rot_in_a_batch_followed_by_a_later_commit_is_reported() {
     let pos = HEADER_LEN + 3 * FRAME + 40;
     flip(&seg0(dir.path()), pos);
     match open(dir.path()) {
-        Err(Error::Corruption {
-            path,
-            pos: at,
-            detail,
-        }) => {
+        Err(Error::Corruption { path, pos: at, detail }) => {
             assert_eq!(path, seg0(dir.path()));
             assert_eq!(at, HEADER_LEN + 3 * FRAME);
             assert!(detail.contains("had been synced"), "{detail}");
@@ -137,11 +119,7 @@ fn rot_in_a_batch_followed_by_a_later_commit_is_reported() {
         other => panic!("expected corruption, got {other:?}"),
     }
     // Read-only opens refuse it too: they never mistake rot for a tear.
-    assert!(
-        Log::open_with(dir.path(), opts(StdFs::shared(), true))
-            .unwrap_err()
-            .is_corruption()
-    );
+    assert!(Log::open_with(dir.path(), opts(StdFs::shared(), true)).unwrap_err().is_corruption());
 }
 
 #[test]
@@ -150,10 +128,7 @@ fn rot_in_the_last_batch_followed_by_later_writes_is_reported() {
     two_batches(dir.path(), 1);
     flip(&seg0(dir.path()), batch2_start() + 5 * FRAME + 35);
     let err = open(dir.path()).unwrap_err();
-    assert!(
-        err.to_string().contains("followed by later writes"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("followed by later writes"), "{err}");
 }
 
 #[test]
@@ -165,10 +140,7 @@ fn rot_in_the_last_synced_batch_with_nothing_after_is_the_documented_window() {
     two_batches(dir.path(), 0);
     flip(&seg0(dir.path()), batch2_start() + 5 * FRAME + 35);
     let log = open(dir.path()).unwrap();
-    assert_eq!(
-        log.recovery_report().torn_tail.as_ref().map(|t| t.1),
-        Some(batch2_start() + 5 * FRAME)
-    );
+    assert_eq!(log.recovery_report().torn_tail.as_ref().map(|t| t.1), Some(batch2_start() + 5 * FRAME));
     assert_records(&log, 15);
 }
 
@@ -184,34 +156,17 @@ fn clean_close_is_trusted_and_rot_is_caught_on_read() {
     assert_eq!(log.recovery_report().bytes_scanned, 0);
     assert_eq!(log.read(3).unwrap().value, val(3));
     let err = log.read(4).unwrap_err();
-    assert!(
-        matches!(&err, Error::Corruption { pos, .. } if *pos == HEADER_LEN + 4 * FRAME),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::Corruption { pos, .. } if *pos == HEADER_LEN + 4 * FRAME), "{err}");
     let errs: Vec<_> = log.iter(..).filter_map(Result::err).collect();
     assert_eq!(errs.len(), 1);
     let report = log.verify();
     assert_eq!(report.problems.len(), 1);
-    assert!(
-        report.problems[0]
-            .to_string()
-            .contains(&format::segment_file_name(0))
-    );
+    assert!(report.problems[0].to_string().contains(&format::segment_file_name(0)));
 }
 
 fn sealed_log(dir: &Path, n_segments: u64) -> Config {
-    let config = Config {
-        segment_records_max: 10,
-        ..Config::default()
-    };
-    let mut log = Log::open_with(
-        dir,
-        Options {
-            config: config.clone(),
-            ..opts(StdFs::shared(), false)
-        },
-    )
-    .unwrap();
+    let config = Config { segment_records_max: 10, ..Config::default() };
+    let mut log = Log::open_with(dir, Options { config: config.clone(), ..opts(StdFs::shared(), false) }).unwrap();
     append_n(&mut log, 10 * n_segments);
     log.close().unwrap();
     config
@@ -224,10 +179,7 @@ fn damaged_footer_of_a_sealed_segment_is_corruption() {
     let len = std::fs::metadata(seg0(dir.path())).unwrap().len();
     flip(&seg0(dir.path()), len - 10);
     let err = open(dir.path()).unwrap_err();
-    assert!(
-        matches!(&err, Error::Corruption { path, .. } if *path == seg0(dir.path())),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::Corruption { path, .. } if *path == seg0(dir.path())), "{err}");
     assert!(err.to_string().contains("footer"), "{err}");
 }
 
@@ -243,46 +195,19 @@ fn missing_middle_segment_is_reported_as_a_gap() {
 #[test]
 fn missing_or_damaged_indexes_are_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        segment_records_max: 50,
-        index_interval_bytes: 128,
-        ..Config::default()
-    };
-    let mut log = Log::open_with(
-        dir.path(),
-        Options {
-            config: config.clone(),
-            ..opts(StdFs::shared(), false)
-        },
-    )
-    .unwrap();
+    let config = Config { segment_records_max: 50, index_interval_bytes: 128, ..Config::default() };
+    let mut log =
+        Log::open_with(dir.path(), Options { config: config.clone(), ..opts(StdFs::shared(), false) }).unwrap();
     append_n(&mut log, 120);
     log.close().unwrap();
-    std::fs::remove_file(
-        dir.path()
-            .join(format::index_file_name(format::IndexKind::Offset, 0)),
-    )
-    .unwrap();
-    let tix = dir
-        .path()
-        .join(format::index_file_name(format::IndexKind::Time, 50));
+    std::fs::remove_file(dir.path().join(format::index_file_name(format::IndexKind::Offset, 0))).unwrap();
+    let tix = dir.path().join(format::index_file_name(format::IndexKind::Time, 50));
     flip(&tix, 45);
-    let log = Log::open_with(
-        dir.path(),
-        Options {
-            config: config.clone(),
-            ..opts(StdFs::shared(), false)
-        },
-    )
-    .unwrap();
+    let log = Log::open_with(dir.path(), Options { config: config.clone(), ..opts(StdFs::shared(), false) }).unwrap();
     assert_records(&log, 120);
     log.close().unwrap();
     // close() wrote the rebuilt indexes back.
-    assert!(
-        dir.path()
-            .join(format::index_file_name(format::IndexKind::Offset, 0))
-            .exists()
-    );
+    assert!(dir.path().join(format::index_file_name(format::IndexKind::Offset, 0)).exists());
     let fixed = std::fs::read(&tix).unwrap();
     assert!(format::decode_index(format::IndexKind::Time, &fixed).is_ok());
 }
@@ -291,21 +216,11 @@ fn missing_or_damaged_indexes_are_rebuilt() {
 fn temporaries_and_orphan_indexes_are_removed() {
     let dir = tempfile::tempdir().unwrap();
     sealed_log(dir.path(), 2);
-    std::fs::write(
-        dir.path().join("00000000000000000020.log.tmp"),
-        b"half a header",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("00000000000000000020.log.tmp"), b"half a header").unwrap();
     std::fs::write(dir.path().join("00000000000000000099.index"), b"stale").unwrap();
     let log = open(dir.path()).unwrap();
-    assert_eq!(
-        log.recovery_report().temporaries_removed,
-        vec!["00000000000000000020.log.tmp".to_string()]
-    );
-    assert_eq!(
-        log.recovery_report().orphans_removed,
-        vec!["00000000000000000099.index".to_string()]
-    );
+    assert_eq!(log.recovery_report().temporaries_removed, vec!["00000000000000000020.log.tmp".to_string()]);
+    assert_eq!(log.recovery_report().orphans_removed, vec!["00000000000000000099.index".to_string()]);
     assert!(!dir.path().join("00000000000000000020.log.tmp").exists());
     assert_records(&log, 20);
 }
@@ -321,10 +236,7 @@ fn wrong_directory_and_missing_log_get_clear_errors() {
     let missing = dir.path().join("nope");
     let err = Log::open_with(&missing, opts(StdFs::shared(), true)).unwrap_err();
     assert!(matches!(err, Error::NoLog { .. }), "{err}");
-    assert!(
-        !missing.exists(),
-        "a read-only open must not create anything"
-    );
+    assert!(!missing.exists(), "a read-only open must not create anything");
 
     let file = dir.path().join("notes.txt");
     let err = open(&file).unwrap_err();
@@ -342,17 +254,7 @@ fn unknown_format_version_is_refused() {
     b[60..64].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&p, b).unwrap();
     let err = open(dir.path()).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::UnsupportedVersion {
-                found: 2,
-                supported: 1,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, Error::UnsupportedVersion { found: 2, supported: 1, .. }), "{err}");
 }
 
 fn crc(b: &[u8]) -> u32 {
@@ -361,11 +263,7 @@ fn crc(b: &[u8]) -> u32 {
     for &x in b {
         c ^= u32::from(x);
         for _ in 0..8 {
-            c = if c & 1 != 0 {
-                (c >> 1) ^ 0xEDB8_8320
-            } else {
-                c >> 1
-            };
+            c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
         }
     }
     !c
@@ -376,10 +274,7 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
+            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
         })
         .collect();
     v.sort();
@@ -390,20 +285,14 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
 fn read_only_open_never_writes() {
     let dir = tempfile::tempdir().unwrap();
     two_batches(dir.path(), 3);
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(seg0(dir.path()))
-        .unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(seg0(dir.path())).unwrap();
     f.set_len(tail_start() + FRAME + 7).unwrap();
     drop(f);
     std::fs::write(dir.path().join("00000000000000000099.log.tmp"), b"x").unwrap();
     let before = snapshot(dir.path());
     let mut log = Log::open_with(dir.path(), opts(StdFs::shared(), true)).unwrap();
     assert_records(&log, 21);
-    assert!(matches!(
-        log.append(Entry::new(b"x")),
-        Err(Error::ReadOnly { .. })
-    ));
+    assert!(matches!(log.append(Entry::new(b"x")), Err(Error::ReadOnly { .. })));
     assert!(matches!(log.sync(), Err(Error::ReadOnly { .. })));
     log.close().unwrap();
     assert_eq!(snapshot(dir.path()), before);
@@ -422,20 +311,17 @@ fn failed_fsync_poisons_until_reopen() {
     assert!(fs.tripped());
     assert!(matches!(err, Error::Io { .. }), "{err}");
     assert!(log.is_poisoned());
-    assert_eq!(
-        log.durable_offset(),
-        5,
-        "nothing after the failed fsync is durable"
-    );
+    assert_eq!(log.durable_offset(), 5, "nothing after the failed fsync is durable");
+    // The log forgot everything after the last durable point, in memory and
+    // in the file, so no reopen can read those bytes back as durable.
+    assert_eq!(log.next_offset(), 5);
+    assert!(matches!(log.read(7), Err(Error::OffsetOutOfRange { .. })));
     // Never retry an fsync: the next sync refuses instead of "succeeding".
     assert!(matches!(log.sync(), Err(Error::Poisoned { .. })));
-    assert!(matches!(
-        log.append(Entry::new(b"x")),
-        Err(Error::Poisoned { .. })
-    ));
+    assert!(matches!(log.append(Entry::new(b"x")), Err(Error::Poisoned { .. })));
     assert!(log.close().is_err());
     let log = open(dir.path()).unwrap();
-    assert!(log.next_offset() >= 5);
+    assert_eq!(log.next_offset(), 5);
     for i in 0..5 {
         assert_eq!(log.read(i).unwrap().value, val(i));
     }
@@ -451,10 +337,7 @@ fn failed_write_poisons() {
     log.sync().unwrap();
     append_n(&mut log, 5);
     assert!(matches!(log.sync(), Err(Error::Io { .. })));
-    assert!(matches!(
-        log.append(Entry::new(b"x")),
-        Err(Error::Poisoned { .. })
-    ));
+    assert!(matches!(log.append(Entry::new(b"x")), Err(Error::Poisoned { .. })));
 }
 
 #[test]
@@ -462,28 +345,14 @@ fn enospc_leaves_the_log_unchanged_and_it_recovers() {
     let dir = tempfile::tempdir().unwrap();
     // The third file write hits a full disk (header, first sync, then this).
     let fs = FailFs::new(&[FailOp::Write], 2, io::ErrorKind::StorageFull, false);
-    let config = Config {
-        sync: SyncPolicy::Always,
-        ..Config::default()
-    };
-    let mut log = Log::open_with(
-        dir.path(),
-        Options {
-            config,
-            ..opts(Arc::new(fs.clone()), false)
-        },
-    )
-    .unwrap();
+    let config = Config { sync: SyncPolicy::Always, ..Config::default() };
+    let mut log = Log::open_with(dir.path(), Options { config, ..opts(Arc::new(fs.clone()), false) }).unwrap();
     log.append(Entry::new(&val(0))).unwrap();
     let err = log.append(Entry::new(&val(1))).unwrap_err();
     assert!(fs.tripped());
     assert!(err.is_disk_full(), "{err}");
     assert!(!log.is_poisoned());
-    assert_eq!(
-        log.next_offset(),
-        1,
-        "a failed append must not move the end"
-    );
+    assert_eq!(log.next_offset(), 1, "a failed append must not move the end");
     assert!(log.read(1).is_err());
     // Space is back: appends work and land at the same offset.
     assert_eq!(log.append(Entry::new(&val(1))).unwrap(), 1);
@@ -494,20 +363,10 @@ fn enospc_leaves_the_log_unchanged_and_it_recovers() {
 #[test]
 fn enospc_while_creating_a_segment_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        segment_records_max: 3,
-        ..Config::default()
-    };
+    let config = Config { segment_records_max: 3, ..Config::default() };
     // CreateNew of: segment 0, its two index files at roll, then segment 3.
     let fs = FailFs::new(&[FailOp::Namespace], 0, io::ErrorKind::StorageFull, false);
-    let mut log = Log::open_with(
-        dir.path(),
-        Options {
-            config: config.clone(),
-            ..opts(Arc::new(fs), false)
-        },
-    )
-    .unwrap();
+    let mut log = Log::open_with(dir.path(), Options { config: config.clone(), ..opts(Arc::new(fs), false) }).unwrap();
     assert!(log.append(Entry::new(&val(0))).unwrap_err().is_disk_full());
     assert_eq!(log.next_offset(), 0);
     append_n(&mut log, 7);
@@ -519,17 +378,10 @@ fn enospc_while_creating_a_segment_changes_nothing() {
 fn age_and_size_limits_roll_segments() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(10_000);
-    let config = Config {
-        segment_age_ms_max: Some(1000),
-        ..Config::default()
-    };
+    let config = Config { segment_age_ms_max: Some(1000), ..Config::default() };
     let mut log = Log::open_with(
         dir.path(),
-        Options {
-            clock: Arc::new(clock.clone()),
-            config: config.clone(),
-            ..opts(StdFs::shared(), false)
-        },
+        Options { clock: Arc::new(clock.clone()), config: config.clone(), ..opts(StdFs::shared(), false) },
     )
     .unwrap();
     append_n(&mut log, 3);
@@ -542,39 +394,18 @@ fn age_and_size_limits_roll_segments() {
     log.close().unwrap();
     // The age survives a restart: it is stored in the segment header.
     clock.advance(1000);
-    let mut log = Log::open_with(
-        dir.path(),
-        Options {
-            clock: Arc::new(clock),
-            config,
-            ..opts(StdFs::shared(), false)
-        },
-    )
-    .unwrap();
+    let mut log =
+        Log::open_with(dir.path(), Options { clock: Arc::new(clock), config, ..opts(StdFs::shared(), false) }).unwrap();
     append_n(&mut log, 1);
     let segs = log.segments();
-    assert_eq!(
-        segs.iter().map(|s| s.base_offset).collect::<Vec<_>>(),
-        vec![0, 4, 5]
-    );
+    assert_eq!(segs.iter().map(|s| s.base_offset).collect::<Vec<_>>(), vec![0, 4, 5]);
     assert!(segs[0].sealed && segs[1].sealed && !segs[2].sealed);
     assert_eq!(segs[0].min_timestamp_ms, Some(10_000));
     assert_eq!(segs[0].max_timestamp_ms, Some(10_999));
 
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        segment_bytes_max: 4096,
-        record_bytes_max: 1024,
-        ..Config::default()
-    };
-    let mut log = Log::open_with(
-        dir.path(),
-        Options {
-            config,
-            ..opts(StdFs::shared(), false)
-        },
-    )
-    .unwrap();
+    let config = Config { segment_bytes_max: 4096, record_bytes_max: 1024, ..Config::default() };
+    let mut log = Log::open_with(dir.path(), Options { config, ..opts(StdFs::shared(), false) }).unwrap();
     append_n(&mut log, 200);
     for s in log.segments() {
         assert!(s.bytes <= 4096, "{s:?}");
@@ -585,51 +416,16 @@ fn age_and_size_limits_roll_segments() {
 #[test]
 fn bad_config_and_oversized_records_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        index_interval_bytes: 0,
-        ..Config::default()
-    };
-    let err = Log::open_with(
-        dir.path(),
-        Options {
-            config,
-            ..opts(StdFs::shared(), false)
-        },
-    )
-    .unwrap_err();
+    let config = Config { index_interval_bytes: 0, ..Config::default() };
+    let err = Log::open_with(dir.path(), Options { config, ..opts(StdFs::shared(), false) }).unwrap_err();
     assert!(matches!(err, Error::Config(_)));
     assert!(err.to_string().contains("index_interval_bytes"), "{err}");
-    assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        0,
-        "nothing touched"
-    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing touched");
 
-    let config = Config {
-        record_bytes_max: 100,
-        ..Config::default()
-    };
-    let mut log = Log::open_with(
-        dir.path(),
-        Options {
-            config,
-            ..opts(StdFs::shared(), false)
-        },
-    )
-    .unwrap();
-    let err = log
-        .append(Entry::new(&[0; 90]).with_key(&[1; 11]))
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::RecordTooLarge {
-                size: 101,
-                max: 100
-            }
-        ),
-        "{err}"
-    );
+    let config = Config { record_bytes_max: 100, ..Config::default() };
+    let mut log = Log::open_with(dir.path(), Options { config, ..opts(StdFs::shared(), false) }).unwrap();
+    let err = log.append(Entry::new(&[0; 90]).with_key(&[1; 11])).unwrap_err();
+    assert!(matches!(err, Error::RecordTooLarge { size: 101, max: 100 }), "{err}");
     assert_eq!(log.next_offset(), 0);
 }
 
@@ -639,12 +435,6 @@ fn rot_in_a_commit_marker_is_proven_durable_by_the_next_batch() {
     two_batches(dir.path(), 0);
     flip(&seg0(dir.path()), batch2_start() - MARKER + 20);
     let err = open(dir.path()).unwrap_err();
-    assert!(
-        matches!(&err, Error::Corruption { pos, .. } if *pos == batch2_start() - MARKER),
-        "{err}"
-    );
-    assert!(
-        err.to_string().contains("a later batch was committed"),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::Corruption { pos, .. } if *pos == batch2_start() - MARKER), "{err}");
+    assert!(err.to_string().contains("a later batch was committed"), "{err}");
 }
