@@ -23,7 +23,7 @@
 
 use std::fmt::Debug;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 /// How [`FileSystem::open`] opens a file.
@@ -155,12 +155,4 @@ pub fn write_all_at(file: &dyn FileHandle, mut buf: &[u8], mut pos: u64) -> io::
         }
     }
     Ok(())
-}
-
-/// The parent directory of `path`, or `.` for a bare name.
-pub(crate) fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
 }

@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use tracing::{info, info_span, warn};
@@ -28,7 +28,7 @@ use crate::format::{
     self, FileKind, Frame, HEADER_LEN, HeaderError, MARKER_FRAME_LEN, Marker, MarkerKind, SegmentHeader, decode_frame,
     parse_file_name, segment_file_name,
 };
-use crate::fs::{FileHandle, OpenMode, parent_dir, read_full_at};
+use crate::fs::{FileHandle, OpenMode, read_full_at};
 use crate::index::SparseIndex;
 use crate::log::{Active, Log, Options, RecoveryReport};
 use crate::segment::{FileSource, FrameCursor, SCAN_CHUNK, Segment, Stop, Tail};
@@ -45,22 +45,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
             if opts.read_only {
                 return Err(Error::NoLog { path: dir.to_path_buf() });
             }
-            // Every directory created here needs its parent synced, or a crash
-            // can take the new entry (and the whole log under it) away.
-            let mut missing = Vec::new();
-            let mut p = dir.to_path_buf();
-            while !fs.exists(&p).map_err(|e| Error::io("checking", p.clone(), e))? {
-                let parent = parent_dir(&p);
-                missing.push(parent.clone());
-                if parent == p || missing.len() > 256 {
-                    break;
-                }
-                p = parent;
-            }
             fs.create_dir_all(dir).map_err(|e| Error::io("creating the log directory", dir, e))?;
-            for parent in missing.iter().rev() {
-                fs.sync_dir(parent).map_err(|e| Error::io("syncing the parent directory", parent.clone(), e))?;
-            }
             report.created = true;
             Vec::new()
         }
@@ -96,10 +81,8 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
     // the log (it becomes live only by rename), so removing it undoes the
     // operation; an index without its segment belongs to a deleted segment.
     if !opts.read_only {
-        let mut removed_any = false;
         for name in &temporaries {
             fs.remove_file(&dir.join(name)).map_err(|e| Error::io("removing a temporary file", dir.join(name), e))?;
-            removed_any = true;
         }
         report.temporaries_removed = temporaries;
         for (b, name) in &index_bases {
@@ -107,12 +90,24 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
                 fs.remove_file(&dir.join(name))
                     .map_err(|e| Error::io("removing an orphan index", dir.join(name), e))?;
                 report.orphans_removed.push(name.clone());
-                removed_any = true;
             }
         }
-        if removed_any {
-            fs.sync_dir(dir).map_err(|e| Error::io("syncing the log directory", dir, e))?;
+        // The directory entries leading to the log, and the log's own
+        // entries, must be durable before anything is called durable: an
+        // earlier process may have created them and crashed (or failed a
+        // directory sync) before they were. Syncing a clean directory is
+        // nearly free.
+        let mut chain: Vec<PathBuf> = dir
+            .ancestors()
+            .skip(1)
+            .take(64)
+            .map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() })
+            .collect();
+        chain.dedup();
+        for p in chain.iter().rev() {
+            fs.sync_dir(p).map_err(|e| Error::io("syncing a parent directory of the log", p.clone(), e))?;
         }
+        fs.sync_dir(dir).map_err(|e| Error::io("syncing the log directory", dir, e))?;
     }
 
     let mut log = Log {

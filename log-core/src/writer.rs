@@ -246,6 +246,25 @@ impl Log {
         }
     }
 
+    /// After ENOSPC: cuts the part of a write that did fit, and makes the cut
+    /// durable, so that no frame of a refused append can surface after a
+    /// later crash. (This fsync follows a *write* error, not a failed fsync:
+    /// nothing dirty was dropped, so it is not a retried fsync.)
+    fn undo_partial_write(
+        &mut self,
+        file: &dyn crate::fs::FileHandle,
+        path: std::path::PathBuf,
+        pos: u64,
+    ) -> Result<()> {
+        if let Err(e) = file.set_len(pos) {
+            return Err(self.write_failed("truncating a partial write in", path, e));
+        }
+        if let Err(e) = file.sync() {
+            return Err(self.sync_failed(path, e));
+        }
+        Ok(())
+    }
+
     /// Undoes the appends made since `snap` (after ENOSPC).
     fn rollback(&mut self, snap: Snapshot) -> Result<()> {
         let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values_mut().next_back()) else {
@@ -310,11 +329,9 @@ impl Log {
                 Ok(())
             }
             Err(e) => {
-                let path = seg.path.clone();
-                if e.kind() == io::ErrorKind::StorageFull
-                    && let Err(e2) = seg.file.set_len(active.flushed_pos)
-                {
-                    return Err(self.write_failed("truncating a partial write in", path, e2));
+                let (file, path, pos) = (Arc::clone(&seg.file), seg.path.clone(), active.flushed_pos);
+                if e.kind() == io::ErrorKind::StorageFull {
+                    self.undo_partial_write(&*file, path.clone(), pos)?;
                 }
                 Err(self.write_failed("writing", path, e))
             }
@@ -381,10 +398,8 @@ impl Log {
         let (file, path, pos) = (Arc::clone(&seg.file), seg.path.clone(), active.flushed_pos);
         debug_assert_eq!(pos, seg.tail.end_pos);
         if let Err(e) = write_all_at(&*file, &frame, pos) {
-            if e.kind() == io::ErrorKind::StorageFull
-                && let Err(e2) = file.set_len(pos)
-            {
-                return Err(self.write_failed("truncating a partial write in", path, e2));
+            if e.kind() == io::ErrorKind::StorageFull {
+                self.undo_partial_write(&*file, path.clone(), pos)?;
             }
             return Err(self.write_failed("writing a trailer to", path, e));
         }

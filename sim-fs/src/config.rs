@@ -74,8 +74,8 @@ pub struct FaultConfig {
     /// Probability that a file `sync` fails with EIO, dropping the pending
     /// data it covered (the next sync then succeeds: fsyncgate).
     pub p_sync_eio: f64,
-    /// Probability that a `sync_dir` fails with EIO, losing the pending
-    /// directory changes.
+    /// Probability that a `sync_dir` fails with EIO; its changes stay
+    /// pending (a crash may lose them).
     pub p_dir_sync_eio: f64,
     /// Probability that a write fails with EIO (nothing written).
     pub p_write_eio: f64,

@@ -19,7 +19,7 @@
 //! | `sync` (file) | unchanged | all its pending changes applied, list cleared |
 //! | `sync` failing with EIO | unchanged | a prefix of its pending changes applied, **the rest dropped for ever**, list cleared: a later `sync` returns `Ok` without them (Linux fsyncgate) |
 //! | `sync_dir` | unchanged | the directory's pending changes applied |
-//! | `sync_dir` failing with EIO | unchanged | the directory's pending changes dropped |
+//! | `sync_dir` failing with EIO | unchanged | unchanged: the changes stay pending (journaled metadata is not "marked clean") |
 //!
 //! A **crash** ([`SimFs::crash`]) replaces the cached state by a durable
 //! image built as follows, and invalidates every open handle:
@@ -55,6 +55,8 @@
 
 mod config;
 mod crash;
+#[cfg(all(madsim, feature = "madsim"))]
+pub mod plugin;
 mod state;
 
 use std::fmt;
@@ -774,9 +776,10 @@ impl FileSystem for SimFs {
         }
         let p = s.config.p_dir_sync_eio;
         if SimFs::chance(&mut s, p) {
-            if let Some(d) = s.dirs.get_mut(&path) {
-                d.pending.clear();
-            }
+            // Directory changes are journaled metadata: a failed commit
+            // leaves them pending (a crash may still lose them; a later
+            // successful sync makes them durable). Unlike file data, no
+            // filesystem marks them clean and then reports success.
             s.record(FaultRecord {
                 kind: FaultKind::DirSyncEio,
                 path: path.clone(),

@@ -119,15 +119,22 @@ fn fsync_eio_drops_the_data_and_the_next_fsync_lies() {
 }
 
 #[test]
-fn dir_sync_eio_loses_the_entries() {
+fn dir_sync_eio_leaves_the_entries_pending() {
     let fs = fs(FaultConfig { p_dir_sync_eio: 1.0, ..FaultConfig::default() });
     let f = create(&fs, "/a", b"x");
     f.sync().unwrap();
     assert!(fs.sync_dir(Path::new("/")).is_err());
+    assert!(fs.faults().iter().any(|r| r.kind == FaultKind::DirSyncEio));
+    fs.crash_with(CrashPolicy::LoseAll);
+    assert!(!fs.exists(Path::new("/a")).unwrap(), "not durable after a failed directory sync");
+
+    let f = create(&fs, "/b", b"y");
+    f.sync().unwrap();
+    assert!(fs.sync_dir(Path::new("/")).is_err());
     fs.set_config(FaultConfig::default());
     fs.sync_dir(Path::new("/")).unwrap();
-    fs.crash_with(CrashPolicy::KeepPrefix);
-    assert!(!fs.exists(Path::new("/a")).unwrap());
+    fs.crash_with(CrashPolicy::LoseAll);
+    assert_eq!(read_all(&fs, "/b").unwrap(), b"y", "a later successful sync makes them durable");
 }
 
 #[test]

@@ -1,1 +1,266 @@
-fn main() {}
+//! The simulator's command line: campaigns, replays, canaries, exhaustive
+//! crash checks. Run `sim-harness --help`.
+
+use std::io::IsTerminal;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sim_fs::Canary;
+use sim_harness::campaign::{campaign, replay_command};
+use sim_harness::exhaustive::run_exhaustive;
+use sim_harness::model::ALL_MARKS;
+use sim_harness::run::run;
+use sim_harness::scenario::Scenario;
+
+const DEFAULT_OPS: u32 = 1000;
+
+#[derive(Parser)]
+#[command(name = "sim-harness", about = "Deterministic simulation of the segmented log on a faulty simulated disk")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a campaign of seeds; print failing seeds with their replay
+    /// command, a marks summary and `sim: P passed, F failed`.
+    Run {
+        /// Seeds to run, as `A..B` (B excluded).
+        #[arg(long, value_parser = parse_range)]
+        seeds: Range<u64>,
+        /// Worker threads (default: the number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Operations per seed.
+        #[arg(long, default_value_t = DEFAULT_OPS)]
+        ops: u32,
+        /// Run with a planted filesystem lie (sync-noop, dir-sync-noop,
+        /// silent-bitflip, enospc-lies).
+        #[arg(long)]
+        canary: Option<String>,
+        /// Save each failing seed as a scenario file in this directory.
+        #[arg(long)]
+        save_failures: Option<PathBuf>,
+    },
+    /// Replay one seed: print its timeline and trace hash.
+    Replay {
+        /// The seed.
+        #[arg(long, required_unless_present = "scenario")]
+        seed: Option<u64>,
+        /// Operations (must match the run being replayed).
+        #[arg(long, default_value_t = DEFAULT_OPS)]
+        ops: u32,
+        /// The canary of the run being replayed.
+        #[arg(long)]
+        canary: Option<String>,
+        /// Replay a scenario file saved by `run --save-failures`.
+        #[arg(long, conflicts_with = "seed")]
+        scenario: Option<PathBuf>,
+        /// Also print log-core's tracing output (RUST_LOG filters it).
+        #[arg(long)]
+        tracing: bool,
+    },
+    /// Run each canary over the seeds; report the first seed that caught it
+    /// and the median number of seeds to a detection.
+    Canaries {
+        #[arg(long, value_parser = parse_range)]
+        seeds: Range<u64>,
+        #[arg(long)]
+        jobs: Option<usize>,
+        #[arg(long, default_value_t = DEFAULT_OPS)]
+        ops: u32,
+    },
+    /// Check recovery on every legal crash image after every operation of
+    /// short workloads.
+    Exhaustive {
+        #[arg(long, value_parser = parse_range)]
+        seeds: Range<u64>,
+        #[arg(long, default_value_t = 40)]
+        ops: u32,
+        /// Skip points with more crash images than this.
+        #[arg(long, default_value_t = 512)]
+        limit: usize,
+    },
+}
+
+fn parse_range(s: &str) -> Result<Range<u64>, String> {
+    let (a, b) = s.split_once("..").ok_or_else(|| format!("`{s}` is not a range like 0..1000"))?;
+    let a: u64 = a.trim().parse().map_err(|_| format!("`{a}` is not a number"))?;
+    let b: u64 = b.trim().parse().map_err(|_| format!("`{b}` is not a number"))?;
+    if b < a {
+        return Err(format!("the range {a}..{b} is backwards"));
+    }
+    Ok(a..b)
+}
+
+fn jobs(j: Option<usize>) -> usize {
+    j.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() || total < 200 {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} seeds, {msg} failed, eta {eta}") {
+        pb.set_style(style);
+    }
+    Some(pb)
+}
+
+fn quiet_panics() {
+    // Panics inside a seed are caught and reported as that seed's failure.
+    std::panic::set_hook(Box::new(|_| {}));
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Run { seeds, jobs: j, ops, canary, save_failures } => {
+            if let Some(c) = &canary
+                && Canary::from_name(c).is_none()
+            {
+                eprintln!("error: unknown canary `{c}`; known: sync-noop, dir-sync-noop, silent-bitflip, enospc-lies");
+                return ExitCode::from(2);
+            }
+            quiet_panics();
+            let total = seeds.end - seeds.start;
+            let pb = progress_bar(total);
+            let report = campaign(seeds, ops, canary, jobs(j), &|done, _, failed| {
+                if let Some(pb) = &pb {
+                    pb.set_position(done);
+                    pb.set_message(failed.to_string());
+                }
+            });
+            if let Some(pb) = pb {
+                pb.finish_and_clear();
+            }
+            for out in &report.failed {
+                let msg = out.failure.as_deref().unwrap_or("?");
+                println!(
+                    "seed {} FAILED: {msg}\n    replay: {}",
+                    out.scenario.seed,
+                    replay_command(&out.scenario, DEFAULT_OPS)
+                );
+                if let Some(dir) = &save_failures {
+                    let path = dir.join(format!("seed-{}.scenario", out.scenario.seed));
+                    if let Err(e) =
+                        std::fs::create_dir_all(dir).map_err(|e| e.to_string()).and_then(|()| out.scenario.save(&path))
+                    {
+                        eprintln!("could not save {}: {e}", path.display());
+                    }
+                }
+            }
+            let secs = report.elapsed.as_secs_f64();
+            println!(
+                "marks: {}",
+                ALL_MARKS
+                    .iter()
+                    .map(|m| format!("{m}={}", report.marks.get(m).copied().unwrap_or(0)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            println!(
+                "speed: {} seeds, {} ops in {secs:.1} s: {:.0} seeds/s, {:.0} ops/s",
+                total,
+                report.ops,
+                total as f64 / secs.max(1e-9),
+                report.ops as f64 / secs.max(1e-9)
+            );
+            println!("sim: {} passed, {} failed", report.passed, report.failed.len());
+            if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Cmd::Replay { seed, ops, canary, scenario, tracing } => {
+            let scn = match scenario {
+                Some(path) => match Scenario::load(&path) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => Scenario { seed: seed.unwrap_or(0), ops, canary },
+            };
+            if tracing {
+                tracing_subscriber::fmt()
+                    .with_env_filter(
+                        tracing_subscriber::EnvFilter::try_from_default_env()
+                            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("log_core=debug")),
+                    )
+                    .with_writer(std::io::stderr)
+                    .init();
+            }
+            quiet_panics();
+            let out = run(&scn, true);
+            for line in &out.timeline {
+                println!("{line}");
+            }
+            println!("marks: {:?}", out.marks);
+            match &out.failure {
+                Some(f) => println!("result: FAILED: {f}"),
+                None => println!("result: passed ({} ops)", out.ops_done),
+            }
+            println!("trace-hash: {:016x}", out.trace_hash);
+            if out.failure.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+        }
+        Cmd::Canaries { seeds, jobs: j, ops } => {
+            quiet_panics();
+            let mut all_caught = true;
+            for c in Canary::ALL {
+                let report = campaign(seeds.clone(), ops, Some(c.name().to_string()), jobs(j), &|_, _, _| {});
+                let caught: Vec<u64> = report.failed.iter().map(|o| o.scenario.seed).collect();
+                match caught.first() {
+                    Some(first) => {
+                        // Seeds from the start (or the previous detection) to each detection.
+                        let mut gaps: Vec<u64> = Vec::new();
+                        let mut prev = seeds.start;
+                        for &s in &caught {
+                            gaps.push(s - prev + 1);
+                            prev = s + 1;
+                        }
+                        gaps.sort_unstable();
+                        let median = gaps.get(gaps.len() / 2).copied().unwrap_or(0);
+                        println!(
+                            "canary {:<15} caught: first at seed {first} ({} seeds), {} of {} seeds caught it, median seeds to detection {median}",
+                            c.name(),
+                            first - seeds.start + 1,
+                            caught.len(),
+                            seeds.end - seeds.start
+                        );
+                    }
+                    None => {
+                        all_caught = false;
+                        println!("canary {:<15} NOT CAUGHT in {} seeds", c.name(), seeds.end - seeds.start);
+                    }
+                }
+            }
+            if all_caught { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Cmd::Exhaustive { seeds, ops, limit } => {
+            let mut failed = 0u64;
+            let mut total = sim_harness::exhaustive::ExhaustiveReport::default();
+            for seed in seeds.clone() {
+                match run_exhaustive(seed, ops, limit) {
+                    Ok(r) => {
+                        total.points += r.points;
+                        total.points_skipped += r.points_skipped;
+                        total.images += r.images;
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        println!("seed {seed} FAILED: {e}");
+                    }
+                }
+            }
+            println!(
+                "exhaustive: {} crash points, {} images checked, {} points over the limit",
+                total.points, total.images, total.points_skipped
+            );
+            println!("sim: {} passed, {failed} failed", seeds.end - seeds.start - failed);
+            if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+    }
+}

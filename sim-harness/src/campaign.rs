@@ -1,0 +1,90 @@
+//! Many seeds: run them on worker threads (each seed in its own madsim
+//! runtime), collect failures and marks.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::model::Marks;
+use crate::run::{Outcome, run};
+use crate::scenario::Scenario;
+
+/// What a campaign found.
+#[derive(Debug, Default)]
+pub struct CampaignReport {
+    /// Seeds that passed.
+    pub passed: u64,
+    /// Outcomes of the seeds that failed, by seed.
+    pub failed: Vec<Outcome>,
+    /// Rare paths hit, summed over all seeds.
+    pub marks: Marks,
+    /// Operations executed, summed.
+    pub ops: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// Runs `seeds` with `ops` operations each on `jobs` threads. `progress`
+/// is called after each seed with (done, total, failed so far).
+pub fn campaign(
+    seeds: Range<u64>,
+    ops: u32,
+    canary: Option<String>,
+    jobs: usize,
+    progress: &(dyn Fn(u64, u64, u64) + Sync),
+) -> CampaignReport {
+    let start = Instant::now();
+    let next = AtomicU64::new(seeds.start);
+    let done = AtomicU64::new(0);
+    let n_failed = AtomicU64::new(0);
+    let total = seeds.end.saturating_sub(seeds.start);
+    let report = Arc::new(Mutex::new(CampaignReport::default()));
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::SeqCst);
+                    if seed >= seeds.end {
+                        break;
+                    }
+                    let out = run(&Scenario { seed, ops, canary: canary.clone() }, false);
+                    let failed = out.failure.is_some();
+                    {
+                        let mut r = report.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        for (k, v) in &out.marks {
+                            *r.marks.entry(k).or_insert(0) += v;
+                        }
+                        r.ops += u64::from(out.ops_done);
+                        if failed {
+                            r.failed.push(out);
+                        } else {
+                            r.passed += 1;
+                        }
+                    }
+                    if failed {
+                        n_failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let d = done.fetch_add(1, Ordering::SeqCst) + 1;
+                    progress(d, total, n_failed.load(Ordering::SeqCst));
+                }
+            });
+        }
+    });
+    let mut r = std::mem::take(&mut *report.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    r.failed.sort_by_key(|o| o.scenario.seed);
+    r.elapsed = start.elapsed();
+    r
+}
+
+/// The command that replays `scn`.
+pub fn replay_command(scn: &Scenario, default_ops: u32) -> String {
+    let mut cmd = format!("cargo run --release -p sim-harness -- replay --seed {}", scn.seed);
+    if scn.ops != default_ops {
+        cmd.push_str(&format!(" --ops {}", scn.ops));
+    }
+    if let Some(c) = &scn.canary {
+        cmd.push_str(&format!(" --canary {c}"));
+    }
+    cmd
+}

@@ -1,0 +1,14 @@
+//! # sim-harness: deterministic simulation of log-core on sim-fs
+//!
+//! From one `u64` seed, [`run::run`] derives a workload and a fault plan
+//! ([`scenario::Params`]), runs the real log-core on a [`sim_fs::SimFs`]
+//! disk inside a madsim runtime (so task interleavings and time come from
+//! the seed too), crashes and restarts it, and checks every state against
+//! [`model::Model`]. A failing seed replays bit for bit: same timeline, same
+//! trace hash.
+
+pub mod campaign;
+pub mod exhaustive;
+pub mod model;
+pub mod run;
+pub mod scenario;

@@ -1,0 +1,104 @@
+//! The model log and the checker's rules.
+//!
+//! The model knows what was accepted (every record an append returned an
+//! offset for, since the last recovery), what was acknowledged durable, and
+//! where the last synced batch began (the format's documented window: damage
+//! to that batch, when nothing was written after it, looks like a torn tail).
+
+use std::collections::BTreeMap;
+
+use log_core::Record;
+
+/// Counters of rare paths: a mark never hit is a blind spot.
+pub type Marks = BTreeMap<&'static str, u64>;
+
+/// Every mark the harness knows, so a summary can show the ones never hit.
+pub const ALL_MARKS: &[&str] = &[
+    "torn tail truncated",
+    "unsynced records lost in crash",
+    "unsynced records survived crash",
+    "durable corruption detected at open",
+    "durable corruption detected on read",
+    "media fault on durable data",
+    "lost directory entry",
+    "temporaries removed at recovery",
+    "index rebuilt at recovery",
+    "clean reopen trusted footer",
+    "enospc mid-append",
+    "enospc on sync",
+    "fsync eio",
+    "write eio",
+    "dir sync eio",
+    "crash during recovery",
+    "recovery idempotent",
+    "segment rolled",
+    "liveness after faults",
+];
+
+/// What the checker tracks.
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    /// Records accepted since the last recovery, by offset (the log's
+    /// possible contents after a crash).
+    pub accepted: Vec<Record>,
+    /// How many leading records are durable.
+    pub durable: usize,
+    /// Where the last synced batch began (see the module docs).
+    pub last_batch_start: usize,
+    /// The log refused writes after a failed write or fsync.
+    pub poisoned: bool,
+    /// A fault struck durable data: errors are now legitimate answers, and
+    /// the last synced batch of the active segment may be lost.
+    pub detect_mode: bool,
+}
+
+impl Model {
+    /// Records that a sync covering everything accepted succeeded.
+    pub fn synced(&mut self) {
+        if self.accepted.len() > self.durable {
+            self.last_batch_start = self.durable;
+            self.durable = self.accepted.len();
+        }
+    }
+
+    /// Checks a recovered log's length; returns the smallest length allowed.
+    pub fn check_recovered_len(&self, n: usize) -> Result<(), String> {
+        let floor = if self.detect_mode { self.last_batch_start } else { self.durable };
+        if n < floor {
+            return Err(format!(
+                "durable records lost: recovered {n} records, {} were durable{}",
+                self.durable,
+                if self.detect_mode {
+                    format!(" (a media fault allows losing only the last synced batch, from {floor})")
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        if n > self.accepted.len() {
+            return Err(format!(
+                "phantom records: recovered {n} records, only {} were ever accepted",
+                self.accepted.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks one record read back.
+    pub fn check_record(&self, rec: &Record) -> Result<(), String> {
+        match self.accepted.get(rec.offset as usize) {
+            Some(want) if want == rec => Ok(()),
+            Some(want) => Err(format!(
+                "wrong bytes at offset {}: read {} value bytes (key {:?}, ts {}), wrote {} (key {:?}, ts {})",
+                rec.offset,
+                rec.value.len(),
+                rec.key.as_ref().map(Vec::len),
+                rec.timestamp_ms,
+                want.value.len(),
+                want.key.as_ref().map(Vec::len),
+                want.timestamp_ms
+            )),
+            None => Err(format!("phantom record at offset {}", rec.offset)),
+        }
+    }
+}

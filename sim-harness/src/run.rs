@@ -1,0 +1,805 @@
+//! One seed, run on madsim: the log lives on a simulated node whose disk is
+//! a [`SimFs`]; client tasks append, sync, read and iterate concurrently; a
+//! background task rolls segments on simulated time; the supervisor kills
+//! the node (sim-fs's madsim plugin turns that into a power failure), restarts
+//! it, recovers the log and checks it against the [`Model`].
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use log_core::{Clock, Entry, Error, Log, Options, Record};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sim_fs::plugin::SimFsPlugin;
+use sim_fs::{FaultConfig, FaultKind, Fnv, Hit, SimFs};
+
+use crate::model::{Marks, Model};
+use crate::scenario::{Params, Scenario, value_bytes};
+
+/// The log's directory on the simulated disk.
+pub const LOG_DIR: &str = "/data/log";
+
+/// Upper bound on simulated time per seed, so that a livelock fails the
+/// seed instead of hanging the campaign: every op takes at most `think_ms`.
+fn sim_time_limit(params: &Params, ops: u32) -> Duration {
+    Duration::from_millis((u64::from(ops) + 100) * (params.think_ms + 1) * 4 + 10_000)
+}
+
+/// What one seed did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The scenario run.
+    pub scenario: Scenario,
+    /// Why the seed failed, if it did.
+    pub failure: Option<String>,
+    /// Rare paths hit.
+    pub marks: Marks,
+    /// Hash of everything that happened; identical on every replay.
+    pub trace_hash: u64,
+    /// One line per op, fault, crash and check (only when traced).
+    pub timeline: Vec<String>,
+    /// Operations executed.
+    pub ops_done: u32,
+}
+
+/// The log's clock: simulated wall time.
+#[derive(Debug)]
+struct SimClock;
+
+impl Clock for SimClock {
+    fn now_ms(&self) -> u64 {
+        madsim::time::TimeHandle::try_current()
+            .and_then(|t| t.now_time().duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+}
+
+/// Everything the supervisor and the node's tasks share.
+struct World {
+    scn: Scenario,
+    params: Params,
+    fs: SimFs,
+    log: Option<Log>,
+    model: Model,
+    rng: ChaCha8Rng,
+    ops_done: u32,
+    /// Clients stop when `ops_done` reaches this.
+    phase_end: u32,
+    failure: Option<String>,
+    /// Corruption was detected where a fault allowed it: the run ends early.
+    ended: bool,
+    marks: Marks,
+    hash: Fnv,
+    timeline: Option<Vec<String>>,
+    faults_seen: usize,
+}
+
+type Shared = Arc<Mutex<World>>;
+
+fn lock(w: &Shared) -> MutexGuard<'_, World> {
+    w.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl World {
+    fn note(&mut self, line: impl FnOnce() -> String, code: &[u64]) {
+        for c in code {
+            self.hash.write(&c.to_le_bytes());
+        }
+        if let Some(t) = &mut self.timeline {
+            let now = madsim::time::TimeHandle::try_current().map_or(Duration::ZERO, |t| t.elapsed());
+            t.push(format!("{:>10.3}ms {}", now.as_secs_f64() * 1e3, line()));
+        }
+    }
+
+    fn mark(&mut self, m: &'static str) {
+        *self.marks.entry(m).or_insert(0) += 1;
+    }
+
+    fn fail(&mut self, msg: String) {
+        if self.failure.is_none() {
+            self.note(|| format!("CHECK FAILED: {msg}"), &[0xFA11]);
+            self.failure = Some(msg);
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.failure.is_some() || self.ended
+    }
+
+    fn options(&self) -> Options {
+        Options {
+            fs: self.fs.shared(),
+            clock: Arc::new(SimClock),
+            config: self.params.config.clone(),
+            read_only: false,
+        }
+    }
+
+    /// Takes in the faults sim-fs injected since the last look.
+    fn absorb_faults(&mut self) {
+        let faults = self.fs.faults();
+        let new: Vec<_> = faults.get(self.faults_seen..).unwrap_or_default().to_vec();
+        self.faults_seen = faults.len();
+        for f in new {
+            let durable = f.hit == Hit::Durable;
+            self.note(|| format!("fault {f}"), &[0xFA, u64::from(durable), f.pos, f.len]);
+            if durable {
+                self.model.detect_mode = true;
+                self.mark("media fault on durable data");
+            }
+            match f.kind {
+                FaultKind::SyncEio => self.mark("fsync eio"),
+                FaultKind::WriteEio => self.mark("write eio"),
+                FaultKind::DirSyncEio => self.mark("dir sync eio"),
+                _ => {}
+            }
+        }
+    }
+
+    /// Checks an error from a write path against the model. Returns whether
+    /// the log is now poisoned.
+    fn check_write_error(&mut self, what: &str, e: &Error, next_before: u64) {
+        self.absorb_durable();
+        let Some(log) = self.log.as_ref() else { return };
+        let (next, poisoned, readable) = (log.next_offset(), log.is_poisoned(), log.read(next_before).is_ok());
+        match e {
+            Error::DiskFull { .. } => {
+                if next != next_before {
+                    self.fail(format!("{what} hit ENOSPC but the end moved from {next_before} to {next}"));
+                } else if readable {
+                    self.fail(format!("{what} hit ENOSPC but offset {next_before} is readable"));
+                }
+            }
+            Error::Io { .. } => {
+                if !poisoned {
+                    self.fail(format!("{what} failed with an I/O error but the log is not poisoned: {e}"));
+                }
+                self.model.poisoned = true;
+                if next as usize != self.model.durable {
+                    let durable = self.model.durable;
+                    self.fail(format!(
+                        "after a failed {what} the log shows {next} records, but only {durable} are durable"
+                    ));
+                }
+            }
+            Error::Poisoned { .. } if self.model.poisoned => {}
+            other => self.fail(format!("{what} failed unexpectedly: {other}")),
+        }
+    }
+
+    fn check_read(&mut self, res: Result<Record, Error>, offset: u64) {
+        match res {
+            Ok(rec) => {
+                if rec.offset != offset {
+                    self.fail(format!("read({offset}) returned offset {}", rec.offset));
+                } else if let Err(msg) = self.model.check_record(&rec) {
+                    self.fail(msg);
+                }
+            }
+            Err(e) => self.check_read_error(&e),
+        }
+    }
+
+    fn check_read_error(&mut self, e: &Error) {
+        match e {
+            Error::Corruption { .. } | Error::Io { .. } if self.model.detect_mode => {
+                self.mark("durable corruption detected on read");
+            }
+            other => self.fail(format!("read failed where the model has the data: {other}")),
+        }
+    }
+
+    /// One client operation.
+    fn step(&mut self, client: u32) {
+        if self.stopped() || self.ops_done >= self.phase_end || self.log.is_none() {
+            return;
+        }
+        self.ops_done += 1;
+        let w = self.params.weights;
+        let mut pick = self.rng.random_range(0..w.total().max(1));
+        let mut take = |weight: u32| {
+            let hit = pick < weight;
+            pick = pick.saturating_sub(weight);
+            hit
+        };
+        if take(w.append) {
+            self.op_append(client, 1);
+        } else if take(w.batch) {
+            let n = self.rng.random_range(2..8);
+            self.op_append(client, n);
+        } else if take(w.sync) {
+            self.op_sync(client);
+        } else if take(w.read) {
+            self.op_read(client);
+        } else if take(w.iter) {
+            self.op_iter(client);
+        } else {
+            self.op_time_lookup(client);
+        }
+        self.absorb_faults();
+        self.absorb_durable();
+    }
+
+    /// The log may make records durable inside a call that then fails (a
+    /// roll's seal before a failed segment creation): what it reports durable
+    /// is what the checker holds it to.
+    fn absorb_durable(&mut self) {
+        if let Some(log) = self.log.as_ref() {
+            let d = log.durable_offset() as usize;
+            if d > self.model.durable && d <= self.model.accepted.len() {
+                self.model.last_batch_start = self.model.durable;
+                self.model.durable = d;
+            }
+        }
+    }
+
+    fn new_entry(&mut self, offset: u64) -> (Record, bool) {
+        let len = if self.params.value_max == 0 || self.rng.random_bool(0.05) {
+            0
+        } else {
+            self.rng.random_range(0..=self.params.value_max)
+        };
+        let key = (self.params.key_space > 0)
+            .then(|| format!("k{}", self.rng.random_range(0..self.params.key_space)).into_bytes());
+        let tombstone = key.is_some() && self.rng.random_bool(0.05);
+        let explicit_ts = self.rng.random_bool(0.2);
+        let ts = if explicit_ts { self.rng.random_range(0..2_000_000_000_000u64) } else { SimClock.now_ms() };
+        let rec = Record { offset, timestamp_ms: ts, key, value: value_bytes(self.scn.seed, offset, len), tombstone };
+        (rec, explicit_ts)
+    }
+
+    fn op_append(&mut self, client: u32, n: usize) {
+        let Some(next) = self.log.as_ref().map(Log::next_offset) else { return };
+        let mut recs = Vec::with_capacity(n);
+        let mut explicit = Vec::with_capacity(n);
+        for i in 0..n {
+            let (r, e) = self.new_entry(next + i as u64);
+            recs.push(r);
+            explicit.push(e);
+        }
+        let entries: Vec<Entry<'_>> = recs
+            .iter()
+            .zip(&explicit)
+            .map(|(r, &e)| Entry {
+                key: r.key.as_deref(),
+                value: &r.value,
+                timestamp_ms: if e { Some(r.timestamp_ms) } else { None },
+                tombstone: r.tombstone,
+            })
+            .collect();
+        let Some(log) = self.log.as_mut() else { return };
+        let res = match entries.as_slice() {
+            [one] => log.append(*one).map(|o| o..o + 1),
+            many => log.append_batch(many),
+        };
+        let durable_now = log.durable_offset() as usize;
+        let bytes: usize = recs.iter().map(|r| r.value.len()).sum();
+        self.note(
+            || format!("c{client} append n={n} bytes={bytes} -> {res:?}"),
+            &[1, n as u64, bytes as u64, res.is_ok() as u64],
+        );
+        match res {
+            Ok(range) => {
+                if self.model.poisoned {
+                    self.fail("an append was accepted after the log was poisoned".into());
+                    return;
+                }
+                if range.start as usize != self.model.accepted.len() || range.end - range.start != n as u64 {
+                    self.fail(format!("append returned {range:?}, model expected {}..", self.model.accepted.len()));
+                    return;
+                }
+                // Clock-stamped records got `SimClock.now_ms()` of this very
+                // instant (no simulated time passes inside a step).
+                self.model.accepted.extend(recs);
+                if durable_now >= self.model.accepted.len() {
+                    self.model.synced();
+                }
+            }
+            Err(e) => {
+                if e.is_disk_full() {
+                    self.mark("enospc mid-append");
+                }
+                let indeterminate = matches!(e, Error::Io { .. }) && !self.model.poisoned;
+                self.check_write_error("append", &e, next);
+                // An append that failed with an I/O error has an unknown
+                // outcome: its frames may have reached the disk, so a crash
+                // may bring them back (never reported durable before). They
+                // are possible contents, at the offsets they would have had.
+                if indeterminate && self.model.accepted.len() as u64 == next {
+                    self.model.accepted.extend(recs);
+                }
+            }
+        }
+    }
+
+    fn op_sync(&mut self, client: u32) {
+        let Some(log) = self.log.as_mut() else { return };
+        let next = log.next_offset();
+        let res = log.sync();
+        self.note(|| format!("c{client} sync -> {res:?}"), &[2, res.is_ok() as u64]);
+        match res {
+            Ok(()) => {
+                if self.model.poisoned {
+                    self.fail("a sync succeeded after the log was poisoned".into());
+                } else {
+                    self.model.synced();
+                }
+            }
+            Err(e) => {
+                if e.is_disk_full() {
+                    self.mark("enospc on sync");
+                }
+                self.check_write_error("sync", &e, next);
+            }
+        }
+    }
+
+    fn op_read(&mut self, client: u32) {
+        let Some(log) = self.log.as_ref() else { return };
+        let next = log.next_offset();
+        if next == 0 {
+            return;
+        }
+        let off = self.rng.random_range(0..next);
+        let res = log.read(off);
+        self.note(
+            || {
+                format!(
+                    "c{client} read {off} -> {}",
+                    res.as_ref().map_or_else(|e| e.to_string(), |r| format!("{} bytes", r.value.len()))
+                )
+            },
+            &[3, off, res.is_ok() as u64],
+        );
+        self.check_read(res, off);
+    }
+
+    fn op_iter(&mut self, client: u32) {
+        let Some(log) = self.log.as_ref() else { return };
+        let next = log.next_offset();
+        let a = self.rng.random_range(0..=next);
+        let b = self.rng.random_range(a..=next.min(a + 200));
+        let got: Vec<Result<Record, Error>> = log.iter(a..b).collect();
+        self.note(|| format!("c{client} iter {a}..{b} -> {} items", got.len()), &[4, a, b, got.len() as u64]);
+        let mut expect = a;
+        for item in got {
+            match item {
+                Ok(r) => {
+                    if r.offset != expect {
+                        self.fail(format!("iter({a}..{b}) yielded offset {} where {expect} was due", r.offset));
+                        return;
+                    }
+                    if let Err(m) = self.model.check_record(&r) {
+                        self.fail(m);
+                        return;
+                    }
+                    expect += 1;
+                }
+                Err(e) => {
+                    self.check_read_error(&e);
+                    return;
+                }
+            }
+        }
+        if expect != b {
+            self.fail(format!("iter({a}..{b}) ended at {expect}"));
+        }
+    }
+
+    fn op_time_lookup(&mut self, client: u32) {
+        let Some(log) = self.log.as_ref() else { return };
+        let ts = self.rng.random_range(0..2_100_000_000_000u64);
+        let res = log.offset_for_timestamp(ts);
+        let n = log.next_offset() as usize;
+        self.note(|| format!("c{client} offset_for_timestamp {ts} -> {res:?}"), &[5, ts]);
+        let want =
+            self.model.accepted.get(..n).unwrap_or_default().iter().find(|r| r.timestamp_ms >= ts).map(|r| r.offset);
+        match res {
+            Ok(got) if got == want => {}
+            Ok(got) => self.fail(format!("offset_for_timestamp({ts}) = {got:?}, model says {want:?}")),
+            Err(e) => self.check_read_error(&e),
+        }
+    }
+
+    fn op_roll(&mut self) {
+        let Some(log) = self.log.as_mut() else { return };
+        if self.model.poisoned {
+            return;
+        }
+        let next = log.next_offset();
+        let n_before = log.segments().len();
+        let res = log.roll();
+        let rolled = log.segments().len() > n_before;
+        self.note(|| format!("bg roll -> {res:?}"), &[6, res.is_ok() as u64]);
+        match res {
+            Ok(()) => {
+                self.model.synced();
+                if rolled {
+                    self.mark("segment rolled");
+                }
+            }
+            Err(e) => self.check_write_error("roll", &e, next),
+        }
+        self.absorb_faults();
+        self.absorb_durable();
+    }
+
+    /// Opens the log after a (re)start and checks what it recovered.
+    fn recover(&mut self, after_crash: bool) {
+        // An open that fails because sim-fs injected an I/O error is retried,
+        // as an operator would; one that fails without such a fault is a bug.
+        let mut res = Log::open_with(Path::new(LOG_DIR), self.options());
+        for _ in 0..20 {
+            let before = self.faults_seen;
+            self.absorb_faults();
+            let injected_eio = self.fs.faults().get(before..).unwrap_or_default().iter().any(|f| {
+                matches!(f.kind, FaultKind::SyncEio | FaultKind::DirSyncEio | FaultKind::WriteEio | FaultKind::Enospc)
+            });
+            match &res {
+                Err(Error::Io { .. } | Error::DiskFull { .. }) if injected_eio => {
+                    self.note(
+                        || format!("open failed on an injected fault, retrying: {:?}", res.as_ref().err()),
+                        &[7, 2],
+                    );
+                    res = Log::open_with(Path::new(LOG_DIR), self.options());
+                }
+                _ => break,
+            }
+        }
+        self.absorb_faults();
+        let log = match res {
+            Ok(log) => log,
+            Err(e) => {
+                self.note(|| format!("open -> {e}"), &[7, 0]);
+                match &e {
+                    Error::Corruption { .. } | Error::Io { .. } if self.model.detect_mode => {
+                        self.mark("durable corruption detected at open");
+                        self.ended = true;
+                    }
+                    _ => self.fail(format!("the log refused to open where only recoverable faults were injected: {e}")),
+                }
+                return;
+            }
+        };
+        let n = log.next_offset() as usize;
+        let r = log.recovery_report().clone();
+        let (durable, accepted) = (self.model.durable, self.model.accepted.len());
+        self.note(
+            || format!("open -> recovered {n} records (durable {durable}, accepted {accepted}), report {r:?}"),
+            &[7, 1, n as u64],
+        );
+        if r.torn_tail.is_some() {
+            self.mark("torn tail truncated");
+        }
+        if !r.temporaries_removed.is_empty() {
+            self.mark("temporaries removed at recovery");
+        }
+        if r.active_index_rebuilt {
+            self.mark("index rebuilt at recovery");
+        }
+        if r.clean && !after_crash {
+            self.mark("clean reopen trusted footer");
+        }
+        if after_crash {
+            if n < self.model.accepted.len() {
+                self.mark("unsynced records lost in crash");
+            }
+            if n > self.model.durable {
+                self.mark("unsynced records survived crash");
+            }
+        }
+        if let Err(m) = self.model.check_recovered_len(n) {
+            self.fail(m);
+            return;
+        }
+        if log.first_offset() != 0 {
+            self.fail(format!("first offset is {} after recovery", log.first_offset()));
+            return;
+        }
+        // Every recovered record, byte for byte.
+        let mut expect = 0u64;
+        let mut first_error = None;
+        for item in log.iter(..) {
+            match item {
+                Ok(rec) => {
+                    if rec.offset != expect {
+                        self.fail(format!("recovered log skips from {expect} to {}", rec.offset));
+                        return;
+                    }
+                    if let Err(m) = self.model.check_record(&rec) {
+                        self.fail(format!("after recovery: {m}"));
+                        return;
+                    }
+                    expect += 1;
+                }
+                Err(e) => {
+                    first_error = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            self.check_read_error(&e);
+            if self.stopped() {
+                return;
+            }
+        } else if expect as usize != n {
+            self.fail(format!("recovered log says {n} records but iterates {expect}"));
+            return;
+        }
+        // Segments contiguous, only the last one active.
+        let segs = log.segments();
+        let mut next = 0;
+        for (i, s) in segs.iter().enumerate() {
+            if s.base_offset != next {
+                self.fail(format!(
+                    "segments not contiguous: {} starts at {}, expected {next}",
+                    s.path.display(),
+                    s.base_offset
+                ));
+                return;
+            }
+            if !s.sealed && i + 1 != segs.len() {
+                self.fail(format!("unsealed segment {} is not the last", s.path.display()));
+                return;
+            }
+            next += s.n_records;
+        }
+        if next as usize != n {
+            self.fail(format!("segments hold {next} records, log says {n}"));
+            return;
+        }
+        self.model.accepted.truncate(n);
+        self.model.durable = n;
+        self.model.last_batch_start = self.model.last_batch_start.min(n);
+        self.model.poisoned = false;
+        if log.durable_offset() as usize != n {
+            self.fail(format!("durable offset {} after recovering {n} records", log.durable_offset()));
+        }
+        self.log = Some(log);
+    }
+
+    /// Recovery must be idempotent: a second open, with no crash between,
+    /// finds exactly what the first did.
+    fn check_idempotent(&mut self) {
+        let Some(log) = self.log.take() else { return };
+        let n = log.next_offset();
+        drop(log);
+        match Log::open_with(Path::new(LOG_DIR), self.options()) {
+            Ok(log) => {
+                if log.next_offset() != n {
+                    self.fail(format!("recovery is not idempotent: {n} records, then {}", log.next_offset()));
+                }
+                self.log = Some(log);
+                self.mark("recovery idempotent");
+            }
+            Err(e) if self.model.detect_mode => {
+                self.note(|| format!("second open -> {e}"), &[8]);
+                self.ended = true;
+            }
+            Err(e) => self.fail(format!("the second open after recovery failed: {e}")),
+        }
+    }
+}
+
+/// Runs one scenario. `trace` keeps the timeline.
+pub fn run(scn: &Scenario, trace: bool) -> Outcome {
+    let params = match Params::derive(scn) {
+        Ok(p) => p,
+        Err(e) => {
+            return Outcome {
+                scenario: scn.clone(),
+                failure: Some(e),
+                marks: Marks::new(),
+                trace_hash: 0,
+                timeline: Vec::new(),
+                ops_done: 0,
+            };
+        }
+    };
+    let mut rt = madsim::runtime::Runtime::with_seed_and_config(scn.seed, madsim::Config::default());
+    rt.set_time_limit(sim_time_limit(&params, scn.ops));
+    rt.add_simulator::<SimFsPlugin>();
+    let world: Shared = Arc::new(Mutex::new(World {
+        scn: scn.clone(),
+        fs: SimFs::new(scn.seed ^ 0xD15C, params.faults.clone()),
+        params,
+        log: None,
+        model: Model::default(),
+        rng: ChaCha8Rng::seed_from_u64(scn.seed ^ 0xC11E_4700),
+        ops_done: 0,
+        phase_end: 0,
+        failure: None,
+        ended: false,
+        marks: Marks::new(),
+        hash: Fnv::new(),
+        timeline: trace.then(Vec::new),
+        faults_seen: 0,
+    }));
+    let w2 = Arc::clone(&world);
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(supervise(w2))));
+    let mut w = lock(&world);
+    if let Err(p) = res {
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_string()))
+            .unwrap_or_else(|| "non-string panic".into());
+        w.fail(format!("panic: {msg}"));
+    }
+    let hash = {
+        let mut h = w.hash;
+        h.write(&w.fs.disk_hash().to_le_bytes());
+        h.finish()
+    };
+    Outcome {
+        scenario: scn.clone(),
+        failure: w.failure.clone(),
+        marks: w.marks.clone(),
+        trace_hash: hash,
+        timeline: w.timeline.take().unwrap_or_default(),
+        ops_done: w.ops_done,
+    }
+}
+
+async fn supervise(world: Shared) {
+    let handle = madsim::runtime::Handle::current();
+    let mut node = handle.create_node().name("log").build();
+    let (fs, crash_at, p_crash_in_recovery, n_clients, think_ms, roll_every, total_ops) = {
+        let w = lock(&world);
+        (
+            w.fs.clone(),
+            w.params.crash_at.clone(),
+            w.params.p_crash_in_recovery,
+            w.params.n_clients,
+            w.params.think_ms,
+            w.params.roll_every_ms,
+            w.scn.ops,
+        )
+    };
+    SimFsPlugin::current().attach(node.id(), fs.clone());
+    lock(&world).recover(false);
+
+    let mut ends: Vec<u32> = crash_at.clone();
+    ends.push(total_ops);
+    for (phase, &end) in ends.iter().enumerate() {
+        if lock(&world).stopped() {
+            break;
+        }
+        lock(&world).phase_end = end;
+        // A restarted node needs a fresh handle: the old one spawns onto the
+        // killed incarnation.
+        if let Some(h) = handle.get_node(node.id()) {
+            node = h;
+        }
+        // The node's tasks: clients and a background roller.
+        for c in 0..n_clients {
+            let w = Arc::clone(&world);
+            node.spawn(async move {
+                loop {
+                    let pause = {
+                        let mut g = lock(&w);
+                        if g.stopped() || g.ops_done >= g.phase_end || g.log.is_none() {
+                            break;
+                        }
+                        g.step(c);
+                        g.rng.random_range(0..=think_ms)
+                    };
+                    madsim::time::sleep(Duration::from_millis(pause)).await;
+                }
+            });
+        }
+        if let Some(every) = roll_every {
+            let w = Arc::clone(&world);
+            node.spawn(async move {
+                loop {
+                    madsim::time::sleep(Duration::from_millis(every)).await;
+                    let mut g = lock(&w);
+                    if g.stopped() || g.ops_done >= g.phase_end {
+                        break;
+                    }
+                    g.op_roll();
+                }
+            });
+        }
+        // Wait for the phase's ops, on simulated time.
+        loop {
+            madsim::time::sleep(Duration::from_millis(think_ms.max(1))).await;
+            let g = lock(&world);
+            if g.stopped() || g.ops_done >= g.phase_end || g.log.is_none() {
+                break;
+            }
+        }
+        if phase + 1 == ends.len() || lock(&world).stopped() {
+            break;
+        }
+        crash_and_recover(&world, &handle, node.id(), &fs);
+        // Sometimes crash again right after recovery.
+        let again = {
+            let mut g = lock(&world);
+            g.rng.random_bool(p_crash_in_recovery)
+        };
+        if again && !lock(&world).stopped() {
+            lock(&world).mark("crash during recovery");
+            crash_and_recover(&world, &handle, node.id(), &fs);
+        }
+        if !lock(&world).stopped() {
+            lock(&world).check_idempotent();
+        }
+    }
+    liveness(&world, &handle, node.id(), &fs);
+}
+
+fn crash_and_recover(world: &Shared, handle: &madsim::runtime::Handle, node: madsim::task::NodeId, fs: &SimFs) {
+    let files_before = fs_listing(fs);
+    // Kill first (the plugin crashes the disk), then let the dead process's
+    // log go: its buffered bytes hit stale handles and are lost.
+    handle.kill(node);
+    let old = lock(world).log.take();
+    drop(old);
+    handle.restart(node);
+    let files_after = fs_listing(fs);
+    let mut g = lock(world);
+    let policy = SimFsPlugin::current().crashes().last().map(|c| c.1);
+    g.note(
+        || format!("CRASH ({policy:?}); files before {files_before:?} after {files_after:?}"),
+        &[9, files_after.len() as u64],
+    );
+    if files_before.iter().any(|f| !files_after.contains(f)) {
+        g.mark("lost directory entry");
+    }
+    g.absorb_faults();
+    g.recover(true);
+}
+
+fn fs_listing(fs: &SimFs) -> Vec<String> {
+    use log_core::FileSystem;
+    fs.read_dir(&PathBuf::from(LOG_DIR)).unwrap_or_default()
+}
+
+/// Faults stop; the log must make progress: reopen, append, sync, read.
+fn liveness(world: &Shared, handle: &madsim::runtime::Handle, node: madsim::task::NodeId, fs: &SimFs) {
+    if lock(world).stopped() {
+        return;
+    }
+    fs.set_config(FaultConfig { canary: fs.config().canary, ..FaultConfig::default() });
+    // A poisoned log must be reopened; a crash first makes that realistic.
+    if lock(world).model.poisoned {
+        crash_and_recover(world, handle, node, fs);
+        if lock(world).stopped() {
+            return;
+        }
+    }
+    let mut g = lock(world);
+    g.note(|| "liveness phase: faults off".into(), &[10]);
+    for _ in 0..10 {
+        g.op_append(0, 1);
+    }
+    g.op_sync(0);
+    if g.stopped() {
+        return;
+    }
+    let (n, durable) = match g.log.as_ref() {
+        Some(log) => (log.next_offset() as usize, log.durable_offset() as usize),
+        None => return,
+    };
+    if n != g.model.accepted.len() || durable != n {
+        let msg = format!(
+            "no progress once faults stopped: {n} records, {durable} durable, model {}",
+            g.model.accepted.len()
+        );
+        g.fail(msg);
+        return;
+    }
+    let from = n.saturating_sub(10) as u64;
+    for off in from..n as u64 {
+        let res = g.log.as_ref().map(|l| l.read(off));
+        if let Some(res) = res {
+            g.check_read(res, off);
+        }
+    }
+    if !g.stopped() {
+        g.mark("liveness after faults");
+    }
+}

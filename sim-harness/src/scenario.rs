@@ -1,0 +1,218 @@
+//! From one seed, a whole scenario: workload, log configuration, fault plan
+//! (swarm testing: every seed picks its own mix), and the file format that
+//! saves a scenario for replay.
+
+use std::path::Path;
+
+use log_core::{Config, SyncPolicy};
+use rand::{Rng, RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use sim_fs::{Canary, CrashPolicy, FaultConfig};
+
+/// What to run: everything else derives from these fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scenario {
+    /// The seed.
+    pub seed: u64,
+    /// Operations to run (across all client tasks), before the final
+    /// liveness phase.
+    pub ops: u32,
+    /// A planted filesystem lie, by name (see [`Canary::name`]).
+    pub canary: Option<String>,
+}
+
+impl Scenario {
+    /// A scenario with the default op count and no canary.
+    pub fn new(seed: u64, ops: u32) -> Self {
+        Self { seed, ops, canary: None }
+    }
+
+    /// The canary, parsed.
+    pub fn canary(&self) -> Result<Option<Canary>, String> {
+        match &self.canary {
+            None => Ok(None),
+            Some(name) => Canary::from_name(name).map(Some).ok_or_else(|| {
+                let names: Vec<&str> = Canary::ALL.iter().map(|c| c.name()).collect();
+                format!("unknown canary `{name}`; known: {}", names.join(", "))
+            }),
+        }
+    }
+
+    /// Saves the scenario (bincode) so that `replay --scenario` can run it.
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        let bytes = bincode::serde::encode_to_vec(self, bincode::config::standard())
+            .map_err(|e| format!("encoding the scenario: {e}"))?;
+        let mut out = SCENARIO_MAGIC.to_vec();
+        out.extend_from_slice(&bytes);
+        std::fs::write(path, out).map_err(|e| format!("writing {}: {e}", path.display()))
+    }
+
+    /// Loads a scenario saved by [`save`](Self::save).
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        Self::decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Decodes scenario bytes (the file contents).
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let body = bytes
+            .strip_prefix(&SCENARIO_MAGIC[..])
+            .ok_or("not a scenario file (bad magic); save one with `run --save-failures DIR`")?;
+        let (s, _): (Scenario, usize) = bincode::serde::decode_from_slice(body, bincode::config::standard())
+            .map_err(|e| format!("not a valid scenario: {e}"))?;
+        if s.ops > MAX_OPS {
+            return Err(format!("scenario asks for {} ops; the limit is {MAX_OPS}", s.ops));
+        }
+        Ok(s)
+    }
+}
+
+/// Magic prefix of scenario files (format version 1).
+pub const SCENARIO_MAGIC: [u8; 8] = *b"SGLSCN\x00\x01";
+/// Upper bound on ops per scenario.
+pub const MAX_OPS: u32 = 1_000_000;
+
+/// Relative weights of the client operations.
+#[derive(Debug, Clone, Copy)]
+pub struct OpWeights {
+    pub append: u32,
+    pub batch: u32,
+    pub sync: u32,
+    pub read: u32,
+    pub iter: u32,
+    pub time_lookup: u32,
+}
+
+impl OpWeights {
+    pub fn total(&self) -> u32 {
+        self.append + self.batch + self.sync + self.read + self.iter + self.time_lookup
+    }
+}
+
+/// Everything a seed decides.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub config: Config,
+    pub faults: FaultConfig,
+    pub weights: OpWeights,
+    /// Largest value; sizes are drawn up to it, sometimes 0.
+    pub value_max: usize,
+    /// Keys are drawn from this many (0: unkeyed records).
+    pub key_space: u32,
+    pub n_clients: u32,
+    /// Simulated milliseconds between a client's operations (upper bound).
+    pub think_ms: u64,
+    /// Ops after which the node is killed (ascending).
+    pub crash_at: Vec<u32>,
+    /// Probability of crashing again right after a recovery.
+    pub p_crash_in_recovery: f64,
+    /// Milliseconds between background rolls (`None`: never).
+    pub roll_every_ms: Option<u64>,
+}
+
+fn pick<T: Copy>(rng: &mut ChaCha8Rng, xs: &[T]) -> T {
+    let i = rng.random_range(0..xs.len());
+    xs.get(i).copied().unwrap_or_else(|| unreachable!("index in range"))
+}
+
+impl Params {
+    /// Derives the parameters of `scn`.
+    pub fn derive(scn: &Scenario) -> Result<Self, String> {
+        let canary = scn.canary()?;
+        let mut rng = ChaCha8Rng::seed_from_u64(scn.seed ^ 0x5CE7_A210);
+        let segment_bytes_max = pick(&mut rng, &[4096, 8192, 32 << 10, 256 << 10]);
+        let sync = match rng.random_range(0..4u8) {
+            0 => SyncPolicy::Always,
+            1 => SyncPolicy::EveryRecords(rng.random_range(1..20)),
+            _ => SyncPolicy::Manual,
+        };
+        let config = Config {
+            segment_bytes_max,
+            segment_records_max: pick(&mut rng, &[8, 50, 1 << 20]),
+            segment_age_ms_max: if rng.random_bool(0.3) { Some(rng.random_range(50..2000)) } else { None },
+            index_interval_bytes: pick(&mut rng, &[64, 256, 4096]),
+            record_bytes_max: 64 << 10,
+            write_buffer_bytes: pick(&mut rng, &[4096, 16 << 10, 256 << 10]),
+            sync,
+        };
+        let value_max = pick(&mut rng, &[0, 16, 200, 2000, 20_000]);
+        let weights = OpWeights {
+            append: rng.random_range(1..10),
+            batch: rng.random_range(0..4),
+            sync: rng.random_range(0..5),
+            read: rng.random_range(0..5),
+            iter: rng.random_range(0..3),
+            time_lookup: rng.random_range(0..2),
+        };
+        // Swarm: each fault is on for some seeds only, with its own rate.
+        let mut on = |p: f64| rng.random_bool(p);
+        let capacity = on(0.15);
+        let short_io = on(0.3);
+        let sync_eio = on(0.15);
+        let dir_eio = on(0.1);
+        let write_eio = on(0.1);
+        let misdirect = on(0.05);
+        let flip = on(0.15);
+        let bad = on(0.1);
+        let mut policies: Vec<CrashPolicy> =
+            CrashPolicy::ALL.iter().copied().filter(|_| rng.random_bool(0.6)).collect();
+        if policies.is_empty() {
+            policies.push(pick(&mut rng, &CrashPolicy::ALL));
+        }
+        let mut faults = FaultConfig {
+            sector_bytes: pick(&mut rng, &[64, 512, 4096]),
+            capacity_bytes: capacity.then(|| rng.random_range(16u64 << 10..512 << 10)),
+            crash_policies: policies,
+            p_short_io: if short_io { rng.random_range(0.05..0.5) } else { 0.0 },
+            p_sync_eio: if sync_eio { rng.random_range(0.005..0.05) } else { 0.0 },
+            p_dir_sync_eio: if dir_eio { rng.random_range(0.005..0.05) } else { 0.0 },
+            p_write_eio: if write_eio { rng.random_range(0.001..0.02) } else { 0.0 },
+            p_misdirected_write: if misdirect { rng.random_range(0.005..0.05) } else { 0.0 },
+            p_bitflip_at_crash: if flip { rng.random_range(0.1..0.9) } else { 0.0 },
+            p_bad_sector_at_crash: if bad { rng.random_range(0.1..0.9) } else { 0.0 },
+            canary,
+        };
+        let mut n_crashes = rng.random_range(0..5u32);
+        let mut config = config;
+        if let Some(c) = canary {
+            // Canary runs: no other faults, and a workload that exercises
+            // the lie.
+            faults = FaultConfig {
+                crash_policies: vec![CrashPolicy::LoseAll, CrashPolicy::KeepPrefix],
+                canary: Some(c),
+                ..FaultConfig::default()
+            };
+            n_crashes = n_crashes.max(2);
+            match c {
+                Canary::SyncNoop => {}
+                Canary::DirSyncNoop => config.segment_bytes_max = 4096,
+                Canary::SilentBitflip => {}
+                Canary::EnospcLies => faults.capacity_bytes = Some(rng.random_range(8u64 << 10..64 << 10)),
+            }
+        }
+        let mut crash_at: Vec<u32> = (0..n_crashes).map(|_| rng.random_range(0..scn.ops.max(1))).collect();
+        crash_at.sort_unstable();
+        Ok(Params {
+            config,
+            faults,
+            weights,
+            value_max,
+            key_space: pick(&mut rng, &[0, 4, 100]),
+            n_clients: rng.random_range(1..5),
+            think_ms: pick(&mut rng, &[1, 5, 20]),
+            crash_at,
+            p_crash_in_recovery: if rng.random_bool(0.3) { 0.5 } else { 0.0 },
+            roll_every_ms: if rng.random_bool(0.3) { Some(rng.random_range(10..500)) } else { None },
+        })
+    }
+}
+
+/// The bytes of the record a scenario writes at `offset` (any length):
+/// derived, so the model need not store them twice.
+pub fn value_bytes(seed: u64, offset: u64, len: usize) -> Vec<u8> {
+    let mut r = ChaCha8Rng::seed_from_u64(seed ^ offset.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut v = vec![0u8; len];
+    r.fill_bytes(&mut v);
+    v
+}
