@@ -1,11 +1,13 @@
-//! Exhaustive crash checking for short workloads: after every operation,
-//! every disk image a crash could legally leave (sim-fs's enumeration) is
-//! recovered and checked, not just a random sample.
+//! Exhaustive crash checking for short workloads: right before every file
+//! and directory sync (when the most is pending), every disk image a crash
+//! could legally leave (sim-fs's enumeration) is recovered and checked
+//! against the model, not just a random sample.
 
+use std::io;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use log_core::{Config, Entry, FixedClock, Log, Options, Record, SyncPolicy};
+use log_core::{Config, Entry, FileHandle, FileSystem, FixedClock, Log, OpenMode, Options, Record, SyncPolicy};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sim_fs::{FaultConfig, SimFs};
@@ -25,13 +27,103 @@ pub struct ExhaustiveReport {
     pub images: u64,
 }
 
-fn options(fs: &SimFs, config: &Config) -> Options {
-    Options { fs: fs.shared(), clock: Arc::new(FixedClock(1)), config: config.clone(), read_only: false }
+/// Crash images captured at one point, with the model's bounds then.
+#[derive(Debug)]
+struct Capture {
+    images: Vec<sim_fs::Image>,
+    durable: usize,
+    accepted: usize,
+    what: &'static str,
 }
 
-/// Checks one crash image against the model.
+#[derive(Debug, Default)]
+struct HookState {
+    /// The model's (durable, accepted) bounds for the operation in progress.
+    bounds: (usize, usize),
+    captures: Vec<Capture>,
+    skipped: u64,
+    limit: usize,
+}
+
+/// A [`SimFs`] that, right before every file or directory sync (the
+/// moments when the most is pending), records every disk image a crash
+/// could leave.
+#[derive(Debug, Clone)]
+struct Hooked {
+    fs: SimFs,
+    state: Arc<Mutex<HookState>>,
+}
+
+impl Hooked {
+    fn capture(&self, what: &'static str) {
+        let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match self.fs.crash_image_list(st.limit) {
+            Some(images) => {
+                let (durable, accepted) = st.bounds;
+                st.captures.push(Capture { images, durable, accepted, what });
+            }
+            None => st.skipped += 1,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct HookedFile {
+    inner: Arc<dyn FileHandle>,
+    fs: Hooked,
+}
+
+impl FileHandle for HookedFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.inner.read_at(buf, pos)
+    }
+    fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<usize> {
+        self.inner.write_at(buf, pos)
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn sync(&self) -> io::Result<()> {
+        self.fs.capture("file sync");
+        self.inner.sync()
+    }
+}
+
+impl FileSystem for Hooked {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
+        Ok(Arc::new(HookedFile { inner: self.fs.open(path, mode)?, fs: self.clone() }))
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.fs.create_dir_all(path)
+    }
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        self.fs.read_dir(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.fs.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.fs.remove_file(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.capture("directory sync");
+        self.fs.sync_dir(path)
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        self.fs.exists(path)
+    }
+}
+
+fn options(fs: Arc<dyn FileSystem>, config: &Config) -> Options {
+    Options { fs, clock: Arc::new(FixedClock(1)), config: config.clone(), read_only: false }
+}
+
+/// Checks one crash image against the model's bounds.
 fn check_image(fs: SimFs, config: &Config, model: &Model) -> Result<(), String> {
-    let log = Log::open_with(Path::new(LOG_DIR), options(&fs, config))
+    let log = Log::open_with(Path::new(LOG_DIR), options(fs.shared(), config))
         .map_err(|e| format!("a legal crash image does not open: {e}"))?;
     let n = log.next_offset() as usize;
     model.check_recovered_len(n)?;
@@ -42,20 +134,23 @@ fn check_image(fs: SimFs, config: &Config, model: &Model) -> Result<(), String> 
         }
         model.check_record(&rec)?;
     }
-    // Recovery of the recovered image is idempotent.
+    // Recovering the recovered image again finds the same log.
     drop(log);
-    let again = Log::open_with(Path::new(LOG_DIR), options(&fs, config)).map_err(|e| format!("second open: {e}"))?;
+    let again =
+        Log::open_with(Path::new(LOG_DIR), options(fs.shared(), config)).map_err(|e| format!("second open: {e}"))?;
     if again.next_offset() as usize != n {
         return Err(format!("recovery not idempotent: {n} then {}", again.next_offset()));
     }
     Ok(())
 }
 
-/// Runs `ops` operations from `seed` and checks every crash image (up to
-/// `limit` per point) after each one.
+/// Runs `ops` operations from `seed`; right before every sync, enumerates
+/// every crash image (up to `limit` per point) and checks recovery on each.
 pub fn run_exhaustive(seed: u64, ops: u32, limit: usize) -> Result<ExhaustiveReport, String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xE4A0_5717);
-    let fs = SimFs::new(seed, FaultConfig { sector_bytes: 512, ..FaultConfig::default() });
+    let sim = SimFs::new(seed, FaultConfig { sector_bytes: 512, ..FaultConfig::default() });
+    let state = Arc::new(Mutex::new(HookState { limit, ..HookState::default() }));
+    let hooked = Hooked { fs: sim.clone(), state: Arc::clone(&state) };
     let config = Config {
         segment_bytes_max: 4096,
         index_interval_bytes: 256,
@@ -63,9 +158,12 @@ pub fn run_exhaustive(seed: u64, ops: u32, limit: usize) -> Result<ExhaustiveRep
         sync: SyncPolicy::Manual,
         ..Config::default()
     };
-    let mut log = Log::open_with(Path::new(LOG_DIR), options(&fs, &config)).map_err(|e| e.to_string())?;
+    let fs: Arc<dyn FileSystem> = Arc::new(hooked);
+    let set_bounds = |durable: usize, accepted: usize| {
+        state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).bounds = (durable, accepted);
+    };
+    let mut log = Log::open_with(Path::new(LOG_DIR), options(Arc::clone(&fs), &config)).map_err(|e| e.to_string())?;
     let mut model = Model::default();
-    let mut report = ExhaustiveReport::default();
     for step in 0..ops {
         match rng.random_range(0..10u8) {
             0..=5 => {
@@ -78,52 +176,51 @@ pub fn run_exhaustive(seed: u64, ops: u32, limit: usize) -> Result<ExhaustiveRep
                     value: value_bytes(seed, off, len),
                     tombstone: false,
                 };
+                set_bounds(model.durable, model.accepted.len() + 1);
                 log.append(Entry::new(&rec.value)).map_err(|e| format!("step {step}: append: {e}"))?;
                 model.accepted.push(rec);
             }
             6..=7 => {
+                set_bounds(model.durable, model.accepted.len());
                 log.sync().map_err(|e| format!("step {step}: sync: {e}"))?;
                 model.synced();
             }
             8 => {
+                set_bounds(model.durable, model.accepted.len());
                 log.roll().map_err(|e| format!("step {step}: roll: {e}"))?;
                 model.synced();
             }
             _ => {
-                // The process exits without a sync: its buffered bytes reach
-                // the "kernel" unsynced, so the crash images at this point
-                // include partial, unsynced writes. Then it restarts.
+                // The process exits without a sync (its buffer reaches the
+                // page cache unsynced) and restarts; recovery syncs.
+                set_bounds(model.durable, model.accepted.len());
                 drop(log);
-                check_point(&fs, &config, &model, limit, seed, step, &mut report)?;
-                log = Log::open_with(Path::new(LOG_DIR), options(&fs, &config)).map_err(|e| e.to_string())?;
+                log =
+                    Log::open_with(Path::new(LOG_DIR), options(Arc::clone(&fs), &config)).map_err(|e| e.to_string())?;
                 if log.next_offset() as usize != model.accepted.len() {
                     return Err(format!("step {step}: a restart without a crash lost records"));
                 }
                 model.synced();
             }
         }
-        check_point(&fs, &config, &model, limit, seed, step, &mut report)?;
+    }
+    drop(log);
+    let st = std::mem::take(&mut *state.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let mut report = ExhaustiveReport { points_skipped: st.skipped, ..ExhaustiveReport::default() };
+    for (pi, cap) in st.captures.into_iter().enumerate() {
+        report.points += 1;
+        let bounds = Model {
+            accepted: model.accepted.get(..cap.accepted).unwrap_or_default().to_vec(),
+            durable: cap.durable,
+            last_batch_start: cap.durable,
+            ..Model::default()
+        };
+        for (i, img) in cap.images.iter().enumerate() {
+            let fs = SimFs::from_image(img, seed ^ i as u64, FaultConfig::default());
+            check_image(fs, &config, &bounds)
+                .map_err(|e| format!("seed {seed}, crash point {pi} (before a {}), image {i}: {e}", cap.what))?;
+            report.images += 1;
+        }
     }
     Ok(report)
-}
-
-fn check_point(
-    fs: &SimFs,
-    config: &Config,
-    model: &Model,
-    limit: usize,
-    seed: u64,
-    step: u32,
-    report: &mut ExhaustiveReport,
-) -> Result<(), String> {
-    let Some(images) = fs.crash_images(limit, seed ^ u64::from(step)) else {
-        report.points_skipped += 1;
-        return Ok(());
-    };
-    report.points += 1;
-    for (i, img) in images.into_iter().enumerate() {
-        check_image(img, config, model).map_err(|e| format!("seed {seed} step {step} image {i}: {e}"))?;
-        report.images += 1;
-    }
-    Ok(())
 }
