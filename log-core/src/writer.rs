@@ -360,7 +360,10 @@ impl Log {
             seg.tail.end_pos += format::MARKER_FRAME_LEN as u64;
         }
         if let Err(e) = self.flush_buffer() {
+            // On ENOSPC nothing changed but the marker we added: take it back.
+            // (Any other failure already reverted to the last durable state.)
             if had_marker
+                && e.is_disk_full()
                 && let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values_mut().next_back())
             {
                 active.buf.truncate(buf_len);

@@ -335,9 +335,32 @@ fn failed_write_poisons() {
     let mut log = Log::open_with(dir.path(), opts(Arc::new(fs), false)).unwrap();
     append_n(&mut log, 5);
     log.sync().unwrap();
+    let durable_segments = log.segments();
     append_n(&mut log, 5);
     assert!(matches!(log.sync(), Err(Error::Io { .. })));
     assert!(matches!(log.append(Entry::new(b"x")), Err(Error::Poisoned { .. })));
+    // Back to exactly the last durable state, summaries included.
+    assert_eq!(log.segments(), durable_segments);
+    assert_eq!(log.next_offset(), 5);
+}
+
+/// Regression (found by the sim-harness campaign test, seeds 0..400, in a
+/// debug build whose overflow checks caught it): a write
+/// error while a sync flushed the first batch of a fresh segment reverted the
+/// segment and then also took back the commit marker, underflowing its size.
+#[test]
+fn failed_write_in_the_first_sync_of_a_segment_reverts_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    // File writes: the new segment's header (0), then the first sync's (1).
+    let fs = FailFs::new(&[FailOp::Write], 1, io::ErrorKind::Other, false);
+    let mut log = Log::open_with(dir.path(), opts(Arc::new(fs), false)).unwrap();
+    append_n(&mut log, 3);
+    assert!(matches!(log.sync(), Err(Error::Io { .. })));
+    assert_eq!(log.next_offset(), 0);
+    let segs = log.segments();
+    assert_eq!((segs.len(), segs[0].bytes, segs[0].n_records), (1, HEADER_LEN, 0));
+    drop(log);
+    assert_eq!(open(dir.path()).unwrap().next_offset(), 0);
 }
 
 #[test]

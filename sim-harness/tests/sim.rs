@@ -1,0 +1,90 @@
+//! The simulator checks itself: a campaign passes, a seed replays bit for
+//! bit, every planted lie is caught, every rare path is reached, and every
+//! legal crash image of short workloads recovers.
+
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "a test fails loudly")]
+
+use sim_fs::Canary;
+use sim_harness::campaign::campaign;
+use sim_harness::exhaustive::run_exhaustive;
+use sim_harness::model::ALL_MARKS;
+use sim_harness::run::run;
+use sim_harness::scenario::Scenario;
+
+const OPS: u32 = 1000;
+
+#[test]
+fn a_campaign_passes_and_reaches_every_mark() {
+    std::panic::set_hook(Box::new(|_| {}));
+    let report = campaign(0..400, OPS, None, 2, &|_, _, _| {});
+    let _ = std::panic::take_hook();
+    let failures: Vec<String> = report
+        .failed
+        .iter()
+        .map(|o| format!("seed {}: {}", o.scenario.seed, o.failure.as_deref().unwrap_or("?")))
+        .collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(report.passed, 400);
+    // A mark never hit is a blind spot of the workload or the fault plan.
+    // The rarest (index rebuilt at recovery) needs more seeds than this
+    // test runs; the 1000-seed main job reaches it.
+    let missing: Vec<&&str> = ALL_MARKS
+        .iter()
+        .filter(|m| **m != "index rebuilt at recovery" && report.marks.get(**m).copied().unwrap_or(0) == 0)
+        .collect();
+    assert!(missing.is_empty(), "marks never hit: {missing:?}; all: {:?}", report.marks);
+}
+
+#[test]
+fn a_seed_replays_bit_for_bit() {
+    for seed in [3, 17, 123] {
+        let a = run(&Scenario::new(seed, 300), true);
+        let b = run(&Scenario::new(seed, 300), true);
+        assert_eq!(a.trace_hash, b.trace_hash, "seed {seed}");
+        assert_eq!(a.timeline, b.timeline, "seed {seed}");
+        assert!(!a.timeline.is_empty());
+        // Tracing does not change what happens.
+        assert_eq!(run(&Scenario::new(seed, 300), false).trace_hash, a.trace_hash);
+    }
+    assert_ne!(run(&Scenario::new(1, 300), false).trace_hash, run(&Scenario::new(2, 300), false).trace_hash);
+}
+
+#[test]
+fn every_canary_is_caught() {
+    std::panic::set_hook(Box::new(|_| {}));
+    for canary in Canary::ALL {
+        let mut caught_at = None;
+        for seed in 0..2000 {
+            let out = run(&Scenario { seed, ops: OPS, canary: Some(canary.name().into()) }, false);
+            if out.failure.is_some() {
+                caught_at = Some(seed);
+                break;
+            }
+        }
+        assert!(caught_at.is_some_and(|s| s < 50), "canary {} caught at {caught_at:?}", canary.name());
+    }
+    let _ = std::panic::take_hook();
+}
+
+#[test]
+fn every_crash_image_of_short_workloads_recovers() {
+    let mut images = 0;
+    for seed in 0..30 {
+        let r = run_exhaustive(seed, 60, 1024).unwrap();
+        images += r.images;
+    }
+    assert!(images > 1000, "only {images} images checked");
+}
+
+#[test]
+fn scenarios_round_trip_through_files() {
+    let dir = std::env::temp_dir().join(format!("sim-scn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("s.scenario");
+    let scn = Scenario { seed: 42, ops: 77, canary: Some("sync-noop".into()) };
+    scn.save(&path).unwrap();
+    assert_eq!(Scenario::load(&path).unwrap(), scn);
+    std::fs::write(&path, b"garbage").unwrap();
+    assert!(Scenario::load(&path).unwrap_err().contains("not a scenario file"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
