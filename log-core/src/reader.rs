@@ -343,7 +343,7 @@ impl<'a> Reader<'a> {
                 self.cursor = Some(Walk {
                     seg,
                     src: log.source(seg),
-                    frames: FrameCursor::new(pos, seg.tail.end_pos, SCAN_CHUNK),
+                    frames: FrameCursor::growing(pos, seg.tail.end_pos, 16 << 10, SCAN_CHUNK),
                     expect,
                 });
             }

@@ -134,8 +134,11 @@ pub(crate) struct FrameCursor {
     /// Position of the next frame.
     pos: u64,
     end: u64,
-    /// Bytes to read at a time (more when a frame is larger).
+    /// Bytes to read at a time (more when a frame is larger); doubles on
+    /// every refill up to `max_chunk`, so short walks read little and long
+    /// scans read big.
     chunk: usize,
+    max_chunk: usize,
     /// Where in `buf` the last frame returned by `next_frame` lies.
     last: (usize, usize),
 }
@@ -143,15 +146,16 @@ pub(crate) struct FrameCursor {
 impl FrameCursor {
     /// A cursor over `[pos, end)` that reads `chunk` bytes at a time.
     pub fn new(pos: u64, end: u64, chunk: usize) -> Self {
-        Self {
-            buf: Vec::new(),
-            valid: 0,
-            buf_pos: pos,
-            pos,
-            end,
-            chunk: chunk.max(format::MARKER_FRAME_LEN),
-            last: (0, 0),
-        }
+        let chunk = chunk.max(format::MARKER_FRAME_LEN);
+        Self { buf: Vec::new(), valid: 0, buf_pos: pos, pos, end, chunk, max_chunk: chunk, last: (0, 0) }
+    }
+
+    /// A cursor that starts with `first` bytes per read and doubles up to
+    /// `max` (for scans of unknown length).
+    pub fn growing(pos: u64, end: u64, first: usize, max: usize) -> Self {
+        let mut c = Self::new(pos, end, first);
+        c.max_chunk = max.max(c.chunk);
+        c
     }
 
     /// Position of the next frame.
@@ -232,6 +236,7 @@ impl FrameCursor {
         self.last = (0, 0);
         let remaining = self.end - self.pos;
         let target = want.max(self.chunk as u64).min(remaining) as usize;
+        self.chunk = (self.chunk * 2).min(self.max_chunk);
         if self.valid >= target {
             return Err(Stop::Torn { pos: self.pos });
         }

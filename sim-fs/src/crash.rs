@@ -131,6 +131,7 @@ impl State {
                 i.pending.clear();
             }
         }
+        self.recount();
         self.events.push(crate::state::Event::Crash { policy, n_lost });
         self.media_faults_at_crash();
         self.boot += 1;

@@ -171,6 +171,8 @@ impl SimFs {
                 events: Vec::new(),
                 faults: Vec::new(),
                 trace_ops: false,
+                links: Default::default(),
+                used: 0,
             })),
         }
     }
@@ -246,6 +248,7 @@ impl SimFs {
                 s.inodes.insert(*ino, Inode { cached: content.clone(), durable: content.clone(), ..Inode::default() });
                 s.next_ino = s.next_ino.max(ino + 1);
             }
+            s.recount();
         }
         fs
     }
@@ -253,7 +256,10 @@ impl SimFs {
     /// Replaces the fault configuration (e.g. to turn faults off for a
     /// liveness phase).
     pub fn set_config(&self, config: FaultConfig) {
-        self.lock().config = config;
+        let mut s = self.lock();
+        s.config = config;
+        // Space is counted in sectors, whose size may have changed.
+        s.recount();
     }
 
     /// The fault configuration in force.
@@ -270,6 +276,11 @@ impl SimFs {
     /// Every fault injected so far.
     pub fn faults(&self) -> Vec<FaultRecord> {
         self.lock().faults.clone()
+    }
+
+    /// The faults injected after the first `start`.
+    pub fn faults_since(&self, start: usize) -> Vec<FaultRecord> {
+        self.lock().faults.get(start..).unwrap_or_default().to_vec()
     }
 
     /// Removes and returns the events recorded so far.
@@ -392,8 +403,7 @@ impl FileHandle for SimFile {
         let first = pos / sector;
         let last = (pos + n as u64 - 1) / sector;
         if let Some(bad) = inode.bad_sectors.range(first..=last).next().copied() {
-            let path = s.path_of(self.ino);
-            s.record(FaultRecord { kind: FaultKind::ReadEio, path, pos: bad * sector, len: sector, hit: Hit::Durable });
+            s.record_ino(FaultKind::ReadEio, self.ino, bad * sector, sector, Hit::Durable);
             return Err(eio("unreadable sector"));
         }
         let p_short = s.config.p_short_io;
@@ -409,16 +419,9 @@ impl FileHandle for SimFile {
             if let Some(b) = buf.get_mut(i) {
                 *b ^= 1 << bit;
             }
-            let path = s.path_of(self.ino);
-            s.record(FaultRecord {
-                kind: FaultKind::Lie(Canary::SilentBitflip),
-                path,
-                pos: pos + i as u64,
-                len: 1,
-                hit: Hit::None,
-            });
+            s.record_ino(FaultKind::Lie(Canary::SilentBitflip), self.ino, pos + i as u64, 1, Hit::None);
         }
-        s.log("read", &PathBuf::from(self.ino.to_string()), format!("@{pos}+{}", buf.len()), &n.to_string());
+        s.log_ino("read", self.ino, || format!("@{pos}+{}", buf.len()), &n.to_string());
         Ok(n)
     }
 
@@ -430,10 +433,9 @@ impl FileHandle for SimFile {
         if buf.is_empty() {
             return Ok(0);
         }
-        let path = s.path_of(self.ino);
         let p_eio = s.config.p_write_eio;
         if SimFs::chance(&mut s, p_eio) {
-            s.record(FaultRecord { kind: FaultKind::WriteEio, path, pos, len: buf.len() as u64, hit: Hit::Pending });
+            s.record_ino(FaultKind::WriteEio, self.ino, pos, buf.len() as u64, Hit::Pending);
             return Err(eio("write failed"));
         }
         let sector = s.config.sector_bytes.max(1);
@@ -447,25 +449,13 @@ impl FileHandle for SimFile {
             let limit = have.saturating_add(free / sector * sector);
             if end > limit {
                 if s.config.canary == Some(Canary::EnospcLies) {
-                    s.record(FaultRecord {
-                        kind: FaultKind::Lie(Canary::EnospcLies),
-                        path,
-                        pos,
-                        len: n as u64,
-                        hit: Hit::Pending,
-                    });
+                    s.record_ino(FaultKind::Lie(Canary::EnospcLies), self.ino, pos, n as u64, Hit::Pending);
                     return Ok(n);
                 }
                 let fits = limit.saturating_sub(pos) as usize;
-                s.record(FaultRecord {
-                    kind: FaultKind::Enospc,
-                    path: path.clone(),
-                    pos,
-                    len: n as u64,
-                    hit: Hit::Pending,
-                });
+                s.record_ino(FaultKind::Enospc, self.ino, pos, n as u64, Hit::Pending);
                 if fits == 0 {
-                    s.log("write", &path, format!("@{pos}+{}", buf.len()), "ENOSPC");
+                    s.log_ino("write", self.ino, || format!("@{pos}+{}", buf.len()), "ENOSPC");
                     return Err(enospc());
                 }
                 n = fits.min(n);
@@ -479,7 +469,9 @@ impl FileHandle for SimFile {
         let Some(inode) = s.inodes.get_mut(&self.ino) else {
             return Err(eio("inode vanished"));
         };
+        let old_len = inode.cached.len() as u64;
         state::write_into(&mut inode.cached, pos, &data);
+        let new_len = inode.cached.len() as u64;
         // A rewritten sector is remapped: it reads fine again.
         let first = pos / sector;
         let last = (pos + n as u64 - 1) / sector;
@@ -488,7 +480,8 @@ impl FileHandle for SimFile {
             inode.bad_sectors.remove(&b);
         }
         inode.pending.push(Pending::Write { pos, data });
-        s.log("write", &path, format!("@{pos}+{}", buf.len()), &n.to_string());
+        s.resized(self.ino, old_len, new_len);
+        s.log_ino("write", self.ino, || format!("@{pos}+{}", buf.len()), &n.to_string());
         Ok(n)
     }
 
@@ -502,38 +495,32 @@ impl FileHandle for SimFile {
             return Err(io::Error::new(io::ErrorKind::PermissionDenied, "file opened read-only"));
         }
         let mut s = self.live()?;
-        let path = s.path_of(self.ino);
         let cur = s.inodes.get(&self.ino).map_or(0, |i| i.cached.len() as u64);
         if len > cur {
             let sector = s.config.sector_bytes.max(1);
             let grow = len.div_ceil(sector) * sector - cur.div_ceil(sector) * sector;
             if grow > s.free_bytes() {
-                s.record(FaultRecord { kind: FaultKind::Enospc, path, pos: cur, len: len - cur, hit: Hit::Pending });
+                s.record_ino(FaultKind::Enospc, self.ino, cur, len - cur, Hit::Pending);
                 return Err(enospc());
             }
         }
         let Some(inode) = s.inodes.get_mut(&self.ino) else {
             return Err(eio("inode vanished"));
         };
+        let old_len = inode.cached.len() as u64;
         inode.cached.resize(len as usize, 0);
         inode.pending.push(Pending::SetLen(len));
-        s.log("set_len", &path, len.to_string(), "ok");
+        s.resized(self.ino, old_len, len);
+        s.log_ino("set_len", self.ino, || len.to_string(), "ok");
         Ok(())
     }
 
     fn sync(&self) -> io::Result<()> {
         let mut s = self.live()?;
-        let path = s.path_of(self.ino);
         if s.config.canary == Some(Canary::SyncNoop) {
             let n = s.inodes.get(&self.ino).map_or(0, |i| i.pending.len());
             if n > 0 {
-                s.record(FaultRecord {
-                    kind: FaultKind::Lie(Canary::SyncNoop),
-                    path,
-                    pos: 0,
-                    len: n as u64,
-                    hit: Hit::Pending,
-                });
+                s.record_ino(FaultKind::Lie(Canary::SyncNoop), self.ino, 0, n as u64, Hit::Pending);
             }
             return Ok(());
         }
@@ -551,14 +538,8 @@ impl FileHandle for SimFile {
                 state::apply(&mut inode.durable, op);
             }
             let (lo, hi) = span(ops.get(k..).unwrap_or_default());
-            s.record(FaultRecord {
-                kind: FaultKind::SyncEio,
-                path: path.clone(),
-                pos: lo,
-                len: hi - lo,
-                hit: Hit::Pending,
-            });
-            s.log("sync", &path, String::new(), "EIO");
+            s.record_ino(FaultKind::SyncEio, self.ino, lo, hi - lo, Hit::Pending);
+            s.log_ino("sync", self.ino, || String::new(), "EIO");
             return Err(eio("fsync failed; dirty pages dropped"));
         }
         let sector = s.config.sector_bytes.max(1);
@@ -578,18 +559,19 @@ impl FileHandle for SimFile {
                         .collect()
                 })
                 .unwrap_or_default();
-            if ps.is_empty() { None } else { Some(ps.get(s.rng.random_range(0..ps.len())).copied().unwrap_or((0, 0))) }
+            if ps.is_empty() { None } else { Some(ps.get(s.rng.random_range(0..ps.len())).map_or(0, |p| p.0)) }
         } else {
             None
         };
         let Some(inode) = s.inodes.get_mut(&self.ino) else {
             return Err(eio("inode vanished"));
         };
-        let before = inode.durable.clone();
+        // Only a misdirected write needs to know what was durable before.
+        let before = if pick.is_some() { inode.durable.clone() } else { Vec::new() };
         for op in inode.pending.drain(..) {
             state::apply(&mut inode.durable, &op);
         }
-        if let Some((wpos, wlen)) = pick {
+        if let Some(wpos) = pick {
             // The sector holding the write's first byte lands elsewhere.
             let sec = wpos / sector;
             let from = (sec * sector) as usize;
@@ -606,16 +588,9 @@ impl FileHandle for SimFile {
             };
             let room = to_len.saturating_sub(target as usize).min(data.len());
             state::write_into(&mut inode.durable, target, data.get(..room).unwrap_or_default());
-            let _ = wlen;
-            s.record(FaultRecord {
-                kind: FaultKind::Misdirected { to: target },
-                path: path.clone(),
-                pos: from as u64,
-                len: data.len() as u64,
-                hit: Hit::Durable,
-            });
+            s.record_ino(FaultKind::Misdirected { to: target }, self.ino, from as u64, data.len() as u64, Hit::Durable);
         }
-        s.log("sync", &path, String::new(), "ok");
+        s.log_ino("sync", self.ino, || String::new(), "ok");
         Ok(())
     }
 }
@@ -670,6 +645,7 @@ impl FileSystem for SimFs {
                     d.cached.insert(name.clone(), Node::File(ino));
                     d.pending.push(DirOp::Link(name, Node::File(ino)));
                 }
+                s.link(ino);
                 s.log("create", &path, String::new(), "ok");
                 Ok(Arc::new(SimFile { fs: self.clone(), ino, boot, writable }))
             }
@@ -727,8 +703,11 @@ impl FileSystem for SimFs {
         let Some(node) = d.cached.remove(&nf) else {
             return Err(io::Error::from(io::ErrorKind::NotFound));
         };
-        d.cached.insert(nt.clone(), node);
+        let replaced = d.cached.insert(nt.clone(), node);
         d.pending.push(DirOp::Rename(nf, nt));
+        if let Some(Node::File(old)) = replaced {
+            s.unlink(old);
+        }
         s.log("rename", &from, to.display().to_string(), "ok");
         Ok(())
     }
@@ -741,9 +720,10 @@ impl FileSystem for SimFs {
             return Err(io::Error::from(io::ErrorKind::NotFound));
         };
         match d.cached.get(&name) {
-            Some(Node::File(_)) => {
+            Some(&Node::File(ino)) => {
                 d.cached.remove(&name);
                 d.pending.push(DirOp::Unlink(name));
+                s.unlink(ino);
             }
             Some(Node::Dir) => {
                 return Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory"));

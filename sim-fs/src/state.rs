@@ -138,6 +138,10 @@ pub(crate) struct State {
     pub faults: Vec<crate::FaultRecord>,
     /// Whether to keep `Event::Op`s (faults and crashes are always kept).
     pub trace_ops: bool,
+    /// Cached directory entries per linked inode.
+    pub links: BTreeMap<u64, u32>,
+    /// Bytes used by linked inodes (see `used_bytes`).
+    pub used: u64,
 }
 
 /// `/a/b/../c` → `/a/c`; relative paths are taken from `/`.
@@ -168,6 +172,21 @@ impl State {
         }
     }
 
+    /// Like [`log`](Self::log) for a file handle, resolving the inode's path
+    /// and formatting the detail only when tracing.
+    pub fn log_ino(&mut self, op: &'static str, ino: u64, detail: impl FnOnce() -> String, outcome: &str) {
+        if self.trace_ops {
+            let path = self.path_of(ino);
+            self.events.push(Event::Op { op, path, detail: detail(), outcome: outcome.to_string() });
+        }
+    }
+
+    /// Records a fault on inode `ino` (its path resolved now).
+    pub fn record_ino(&mut self, kind: crate::FaultKind, ino: u64, pos: u64, len: u64, hit: crate::Hit) {
+        let path = self.path_of(ino);
+        self.record(crate::FaultRecord { kind, path, pos, len, hit });
+    }
+
     pub fn record(&mut self, r: crate::FaultRecord) {
         self.events.push(Event::Fault(r.clone()));
         self.faults.push(r);
@@ -194,18 +213,67 @@ impl State {
         PathBuf::from(format!("<unlinked inode {ino}>"))
     }
 
-    /// Bytes in use: cached sizes of linked files, rounded up to sectors.
-    pub fn used_bytes(&self) -> u64 {
+    fn round(&self, len: u64) -> u64 {
         let s = self.config.sector_bytes.max(1);
-        let mut linked = BTreeSet::new();
+        len.div_ceil(s) * s
+    }
+
+    /// Bytes in use: cached sizes of linked files, rounded up to sectors
+    /// (kept up to date incrementally).
+    pub fn used_bytes(&self) -> u64 {
+        debug_assert_eq!(self.used, self.count_used().1, "incremental space accounting drifted");
+        self.used
+    }
+
+    /// Recomputes `(links per inode, used bytes)` from the namespace.
+    fn count_used(&self) -> (BTreeMap<u64, u32>, u64) {
+        let mut links: BTreeMap<u64, u32> = BTreeMap::new();
         for d in self.dirs.values() {
             for node in d.cached.values() {
                 if let Node::File(ino) = node {
-                    linked.insert(*ino);
+                    *links.entry(*ino).or_insert(0) += 1;
                 }
             }
         }
-        linked.iter().filter_map(|ino| self.inodes.get(ino)).map(|i| (i.cached.len() as u64).div_ceil(s) * s).sum()
+        let used = links.keys().filter_map(|ino| self.inodes.get(ino)).map(|i| self.round(i.cached.len() as u64)).sum();
+        (links, used)
+    }
+
+    /// Rebuilds the space accounting (after a crash or a restore).
+    pub fn recount(&mut self) {
+        let (links, used) = self.count_used();
+        self.links = links;
+        self.used = used;
+    }
+
+    /// A cached directory entry now points at `ino`.
+    pub fn link(&mut self, ino: u64) {
+        let n = self.links.entry(ino).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            let len = self.inodes.get(&ino).map_or(0, |i| i.cached.len() as u64);
+            self.used += self.round(len);
+        }
+    }
+
+    /// A cached directory entry pointing at `ino` is gone.
+    pub fn unlink(&mut self, ino: u64) {
+        if let Some(n) = self.links.get_mut(&ino) {
+            *n -= 1;
+            if *n == 0 {
+                self.links.remove(&ino);
+                let len = self.inodes.get(&ino).map_or(0, |i| i.cached.len() as u64);
+                self.used -= self.round(len);
+            }
+        }
+    }
+
+    /// The cached size of `ino` changed from `old` to `new` bytes.
+    pub fn resized(&mut self, ino: u64, old: u64, new: u64) {
+        if self.links.contains_key(&ino) {
+            self.used = self.used + self.round(new) - self.round(old);
+        }
+        debug_assert_eq!(self.used, self.count_used().1, "incremental space accounting drifted");
     }
 
     /// Bytes still free, `u64::MAX` on an unlimited disk.
@@ -229,7 +297,7 @@ impl State {
                     Node::File(ino) => {
                         if let Some(i) = self.inodes.get(ino) {
                             h.write(&(i.durable.len() as u64).to_le_bytes());
-                            h.write(&i.durable);
+                            h.write(&crc32fast::hash(&i.durable).to_le_bytes());
                         }
                     }
                 }

@@ -112,8 +112,9 @@ fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
 }
 
 fn quiet_panics() {
-    // Panics inside a seed are caught and reported as that seed's failure.
-    std::panic::set_hook(Box::new(|_| {}));
+    // Panics inside a seed are caught and reported as that seed's failure,
+    // with their location.
+    sim_harness::run::install_panic_hook();
 }
 
 fn main() -> ExitCode {

@@ -26,6 +26,29 @@ fn sim_time_limit(params: &Params, ops: u32) -> Duration {
     Duration::from_millis((u64::from(ops) + 100) * (params.think_ms + 1) * 4 + 10_000)
 }
 
+thread_local! {
+    static LAST_PANIC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Replaces the panic hook with one that keeps the message and location of
+/// a panic for the seed's failure report instead of printing it (a campaign
+/// catches panics per seed).
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| info.payload().downcast_ref::<&str>().map(|s| (*s).to_string()))
+            .unwrap_or_else(|| "non-string panic".into());
+        let mut at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        if std::env::var_os("SIM_BACKTRACE").is_some() {
+            at.push_str(&format!("\n{}", std::backtrace::Backtrace::force_capture()));
+        }
+        LAST_PANIC.with(|p| *p.borrow_mut() = Some(format!("{msg}{at}")));
+    }));
+}
+
 /// What one seed did.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -118,9 +141,8 @@ impl World {
 
     /// Takes in the faults sim-fs injected since the last look.
     fn absorb_faults(&mut self) {
-        let faults = self.fs.faults();
-        let new: Vec<_> = faults.get(self.faults_seen..).unwrap_or_default().to_vec();
-        self.faults_seen = faults.len();
+        let new = self.fs.faults_since(self.faults_seen);
+        self.faults_seen += new.len();
         for f in new {
             let durable = f.hit == Hit::Durable;
             self.note(|| format!("fault {f}"), &[0xFA, u64::from(durable), f.pos, f.len]);
@@ -359,7 +381,7 @@ impl World {
         let Some(log) = self.log.as_ref() else { return };
         let next = log.next_offset();
         let a = self.rng.random_range(0..=next);
-        let b = self.rng.random_range(a..=next.min(a + 200));
+        let b = self.rng.random_range(a..=next.min(a + 64));
         let got: Vec<Result<Record, Error>> = log.iter(a..b).collect();
         self.note(|| format!("c{client} iter {a}..{b} -> {} items", got.len()), &[4, a, b, got.len() as u64]);
         let mut expect = a;
@@ -433,7 +455,7 @@ impl World {
         for _ in 0..20 {
             let before = self.faults_seen;
             self.absorb_faults();
-            let injected_eio = self.fs.faults().get(before..).unwrap_or_default().iter().any(|f| {
+            let injected_eio = self.fs.faults_since(before).iter().any(|f| {
                 matches!(f.kind, FaultKind::SyncEio | FaultKind::DirSyncEio | FaultKind::WriteEio | FaultKind::Enospc)
             });
             match &res {
@@ -618,11 +640,12 @@ pub fn run(scn: &Scenario, trace: bool) -> Outcome {
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(supervise(w2))));
     let mut w = lock(&world);
     if let Err(p) = res {
-        let msg = p
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_string()))
-            .unwrap_or_else(|| "non-string panic".into());
+        let msg = LAST_PANIC.with(|l| l.borrow_mut().take()).unwrap_or_else(|| {
+            p.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_string()))
+                .unwrap_or_else(|| "non-string panic".into())
+        });
         w.fail(format!("panic: {msg}"));
     }
     let hash = {

@@ -15,7 +15,7 @@ const OPS: u32 = 1000;
 
 #[test]
 fn a_campaign_passes_and_reaches_every_mark() {
-    std::panic::set_hook(Box::new(|_| {}));
+    sim_harness::run::install_panic_hook();
     let report = campaign(0..400, OPS, None, 2, &|_, _, _| {});
     let _ = std::panic::take_hook();
     let failures: Vec<String> = report
@@ -51,7 +51,7 @@ fn a_seed_replays_bit_for_bit() {
 
 #[test]
 fn every_canary_is_caught() {
-    std::panic::set_hook(Box::new(|_| {}));
+    sim_harness::run::install_panic_hook();
     for canary in Canary::ALL {
         let mut caught_at = None;
         for seed in 0..2000 {
