@@ -539,7 +539,7 @@ impl FileHandle for SimFile {
             }
             let (lo, hi) = span(ops.get(k..).unwrap_or_default());
             s.record_ino(FaultKind::SyncEio, self.ino, lo, hi - lo, Hit::Pending);
-            s.log_ino("sync", self.ino, || String::new(), "EIO");
+            s.log_ino("sync", self.ino, String::new, "EIO");
             return Err(eio("fsync failed; dirty pages dropped"));
         }
         let sector = s.config.sector_bytes.max(1);
@@ -590,7 +590,7 @@ impl FileHandle for SimFile {
             state::write_into(&mut inode.durable, target, data.get(..room).unwrap_or_default());
             s.record_ino(FaultKind::Misdirected { to: target }, self.ino, from as u64, data.len() as u64, Hit::Durable);
         }
-        s.log_ino("sync", self.ino, || String::new(), "ok");
+        s.log_ino("sync", self.ino, String::new, "ok");
         Ok(())
     }
 }
