@@ -1,0 +1,17 @@
+//! Frame decoder on arbitrary bytes: never panics, and whatever decodes
+//! re-encodes to exactly the bytes it came from.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use log_core::format::{Frame, decode_frame, encode_marker, encode_record};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok((frame, len)) = decode_frame(data) {
+        let mut out = Vec::new();
+        match frame {
+            Frame::Record(r) => encode_record(&mut out, &r),
+            Frame::Marker(m) => encode_marker(&mut out, &m),
+        }
+        assert_eq!(&out[..], &data[..len], "decode/encode round trip changed the bytes");
+    }
+});
