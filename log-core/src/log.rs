@@ -170,6 +170,8 @@ pub struct Log {
     pub(crate) durable_snap: Option<crate::writer::Snapshot>,
     pub(crate) closed: bool,
     pub(crate) report: RecoveryReport,
+    /// Sealed segments whose index had to be rebuilt by a scan since open.
+    pub(crate) indexes_rebuilt: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for Log {
@@ -236,6 +238,13 @@ impl Log {
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// How many segment indexes were rebuilt from their segment since the
+    /// log was opened (missing, damaged or stale index files), including the
+    /// active segment's at open.
+    pub fn indexes_rebuilt(&self) -> u64 {
+        self.indexes_rebuilt.load(std::sync::atomic::Ordering::Relaxed) + u64::from(self.report.active_index_rebuilt)
     }
 
     /// What recovery found when this log was opened.

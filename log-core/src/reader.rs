@@ -165,6 +165,8 @@ impl Log {
             None => {
                 let ix = self.scan_segment(seg)?;
                 seg.index_dirty.store(true, Ordering::Relaxed);
+                self.indexes_rebuilt.fetch_add(1, Ordering::Relaxed);
+                warn!(segment = %seg.path.display(), "index files missing or stale; rebuilt from the segment");
                 ix
             }
         };

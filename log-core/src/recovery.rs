@@ -125,6 +125,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
         durable_snap: None,
         closed: false,
         report: RecoveryReport::default(),
+        indexes_rebuilt: Default::default(),
     };
 
     let n = bases.len();

@@ -34,6 +34,21 @@ pub fn campaign(
     jobs: usize,
     progress: &(dyn Fn(u64, u64, u64) + Sync),
 ) -> CampaignReport {
+    campaign_until(seeds, ops, canary, jobs, u64::MAX, progress)
+}
+
+/// Like [`campaign`], but stops taking new seeds once `max_failures` seeds
+/// failed (canary runs need a handful of detections, not thousands). Seeds
+/// are taken in order, so the seeds run are a prefix of the range (give or
+/// take the ones in flight).
+pub fn campaign_until(
+    seeds: Range<u64>,
+    ops: u32,
+    canary: Option<String>,
+    jobs: usize,
+    max_failures: u64,
+    progress: &(dyn Fn(u64, u64, u64) + Sync),
+) -> CampaignReport {
     let start = Instant::now();
     let next = AtomicU64::new(seeds.start);
     let done = AtomicU64::new(0);
@@ -44,6 +59,9 @@ pub fn campaign(
         for _ in 0..jobs.max(1) {
             scope.spawn(|| {
                 loop {
+                    if n_failed.load(Ordering::SeqCst) >= max_failures {
+                        break;
+                    }
                     let seed = next.fetch_add(1, Ordering::SeqCst);
                     if seed >= seeds.end {
                         break;

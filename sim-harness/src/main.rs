@@ -72,6 +72,9 @@ enum Cmd {
         jobs: Option<usize>,
         #[arg(long, default_value_t = DEFAULT_OPS)]
         ops: u32,
+        /// Stop a canary after this many detections (enough for a median).
+        #[arg(long, default_value_t = 101)]
+        max_catches: u64,
     },
     /// Check recovery on every legal crash image after every operation of
     /// short workloads.
@@ -207,12 +210,20 @@ fn main() -> ExitCode {
             println!("trace-hash: {:016x}", out.trace_hash);
             if out.failure.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
         }
-        Cmd::Canaries { seeds, jobs: j, ops } => {
+        Cmd::Canaries { seeds, jobs: j, ops, max_catches } => {
             quiet_panics();
             let mut all_caught = true;
             for c in Canary::ALL {
-                let report = campaign(seeds.clone(), ops, Some(c.name().to_string()), jobs(j), &|_, _, _| {});
+                let report = sim_harness::campaign::campaign_until(
+                    seeds.clone(),
+                    ops,
+                    Some(c.name().to_string()),
+                    jobs(j),
+                    max_catches,
+                    &|_, _, _| {},
+                );
                 let caught: Vec<u64> = report.failed.iter().map(|o| o.scenario.seed).collect();
+                let n_run = report.passed + caught.len() as u64;
                 match caught.first() {
                     Some(first) => {
                         // Seeds from the start (or the previous detection) to each detection.
@@ -225,11 +236,10 @@ fn main() -> ExitCode {
                         gaps.sort_unstable();
                         let median = gaps.get(gaps.len() / 2).copied().unwrap_or(0);
                         println!(
-                            "canary {:<15} caught: first at seed {first} ({} seeds), {} of {} seeds caught it, median seeds to detection {median}",
+                            "canary {:<15} caught: first at seed {first} ({} seeds), {} of {n_run} seeds run caught it, median seeds to detection {median}",
                             c.name(),
                             first - seeds.start + 1,
                             caught.len(),
-                            seeds.end - seeds.start
                         );
                     }
                     None => {

@@ -22,7 +22,7 @@ pub const ALL_MARKS: &[&str] = &[
     "media fault on durable data",
     "lost directory entry",
     "temporaries removed at recovery",
-    "index rebuilt at recovery",
+    "index rebuilt",
     "clean reopen trusted footer",
     "enospc mid-append",
     "enospc on sync",
