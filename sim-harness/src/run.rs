@@ -257,8 +257,12 @@ impl World {
     }
 
     fn new_entry(&mut self, offset: u64) -> (Record, bool) {
+        // Mostly up to the seed's `value_max`; sometimes empty; rarely up to
+        // 60 KB (larger than any sector, buffer or small segment).
         let len = if self.params.value_max == 0 || self.rng.random_bool(0.05) {
             0
+        } else if self.rng.random_bool(0.002) {
+            self.rng.random_range(0..=60_000)
         } else {
             self.rng.random_range(0..=self.params.value_max)
         };

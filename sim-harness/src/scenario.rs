@@ -136,7 +136,7 @@ impl Params {
             write_buffer_bytes: pick(&mut rng, &[4096, 16 << 10, 256 << 10]),
             sync,
         };
-        let value_max = pick(&mut rng, &[0, 16, 200, 2000, 20_000]);
+        let value_max = pick(&mut rng, &[0, 16, 200, 2000, 6000]);
         let weights = OpWeights {
             append: rng.random_range(1..10),
             batch: rng.random_range(0..4),
