@@ -7,7 +7,11 @@
 //! Baselines: the raw loop writes the log's own frame size per record through
 //! a `BufWriter` of the same buffer size as the log (the fastest plain way to
 //! write those bytes), fsyncs where the log does, and reads with large
-//! sequential `read`s or one `pread` per record at known positions.
+//! sequential `read`s or one `pread` per record at known positions. Write
+//! workloads run three times each, alternating log and raw, and report the
+//! medians; "no fsync" rows stop the clock once everything was handed to the
+//! OS (`Log::flush` / `BufWriter::flush`), so they measure the log's own
+//! cost rather than the disk.
 
 #![allow(
     clippy::unwrap_used,
@@ -52,7 +56,17 @@ fn payload(len: usize, i: u64) -> Vec<u8> {
     (0..len).map(|j| (i as usize + j) as u8).collect()
 }
 
-fn raw_write(path: &Path, n: u64, frame: usize, sync_every: Option<u64>) -> Duration {
+/// How a write workload ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Hand everything to the OS (one last write), no fsync: measures the
+    /// cost of accepting records, not the disk.
+    Flush,
+    /// fsync at the end (and every `sync_every` records).
+    Sync,
+}
+
+fn raw_write(path: &Path, n: u64, frame: usize, sync_every: Option<u64>, end: End) -> Duration {
     let buf_bytes = config().write_buffer_bytes as usize;
     let rec = payload(frame, 0);
     let t = Instant::now();
@@ -68,14 +82,28 @@ fn raw_write(path: &Path, n: u64, frame: usize, sync_every: Option<u64>) -> Dura
         }
     }
     w.flush().unwrap();
-    w.get_ref().sync_data().unwrap();
+    if end == End::Sync {
+        w.get_ref().sync_data().unwrap();
+    }
     t.elapsed()
 }
 
-fn log_append(dir: &Path, n: u64, len: usize, batch: usize, sync_every: Option<u64>) -> Duration {
+fn log_append(dir: &Path, n: u64, len: usize, batch: usize, sync_every: Option<u64>, end: End) -> Duration {
+    log_append_with(dir, config(), n, len, batch, sync_every, end)
+}
+
+fn log_append_with(
+    dir: &Path,
+    config: Config,
+    n: u64,
+    len: usize,
+    batch: usize,
+    sync_every: Option<u64>,
+    end: End,
+) -> Duration {
     let v = payload(len, 0);
     let t = Instant::now();
-    let mut log = Log::open(dir, config()).unwrap();
+    let mut log = Log::open(dir, config).unwrap();
     let entries: Vec<Entry<'_>> = (0..batch).map(|_| Entry::new(&v)).collect();
     let mut done = 0u64;
     while done < n {
@@ -91,10 +119,31 @@ fn log_append(dir: &Path, n: u64, len: usize, batch: usize, sync_every: Option<u
             log.sync().unwrap();
         }
     }
-    log.sync().unwrap();
+    match end {
+        End::Flush => log.flush().unwrap(),
+        End::Sync => log.sync().unwrap(),
+    }
     let d = t.elapsed();
     log.close().unwrap();
     d
+}
+
+/// Runs `log` and `raw` three times each, alternating (so neither always
+/// goes first into a warm or a busy page cache), and returns the medians.
+fn median_pair(mut log: impl FnMut() -> Duration, mut raw: impl FnMut() -> Duration) -> (Duration, Duration) {
+    let (mut l, mut r) = (Vec::new(), Vec::new());
+    for i in 0..3 {
+        if i % 2 == 0 {
+            l.push(log());
+            r.push(raw());
+        } else {
+            r.push(raw());
+            l.push(log());
+        }
+    }
+    l.sort();
+    r.sort();
+    (l[1], r[1])
 }
 
 fn raw_seq_read(path: &Path) -> (Duration, u64) {
@@ -161,13 +210,44 @@ fn main() {
         root.path().display()
     );
 
-    // 1. 1,000,000 single-record appends of 100 B.
+    // 1. 1,000,000 single-record appends of 100 B (to the page cache).
     let n = 1_000_000 / scale;
     let frame = RECORD_OVERHEAD + 100;
     let dir = root.path().join("append100");
-    let log = log_append(&dir, n, 100, 1, None);
-    let raw = raw_write(&root.path().join("raw100"), n, frame, None);
-    rows.push(Row { name: format!("append {n} x 100 B, one sync at end"), log, raw, units: n as f64, unit: "r/s" });
+    let raw_path = root.path().join("raw100");
+    let (log, raw) = median_pair(
+        || {
+            let _ = std::fs::remove_dir_all(&dir);
+            log_append(&dir, n, 100, 1, None, End::Flush)
+        },
+        || raw_write(&raw_path, n, frame, None, End::Flush),
+    );
+    rows.push(Row {
+        name: format!("append {n} x 100 B (no fsync; rolls fsync)"),
+        log,
+        raw,
+        units: n as f64,
+        unit: "r/s",
+    });
+    // The same with segments large enough not to roll: a roll seals the
+    // segment, which fsyncs it; this row isolates the per-record cost.
+    let big = Config { segment_bytes_max: 1 << 30, ..config() };
+    let (log, raw) = median_pair(
+        || {
+            let _ = std::fs::remove_dir_all(&dir);
+            log_append_with(&dir, big.clone(), n, 100, 1, None, End::Flush)
+        },
+        || raw_write(&raw_path, n, frame, None, End::Flush),
+    );
+    rows.push(Row { name: format!("append {n} x 100 B (no fsync, no roll)"), log, raw, units: n as f64, unit: "r/s" });
+    let (log, raw) = median_pair(
+        || {
+            let _ = std::fs::remove_dir_all(&dir);
+            log_append(&dir, n, 100, 1, None, End::Sync)
+        },
+        || raw_write(&raw_path, n, frame, None, End::Sync),
+    );
+    rows.push(Row { name: format!("append {n} x 100 B + fsync at end"), log, raw, units: n as f64, unit: "r/s" });
 
     // 2. Sequential read of everything written in 1, borrowing and owning.
     let (raw_d, bytes) = raw_seq_read(&root.path().join("raw100"));
@@ -213,21 +293,35 @@ fn main() {
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_file(root.path().join("raw100")).unwrap();
 
-    // 4. 1 KiB records in batches of 64.
+    // 4. 1 KiB records in batches of 64 (to the page cache).
     let n = 262_144 / scale;
-    let log = log_append(&root.path().join("batch1k"), n, 1024, 64, None);
-    let raw = raw_write(&root.path().join("raw1k"), n, RECORD_OVERHEAD + 1024, None);
+    let dir = root.path().join("batch1k");
+    let raw_path = root.path().join("raw1k");
+    let (log, raw) = median_pair(
+        || {
+            let _ = std::fs::remove_dir_all(&dir);
+            log_append(&dir, n, 1024, 64, None, End::Flush)
+        },
+        || raw_write(&raw_path, n, RECORD_OVERHEAD + 1024, None, End::Flush),
+    );
     rows.push(Row { name: format!("append {n} x 1 KiB in batches of 64"), log, raw, units: n as f64, unit: "r/s" });
-    std::fs::remove_dir_all(root.path().join("batch1k")).unwrap();
-    std::fs::remove_file(root.path().join("raw1k")).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_file(&raw_path).unwrap();
 
     // 5. Durable appends: a sync every 100 records.
     let n = 100_000 / scale;
-    let log = log_append(&root.path().join("durable"), n, 100, 1, Some(100));
-    let raw = raw_write(&root.path().join("rawdurable"), n, frame, Some(100));
-    rows.push(Row { name: format!("append {n} x 100 B, sync every 100"), log, raw, units: n as f64, unit: "r/s" });
-    std::fs::remove_dir_all(root.path().join("durable")).unwrap();
-    std::fs::remove_file(root.path().join("rawdurable")).unwrap();
+    let dir = root.path().join("durable");
+    let raw_path = root.path().join("rawdurable");
+    let (log, raw) = median_pair(
+        || {
+            let _ = std::fs::remove_dir_all(&dir);
+            log_append(&dir, n, 100, 1, Some(100), End::Sync)
+        },
+        || raw_write(&raw_path, n, frame, Some(100), End::Sync),
+    );
+    rows.push(Row { name: format!("append {n} x 100 B, fsync every 100"), log, raw, units: n as f64, unit: "r/s" });
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_file(&raw_path).unwrap();
 
     print_rows(&rows);
 
@@ -236,7 +330,7 @@ fn main() {
     let n = total / (RECORD_OVERHEAD as u64 + 1024);
     let dir = root.path().join("big");
     let t = Instant::now();
-    log_append(&dir, n, 1024, 64, None);
+    log_append(&dir, n, 1024, 64, None, End::Sync);
     let write_d = t.elapsed();
     let mut opens = Vec::new();
     for _ in 0..5 {

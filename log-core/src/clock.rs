@@ -22,7 +22,7 @@ impl Clock for SystemClock {
         // A clock set before 1970 reads as the epoch rather than failing.
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .map(|d| d.as_secs().saturating_mul(1000).saturating_add(u64::from(d.subsec_millis())))
             .unwrap_or(0)
     }
 }

@@ -69,7 +69,16 @@ impl Log {
         if self.should_roll(batch_bytes, entries.len() as u64, now) {
             self.roll_at(now)?;
         }
-        let snap = self.snapshot();
+        // Only an append that writes (a full buffer, or a sync by policy) can
+        // fail and need undoing: take the snapshot for those alone.
+        let will_sync = match self.config.sync {
+            SyncPolicy::Manual => false,
+            SyncPolicy::Always => true,
+            SyncPolicy::EveryRecords(n) => self.next_offset + entries.len() as u64 - self.durable_next >= n,
+        };
+        let buffered = self.active.as_ref().map_or(0, |a| a.buf.len() as u64);
+        let will_write = will_sync || buffered + batch_bytes >= u64::from(self.config.write_buffer_bytes);
+        let snap = will_write.then(|| self.snapshot());
         let interval = self.config.index_interval_bytes;
         let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values_mut().next_back()) else {
             return Err(self.invariant("no active segment after ensure_active"));
@@ -91,29 +100,35 @@ impl Log {
             active.records_since_marker += 1;
         }
         let end = seg.tail.next_offset;
-        let over_buffer = active.buf.len() >= self.config.write_buffer_bytes as usize;
+        debug_assert_eq!(will_write, will_sync || active.buf.len() >= self.config.write_buffer_bytes as usize);
         self.next_offset = end;
         debug_assert_eq!(end - start, entries.len() as u64);
 
-        let want_sync = match self.config.sync {
-            SyncPolicy::Manual => false,
-            SyncPolicy::Always => true,
-            SyncPolicy::EveryRecords(n) => end - self.durable_next >= n,
-        };
-        let res = if want_sync {
+        let res = if will_sync {
             self.sync_inner()
-        } else if over_buffer {
+        } else if will_write {
             self.flush_buffer()
         } else {
             Ok(())
         };
         if let Err(e) = res {
             if e.is_disk_full() {
-                self.rollback(snap)?;
+                match snap {
+                    Some(snap) => self.rollback(snap)?,
+                    None => return Err(self.invariant("an append that was not expected to write failed")),
+                }
             }
             return Err(e);
         }
         Ok(start..end)
+    }
+
+    /// Hands every accepted record to the operating system (one write, no
+    /// fsync), like `BufWriter::flush`: they then survive a crash of this
+    /// process, but not a power failure. Nothing becomes durable.
+    pub fn flush(&mut self) -> Result<()> {
+        self.check_writable("flush")?;
+        self.flush_buffer()
     }
 
     /// Makes every accepted record durable: writes a commit marker, writes

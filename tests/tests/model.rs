@@ -12,6 +12,7 @@ enum Op {
     Append { key: Option<Vec<u8>>, value_len: usize, ts: Option<u64>, tombstone: bool },
     Batch { n: usize, value_len: usize },
     Sync,
+    Flush,
     Read(usize),
     Iter(usize, usize),
     Roll,
@@ -27,6 +28,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(key, value_len, ts, tombstone)| Op::Append { key, value_len, ts, tombstone }),
         3 => (1..6usize, 0..300usize).prop_map(|(n, value_len)| Op::Batch { n, value_len }),
         3 => Just(Op::Sync),
+        1 => Just(Op::Flush),
         4 => any::<usize>().prop_map(Op::Read),
         2 => (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Op::Iter(a, b)),
         1 => Just(Op::Roll),
@@ -119,6 +121,11 @@ proptest! {
                 Op::Sync => {
                     log.sync().unwrap();
                     prop_assert_eq!(log.durable_offset(), log.next_offset());
+                }
+                Op::Flush => {
+                    let durable = log.durable_offset();
+                    log.flush().unwrap();
+                    prop_assert_eq!(log.durable_offset(), durable, "flush makes nothing durable");
                 }
                 Op::Read(i) => {
                     if model.is_empty() {
