@@ -37,6 +37,14 @@ pub struct Config {
     pub write_buffer_bytes: u32,
     /// When the log syncs on its own.
     pub sync: SyncPolicy,
+    /// Retention: delete the oldest sealed segments while the log is larger
+    /// than this many bytes (applied after every roll and by
+    /// `Log::apply_retention`); `None` keeps everything.
+    pub retention_bytes: Option<u64>,
+    /// Retention: delete the oldest sealed segments whose newest record is
+    /// older than this many milliseconds (by record timestamps); `None`
+    /// keeps everything.
+    pub retention_age_ms: Option<u64>,
 }
 
 /// Upper bound on `segment_bytes_max`: segment scans at recovery read at most
@@ -55,6 +63,8 @@ impl Default for Config {
             record_bytes_max: 16 << 20,
             write_buffer_bytes: 256 << 10,
             sync: SyncPolicy::Manual,
+            retention_bytes: None,
+            retention_age_ms: None,
         }
     }
 }

@@ -449,6 +449,68 @@ pub fn decode_index(kind: IndexKind, b: &[u8]) -> Result<IndexFile, DecodeError>
 }
 
 // ---------------------------------------------------------------------------
+// Log metadata file
+
+/// Metadata file magic.
+pub const META_MAGIC: [u8; 8] = *b"SGLOGMET";
+/// Size of the metadata file.
+pub const META_LEN: usize = 36;
+/// Name of the metadata file.
+pub const META_FILE_NAME: &str = "log.meta";
+
+const META_PENDING_SUFFIX: u32 = 1;
+
+/// The log's own durable metadata: what segment files alone cannot say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Meta {
+    /// The logical first offset (prefix truncation may leave older records
+    /// in the first segment).
+    pub first_offset: u64,
+    /// A suffix truncation that was started: recovery finishes it.
+    pub truncate_from: Option<u64>,
+}
+
+impl Meta {
+    /// Encodes the metadata file.
+    pub fn encode(&self) -> [u8; META_LEN] {
+        let mut b = [0u8; META_LEN];
+        b[0..8].copy_from_slice(&META_MAGIC);
+        b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let flags = if self.truncate_from.is_some() { META_PENDING_SUFFIX } else { 0 };
+        b[12..16].copy_from_slice(&flags.to_le_bytes());
+        b[16..24].copy_from_slice(&self.first_offset.to_le_bytes());
+        b[24..32].copy_from_slice(&self.truncate_from.unwrap_or(0).to_le_bytes());
+        let crc = crc32fast::hash(&b[0..32]);
+        b[32..36].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes the metadata file.
+    pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
+        if b.len() != META_LEN {
+            return Err(DecodeError::Invalid("metadata file has the wrong length"));
+        }
+        if b.get(0..8) != Some(&META_MAGIC[..]) {
+            return Err(DecodeError::Invalid("metadata file magic mismatch"));
+        }
+        let body = b.get(0..32).ok_or(DecodeError::Invalid("short"))?;
+        if u32_at(b, 32) != Some(crc32fast::hash(body)) {
+            return Err(DecodeError::Invalid("metadata file checksum mismatch"));
+        }
+        if u32_at(b, 8) != Some(FORMAT_VERSION) {
+            return Err(DecodeError::Invalid("metadata file version unknown"));
+        }
+        let flags = u32_at(b, 12).ok_or(DecodeError::Invalid("short"))?;
+        if flags & !META_PENDING_SUFFIX != 0 {
+            return Err(DecodeError::Invalid("unknown metadata flags"));
+        }
+        let first_offset = u64_at(b, 16).ok_or(DecodeError::Invalid("short"))?;
+        let from = u64_at(b, 24).ok_or(DecodeError::Invalid("short"))?;
+        Ok(Meta { first_offset, truncate_from: (flags & META_PENDING_SUFFIX != 0).then_some(from) })
+    }
+}
+
+// ---------------------------------------------------------------------------
 // File names
 
 /// What a directory entry is.
@@ -462,6 +524,8 @@ pub enum FileKind {
     TimeIndex(u64),
     /// `*.tmp`: a leftover of an interrupted operation.
     Temporary,
+    /// `log.meta`
+    Meta,
 }
 
 /// Segment file name for a base offset.
@@ -481,6 +545,9 @@ pub fn index_file_name(kind: IndexKind, base: u64) -> String {
 pub fn parse_file_name(name: &str) -> Option<FileKind> {
     if name.ends_with(".tmp") && name.len() > 4 {
         return Some(FileKind::Temporary);
+    }
+    if name == META_FILE_NAME {
+        return Some(FileKind::Meta);
     }
     let (stem, ext) = name.split_once('.')?;
     if stem.len() != 20 || !stem.bytes().all(|c| c.is_ascii_digit()) {
@@ -580,6 +647,18 @@ mod tests {
             let mut c = b.clone();
             c[i] ^= 0x10;
             assert!(decode_index(IndexKind::Offset, &c).is_err(), "byte {i}");
+        }
+    }
+
+    #[test]
+    fn meta_round_trips() {
+        for m in [Meta::default(), Meta { first_offset: 7, truncate_from: Some(9) }] {
+            assert_eq!(Meta::decode(&m.encode()), Ok(m));
+            for i in 0..META_LEN {
+                let mut b = m.encode();
+                b[i] ^= 4;
+                assert!(Meta::decode(&b).is_err(), "byte {i}");
+            }
         }
     }
 

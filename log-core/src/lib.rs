@@ -41,6 +41,7 @@ mod reader;
 mod recovery;
 mod segment;
 mod std_fs;
+mod truncate;
 mod writer;
 
 pub use clock::{Clock, FixedClock, ManualClock, SystemClock};
@@ -52,3 +53,4 @@ pub use log::{Entry, Log, Options, Record, RecoveryReport};
 pub use reader::{Iter, Reader, VerifyReport};
 pub use segment::SegmentInfo;
 pub use std_fs::StdFs;
+pub use truncate::RetentionReport;

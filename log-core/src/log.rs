@@ -101,6 +101,8 @@ pub struct RecoveryReport {
     pub unknown_files: Vec<String>,
     /// Whether the active segment's index was rebuilt by a scan.
     pub active_index_rebuilt: bool,
+    /// A suffix truncation interrupted by a crash, finished at open.
+    pub finished_truncation: Option<u64>,
 }
 
 /// How to open a log. `Options::default()` is the real filesystem, the
@@ -170,6 +172,8 @@ pub struct Log {
     pub(crate) durable_snap: Option<crate::writer::Snapshot>,
     pub(crate) closed: bool,
     pub(crate) report: RecoveryReport,
+    /// The contents of `log.meta`.
+    pub(crate) meta: crate::format::Meta,
     /// Sealed segments whose index had to be rebuilt by a scan since open.
     pub(crate) indexes_rebuilt: std::sync::atomic::AtomicU64,
 }

@@ -61,26 +61,29 @@ impl Log {
     /// segment holding the answer is entered through its time index, so only
     /// one index interval of records is read.
     pub fn offset_for_timestamp(&self, timestamp_ms: u64) -> Result<Option<u64>> {
-        let Some(seg) = self
-            .segments
-            .values()
-            .find(|s| s.tail.n_records > 0 && s.tail.max_ts >= timestamp_ms && s.tail.next_offset > self.first_offset)
-        else {
-            return Ok(None);
-        };
-        let index = self.index_of(seg)?;
-        let from = index.time_floor(timestamp_ms).map_or(seg.base, |o| o + 1).max(self.first_offset);
-        for rec in self.iter(from..seg.tail.next_offset) {
-            let rec = rec?;
-            if rec.timestamp_ms >= timestamp_ms {
-                return Ok(Some(rec.offset));
+        let candidates = self.segments.values().filter(|s| {
+            s.tail.n_records > 0 && s.tail.max_ts >= timestamp_ms && s.tail.next_offset > self.first_offset
+        });
+        for seg in candidates {
+            let index = self.index_of(seg)?;
+            let from = index.time_floor(timestamp_ms).map_or(seg.base, |o| o + 1).max(self.first_offset);
+            for rec in self.iter(from..seg.tail.next_offset) {
+                let rec = rec?;
+                if rec.timestamp_ms >= timestamp_ms {
+                    return Ok(Some(rec.offset));
+                }
+            }
+            // The record with the segment's largest timestamp may lie below
+            // the first offset (prefix truncation); otherwise it must exist.
+            if seg.base >= self.first_offset {
+                return Err(Error::corruption(
+                    &seg.path,
+                    seg.tail.end_pos,
+                    format!("the segment summary says a record has timestamp {} but none was found", seg.tail.max_ts),
+                ));
             }
         }
-        Err(Error::corruption(
-            &seg.path,
-            seg.tail.end_pos,
-            format!("the segment summary says a record has timestamp {} but none was found", seg.tail.max_ts),
-        ))
+        Ok(None)
     }
 
     /// Reads every frame of every segment, sealed ones included, and checks

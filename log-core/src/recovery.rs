@@ -25,8 +25,8 @@ use tracing::{info, info_span, warn};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    self, FileKind, Frame, HEADER_LEN, HeaderError, MARKER_FRAME_LEN, Marker, MarkerKind, SegmentHeader, decode_frame,
-    parse_file_name, segment_file_name,
+    self, FileKind, Frame, HEADER_LEN, HeaderError, MARKER_FRAME_LEN, META_FILE_NAME, Marker, MarkerKind, Meta,
+    SegmentHeader, decode_frame, parse_file_name, segment_file_name,
 };
 use crate::fs::{FileHandle, OpenMode, read_full_at};
 use crate::index::SparseIndex;
@@ -55,8 +55,10 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
     let mut bases = Vec::new();
     let mut index_bases = Vec::new();
     let mut temporaries = Vec::new();
+    let mut has_meta = false;
     for name in names {
         match parse_file_name(&name) {
+            Some(FileKind::Meta) => has_meta = true,
             Some(FileKind::Segment(b)) => bases.push(b),
             Some(FileKind::OffsetIndex(b) | FileKind::TimeIndex(b)) => index_bases.push((b, name)),
             Some(FileKind::Temporary) => temporaries.push(name),
@@ -66,6 +68,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
     if bases.is_empty()
         && index_bases.is_empty()
         && temporaries.is_empty()
+        && !has_meta
         && let Some(example) = report.unknown_files.first()
     {
         return Err(Error::NotALogDirectory { path: dir.to_path_buf(), example: example.clone() });
@@ -125,14 +128,24 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
         durable_snap: None,
         closed: false,
         report: RecoveryReport::default(),
+        meta: Meta::default(),
         indexes_rebuilt: Default::default(),
     };
+    if has_meta {
+        log.meta = read_meta(&log)?;
+    }
 
     let n = bases.len();
     for (i, &base) in bases.iter().enumerate() {
         let is_last = i + 1 == n;
         let seg = open_segment(&log, base, is_last, &mut report)?;
-        if let Some(prev) = log.segments.values().next_back()
+        // Segments wholly below the logical start (a prefix truncation's
+        // leftovers, possibly brought back by a crash) are hidden.
+        if !is_last && seg.tail.next_offset <= log.meta.first_offset {
+            log.segments.insert(base, seg);
+            continue;
+        }
+        if let Some(prev) = log.segments.values().next_back().filter(|p| p.tail.next_offset > log.meta.first_offset)
             && prev.tail.next_offset != seg.base
         {
             return Err(Error::corruption(
@@ -147,8 +160,23 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
         log.segments.insert(base, seg);
     }
 
+    log.first_offset = log.meta.first_offset;
+    log.next_offset = log.meta.first_offset;
+    if let Some(last) = log.segments.values().next_back() {
+        if last.tail.next_offset < log.meta.first_offset {
+            return Err(Error::corruption(
+                log.path_of(META_FILE_NAME),
+                16,
+                format!(
+                    "the metadata file says the log starts at offset {}, but it ends at {}",
+                    log.meta.first_offset, last.tail.next_offset
+                ),
+            ));
+        }
+    }
+    log.remove_hidden_segments()?;
     if let Some(first) = log.segments.values().next() {
-        log.first_offset = first.base;
+        log.first_offset = log.meta.first_offset.max(first.base);
     }
     if let Some(last) = log.segments.values().next_back() {
         log.next_offset = last.tail.next_offset;
@@ -163,6 +191,28 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
     }
     log.durable_next = log.next_offset;
     log.durable_snap = Some(log.snapshot());
+    // A suffix truncation that was interrupted: finish it (in memory only
+    // for a read-only open).
+    if let Some(offset) = log.meta.truncate_from {
+        if offset < log.first_offset || offset > log.next_offset {
+            return Err(Error::corruption(
+                log.path_of(META_FILE_NAME),
+                24,
+                format!(
+                    "a pending truncation at offset {offset} lies outside the log {}..{}",
+                    log.first_offset, log.next_offset
+                ),
+            ));
+        }
+        report.finished_truncation = Some(offset);
+        if offset < log.next_offset {
+            log.cut_suffix(offset)?;
+        }
+        if !log.read_only {
+            let first = log.first_offset;
+            log.write_meta(Meta { first_offset: first, truncate_from: None })?;
+        }
+    }
     report.clean = report.clean || log.segments.values().next_back().is_none_or(|s| s.sealed);
     info!(
         first_offset = log.first_offset,
@@ -276,34 +326,8 @@ fn read_trailer(file: &dyn FileHandle, len: u64, base: u64) -> io::Result<Option
 /// (durably) or reports corruption, and rebuilds its index.
 fn recover_active(log: &Log, mut seg: Segment, len: u64, report: &mut RecoveryReport) -> Result<Segment> {
     let _span = info_span!("recover_active", segment = %seg.path.display(), len).entered();
-    let interval = log.config.index_interval_bytes;
-    let mut ix = SparseIndex::new(HEADER_LEN);
-    let mut tail = Tail::empty(seg.base);
-    let mut cursor = FrameCursor::new(HEADER_LEN, len, SCAN_CHUNK);
-    let stop_at = loop {
-        match cursor.next_frame(&FileSource(&*seg.file)) {
-            Ok(Some((at, Frame::Record(r)))) if r.offset == tail.next_offset => {
-                let (offset, ts) = (r.offset, r.timestamp_ms);
-                ix.observe(offset, at, ts, interval);
-                let frame_len = cursor.pos() - at;
-                tail.add_record(ts, frame_len);
-            }
-            Ok(Some((at, Frame::Marker(m))))
-                if m.kind != MarkerKind::Seal
-                    && m.own_pos == at
-                    && m.base_offset == seg.base
-                    && m.next_offset == tail.next_offset
-                    && m.n_records == tail.n_records =>
-            {
-                tail.end_pos = cursor.pos();
-            }
-            Ok(Some((at, _))) => break Some((at, "frame does not continue the records before it")),
-            Ok(None) => break None,
-            Err(Stop::Invalid { pos, why }) => break Some((pos, why)),
-            Err(Stop::Torn { pos }) => break Some((pos, "frame runs past the end of the file")),
-            Err(Stop::Io(e)) => return Err(Error::io("reading", seg.path.clone(), e)),
-        }
-    };
+    let (tail, ix, stop_at) = scan_frames(&*seg.file, seg.base, len, log.config.index_interval_bytes)
+        .map_err(|e| Error::io("reading", seg.path.clone(), e))?;
     report.bytes_scanned = len;
     if let Some((pos, why)) = stop_at {
         debug_assert_eq!(pos, tail.end_pos);
@@ -331,6 +355,59 @@ fn recover_active(log: &Log, mut seg: Segment, len: u64, report: &mut RecoveryRe
     seg.tail = tail;
     let _ = seg.index.set(ix);
     Ok(seg)
+}
+
+fn read_meta(log: &Log) -> Result<Meta> {
+    let path = log.path_of(META_FILE_NAME);
+    let f = log.fs.open(&path, OpenMode::Read).map_err(|e| Error::io("opening", path.clone(), e))?;
+    let mut buf = [0u8; format::META_LEN + 1];
+    let n = read_full_at(&*f, &mut buf, 0).map_err(|e| Error::io("reading", path.clone(), e))?;
+    Meta::decode(buf.get(..n).unwrap_or_default()).map_err(|e| {
+        Error::corruption(
+            &path,
+            0,
+            format!("{e}; it records where the log starts and any unfinished truncation: restore it, or remove it if no truncation was ever done"),
+        )
+    })
+}
+
+/// Walks the frames of a segment file from its header to `len`, checking
+/// that they continue each other. Returns the summary and index of the valid
+/// prefix, and where and why the walk stopped early (if it did).
+pub(crate) fn scan_frames(
+    file: &dyn FileHandle,
+    base: u64,
+    len: u64,
+    interval: u32,
+) -> io::Result<(Tail, SparseIndex, Option<(u64, &'static str)>)> {
+    let mut ix = SparseIndex::new(HEADER_LEN);
+    let mut tail = Tail::empty(base);
+    let mut cursor = FrameCursor::new(HEADER_LEN, len, SCAN_CHUNK);
+    let stop_at = loop {
+        match cursor.next_frame(&FileSource(file)) {
+            Ok(Some((at, Frame::Record(r)))) if r.offset == tail.next_offset => {
+                let (offset, ts) = (r.offset, r.timestamp_ms);
+                ix.observe(offset, at, ts, interval);
+                let frame_len = cursor.pos() - at;
+                tail.add_record(ts, frame_len);
+            }
+            Ok(Some((at, Frame::Marker(m))))
+                if m.kind != MarkerKind::Seal
+                    && m.own_pos == at
+                    && m.base_offset == base
+                    && m.next_offset == tail.next_offset
+                    && m.n_records == tail.n_records =>
+            {
+                tail.end_pos = cursor.pos();
+            }
+            Ok(Some((at, _))) => break Some((at, "frame does not continue the records before it")),
+            Ok(None) => break None,
+            Err(Stop::Invalid { pos, why }) => break Some((pos, why)),
+            Err(Stop::Torn { pos }) => break Some((pos, "frame runs past the end of the file")),
+            Err(Stop::Io(e)) => return Err(e),
+        }
+    };
+    Ok((tail, ix, stop_at))
 }
 
 /// Looks past a bad frame at `bad_pos` for proof that it had been synced.

@@ -153,6 +153,18 @@ impl Log {
         if !has_records {
             return Ok(());
         }
+        self.seal_and_create(now_ms)?;
+        if self.config.retention_bytes.is_some() || self.config.retention_age_ms.is_some() {
+            let r = self.apply_retention()?;
+            if !r.deleted.is_empty() {
+                debug!(n_deleted = r.deleted.len(), first_offset = r.first_offset, "retention after roll");
+            }
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one at the next offset.
+    pub(crate) fn seal_and_create(&mut self, now_ms: u64) -> Result<()> {
         let _span = info_span!("roll", next_offset = self.next_offset).entered();
         self.seal_active()?;
         self.create_segment(self.next_offset, now_ms)
@@ -202,7 +214,7 @@ impl Log {
     }
 
     /// Turns a failed write into an error; anything but ENOSPC poisons.
-    fn write_failed(&mut self, op: &'static str, path: std::path::PathBuf, e: io::Error) -> Error {
+    pub(crate) fn write_failed(&mut self, op: &'static str, path: std::path::PathBuf, e: io::Error) -> Error {
         if e.kind() == io::ErrorKind::StorageFull {
             return Error::DiskFull { op, path };
         }
@@ -212,7 +224,7 @@ impl Log {
     }
 
     /// A failed fsync always poisons: the kernel may have dropped the data.
-    fn sync_failed(&mut self, path: std::path::PathBuf, e: io::Error) -> Error {
+    pub(crate) fn sync_failed(&mut self, path: std::path::PathBuf, e: io::Error) -> Error {
         self.poisoned = Some(format!("fsync of `{}` failed: {e}", path.display()));
         self.revert_to_durable();
         Error::io("fsyncing", path, e)
@@ -481,7 +493,7 @@ impl Log {
 
     /// Creates a new, empty active segment with base `base`: header written
     /// to a temporary file, fsynced, renamed into place, directory fsynced.
-    fn create_segment(&mut self, base: u64, now_ms: u64) -> Result<()> {
+    pub(crate) fn create_segment(&mut self, base: u64, now_ms: u64) -> Result<()> {
         let name = segment_file_name(base);
         let path = self.path_of(&name);
         let tmp = self.path_of(&format!("{name}.tmp"));

@@ -135,6 +135,7 @@ impl Params {
             record_bytes_max: 64 << 10,
             write_buffer_bytes: pick(&mut rng, &[4096, 16 << 10, 256 << 10]),
             sync,
+            ..Config::default()
         };
         let value_max = pick(&mut rng, &[0, 16, 200, 2000, 6000]);
         let weights = OpWeights {

@@ -19,6 +19,9 @@ enum Op {
     TimeLookup(u64),
     Reopen { clean: bool },
     ReopenReadOnly,
+    TruncateFrom(usize),
+    TruncateBefore(usize),
+    Retention { bytes: u64 },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -35,6 +38,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..1100u64).prop_map(Op::TimeLookup),
         1 => any::<bool>().prop_map(|clean| Op::Reopen { clean }),
         1 => Just(Op::ReopenReadOnly),
+        1 => any::<usize>().prop_map(Op::TruncateFrom),
+        1 => any::<usize>().prop_map(Op::TruncateBefore),
+        1 => (0..20_000u64).prop_map(|bytes| Op::Retention { bytes }),
     ]
 }
 
@@ -68,13 +74,18 @@ fn open(dir: &std::path::Path, config: &Config, read_only: bool) -> Log {
     .unwrap()
 }
 
-fn check_all(log: &Log, model: &[Record]) {
-    assert_eq!(log.first_offset(), 0);
+/// `model` holds every offset from 0; those below `first` are truncated.
+fn check_all(log: &Log, model: &[Record], first: u64) {
+    assert_eq!(log.first_offset(), first);
     assert_eq!(log.next_offset(), model.len() as u64);
     let all: Vec<Record> = log.iter(..).collect::<Result<_, _>>().unwrap();
-    assert_eq!(all, model);
+    assert_eq!(all, &model[first as usize..]);
+    if first > 0 {
+        assert!(log.read(first - 1).is_err(), "a truncated offset is readable");
+    }
     let segs = log.segments();
-    let mut next = 0;
+    let mut next = segs.first().map_or(first, |s| s.base_offset);
+    assert!(next <= first, "the first segment starts after the first offset: {segs:?}");
     for s in &segs {
         assert_eq!(s.base_offset, next, "segments must be contiguous: {segs:?}");
         next += s.n_records;
@@ -84,7 +95,6 @@ fn check_all(log: &Log, model: &[Record]) {
     assert!(segs.iter().rev().skip(1).all(|s| s.sealed), "only the last segment may be active: {segs:?}");
     let report = log.verify();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
-    assert_eq!(report.n_records, model.len() as u64);
 }
 
 proptest! {
@@ -95,6 +105,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let mut log = open(dir.path(), &config, false);
         let mut model: Vec<Record> = Vec::new();
+        let mut first = 0u64;
         for op in ops {
             match op {
                 Op::Append { key, value_len, ts, tombstone } => {
@@ -128,10 +139,10 @@ proptest! {
                     prop_assert_eq!(log.durable_offset(), durable, "flush makes nothing durable");
                 }
                 Op::Read(i) => {
-                    if model.is_empty() {
-                        prop_assert!(log.read(0).is_err());
+                    if model.len() as u64 == first {
+                        prop_assert!(log.read(first).is_err());
                     } else {
-                        let i = i % model.len();
+                        let i = first as usize + i % (model.len() - first as usize);
                         prop_assert_eq!(&log.read(i as u64).unwrap(), &model[i]);
                     }
                     prop_assert!(log.read(model.len() as u64).is_err());
@@ -140,12 +151,13 @@ proptest! {
                     let n = model.len() + 1;
                     let (a, b) = (a % n, b % n);
                     let got: Vec<Record> = log.iter(a as u64..b as u64).collect::<Result<_, _>>().unwrap();
+                    let a = a.max(first as usize);
                     let want = if a < b { &model[a..b] } else { &[][..] };
                     prop_assert_eq!(&got[..], want);
                 }
                 Op::Roll => log.roll().unwrap(),
                 Op::TimeLookup(t) => {
-                    let want = model.iter().find(|r| r.timestamp_ms >= t).map(|r| r.offset);
+                    let want = model[first as usize..].iter().find(|r| r.timestamp_ms >= t).map(|r| r.offset);
                     prop_assert_eq!(log.offset_for_timestamp(t).unwrap(), want);
                 }
                 Op::Reopen { clean } => {
@@ -162,19 +174,51 @@ proptest! {
                     }
                     prop_assert_eq!(log.durable_offset(), model.len() as u64);
                 }
+                Op::TruncateFrom(i) => {
+                    let span = model.len() - first as usize + 1;
+                    let at = first as usize + i % span;
+                    let was_noop = at == model.len();
+                    log.truncate_from(at as u64).unwrap();
+                    model.truncate(at);
+                    if !was_noop {
+                        prop_assert_eq!(log.durable_offset(), at as u64, "a truncation is durable when it returns");
+                    }
+                }
+                Op::TruncateBefore(i) => {
+                    let span = model.len() - first as usize + 1;
+                    let at = first + (i % span) as u64;
+                    log.truncate_before(at).unwrap();
+                    first = at;
+                }
+                Op::Retention { bytes } => {
+                    let mut c = config.clone();
+                    c.retention_bytes = Some(bytes);
+                    log.close().unwrap();
+                    log = open(dir.path(), &c, false);
+                    let r = log.apply_retention().unwrap();
+                    for d in &r.deleted {
+                        prop_assert!(d.sealed, "retention deleted an unsealed segment");
+                    }
+                    let total: u64 = log.segments().iter().map(|s| s.bytes).sum();
+                    prop_assert!(total <= bytes || log.segments().len() == 1 || !log.segments()[0].sealed,
+                        "retention left {} bytes in {} segments, limit {}", total, log.segments().len(), bytes);
+                    first = r.first_offset;
+                    log.close().unwrap();
+                    log = open(dir.path(), &config, false);
+                }
                 Op::ReopenReadOnly => {
                     log.close().unwrap();
                     let ro = open(dir.path(), &config, true);
-                    check_all(&ro, &model);
+                    check_all(&ro, &model, first);
                     prop_assert!(ro.recovery_report().clean);
                     drop(ro);
                     log = open(dir.path(), &config, false);
                 }
             }
-            check_all(&log, &model);
+            check_all(&log, &model, first);
         }
         log.close().unwrap();
         let log = open(dir.path(), &config, false);
-        check_all(&log, &model);
+        check_all(&log, &model, first);
     }
 }

@@ -1,0 +1,312 @@
+//! Suffix truncation, prefix truncation and retention, each crash-atomic
+//! through the metadata file (`log.meta`): the intent is made durable first,
+//! and recovery finishes an interrupted operation, so a reopen sees either
+//! the state before or the state after, never a mix. Step orders are in
+//! `docs/FORMAT.md`.
+
+use std::io;
+use std::sync::{Arc, OnceLock};
+
+use tracing::{info, info_span};
+
+use crate::error::{Error, Result};
+use crate::format::{
+    self, Frame, HEADER_LEN, IndexKind, META_FILE_NAME, MarkerKind, Meta, index_file_name, segment_file_name,
+};
+use crate::fs::{OpenMode, write_all_at};
+use crate::log::{Active, Log};
+use crate::segment::{FrameCursor, SegmentInfo};
+
+/// What [`Log::apply_retention`] deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// The segments deleted, oldest first.
+    pub deleted: Vec<SegmentInfo>,
+    /// The log's first offset afterwards.
+    pub first_offset: u64,
+}
+
+impl Log {
+    /// Drops every record from `offset` on (suffix truncation, e.g. for Raft
+    /// log conflicts): the next append gets `offset`. Durable when it
+    /// returns; a crash during it leaves the log as before or as after.
+    pub fn truncate_from(&mut self, offset: u64) -> Result<()> {
+        self.check_writable("truncate")?;
+        if offset < self.first_offset || offset > self.next_offset {
+            return Err(Error::OffsetOutOfRange { offset, first: self.first_offset, next: self.next_offset });
+        }
+        if offset == self.next_offset {
+            return Ok(());
+        }
+        let _span = info_span!("truncate_from", offset).entered();
+        self.sync_inner()?;
+        self.write_meta(Meta { first_offset: self.first_offset, truncate_from: Some(offset) })?;
+        self.cut_suffix(offset)?;
+        self.write_meta(Meta { first_offset: self.first_offset, truncate_from: None })?;
+        info!(offset, "truncated the log's suffix");
+        Ok(())
+    }
+
+    /// Drops every record before `offset` (prefix truncation, e.g. after a
+    /// snapshot): whole segments below it are deleted, and `first_offset`
+    /// becomes exactly `offset` across restarts even if the first remaining
+    /// segment holds older records. Durable when it returns.
+    pub fn truncate_before(&mut self, offset: u64) -> Result<()> {
+        self.check_writable("truncate")?;
+        if offset > self.next_offset {
+            return Err(Error::OffsetOutOfRange { offset, first: self.first_offset, next: self.next_offset });
+        }
+        if offset <= self.first_offset {
+            return Ok(());
+        }
+        let _span = info_span!("truncate_before", offset).entered();
+        self.sync_inner()?;
+        // The last segment always survives, so that the directory keeps
+        // saying where the log ends: if every record goes, start a new one.
+        let last_is_below =
+            self.segments.values().next_back().is_some_and(|s| s.tail.next_offset <= offset && s.tail.n_records > 0);
+        if last_is_below {
+            let now = self.clock.now_ms();
+            if self.active.is_some() {
+                self.seal_and_create(now)?;
+            } else {
+                self.create_segment(self.next_offset, now)?;
+            }
+        }
+        self.write_meta(Meta { first_offset: offset, truncate_from: None })?;
+        self.first_offset = offset;
+        self.remove_hidden_segments()?;
+        info!(offset, "truncated the log's prefix");
+        Ok(())
+    }
+
+    /// Deletes the oldest sealed segments while the log is larger than
+    /// `Config::retention_bytes` or their newest record is older than
+    /// `Config::retention_age_ms` (by record timestamps, which are durable,
+    /// so age survives restarts). Never deletes the active segment. Also
+    /// applied after every roll.
+    pub fn apply_retention(&mut self) -> Result<RetentionReport> {
+        self.check_writable("apply retention")?;
+        let now = self.clock.now_ms();
+        let mut total: u64 = self.segments.values().map(|s| s.info().bytes).sum();
+        let mut cut_to = None;
+        let mut deleted = Vec::new();
+        let n = self.segments.len();
+        for seg in self.segments.values().take(n.saturating_sub(1)) {
+            let too_big = self.config.retention_bytes.is_some_and(|b| total > b);
+            let too_old = self
+                .config
+                .retention_age_ms
+                .is_some_and(|a| seg.tail.n_records > 0 && seg.tail.max_ts.saturating_add(a) < now);
+            if !(too_big || too_old) || !seg.sealed {
+                break;
+            }
+            total -= seg.info().bytes;
+            cut_to = Some(seg.tail.next_offset);
+            deleted.push(seg.info());
+        }
+        if let Some(offset) = cut_to
+            && offset > self.first_offset
+        {
+            self.truncate_before(offset)?;
+        }
+        Ok(RetentionReport { deleted, first_offset: self.first_offset })
+    }
+
+    /// Writes `log.meta` crash-atomically (temporary, fsync, rename,
+    /// directory fsync).
+    pub(crate) fn write_meta(&mut self, meta: Meta) -> Result<()> {
+        let path = self.path_of(META_FILE_NAME);
+        let tmp = self.path_of(&format!("{META_FILE_NAME}.tmp"));
+        let res = (|| -> io::Result<()> {
+            if self.fs.exists(&tmp)? {
+                self.fs.remove_file(&tmp)?;
+            }
+            let f = self.fs.open(&tmp, OpenMode::CreateNew)?;
+            write_all_at(&*f, &meta.encode(), 0)?;
+            f.sync()?;
+            self.fs.rename(&tmp, &path)?;
+            self.fs.sync_dir(&self.dir)
+        })();
+        match res {
+            Ok(()) => {
+                self.meta = meta;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.fs.remove_file(&tmp);
+                Err(self.write_failed("writing the metadata file", path, e))
+            }
+        }
+    }
+
+    /// Removes segments whose records all lie below `first_offset` (never
+    /// the last one), oldest first, then fsyncs the directory. A crash may
+    /// bring some back; recovery hides and removes them again.
+    pub(crate) fn remove_hidden_segments(&mut self) -> Result<()> {
+        let first = self.first_offset;
+        let n = self.segments.len();
+        let hidden: Vec<u64> = self
+            .segments
+            .values()
+            .take(n.saturating_sub(1))
+            .take_while(|s| s.tail.next_offset <= first)
+            .map(|s| s.base)
+            .collect();
+        if hidden.is_empty() {
+            return Ok(());
+        }
+        for base in &hidden {
+            self.segments.remove(base);
+            if !self.read_only {
+                self.remove_segment_files(*base)?;
+            }
+        }
+        if !self.read_only {
+            self.fs.sync_dir(&self.dir).map_err(|e| Error::io("syncing the log directory", self.dir.clone(), e))?;
+        }
+        Ok(())
+    }
+
+    fn remove_segment_files(&mut self, base: u64) -> Result<()> {
+        let names =
+            [segment_file_name(base), index_file_name(IndexKind::Offset, base), index_file_name(IndexKind::Time, base)];
+        for name in names {
+            let path = self.path_of(&name);
+            match self.fs.remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.write_failed("removing", path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Cuts the log at `offset`: deletes every segment from it on (newest
+    /// first, fsyncing the directory after each, so a crash never leaves a
+    /// hole) and cuts the segment that holds it, which becomes the active
+    /// segment, ending in a fresh commit marker. Used by `truncate_from` and
+    /// by recovery to finish an interrupted one; in a read-only log it only
+    /// changes the in-memory view.
+    pub(crate) fn cut_suffix(&mut self, offset: u64) -> Result<()> {
+        let doomed: Vec<u64> = self.segments.range(offset..).map(|(b, _)| *b).rev().collect();
+        for base in doomed {
+            self.segments.remove(&base);
+            if !self.read_only {
+                self.remove_segment_files(base)?;
+                self.fs.sync_dir(&self.dir).map_err(|e| Error::io("syncing the log directory", self.dir.clone(), e))?;
+            }
+        }
+        self.active = None;
+        let holder = self.segments.values().next_back().filter(|s| s.tail.next_offset > offset).map(|s| s.base);
+        if let Some(base) = holder {
+            self.cut_segment(base, offset)?;
+        }
+        self.next_offset = offset.max(self.first_offset);
+        self.durable_next = self.next_offset;
+        if self.segments.is_empty() && !self.read_only {
+            let now = self.clock.now_ms();
+            self.create_segment(self.next_offset, now)?;
+        }
+        self.durable_snap = Some(self.snapshot());
+        Ok(())
+    }
+
+    /// Cuts segment `base` just before record `offset` and makes it active.
+    fn cut_segment(&mut self, base: u64, offset: u64) -> Result<()> {
+        let interval = self.config.index_interval_bytes;
+        let (path, pos) = {
+            let Some(seg) = self.segments.get(&base) else { return Ok(()) };
+            (seg.path.clone(), self.position_of(seg, offset)?)
+        };
+        let file = if self.read_only {
+            self.segments
+                .get(&base)
+                .map(|s| Arc::clone(&s.file))
+                .ok_or_else(|| Error::corruption(&path, 0, "vanished"))?
+        } else {
+            self.fs.open(&path, OpenMode::ReadWrite).map_err(|e| Error::io("opening segment", path.clone(), e))?
+        };
+        let (mut tail, ix, stop) = crate::recovery::scan_frames(&*file, base, pos, interval)
+            .map_err(|e| Error::io("reading", path.clone(), e))?;
+        if let Some((at, why)) = stop {
+            return Err(Error::corruption(&path, at, why));
+        }
+        if !self.read_only {
+            for kind in [IndexKind::Offset, IndexKind::Time] {
+                let p = self.path_of(&index_file_name(kind, base));
+                match self.fs.remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(self.write_failed("removing", p, e)),
+                }
+            }
+            if let Err(e) = file.set_len(pos) {
+                return Err(self.write_failed("truncating", path, e));
+            }
+            // A commit marker right after the cut: any later damage before it
+            // is then provably damage to synced data.
+            let now = self.clock.now_ms();
+            let m = format::Marker {
+                kind: MarkerKind::Commit,
+                next_offset: tail.next_offset,
+                timestamp_ms: now,
+                n_records: tail.n_records,
+                min_ts: tail.min_ts,
+                max_ts: tail.max_ts,
+                batch_start_pos: pos,
+                own_pos: pos,
+                base_offset: base,
+            };
+            let mut frame = Vec::with_capacity(format::MARKER_FRAME_LEN);
+            format::encode_marker(&mut frame, &m);
+            if let Err(e) = write_all_at(&*file, &frame, pos) {
+                return Err(self.write_failed("writing a commit marker to", path, e));
+            }
+            if let Err(e) = file.sync() {
+                return Err(self.sync_failed(path, e));
+            }
+            tail.end_pos = pos + frame.len() as u64;
+        } else {
+            tail.end_pos = pos;
+        }
+        debug_assert_eq!(tail.next_offset, offset);
+        let Some(seg) = self.segments.get_mut(&base) else { return Ok(()) };
+        seg.file = file;
+        seg.tail = tail;
+        seg.sealed = false;
+        seg.index = OnceLock::new();
+        let _ = seg.index.set(ix);
+        self.active = Some(Active {
+            buf: Vec::with_capacity(self.config.write_buffer_bytes as usize + 4096),
+            flushed_pos: tail.end_pos,
+            batch_start_pos: tail.end_pos,
+            records_since_marker: 0,
+        });
+        Ok(())
+    }
+
+    /// Byte position of record `offset` in `seg` (it must hold it).
+    fn position_of(&self, seg: &crate::segment::Segment, offset: u64) -> Result<u64> {
+        let index = self.index_of(seg)?;
+        let (mut expect, start) = index.floor(offset).unwrap_or((seg.base, HEADER_LEN));
+        let src = self.source(seg);
+        let mut cursor = FrameCursor::new(start, seg.tail.end_pos, self.config.index_interval_bytes as usize + 1024);
+        loop {
+            match cursor.next_frame(&src) {
+                Ok(Some((at, Frame::Record(r)))) => {
+                    if r.offset != expect {
+                        return Err(Error::corruption(&seg.path, at, "records out of sequence"));
+                    }
+                    if r.offset == offset {
+                        return Ok(at);
+                    }
+                    expect += 1;
+                }
+                Ok(Some((_, Frame::Marker(_)))) => {}
+                Ok(None) => return Err(Error::corruption(&seg.path, seg.tail.end_pos, "record not found")),
+                Err(stop) => return Err(self.stop_error(seg, stop)),
+            }
+        }
+    }
+}
