@@ -162,17 +162,17 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
 
     log.first_offset = log.meta.first_offset;
     log.next_offset = log.meta.first_offset;
-    if let Some(last) = log.segments.values().next_back() {
-        if last.tail.next_offset < log.meta.first_offset {
-            return Err(Error::corruption(
-                log.path_of(META_FILE_NAME),
-                16,
-                format!(
-                    "the metadata file says the log starts at offset {}, but it ends at {}",
-                    log.meta.first_offset, last.tail.next_offset
-                ),
-            ));
-        }
+    if let Some(last) = log.segments.values().next_back()
+        && last.tail.next_offset < log.meta.first_offset
+    {
+        return Err(Error::corruption(
+            log.path_of(META_FILE_NAME),
+            16,
+            format!(
+                "the metadata file says the log starts at offset {}, but it ends at {}",
+                log.meta.first_offset, last.tail.next_offset
+            ),
+        ));
     }
     log.remove_hidden_segments()?;
     if let Some(first) = log.segments.values().next() {
@@ -371,15 +371,13 @@ fn read_meta(log: &Log) -> Result<Meta> {
     })
 }
 
+/// A segment walk's summary, index, and where and why it stopped early.
+pub(crate) type ScanResult = (Tail, SparseIndex, Option<(u64, &'static str)>);
+
 /// Walks the frames of a segment file from its header to `len`, checking
 /// that they continue each other. Returns the summary and index of the valid
 /// prefix, and where and why the walk stopped early (if it did).
-pub(crate) fn scan_frames(
-    file: &dyn FileHandle,
-    base: u64,
-    len: u64,
-    interval: u32,
-) -> io::Result<(Tail, SparseIndex, Option<(u64, &'static str)>)> {
+pub(crate) fn scan_frames(file: &dyn FileHandle, base: u64, len: u64, interval: u32) -> io::Result<ScanResult> {
     let mut ix = SparseIndex::new(HEADER_LEN);
     let mut tail = Tail::empty(base);
     let mut cursor = FrameCursor::new(HEADER_LEN, len, SCAN_CHUNK);
