@@ -378,11 +378,24 @@ pub(crate) type ScanResult = (Tail, SparseIndex, Option<(u64, &'static str)>);
 /// that they continue each other. Returns the summary and index of the valid
 /// prefix, and where and why the walk stopped early (if it did).
 pub(crate) fn scan_frames(file: &dyn FileHandle, base: u64, len: u64, interval: u32) -> io::Result<ScanResult> {
+    scan_frames_until(file, base, len, interval, u64::MAX)
+}
+
+/// Like [`scan_frames`], but stops (without error) at the first record with
+/// offset `until` or later; the summary then ends right before it.
+pub(crate) fn scan_frames_until(
+    file: &dyn FileHandle,
+    base: u64,
+    len: u64,
+    interval: u32,
+    until: u64,
+) -> io::Result<ScanResult> {
     let mut ix = SparseIndex::new(HEADER_LEN);
     let mut tail = Tail::empty(base);
     let mut cursor = FrameCursor::new(HEADER_LEN, len, SCAN_CHUNK);
     let stop_at = loop {
         match cursor.next_frame(&FileSource(file)) {
+            Ok(Some((_, Frame::Record(r)))) if r.offset >= until => break None,
             Ok(Some((at, Frame::Record(r)))) if r.offset == tail.next_offset => {
                 let (offset, ts) = (r.offset, r.timestamp_ms);
                 ix.observe(offset, at, ts, interval);

@@ -41,10 +41,54 @@ impl Log {
         let _span = info_span!("truncate_from", offset).entered();
         self.sync_inner()?;
         self.write_meta(Meta { first_offset: self.first_offset, truncate_from: Some(offset) })?;
-        self.cut_suffix(offset)?;
+        // From here on the truncation is decided (recovery finishes it), so
+        // even if a step fails, this handle shows the log as truncated.
+        if let Err(e) = self.cut_suffix(offset) {
+            self.clamp_to(offset);
+            if self.poisoned.is_none() {
+                self.poisoned =
+                    Some(format!("a truncation at offset {offset} failed half-way ({e}); reopen to finish it"));
+            }
+            return Err(e);
+        }
         self.write_meta(Meta { first_offset: self.first_offset, truncate_from: None })?;
         info!(offset, "truncated the log's suffix");
         Ok(())
+    }
+
+    /// After a failed `cut_suffix`: show the log as cut at `offset`, in
+    /// memory (the log is poisoned; a reopen finishes the cut on disk).
+    fn clamp_to(&mut self, offset: u64) {
+        let doomed: Vec<u64> = self.segments.range(offset..).map(|(b, _)| *b).collect();
+        for b in doomed {
+            self.segments.remove(&b);
+        }
+        self.next_offset = self.next_offset.min(offset).max(self.first_offset);
+        self.durable_next = self.durable_next.min(self.next_offset);
+        self.active = None;
+        let interval = self.config.index_interval_bytes;
+        let Some(seg) = self.segments.values_mut().next_back().filter(|s| s.tail.next_offset > offset) else { return };
+        // The segment holding `offset` may be half cut: summarise what lies
+        // before `offset` so reads and time lookups stay consistent.
+        let len = seg.file.len().unwrap_or(0);
+        if let Ok((tail, ix, _)) = crate::recovery::scan_frames_until(&*seg.file, seg.base, len, interval, offset)
+            && tail.next_offset == offset
+        {
+            seg.tail = tail;
+            seg.index = OnceLock::new();
+            let _ = seg.index.set(ix);
+            seg.sealed = false;
+        }
+    }
+
+    /// A failure in the middle of a multi-step operation: poison the log
+    /// without reverting (the caller decides what this handle shows).
+    fn fail_midway(&mut self, op: &'static str, path: std::path::PathBuf, e: io::Error) -> Error {
+        if e.kind() == io::ErrorKind::StorageFull {
+            return Error::DiskFull { op, path };
+        }
+        self.poisoned.get_or_insert_with(|| format!("{op} `{}` failed: {e}", path.display()));
+        Error::io(op, path, e)
     }
 
     /// Drops every record before `offset` (prefix truncation, e.g. after a
@@ -162,8 +206,11 @@ impl Log {
                 self.remove_segment_files(*base)?;
             }
         }
-        if !self.read_only {
-            self.fs.sync_dir(&self.dir).map_err(|e| Error::io("syncing the log directory", self.dir.clone(), e))?;
+        if !self.read_only
+            && let Err(e) = self.fs.sync_dir(&self.dir)
+        {
+            let dir = self.dir.clone();
+            return Err(self.sync_failed(dir, e));
         }
         Ok(())
     }
@@ -194,7 +241,10 @@ impl Log {
             self.segments.remove(&base);
             if !self.read_only {
                 self.remove_segment_files(base)?;
-                self.fs.sync_dir(&self.dir).map_err(|e| Error::io("syncing the log directory", self.dir.clone(), e))?;
+                if let Err(e) = self.fs.sync_dir(&self.dir) {
+                    let dir = self.dir.clone();
+                    return Err(self.fail_midway("syncing the log directory", dir, e));
+                }
             }
         }
         self.active = None;
@@ -225,7 +275,10 @@ impl Log {
                 .map(|s| Arc::clone(&s.file))
                 .ok_or_else(|| Error::corruption(&path, 0, "vanished"))?
         } else {
-            self.fs.open(&path, OpenMode::ReadWrite).map_err(|e| Error::io("opening segment", path.clone(), e))?
+            match self.fs.open(&path, OpenMode::ReadWrite) {
+                Ok(f) => f,
+                Err(e) => return Err(self.fail_midway("opening segment", path, e)),
+            }
         };
         let (mut tail, ix, stop) = crate::recovery::scan_frames(&*file, base, pos, interval)
             .map_err(|e| Error::io("reading", path.clone(), e))?;
@@ -238,11 +291,11 @@ impl Log {
                 match self.fs.remove_file(&p) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(self.write_failed("removing", p, e)),
+                    Err(e) => return Err(self.fail_midway("removing", p, e)),
                 }
             }
             if let Err(e) = file.set_len(pos) {
-                return Err(self.write_failed("truncating", path, e));
+                return Err(self.fail_midway("truncating", path, e));
             }
             // A commit marker right after the cut: any later damage before it
             // is then provably damage to synced data.
@@ -261,10 +314,10 @@ impl Log {
             let mut frame = Vec::with_capacity(format::MARKER_FRAME_LEN);
             format::encode_marker(&mut frame, &m);
             if let Err(e) = write_all_at(&*file, &frame, pos) {
-                return Err(self.write_failed("writing a commit marker to", path, e));
+                return Err(self.fail_midway("writing a commit marker to", path, e));
             }
             if let Err(e) = file.sync() {
-                return Err(self.sync_failed(path, e));
+                return Err(self.fail_midway("fsyncing", path, e));
             }
             tail.end_pos = pos + frame.len() as u64;
         } else {

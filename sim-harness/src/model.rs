@@ -32,6 +32,9 @@ pub const ALL_MARKS: &[&str] = &[
     "crash during recovery",
     "recovery idempotent",
     "segment rolled",
+    "suffix truncated",
+    "prefix truncated",
+    "retention deleted segments",
     "liveness after faults",
 ];
 
@@ -50,6 +53,17 @@ pub struct Model {
     /// A fault struck durable data: errors are now legitimate answers, and
     /// the last synced batch of the active segment may be lost.
     pub detect_mode: bool,
+    /// The log's first offset (prefix truncation).
+    pub first: u64,
+    /// A prefix truncation whose call failed: after recovery the log may
+    /// start here instead of at `first`.
+    pub maybe_first: Option<u64>,
+    /// A write failed since the last recovery: a retention inside it may
+    /// have moved the first offset durably.
+    pub poisoned_since_recovery: bool,
+    /// A suffix truncation whose call failed: recovery may finish it, so the
+    /// log may come back exactly this long.
+    pub maybe_truncated_to: Option<usize>,
 }
 
 impl Model {
@@ -63,6 +77,9 @@ impl Model {
 
     /// Checks a recovered log's length; returns the smallest length allowed.
     pub fn check_recovered_len(&self, n: usize) -> Result<(), String> {
+        if self.maybe_truncated_to == Some(n) {
+            return Ok(());
+        }
         let floor = if self.detect_mode { self.last_batch_start } else { self.durable };
         if n < floor {
             return Err(format!(

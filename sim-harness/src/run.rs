@@ -178,6 +178,7 @@ impl World {
                     self.fail(format!("{what} failed with an I/O error but the log is not poisoned: {e}"));
                 }
                 self.model.poisoned = true;
+                self.model.poisoned_since_recovery = true;
                 if next as usize != self.model.durable {
                     let durable = self.model.durable;
                     self.fail(format!(
@@ -186,6 +187,11 @@ impl World {
                 }
             }
             Error::Poisoned { .. } if self.model.poisoned => {}
+            // Operations that read (a truncation finds its cut point) may
+            // meet damage that a media fault caused.
+            Error::Corruption { .. } if self.model.detect_mode => {
+                self.mark("durable corruption detected on read");
+            }
             other => self.fail(format!("{what} failed unexpectedly: {other}")),
         }
     }
@@ -236,8 +242,12 @@ impl World {
             self.op_read(client);
         } else if take(w.iter) {
             self.op_iter(client);
-        } else {
+        } else if take(w.time_lookup) {
             self.op_time_lookup(client);
+        } else if take(w.truncate_from) {
+            self.op_truncate_from(client);
+        } else {
+            self.op_truncate_before(client);
         }
         self.absorb_faults();
         self.absorb_durable();
@@ -252,6 +262,12 @@ impl World {
             if d > self.model.durable && d <= self.model.accepted.len() {
                 self.model.last_batch_start = self.model.durable;
                 self.model.durable = d;
+            }
+            // Retention runs inside any append that rolls a segment.
+            let first = log.first_offset();
+            if first > self.model.first {
+                self.model.first = first;
+                self.mark("retention deleted segments");
             }
         }
     }
@@ -363,11 +379,11 @@ impl World {
 
     fn op_read(&mut self, client: u32) {
         let Some(log) = self.log.as_ref() else { return };
-        let next = log.next_offset();
-        if next == 0 {
+        let (first, next) = (log.first_offset(), log.next_offset());
+        if next == first {
             return;
         }
-        let off = self.rng.random_range(0..next);
+        let off = self.rng.random_range(first..next);
         let res = log.read(off);
         self.note(
             || {
@@ -383,8 +399,8 @@ impl World {
 
     fn op_iter(&mut self, client: u32) {
         let Some(log) = self.log.as_ref() else { return };
-        let next = log.next_offset();
-        let a = self.rng.random_range(0..=next);
+        let (first, next) = (log.first_offset(), log.next_offset());
+        let a = self.rng.random_range(first..=next);
         let b = self.rng.random_range(a..=next.min(a + 64));
         let got: Vec<Result<Record, Error>> = log.iter(a..b).collect();
         self.note(|| format!("c{client} iter {a}..{b} -> {} items", got.len()), &[4, a, b, got.len() as u64]);
@@ -417,14 +433,95 @@ impl World {
         let Some(log) = self.log.as_ref() else { return };
         let ts = self.rng.random_range(0..2_100_000_000_000u64);
         let res = log.offset_for_timestamp(ts);
-        let n = log.next_offset() as usize;
+        let (first, n) = (log.first_offset() as usize, log.next_offset() as usize);
         self.note(|| format!("c{client} offset_for_timestamp {ts} -> {res:?}"), &[5, ts]);
-        let want =
-            self.model.accepted.get(..n).unwrap_or_default().iter().find(|r| r.timestamp_ms >= ts).map(|r| r.offset);
+        let want = self
+            .model
+            .accepted
+            .get(first..n)
+            .unwrap_or_default()
+            .iter()
+            .find(|r| r.timestamp_ms >= ts)
+            .map(|r| r.offset);
         match res {
             Ok(got) if got == want => {}
             Ok(got) => self.fail(format!("offset_for_timestamp({ts}) = {got:?}, model says {want:?}")),
             Err(e) => self.check_read_error(&e),
+        }
+    }
+
+    fn op_truncate_from(&mut self, client: u32) {
+        let Some(log) = self.log.as_mut() else { return };
+        let (first, next) = (log.first_offset(), log.next_offset());
+        // Mostly a short suffix, as Raft conflicts are.
+        let at = next.saturating_sub(self.rng.random_range(0..=8)).max(first);
+        let res = log.truncate_from(at);
+        self.note(|| format!("c{client} truncate_from {at} -> {res:?}"), &[12, at, res.is_ok() as u64]);
+        match res {
+            Ok(()) => {
+                if self.model.poisoned {
+                    self.fail("a truncation succeeded on a poisoned log".into());
+                    return;
+                }
+                // Truncating at the end is a no-op: it makes nothing durable.
+                if at < next {
+                    self.mark("suffix truncated");
+                    self.model.accepted.truncate(at as usize);
+                    self.model.durable = at as usize;
+                    self.model.last_batch_start = self.model.last_batch_start.min(at as usize);
+                }
+            }
+            Err(Error::Io { .. }) if !self.model.poisoned => {
+                // The intent may have become durable: recovery finishes it,
+                // and this (poisoned) handle may already show it done.
+                self.model.maybe_truncated_to = Some(at as usize);
+                self.model.poisoned = true;
+                self.model.poisoned_since_recovery = true;
+                self.absorb_durable();
+                let Some(log) = self.log.as_ref() else { return };
+                let shown = log.next_offset();
+                if !log.is_poisoned() || (shown as usize != self.model.durable && shown != at) {
+                    self.fail(format!(
+                        "after a failed truncate_from({at}) the log shows {shown} records (durable {}), poisoned: {}",
+                        self.model.durable,
+                        log.is_poisoned()
+                    ));
+                }
+            }
+            Err(e @ Error::Corruption { .. }) if self.model.detect_mode => {
+                // Damage met while finding the cut point: the truncation may
+                // be half done (the log poisons itself; a reopen finishes it).
+                self.model.maybe_truncated_to = Some(at as usize);
+                self.model.poisoned = self.log.as_ref().is_some_and(Log::is_poisoned);
+                self.check_write_error("truncate_from", &e, next);
+            }
+            Err(e) => self.check_write_error("truncate_from", &e, next),
+        }
+    }
+
+    fn op_truncate_before(&mut self, client: u32) {
+        let Some(log) = self.log.as_mut() else { return };
+        let (first, next) = (log.first_offset(), log.next_offset());
+        let at = self.rng.random_range(first..=next);
+        let res = log.truncate_before(at);
+        let now_first = log.first_offset();
+        self.note(|| format!("c{client} truncate_before {at} -> {res:?}"), &[13, at, res.is_ok() as u64]);
+        match res {
+            Ok(()) => {
+                if at > first {
+                    self.mark("prefix truncated");
+                }
+                self.model.first = now_first;
+                if now_first != at.max(first) {
+                    self.fail(format!("truncate_before({at}) left the first offset at {now_first}"));
+                }
+            }
+            Err(e) => {
+                if matches!(e, Error::Io { .. }) && !self.model.poisoned {
+                    self.model.maybe_first = Some(at);
+                }
+                self.check_write_error("truncate_before", &e, next);
+            }
         }
     }
 
@@ -435,9 +532,12 @@ impl World {
         }
         let next = log.next_offset();
         let n_before = log.segments().len();
+        let first_before = log.first_offset();
         let res = log.roll();
         let rolled = log.segments().len() > n_before;
+        let first_after = log.first_offset();
         self.note(|| format!("bg roll -> {res:?}"), &[6, res.is_ok() as u64]);
+        let _ = (first_before, first_after);
         match res {
             Ok(()) => {
                 self.model.synced();
@@ -459,15 +559,24 @@ impl World {
         for _ in 0..20 {
             let before = self.faults_seen;
             self.absorb_faults();
-            let injected_eio = self.fs.faults_since(before).iter().any(|f| {
+            let new_faults = self.fs.faults_since(before);
+            let injected_eio = new_faults.iter().any(|f| {
                 matches!(f.kind, FaultKind::SyncEio | FaultKind::DirSyncEio | FaultKind::WriteEio | FaultKind::Enospc)
             });
+            // After a failed fsync the page cache holds data the disk will
+            // never get: retrying in the same boot would read it back. The
+            // operator's retry is a reboot (the cache is dropped).
+            let fsync_failed = new_faults.iter().any(|f| f.kind == FaultKind::SyncEio);
             match &res {
                 Err(Error::Io { .. } | Error::DiskFull { .. }) if injected_eio => {
                     self.note(
                         || format!("open failed on an injected fault, retrying: {:?}", res.as_ref().err()),
                         &[7, 2],
                     );
+                    if fsync_failed {
+                        self.fs.crash();
+                        self.mark("reboot after fsync eio at open");
+                    }
                     res = Log::open_with(Path::new(LOG_DIR), self.options());
                 }
                 _ => break,
@@ -513,12 +622,18 @@ impl World {
             self.fail(m);
             return;
         }
-        if log.first_offset() != 0 {
-            self.fail(format!("first offset is {} after recovery", log.first_offset()));
+        let first = log.first_offset();
+        // A failed write (poisoned) may have left a prefix truncation (its
+        // own, or retention's inside a roll) durable or not.
+        let first_ok = first == self.model.first
+            || Some(first) == self.model.maybe_first
+            || (self.model.poisoned_since_recovery && first > self.model.first && first as usize <= n);
+        if !first_ok {
+            self.fail(format!("first offset is {first} after recovery, the model says {}", self.model.first));
             return;
         }
         // Every recovered record, byte for byte.
-        let mut expect = 0u64;
+        let mut expect = first;
         let mut first_error = None;
         for item in log.iter(..) {
             match item {
@@ -545,12 +660,12 @@ impl World {
                 return;
             }
         } else if expect as usize != n {
-            self.fail(format!("recovered log says {n} records but iterates {expect}"));
+            self.fail(format!("recovered log ends at {n} but iterates to {expect}"));
             return;
         }
         // Segments contiguous, only the last one active.
         let segs = log.segments();
-        let mut next = 0;
+        let mut next = segs.first().map_or(first, |s| s.base_offset);
         for (i, s) in segs.iter().enumerate() {
             if s.base_offset != next {
                 self.fail(format!(
@@ -567,9 +682,13 @@ impl World {
             next += s.n_records;
         }
         if next as usize != n {
-            self.fail(format!("segments hold {next} records, log says {n}"));
+            self.fail(format!("segments end at {next}, log says {n}"));
             return;
         }
+        self.model.first = first;
+        self.model.maybe_first = None;
+        self.model.poisoned_since_recovery = false;
+        self.model.maybe_truncated_to = None;
         self.model.accepted.truncate(n);
         self.model.durable = n;
         self.model.last_batch_start = self.model.last_batch_start.min(n);
@@ -858,7 +977,9 @@ fn liveness(world: &Shared, handle: &madsim::runtime::Handle, node: madsim::task
         g.fail(msg);
         return;
     }
-    let from = n.saturating_sub(10) as u64;
+    g.absorb_durable();
+    let first = g.log.as_ref().map_or(0, Log::first_offset);
+    let from = (n.saturating_sub(10) as u64).max(first);
     for off in from..n as u64 {
         let res = g.log.as_ref().map(|l| l.read(off));
         if let Some(res) = res {

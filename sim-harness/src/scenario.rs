@@ -82,11 +82,20 @@ pub struct OpWeights {
     pub read: u32,
     pub iter: u32,
     pub time_lookup: u32,
+    pub truncate_from: u32,
+    pub truncate_before: u32,
 }
 
 impl OpWeights {
     pub fn total(&self) -> u32 {
-        self.append + self.batch + self.sync + self.read + self.iter + self.time_lookup
+        self.append
+            + self.batch
+            + self.sync
+            + self.read
+            + self.iter
+            + self.time_lookup
+            + self.truncate_from
+            + self.truncate_before
     }
 }
 
@@ -135,6 +144,8 @@ impl Params {
             record_bytes_max: 64 << 10,
             write_buffer_bytes: pick(&mut rng, &[4096, 16 << 10, 256 << 10]),
             sync,
+            retention_bytes: if rng.random_bool(0.2) { Some(rng.random_range(8u64 << 10..256 << 10)) } else { None },
+            retention_age_ms: if rng.random_bool(0.2) { Some(rng.random_range(100..5000)) } else { None },
             ..Config::default()
         };
         let value_max = pick(&mut rng, &[0, 16, 200, 2000, 6000]);
@@ -145,6 +156,8 @@ impl Params {
             read: rng.random_range(0..5),
             iter: rng.random_range(0..3),
             time_lookup: rng.random_range(0..2),
+            truncate_from: if rng.random_bool(0.4) { 1 } else { 0 },
+            truncate_before: if rng.random_bool(0.4) { 1 } else { 0 },
         };
         // Swarm: each fault is on for some seeds only, with its own rate.
         let mut on = |p: f64| rng.random_bool(p);
