@@ -146,7 +146,6 @@ impl Params {
             sync,
             retention_bytes: if rng.random_bool(0.2) { Some(rng.random_range(8u64 << 10..256 << 10)) } else { None },
             retention_age_ms: if rng.random_bool(0.2) { Some(rng.random_range(100..5000)) } else { None },
-            ..Config::default()
         };
         let value_max = pick(&mut rng, &[0, 16, 200, 2000, 6000]);
         let weights = OpWeights {
