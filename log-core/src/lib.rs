@@ -39,6 +39,7 @@ mod index;
 mod log;
 mod reader;
 mod recovery;
+pub mod salvage;
 mod segment;
 mod std_fs;
 mod truncate;

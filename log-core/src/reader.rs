@@ -12,7 +12,7 @@ use crate::format::{self, Frame, HEADER_LEN, IndexKind, MarkerKind, RecordRef, d
 use crate::fs::{OpenMode, read_full_at};
 use crate::index::SparseIndex;
 use crate::log::{Log, Record, SegSource};
-use crate::segment::{FrameCursor, SCAN_CHUNK, Segment, Stop};
+use crate::segment::{FrameCursor, SCAN_CHUNK, Segment, SegmentInfo, Stop};
 
 impl Log {
     /// Reads the record at `offset`.
@@ -89,8 +89,15 @@ impl Log {
     /// Reads every frame of every segment, sealed ones included, and checks
     /// checksums, offsets and footers against the segment summaries.
     pub fn verify(&self) -> VerifyReport {
+        self.verify_with(|_| {})
+    }
+
+    /// [`verify`](Self::verify), calling `on_segment` before each segment
+    /// (for progress reporting).
+    pub fn verify_with(&self, mut on_segment: impl FnMut(&SegmentInfo)) -> VerifyReport {
         let mut report = VerifyReport::default();
         for seg in self.segments.values() {
+            on_segment(&seg.info());
             report.n_segments += 1;
             report.bytes += seg.info().bytes;
             match self.scan_segment(seg) {

@@ -1,0 +1,94 @@
+//! The `seglog` binary on real directories, corrupt ones included. Built and
+//! run whenever the `cli` feature is on (the workspace's test run turns it on
+//! through the `tests` package).
+#![cfg(feature = "cli")]
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "a test fails loudly")]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use log_core::{Config, Entry, Log};
+
+fn seglog(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_seglog")).args(args).output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// 18 records of 40 bytes in four segments (three sealed), closed cleanly.
+fn build(dir: &Path) {
+    let mut log = Log::open(dir, Config { segment_records_max: 5, ..Config::default() }).unwrap();
+    for i in 0..18u8 {
+        log.append(Entry::new(&[b'a' + i; 40]).with_key(b"k")).unwrap();
+    }
+    log.close().unwrap();
+}
+
+#[test]
+fn verify_names_the_damaged_segment_and_salvage_saves_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    build(&dir);
+    let d = dir.to_str().unwrap();
+    let ok = seglog(&["verify", d]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(text(&ok).contains("18 records ok, 0 problems"), "{}", text(&ok));
+
+    // Flip one byte inside record 7 (second record of sealed segment 5).
+    let seg = dir.join("00000000000000000005.log");
+    let frame = 32 + 1 + 40; // overhead + key + value
+    let pos = 64 + frame + 50;
+    let mut b = std::fs::read(&seg).unwrap();
+    b[pos] ^= 0x20;
+    std::fs::write(&seg, b).unwrap();
+
+    let bad = seglog(&["verify", d]);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    let out = text(&bad);
+    assert!(out.contains("00000000000000000005.log") && out.contains(&format!("at byte {}", 64 + frame)), "{out}");
+
+    let saved = tmp.path().join("saved");
+    let s = seglog(&["salvage", d, "--out", saved.to_str().unwrap()]);
+    assert!(s.status.success(), "{}", text(&s));
+    assert!(text(&s).contains("salvaged 17 records"), "{}", text(&s));
+    assert!(text(&s).contains("offsets 6..7 are missing"), "{}", text(&s));
+    let log = Log::open_read_only(&saved, Config::default()).unwrap();
+    let values: Vec<u8> = log.iter(..).map(|r| r.unwrap().value[0]).collect();
+    let want: Vec<u8> = (0..18u8).filter(|&i| i != 6).map(|i| b'a' + i).collect();
+    assert_eq!(values, want, "every record but the damaged one, in order");
+}
+
+#[test]
+fn info_dump_append_truncate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    build(&dir);
+    let d = dir.to_str().unwrap();
+    let info = seglog(&["info", d]);
+    assert!(info.status.success());
+    assert!(text(&info).contains("offsets 0..18 (18 records), 4 segments"), "{}", text(&info));
+    let a = seglog(&["append", d, "--value", "hello", "--key", "k2"]);
+    assert!(text(&a).contains("appended 1 records at offsets 18..19"), "{}", text(&a));
+    let dump = seglog(&["dump", d, "--from", "18"]);
+    assert!(text(&dump).contains("18 ts=") && text(&dump).contains("key=k2 value=hello"), "{}", text(&dump));
+    let hex = seglog(&["dump", d, "--from", "18", "--hex"]);
+    assert!(text(&hex).contains("value=68656c6c6f"), "{}", text(&hex));
+    let t = seglog(&["truncate", d, "--from", "10"]);
+    assert!(text(&t).contains("offsets 0..10"), "{}", text(&t));
+    let t = seglog(&["truncate", d, "--before", "7"]);
+    assert!(text(&t).contains("offsets 7..10"), "{}", text(&t));
+    let log = Log::open_read_only(&dir, Config::default()).unwrap();
+    assert_eq!((log.first_offset(), log.next_offset()), (7, 10));
+}
+
+#[test]
+fn errors_are_one_clear_line() {
+    let o = seglog(&["info", "/definitely/not/a/log"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("seglog: no log at"), "{err}");
+    assert!(!err.contains("panicked"));
+}
