@@ -33,3 +33,7 @@ canaries SEEDS="0..2000":
 # Throughput benchmarks, side by side with raw std::fs loops.
 bench *ARGS:
     cargo bench -p log-core --bench throughput -- {{ARGS}}
+
+# The operator CLI on a log directory, e.g. `just seglog verify /var/lib/app/log`.
+seglog *ARGS:
+    cargo run --release -p log-core --features cli --bin seglog -- {{ARGS}}
