@@ -24,6 +24,19 @@ pub fn value_for(seed: u64, offset: u64, max_len: usize) -> Vec<u8> {
     (0..len).map(|i| (mix(h.wrapping_add(i as u64)) & 0xff) as u8).collect()
 }
 
+/// Every file of `dir` (not recursive) with its contents, sorted by name.
+pub fn dir_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .expect("listing the directory")
+        .map(|e| {
+            let e = e.expect("reading a directory entry");
+            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).expect("reading a file"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 /// Which operations [`FailFs`] counts and can fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailOp {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use log_core::format::{FileKind, parse_file_name};
 use log_core::{Config, Entry, Error, FixedClock, Log, Options, Record, StdFs};
-use tests::value_for;
+use tests::{dir_files, value_for};
 
 const SEED: u64 = 0x5EED;
 
@@ -42,15 +42,7 @@ fn build(dir: &Path, clean: bool) -> (Vec<(String, Vec<u8>)>, Vec<Record>) {
     } else {
         drop(log);
     }
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
-        })
-        .collect();
-    files.sort();
-    (files, model)
+    (dir_files(dir), model)
 }
 
 fn lay_out(dir: &Path, files: &[(String, Vec<u8>)]) {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use log_core::{Config, Entry, FixedClock, Log, Options, Record, StdFs};
+use tests::dir_files;
 
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/v1")
@@ -61,25 +62,13 @@ fn write(dir: &Path) {
     log.close().unwrap();
 }
 
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn v1_fixture_reads_and_writes_identically() {
     if std::env::var_os("SEGLOG_BLESS").is_some() {
         let _ = std::fs::remove_dir_all(fixture_dir());
         write(&fixture_dir());
     }
-    let fixture = files(&fixture_dir());
+    let fixture = dir_files(&fixture_dir());
     assert!(fixture.len() >= 7, "fixture missing: {fixture:?}");
 
     // Read: a copy, so the committed files are never touched.
@@ -97,7 +86,7 @@ fn v1_fixture_reads_and_writes_identically() {
     // Write: the same operations give the same bytes.
     let fresh = tempfile::tempdir().unwrap();
     write(fresh.path());
-    let written = files(fresh.path());
+    let written = dir_files(fresh.path());
     assert_eq!(written.iter().map(|f| &f.0).collect::<Vec<_>>(), fixture.iter().map(|f| &f.0).collect::<Vec<_>>());
     for ((name, a), (_, b)) in written.iter().zip(&fixture) {
         assert!(a == b, "{name} differs from the v1 fixture: the on-disk format changed");

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use log_core::format::{self, HEADER_LEN, MARKER_FRAME_LEN, RECORD_OVERHEAD};
 use log_core::{Config, Entry, Error, FixedClock, Log, ManualClock, Options, StdFs, SyncPolicy};
-use tests::{FailFs, FailOp};
+use tests::{FailFs, FailOp, dir_files};
 
 const VALUE_LEN: usize = 40;
 const FRAME: u64 = (RECORD_OVERHEAD + VALUE_LEN) as u64;
@@ -269,18 +269,6 @@ fn crc(b: &[u8]) -> u32 {
     !c
 }
 
-fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn read_only_open_never_writes() {
     let dir = tempfile::tempdir().unwrap();
@@ -289,13 +277,13 @@ fn read_only_open_never_writes() {
     f.set_len(tail_start() + FRAME + 7).unwrap();
     drop(f);
     std::fs::write(dir.path().join("00000000000000000099.log.tmp"), b"x").unwrap();
-    let before = snapshot(dir.path());
+    let before = dir_files(dir.path());
     let mut log = Log::open_with(dir.path(), opts(StdFs::shared(), true)).unwrap();
     assert_records(&log, 21);
     assert!(matches!(log.append(Entry::new(b"x")), Err(Error::ReadOnly { .. })));
     assert!(matches!(log.sync(), Err(Error::ReadOnly { .. })));
     log.close().unwrap();
-    assert_eq!(snapshot(dir.path()), before);
+    assert_eq!(dir_files(dir.path()), before);
 }
 
 #[test]
