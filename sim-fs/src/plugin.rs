@@ -2,7 +2,7 @@
 //! [`SimFs`], and killing the node (`Handle::kill`, which madsim reports to
 //! every plugin through `reset_node`) applies a power failure to that disk.
 //!
-//! ```ignore
+//! ```text
 //! let rt = madsim::runtime::Runtime::with_seed_and_config(seed, Default::default());
 //! rt.add_simulator::<sim_fs::plugin::SimFsPlugin>();
 //! rt.block_on(async {
