@@ -258,17 +258,7 @@ impl Log {
 
     /// Metadata of every segment, oldest first.
     pub fn segments(&self) -> Vec<SegmentInfo> {
-        self.segments
-            .values()
-            .map(|s| {
-                let mut info = s.info();
-                if let (false, Some(a)) = (s.sealed, &self.active) {
-                    debug_assert_eq!(info.bytes, a.flushed_pos + a.buf.len() as u64);
-                }
-                info.sealed = s.sealed;
-                info
-            })
-            .collect()
+        self.segments.values().map(Segment::info).collect()
     }
 
     /// Reads bytes of `seg`, from its file or (active segment) the buffer.

@@ -18,12 +18,18 @@ impl Log {
     /// Reads the record at `offset`.
     pub fn read(&self, offset: u64) -> Result<Record> {
         let seg = self.segment_for(offset)?;
+        self.locate(seg, offset).map(|(_, rec)| rec)
+    }
+
+    /// The byte position and contents of record `offset`, which `seg` holds:
+    /// entered through the sparse index, falling back to a scan from the
+    /// segment's start if the index pointed somewhere wrong.
+    pub(crate) fn locate(&self, seg: &Segment, offset: u64) -> Result<(u64, Record)> {
         let index = self.index_of(seg)?;
         let start = index.floor(offset).unwrap_or((seg.base, HEADER_LEN));
         match self.find_in_segment(seg, offset, start) {
             Err(Error::Corruption { .. }) if start.1 != HEADER_LEN => {
-                // The index pointed somewhere wrong; the segment may still be
-                // fine. A scan from the start decides.
+                // The segment may still be fine: a scan from the start decides.
                 warn!(segment = %seg.path.display(), "index entry did not match the segment; scanning");
                 self.find_in_segment(seg, offset, (seg.base, HEADER_LEN))
             }
@@ -101,10 +107,7 @@ impl Log {
             report.n_segments += 1;
             report.bytes += seg.info().bytes;
             match self.scan_segment(seg) {
-                Ok(ix) => {
-                    report.n_records += seg.tail.n_records;
-                    drop(ix);
-                }
+                Ok(_) => report.n_records += seg.tail.n_records,
                 Err(e) => report.problems.push(e),
             }
         }
@@ -123,7 +126,7 @@ impl Log {
         Ok(seg)
     }
 
-    fn find_in_segment(&self, seg: &Segment, offset: u64, (mut expect, pos): (u64, u64)) -> Result<Record> {
+    fn find_in_segment(&self, seg: &Segment, offset: u64, (mut expect, pos): (u64, u64)) -> Result<(u64, Record)> {
         let src = self.source(seg);
         // One index interval plus room for the frame that straddles its end.
         let chunk = self.config.index_interval_bytes as usize + 1024;
@@ -139,7 +142,7 @@ impl Log {
                         ));
                     }
                     if r.offset == offset {
-                        return Ok(owned(&r));
+                        return Ok((at, owned(&r)));
                     }
                     expect += 1;
                 }
@@ -148,7 +151,7 @@ impl Log {
                     return Err(Error::corruption(
                         &seg.path,
                         seg.tail.end_pos,
-                        format!("segment ends before offset {offset}, which its footer says it holds"),
+                        format!("segment ends before offset {offset}, which its summary says it holds"),
                     ));
                 }
                 Err(stop) => return Err(self.stop_error(seg, stop)),

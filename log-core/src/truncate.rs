@@ -10,12 +10,10 @@ use std::sync::{Arc, OnceLock};
 use tracing::{info, info_span};
 
 use crate::error::{Error, Result};
-use crate::format::{
-    self, Frame, HEADER_LEN, IndexKind, META_FILE_NAME, MarkerKind, Meta, index_file_name, segment_file_name,
-};
+use crate::format::{self, IndexKind, META_FILE_NAME, MarkerKind, Meta, index_file_name, segment_file_name};
 use crate::fs::{OpenMode, write_all_at};
 use crate::log::{Active, Log};
-use crate::segment::{FrameCursor, SegmentInfo};
+use crate::segment::SegmentInfo;
 
 /// What [`Log::apply_retention`] deleted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -267,7 +265,7 @@ impl Log {
         let interval = self.config.index_interval_bytes;
         let (path, pos) = {
             let Some(seg) = self.segments.get(&base) else { return Ok(()) };
-            (seg.path.clone(), self.position_of(seg, offset)?)
+            (seg.path.clone(), self.locate(seg, offset)?.0)
         };
         let file = if self.read_only {
             self.segments
@@ -337,29 +335,5 @@ impl Log {
             records_since_marker: 0,
         });
         Ok(())
-    }
-
-    /// Byte position of record `offset` in `seg` (it must hold it).
-    fn position_of(&self, seg: &crate::segment::Segment, offset: u64) -> Result<u64> {
-        let index = self.index_of(seg)?;
-        let (mut expect, start) = index.floor(offset).unwrap_or((seg.base, HEADER_LEN));
-        let src = self.source(seg);
-        let mut cursor = FrameCursor::new(start, seg.tail.end_pos, self.config.index_interval_bytes as usize + 1024);
-        loop {
-            match cursor.next_frame(&src) {
-                Ok(Some((at, Frame::Record(r)))) => {
-                    if r.offset != expect {
-                        return Err(Error::corruption(&seg.path, at, "records out of sequence"));
-                    }
-                    if r.offset == offset {
-                        return Ok(at);
-                    }
-                    expect += 1;
-                }
-                Ok(Some((_, Frame::Marker(_)))) => {}
-                Ok(None) => return Err(Error::corruption(&seg.path, seg.tail.end_pos, "record not found")),
-                Err(stop) => return Err(self.stop_error(seg, stop)),
-            }
-        }
     }
 }

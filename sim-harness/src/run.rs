@@ -404,29 +404,38 @@ impl World {
         let b = self.rng.random_range(a..=next.min(a + 64));
         let got: Vec<Result<Record, Error>> = log.iter(a..b).collect();
         self.note(|| format!("c{client} iter {a}..{b} -> {} items", got.len()), &[4, a, b, got.len() as u64]);
-        let mut expect = a;
-        for item in got {
+        self.check_records(&format!("iter({a}..{b})"), got, a, b);
+    }
+
+    /// Checks items read in offset order from `from`: dense, equal to the
+    /// model, ending at `end` unless an error (judged by `check_read_error`)
+    /// cut them short. Returns whether the run may go on.
+    fn check_records(&mut self, what: &str, items: Vec<Result<Record, Error>>, from: u64, end: u64) -> bool {
+        let mut expect = from;
+        for item in items {
             match item {
+                Ok(r) if r.offset != expect => {
+                    self.fail(format!("{what} yielded offset {} where {expect} was due", r.offset));
+                    return false;
+                }
                 Ok(r) => {
-                    if r.offset != expect {
-                        self.fail(format!("iter({a}..{b}) yielded offset {} where {expect} was due", r.offset));
-                        return;
-                    }
                     if let Err(m) = self.model.check_record(&r) {
-                        self.fail(m);
-                        return;
+                        self.fail(format!("{what}: {m}"));
+                        return false;
                     }
                     expect += 1;
                 }
                 Err(e) => {
                     self.check_read_error(&e);
-                    return;
+                    return !self.stopped();
                 }
             }
         }
-        if expect != b {
-            self.fail(format!("iter({a}..{b}) ended at {expect}"));
+        if expect != end {
+            self.fail(format!("{what} ended at {expect}, {end} was due"));
+            return false;
         }
+        true
     }
 
     fn op_time_lookup(&mut self, client: u32) {
@@ -532,12 +541,9 @@ impl World {
         }
         let next = log.next_offset();
         let n_before = log.segments().len();
-        let first_before = log.first_offset();
         let res = log.roll();
         let rolled = log.segments().len() > n_before;
-        let first_after = log.first_offset();
         self.note(|| format!("bg roll -> {res:?}"), &[6, res.is_ok() as u64]);
-        let _ = (first_before, first_after);
         match res {
             Ok(()) => {
                 self.model.synced();
@@ -633,34 +639,8 @@ impl World {
             return;
         }
         // Every recovered record, byte for byte.
-        let mut expect = first;
-        let mut first_error = None;
-        for item in log.iter(..) {
-            match item {
-                Ok(rec) => {
-                    if rec.offset != expect {
-                        self.fail(format!("recovered log skips from {expect} to {}", rec.offset));
-                        return;
-                    }
-                    if let Err(m) = self.model.check_record(&rec) {
-                        self.fail(format!("after recovery: {m}"));
-                        return;
-                    }
-                    expect += 1;
-                }
-                Err(e) => {
-                    first_error = Some(e);
-                    break;
-                }
-            }
-        }
-        if let Some(e) = first_error {
-            self.check_read_error(&e);
-            if self.stopped() {
-                return;
-            }
-        } else if expect as usize != n {
-            self.fail(format!("recovered log ends at {n} but iterates to {expect}"));
+        let records: Vec<Result<Record, Error>> = log.iter(..).collect();
+        if !self.check_records("the recovered log", records, first, n as u64) {
             return;
         }
         // Segments contiguous, only the last one active.
