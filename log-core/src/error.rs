@@ -116,6 +116,16 @@ pub enum Error {
         max: u32,
     },
 
+    /// The shared handle was shut down (or its committer stopped) before this
+    /// operation completed. An append that fails with `Closed` may or may
+    /// not be in the log (it was not acknowledged): reopen the log and read
+    /// to find out.
+    #[error("the log was shut down ({why}); this operation was not completed: reopen the log to continue")]
+    Closed {
+        /// What stopped it.
+        why: &'static str,
+    },
+
     /// A write was attempted on a log opened read-only.
     #[error("the log was opened read-only; open it read-write to {op}")]
     ReadOnly {
@@ -136,6 +146,35 @@ impl Error {
     /// Whether this error reports corrupt durable data.
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corruption { .. })
+    }
+
+    /// A copy of this error, for reporting one failure to every append of a
+    /// group commit (an I/O error's source is copied by kind and message).
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Error::Config(c) => Error::Config(c.clone()),
+            Error::Io { op, path, source } => {
+                Error::Io { op, path: path.clone(), source: io::Error::new(source.kind(), source.to_string()) }
+            }
+            Error::DiskFull { op, path } => Error::DiskFull { op, path: path.clone() },
+            Error::Poisoned { cause } => Error::Poisoned { cause: cause.clone() },
+            Error::Corruption { path, pos, detail } => {
+                Error::Corruption { path: path.clone(), pos: *pos, detail: detail.clone() }
+            }
+            Error::UnsupportedVersion { path, found, supported } => {
+                Error::UnsupportedVersion { path: path.clone(), found: *found, supported: *supported }
+            }
+            Error::NotALogDirectory { path, example } => {
+                Error::NotALogDirectory { path: path.clone(), example: example.clone() }
+            }
+            Error::NoLog { path } => Error::NoLog { path: path.clone() },
+            Error::OffsetOutOfRange { offset, first, next } => {
+                Error::OffsetOutOfRange { offset: *offset, first: *first, next: *next }
+            }
+            Error::RecordTooLarge { size, max } => Error::RecordTooLarge { size: *size, max: *max },
+            Error::Closed { why } => Error::Closed { why },
+            Error::ReadOnly { op } => Error::ReadOnly { op },
+        }
     }
 
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {

@@ -25,6 +25,15 @@ use crate::index::{IndexMark, SparseIndex};
 use crate::log::{Active, Entry, Log};
 use crate::segment::{Segment, Tail};
 
+/// What a sync in flight covers: the file to fsync and the offset that is
+/// durable once it returns.
+#[derive(Debug)]
+pub(crate) struct SyncPlan {
+    pub(crate) file: Arc<dyn crate::fs::FileHandle>,
+    pub(crate) path: std::path::PathBuf,
+    pub(crate) upto: u64,
+}
+
 /// What `rollback` restores after a batch could not be written, and what
 /// `revert_to_durable` restores after a failed write or fsync.
 #[derive(Debug, Clone, Copy)]
@@ -366,15 +375,29 @@ impl Log {
     }
 
     pub(crate) fn sync_inner(&mut self) -> Result<()> {
+        match self.sync_prepare()? {
+            None => Ok(()),
+            Some(plan) => {
+                let res = plan.file.sync();
+                self.sync_complete(plan, res)
+            }
+        }
+    }
+
+    /// The first half of a sync: appends the commit marker and writes the
+    /// buffer. Returns what to fsync, or `None` when everything accepted is
+    /// already durable. Until [`sync_complete`](Self::sync_complete) the
+    /// caller must not write to the log (the commit-ordering rule); reading
+    /// is fine, so the group-commit front fsyncs without holding its lock.
+    pub(crate) fn sync_prepare(&mut self) -> Result<Option<SyncPlan>> {
         if let Some(cause) = &self.poisoned {
             return Err(Error::Poisoned { cause: cause.clone() });
         }
         let needs = self.active.as_ref().is_some_and(|a| a.records_since_marker > 0 || !a.buf.is_empty());
         if !needs {
             self.durable_next = self.next_offset;
-            return Ok(());
+            return Ok(None);
         }
-        let _span = info_span!("sync", next_offset = self.next_offset).entered();
         let now = self.clock.now_ms();
         let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values_mut().next_back()) else {
             return Err(self.invariant("sync without an active segment"));
@@ -398,18 +421,60 @@ impl Log {
             }
             return Err(e);
         }
-        let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values().next_back()) else {
+        let Some(seg) = self.segments.values().next_back() else {
             return Err(self.invariant("active segment vanished during sync"));
         };
-        if let Err(e) = seg.file.sync() {
-            let path = seg.path.clone();
-            return Err(self.sync_failed(path, e));
+        Ok(Some(SyncPlan { file: Arc::clone(&seg.file), path: seg.path.clone(), upto: self.next_offset }))
+    }
+
+    /// The second half of a sync, given the result of `plan.file.sync()`.
+    pub(crate) fn sync_complete(&mut self, plan: SyncPlan, res: io::Result<()>) -> Result<()> {
+        let _span = info_span!("sync", durable_offset = plan.upto).entered();
+        if let Err(e) = res {
+            return Err(self.sync_failed(plan.path, e));
         }
+        if self.next_offset != plan.upto {
+            return Err(self.invariant("the log was written to while an fsync was in flight"));
+        }
+        let Some(active) = self.active.as_mut() else {
+            return Err(self.invariant("active segment vanished during sync"));
+        };
         active.records_since_marker = 0;
-        active.batch_start_pos = seg.tail.end_pos;
+        if let Some(seg) = self.segments.values().next_back() {
+            active.batch_start_pos = seg.tail.end_pos;
+        }
         self.durable_next = self.next_offset;
         self.durable_snap = Some(self.snapshot());
         debug!(durable_offset = self.durable_next, "synced");
+        Ok(())
+    }
+
+    /// Forgets every record accepted after the last durable point, in memory
+    /// and in the file (the cut is fsynced, so none of them can come back
+    /// after a crash). The group-commit front uses it after ENOSPC, so that
+    /// an append reported as failed never reappears.
+    pub(crate) fn discard_unsynced(&mut self) -> Result<()> {
+        self.check_writable("discard unsynced records")?;
+        let Some(snap) = self.durable_snap else { return Ok(()) };
+        let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values_mut().next_back()) else {
+            return Ok(());
+        };
+        if seg.sealed || self.next_offset == snap.next_offset && active.buf.is_empty() {
+            return Ok(());
+        }
+        let (file, path, wrote) = (Arc::clone(&seg.file), seg.path.clone(), active.flushed_pos > snap.flushed_pos);
+        active.buf.clear();
+        active.flushed_pos = snap.flushed_pos;
+        active.batch_start_pos = snap.batch_start_pos;
+        active.records_since_marker = snap.records_since_marker;
+        seg.tail = snap.tail;
+        if let Some(ix) = seg.index.get_mut() {
+            ix.rollback(snap.index);
+        }
+        self.next_offset = snap.next_offset;
+        if wrote {
+            self.undo_partial_write(&*file, path, snap.flushed_pos)?;
+        }
         Ok(())
     }
 
