@@ -313,8 +313,9 @@ impl Inner {
                     return Err(Error::Closed { why });
                 }
                 let fits = q.records + n <= self.cfg.queue_records_max && q.bytes + bytes <= self.cfg.queue_bytes_max;
-                // An append larger than the whole queue still goes in alone.
-                if (fits || q.ops.is_empty())
+                // An append larger than the whole queue still goes in alone;
+                // barriers and admin ops take no room and never wait.
+                if (fits || n == 0 || q.ops.is_empty())
                     && let Some(op) = op.take()
                 {
                     q.records += n;

@@ -9,6 +9,7 @@
 
 pub mod campaign;
 pub mod exhaustive;
+pub mod group;
 pub mod model;
 pub mod run;
 pub mod scenario;

@@ -36,6 +36,13 @@ pub const ALL_MARKS: &[&str] = &[
     "prefix truncated",
     "retention deleted segments",
     "liveness after faults",
+    "group: append acknowledged",
+    "group: durable reader saw records",
+    "group: crash with a batch in flight",
+    "group: eio failed a batch",
+    "group: enospc failed a batch",
+    "group: unacknowledged appends survived crash",
+    "group: clean shutdown drained",
 ];
 
 /// What the checker tracks.

@@ -22,12 +22,12 @@ pub const LOG_DIR: &str = "/data/log";
 
 /// Upper bound on simulated time per seed, so that a livelock fails the
 /// seed instead of hanging the campaign: every op takes at most `think_ms`.
-fn sim_time_limit(params: &Params, ops: u32) -> Duration {
+pub(crate) fn sim_time_limit(params: &Params, ops: u32) -> Duration {
     Duration::from_millis((u64::from(ops) + 100) * (params.think_ms + 1) * 4 + 10_000)
 }
 
 thread_local! {
-    static LAST_PANIC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+    pub(crate) static LAST_PANIC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Replaces the panic hook with one that keeps the message and location of
@@ -68,7 +68,7 @@ pub struct Outcome {
 
 /// The log's clock: simulated wall time.
 #[derive(Debug)]
-struct SimClock;
+pub(crate) struct SimClock;
 
 impl Clock for SimClock {
     fn now_ms(&self) -> u64 {
@@ -721,6 +721,9 @@ pub fn run(scn: &Scenario, trace: bool) -> Outcome {
             };
         }
     };
+    if let Some(gp) = params.group.clone() {
+        return crate::group::run_group(scn, params, gp, trace);
+    }
     let mut rt = madsim::runtime::Runtime::with_seed_and_config(scn.seed, madsim::Config::default());
     rt.set_time_limit(sim_time_limit(&params, scn.ops));
     rt.add_simulator::<SimFsPlugin>();
@@ -918,7 +921,7 @@ fn crash_and_recover(world: &Shared, handle: &madsim::runtime::Handle, node: mad
     g.recover(true);
 }
 
-fn fs_listing(fs: &SimFs) -> Vec<String> {
+pub(crate) fn fs_listing(fs: &SimFs) -> Vec<String> {
     use log_core::FileSystem;
     fs.read_dir(&PathBuf::from(LOG_DIR)).unwrap_or_default()
 }

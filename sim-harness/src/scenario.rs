@@ -118,6 +118,27 @@ pub struct Params {
     pub p_crash_in_recovery: f64,
     /// Milliseconds between background rolls (`None`: never).
     pub roll_every_ms: Option<u64>,
+    /// Drive the group-commit front ([`log_core::SharedLog`]) with
+    /// concurrent producer and reader tasks instead of the single-handle
+    /// workload.
+    pub group: Option<GroupParams>,
+}
+
+/// The group-commit world of a seed.
+#[derive(Debug, Clone)]
+pub struct GroupParams {
+    pub producers: u32,
+    /// Appends a producer keeps in flight (submitted, not yet resolved).
+    pub depth: u32,
+    pub readers: u32,
+    /// Upper bound of the simulated fsync latency, in microseconds.
+    pub fsync_us: u64,
+    pub batch_records_max: usize,
+    pub queue_records_max: usize,
+    /// Probability that a producer's op is a truncation instead.
+    pub p_truncate: f64,
+    /// Probability that an append carries several records.
+    pub p_batch: f64,
 }
 
 fn pick<T: Copy>(rng: &mut ChaCha8Rng, xs: &[T]) -> T {
@@ -204,6 +225,28 @@ impl Params {
                 Canary::EnospcLies => faults.capacity_bytes = Some(rng.random_range(8u64 << 10..64 << 10)),
             }
         }
+        // The group-commit world, from its own stream (so the fields above
+        // stay what they were for every seed). It runs without media faults
+        // (the single-handle world covers those) and without retention (its
+        // checker pins the first offset).
+        let mut g = ChaCha8Rng::seed_from_u64(scn.seed ^ 0x6A0F_C0DE);
+        let group = g.random_bool(0.3).then(|| GroupParams {
+            producers: g.random_range(1..=12),
+            depth: g.random_range(1..=3),
+            readers: g.random_range(0..=2),
+            fsync_us: pick(&mut g, &[0, 50, 300, 2000]),
+            batch_records_max: pick(&mut g, &[1, 4, 64, 4096]),
+            queue_records_max: pick(&mut g, &[2, 16, 1024]),
+            p_truncate: if g.random_bool(0.5) { g.random_range(0.002..0.02) } else { 0.0 },
+            p_batch: if g.random_bool(0.5) { 0.2 } else { 0.0 },
+        });
+        if group.is_some() {
+            faults.p_misdirected_write = 0.0;
+            faults.p_bitflip_at_crash = 0.0;
+            faults.p_bad_sector_at_crash = 0.0;
+            config.retention_bytes = None;
+            config.retention_age_ms = None;
+        }
         let mut crash_at: Vec<u32> = (0..n_crashes).map(|_| rng.random_range(0..scn.ops.max(1))).collect();
         crash_at.sort_unstable();
         Ok(Params {
@@ -217,6 +260,7 @@ impl Params {
             crash_at,
             p_crash_in_recovery: if rng.random_bool(0.3) { 0.5 } else { 0.0 },
             roll_every_ms: if rng.random_bool(0.3) { Some(rng.random_range(10..500)) } else { None },
+            group,
         })
     }
 }

@@ -9,7 +9,7 @@ use sim_harness::campaign::campaign;
 use sim_harness::exhaustive::run_exhaustive;
 use sim_harness::model::ALL_MARKS;
 use sim_harness::run::run;
-use sim_harness::scenario::Scenario;
+use sim_harness::scenario::{Params, Scenario};
 
 const OPS: u32 = 1000;
 
@@ -59,6 +59,38 @@ fn every_canary_is_caught() {
         assert!(caught_at.is_some_and(|s| s < 50), "canary {} caught at {caught_at:?}", canary.name());
     }
     let _ = std::panic::take_hook();
+}
+
+#[test]
+fn the_group_commit_checker_catches_every_canary() {
+    // The same planted lies, on seeds that drive the group-commit front.
+    sim_harness::run::install_panic_hook();
+    let group_seeds: Vec<u64> = (0..2000u64)
+        .filter(|&seed| Params::derive(&Scenario::new(seed, OPS)).unwrap().group.is_some())
+        .take(50)
+        .collect();
+    for canary in Canary::ALL {
+        let caught = group_seeds.iter().find(|&&seed| {
+            run(&Scenario { seed, ops: OPS, canary: Some(canary.name().into()) }, false).failure.is_some()
+        });
+        assert!(caught.is_some(), "canary {} not caught by 50 group-commit seeds", canary.name());
+    }
+    let _ = std::panic::take_hook();
+}
+
+#[test]
+fn a_group_commit_seed_replays_bit_for_bit() {
+    let seeds: Vec<u64> =
+        (0..100u64).filter(|&s| Params::derive(&Scenario::new(s, 300)).unwrap().group.is_some()).take(3).collect();
+    assert_eq!(seeds.len(), 3);
+    for seed in seeds {
+        let a = run(&Scenario::new(seed, 300), true);
+        let b = run(&Scenario::new(seed, 300), true);
+        assert!(a.failure.is_none(), "seed {seed}: {:?}", a.failure);
+        assert_eq!(a.trace_hash, b.trace_hash, "seed {seed}");
+        assert_eq!(a.timeline, b.timeline, "seed {seed}");
+        assert!(a.marks.contains_key("group: append acknowledged"), "seed {seed} is not a group-commit seed");
+    }
 }
 
 #[test]

@@ -1,0 +1,779 @@
+//! The group-commit world: one seed drives log-core's [`SharedLog`] with
+//! many producer tasks (each keeping a few appends in flight), reader tasks
+//! at both visibilities and occasional truncations, all interleaved by
+//! madsim's seeded scheduler; the committer spends a random simulated fsync
+//! latency between writing a batch and fsyncing it, so crashes land with
+//! batches in flight. Faults: crashes under every policy, fsync/write/dir
+//! EIO, short I/O, a full disk.
+//!
+//! Every record's value starts with its id (submission order is recorded as
+//! a sequence number when its submit returns), so any record read back
+//! names itself, and the checker holds the log to these rules:
+//! - an acknowledged append is durable when acknowledged
+//!   (`durable_offset` covers it) and survives every later crash, at its
+//!   offset, byte for byte; so does every record a `Durable` reader saw;
+//! - the log holds records in submission order (the queue is FIFO), each at
+//!   most once, and never one whose append failed with `DiskFull`;
+//! - readers never see a record that was not submitted, or a torn one;
+//! - a truncation cuts what was queued before it, and cut records never
+//!   come back;
+//! - a clean shutdown resolves every queued append, and loses nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use log_core::{CommitPhase, Error, GroupConfig, Log, Options, OwnedEntry, Record, SharedLog, Visibility};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sim_fs::plugin::SimFsPlugin;
+use sim_fs::{FaultConfig, FaultKind, Fnv, SimFs};
+
+use crate::model::Marks;
+use crate::run::{LAST_PANIC, LOG_DIR, Outcome, SimClock, fs_listing, sim_time_limit};
+use crate::scenario::{GroupParams, Params, Scenario, value_bytes};
+
+/// What the checker knows of one submitted record.
+#[derive(Debug, Clone)]
+struct Sub {
+    key: Option<Vec<u8>>,
+    len: usize,
+    tombstone: bool,
+    /// Position in the queue (set when its submit returned).
+    seq: Option<u64>,
+}
+
+struct GWorld {
+    seed: u64,
+    ops: u32,
+    params: Params,
+    gp: GroupParams,
+    fs: SimFs,
+    shared: Option<SharedLog>,
+    rng: ChaCha8Rng,
+    next_id: u64,
+    next_seq: u64,
+    subs: BTreeMap<u64, Sub>,
+    /// Offset → id of every record known durable (acknowledged, or seen by
+    /// a durable reader, or recovered).
+    facts: BTreeMap<u64, u64>,
+    /// Ids whose append failed with `DiskFull`: never in the log.
+    full_failed: BTreeSet<u64>,
+    /// Suffix truncations that returned `Ok` this boot: (queue sequence
+    /// number at their submission, offset).
+    cuts: Vec<(u64, u64)>,
+    /// Suffix truncations that failed with an I/O error this boot: they may
+    /// have cut (the poisoned handle shows the cut; recovery finishes it).
+    failed_cuts: Vec<(u64, u64)>,
+    /// Truncations in flight: facts at or after them are not checked.
+    cutting: Vec<u64>,
+    first: u64,
+    maybe_first: Option<u64>,
+    maybe_cut: Option<u64>,
+    poisoned: bool,
+    closing: bool,
+    boot: u64,
+    ops_done: u32,
+    phase_end: u32,
+    failure: Option<String>,
+    marks: Marks,
+    hash: Fnv,
+    timeline: Option<Vec<String>>,
+    faults_seen: usize,
+}
+
+type Shared = Arc<Mutex<GWorld>>;
+
+fn lock(w: &Shared) -> MutexGuard<'_, GWorld> {
+    w.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn value_of(seed: u64, id: u64, len: usize) -> Vec<u8> {
+    let mut v = id.to_le_bytes().to_vec();
+    v.extend(value_bytes(seed, id, len));
+    v
+}
+
+fn ts_of(id: u64) -> u64 {
+    1_000_000 + id
+}
+
+impl GWorld {
+    fn note(&mut self, line: impl FnOnce() -> String, code: &[u64]) {
+        for c in code {
+            self.hash.write(&c.to_le_bytes());
+        }
+        if let Some(t) = &mut self.timeline {
+            let now = madsim::time::TimeHandle::try_current().map_or(Duration::ZERO, |t| t.elapsed());
+            t.push(format!("{:>10.3}ms {}", now.as_secs_f64() * 1e3, line()));
+        }
+    }
+
+    fn mark(&mut self, m: &'static str) {
+        *self.marks.entry(m).or_insert(0) += 1;
+    }
+
+    fn fail(&mut self, msg: String) {
+        if self.failure.is_none() {
+            self.note(|| format!("CHECK FAILED: {msg}"), &[0xFA11]);
+            self.failure = Some(msg);
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.failure.is_some()
+    }
+
+    fn absorb_faults(&mut self) {
+        let new = self.fs.faults_since(self.faults_seen);
+        self.faults_seen += new.len();
+        for f in new {
+            self.note(|| format!("fault {f}"), &[0xFA, f.pos, f.len]);
+            match f.kind {
+                FaultKind::SyncEio => self.mark("fsync eio"),
+                FaultKind::WriteEio => self.mark("write eio"),
+                FaultKind::DirSyncEio => self.mark("dir sync eio"),
+                _ => {}
+            }
+        }
+    }
+
+    /// A new record to submit: (id, entry).
+    fn new_entry(&mut self) -> (u64, OwnedEntry) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let len = match self.rng.random_range(0..100u32) {
+            0..5 => 0,
+            5 => self.rng.random_range(0..=20_000),
+            _ => self.rng.random_range(0..=self.params.value_max),
+        };
+        let key = (self.params.key_space > 0)
+            .then(|| format!("k{}", self.rng.random_range(0..self.params.key_space)).into_bytes());
+        let tombstone = key.is_some() && self.rng.random_bool(0.05);
+        let mut e = OwnedEntry::new(value_of(self.seed, id, len)).with_timestamp(ts_of(id));
+        e.key.clone_from(&key);
+        e.tombstone = tombstone;
+        self.subs.insert(id, Sub { key, len, tombstone, seq: None });
+        (id, e)
+    }
+
+    /// Checks a record read back; returns its id.
+    fn check_record(&mut self, what: &str, rec: &Record) -> Option<u64> {
+        let id = rec.value.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
+        let Some((id, sub)) = id.and_then(|id| self.subs.get(&id).map(|s| (id, s.clone()))) else {
+            self.fail(format!("{what}: offset {} holds a record that was never submitted", rec.offset));
+            return None;
+        };
+        let ok = rec.value == value_of(self.seed, id, sub.len)
+            && rec.key == sub.key
+            && rec.tombstone == sub.tombstone
+            && rec.timestamp_ms == ts_of(id);
+        if !ok {
+            self.fail(format!("{what}: wrong bytes for record {id} at offset {}", rec.offset));
+            return None;
+        }
+        if sub.seq.is_none() {
+            self.fail(format!("{what}: record {id} at offset {} was never queued", rec.offset));
+            return None;
+        }
+        if self.full_failed.contains(&id) {
+            self.fail(format!("{what}: record {id} at offset {} failed with DiskFull, yet is in the log", rec.offset));
+            return None;
+        }
+        Some(id)
+    }
+
+    /// Checks records read in offset order: consecutive, valid, in queue
+    /// order. Returns (offset, id) pairs.
+    fn check_run(&mut self, what: &str, recs: &[Record]) -> Option<Vec<(u64, u64)>> {
+        let mut out = Vec::with_capacity(recs.len());
+        let mut last: Option<(u64, u64)> = None;
+        for rec in recs {
+            let id = self.check_record(what, rec)?;
+            let seq = self.subs.get(&id).and_then(|s| s.seq).unwrap_or(0);
+            if let Some((lo, lseq)) = last {
+                if rec.offset != lo + 1 {
+                    self.fail(format!("{what}: offset {} follows {lo}", rec.offset));
+                    return None;
+                }
+                if seq <= lseq {
+                    self.fail(format!(
+                        "{what}: offset {} holds queue position {seq}, after {lseq} at {lo}: not in queue order",
+                        rec.offset
+                    ));
+                    return None;
+                }
+            }
+            last = Some((rec.offset, seq));
+            out.push((rec.offset, id));
+        }
+        Some(out)
+    }
+
+    /// Records that `id` is durable at `offset`.
+    fn fact(&mut self, what: &str, offset: u64, id: u64) {
+        if self.cutting.iter().any(|&at| offset >= at) {
+            return;
+        }
+        let seq = self.subs.get(&id).and_then(|s| s.seq).unwrap_or(0);
+        // Acknowledged before a truncation that cut it: no longer a fact.
+        if self.cuts.iter().any(|&(boundary, at)| seq < boundary && offset >= at) {
+            self.mark("group: acknowledgement of a record since truncated");
+            return;
+        }
+        match self.facts.insert(offset, id) {
+            Some(old) if old != id => {
+                self.fail(format!("{what}: offset {offset} holds record {id}, but record {old} was durable there"))
+            }
+            _ => {}
+        }
+    }
+
+    fn on_submitted(&mut self, ids: &[u64]) {
+        for id in ids {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            if let Some(s) = self.subs.get_mut(id) {
+                s.seq = Some(seq);
+            }
+        }
+    }
+
+    fn on_resolved(&mut self, p: u32, ids: &[u64], res: Result<std::ops::Range<u64>, Error>) {
+        self.note(|| format!("p{p} {ids:?} -> {res:?}"), &[20, ids.len() as u64, res.is_ok() as u64]);
+        match res {
+            Ok(range) => {
+                if range.end - range.start != ids.len() as u64 {
+                    self.fail(format!("{} records acknowledged as {range:?}", ids.len()));
+                    return;
+                }
+                let durable = self.shared.as_ref().map_or(0, SharedLog::durable_offset);
+                // A truncation queued after it may have run since (and moved
+                // the durable offset back below it).
+                let seq = ids.first().and_then(|id| self.subs.get(id)).and_then(|s| s.seq).unwrap_or(0);
+                let cut_since = self.cutting.iter().any(|&at| at < range.end)
+                    || self
+                        .cuts
+                        .iter()
+                        .chain(&self.failed_cuts)
+                        .any(|&(boundary, at)| seq < boundary && at < range.end);
+                if durable < range.end && !cut_since {
+                    let (cuts, cutting) = (self.cuts.clone(), self.cutting.clone());
+                    self.note(|| format!("seq {seq} cuts {cuts:?} cutting {cutting:?}"), &[]);
+                    self.fail(format!("{range:?} acknowledged while the durable offset is {durable}"));
+                    return;
+                }
+                self.mark("group: append acknowledged");
+                for (o, &id) in range.zip(ids) {
+                    self.fact("acknowledgement", o, id);
+                }
+            }
+            Err(Error::DiskFull { .. }) => {
+                self.mark("group: enospc failed a batch");
+                self.full_failed.extend(ids);
+            }
+            Err(Error::Io { .. }) => {
+                self.mark("group: eio failed a batch");
+                self.poisoned = true;
+            }
+            Err(Error::Poisoned { .. }) => self.poisoned = true,
+            Err(Error::Closed { .. }) if self.closing => {}
+            Err(e) => self.fail(format!("an append failed unexpectedly: {e}")),
+        }
+    }
+
+    fn on_read(&mut self, vis: Visibility, from: u64, res: Result<Vec<Record>, Error>) {
+        self.note(
+            || format!("read {vis:?} from {from} -> {:?}", res.as_ref().map(Vec::len)),
+            &[21, from, res.as_ref().map_or(u64::MAX, |r| r.len() as u64)],
+        );
+        match res {
+            Ok(recs) => {
+                if let Some(first) = recs.first()
+                    && first.offset < from
+                {
+                    self.fail(format!("read_range({from}) started at {}", first.offset));
+                    return;
+                }
+                let Some(pairs) = self.check_run("a reader", &recs) else { return };
+                if vis == Visibility::Durable {
+                    for (o, id) in pairs {
+                        self.fact("a durable reader", o, id);
+                    }
+                    if !recs.is_empty() {
+                        self.mark("group: durable reader saw records");
+                    }
+                }
+            }
+            Err(Error::Closed { .. }) if self.closing => {}
+            Err(e) => self.fail(format!("a read failed: {e}")),
+        }
+    }
+
+    fn options(&self) -> Options {
+        Options {
+            fs: self.fs.shared(),
+            clock: Arc::new(SimClock),
+            config: self.params.config.clone(),
+            read_only: false,
+        }
+    }
+
+    /// Opens the log after a (re)start, checks it and wraps it in a fresh
+    /// shared handle (whose committer the caller spawns).
+    fn recover(&mut self) -> Option<log_core::Committer> {
+        let mut res = Log::open_with(Path::new(LOG_DIR), self.options());
+        for _ in 0..20 {
+            let before = self.faults_seen;
+            self.absorb_faults();
+            let new = self.fs.faults_since(before);
+            let injected = new.iter().any(|f| {
+                matches!(f.kind, FaultKind::SyncEio | FaultKind::DirSyncEio | FaultKind::WriteEio | FaultKind::Enospc)
+            });
+            match &res {
+                Err(Error::Io { .. } | Error::DiskFull { .. }) if injected => {
+                    if new.iter().any(|f| f.kind == FaultKind::SyncEio) {
+                        self.fs.crash();
+                    }
+                    self.note(|| "open failed on an injected fault, retrying".into(), &[22, 2]);
+                    res = Log::open_with(Path::new(LOG_DIR), self.options());
+                }
+                _ => break,
+            }
+        }
+        self.absorb_faults();
+        let log = match res {
+            Ok(log) => log,
+            Err(e) => {
+                self.fail(format!("the log refused to open where only recoverable faults were injected: {e}"));
+                return None;
+            }
+        };
+        let (first, n) = (log.first_offset(), log.next_offset());
+        self.note(|| format!("open -> {first}..{n}"), &[22, first, n]);
+        if first != self.first && Some(first) != self.maybe_first {
+            self.fail(format!("first offset {first} after recovery, the model says {}", self.first));
+            return None;
+        }
+        let recs: Result<Vec<Record>, Error> = log.iter(..).collect();
+        let recs = match recs {
+            Ok(r) => r,
+            Err(e) => {
+                self.fail(format!("reading the recovered log failed: {e}"));
+                return None;
+            }
+        };
+        if recs.len() as u64 != n - first || recs.first().is_some_and(|r| r.offset != first) {
+            self.fail(format!("the recovered log yields {} records for {first}..{n}", recs.len()));
+            return None;
+        }
+        let pairs = self.check_run("the recovered log", &recs)?;
+        for &(o, id) in &pairs {
+            let seq = self.subs.get(&id).and_then(|s| s.seq).unwrap_or(0);
+            if let Some(&(boundary, at)) = self.cuts.iter().find(|&&(b, at)| o >= at && seq < b) {
+                self.fail(format!(
+                    "record {id} (queue position {seq}) is at offset {o}, but truncate_from({at}) cut everything \
+                     queued before position {boundary} from there"
+                ));
+                return None;
+            }
+        }
+        let got: BTreeMap<u64, u64> = pairs.into_iter().collect();
+        for (&o, &id) in self.facts.range(first..) {
+            if self.maybe_cut.is_some_and(|at| n == at && o >= at) {
+                continue;
+            }
+            match got.get(&o) {
+                Some(&g) if g == id => {}
+                Some(&g) => {
+                    self.fail(format!("durable record {id} at offset {o} came back as record {g}"));
+                    return None;
+                }
+                None => {
+                    self.fail(format!("durable record {id} at offset {o} was lost ({n} records recovered)"));
+                    return None;
+                }
+            }
+        }
+        if got.keys().next_back().is_some_and(|&o| self.facts.keys().next_back().is_none_or(|&f| o > f)) {
+            self.mark("group: unacknowledged appends survived crash");
+        }
+        self.facts = got;
+        self.cuts.clear();
+        self.failed_cuts.clear();
+        self.cutting.clear();
+        self.first = first;
+        self.maybe_first = None;
+        self.maybe_cut = None;
+        self.poisoned = false;
+        self.closing = false;
+        self.boot += 1;
+        let cfg = GroupConfig {
+            batch_records_max: self.gp.batch_records_max,
+            queue_records_max: self.gp.queue_records_max,
+            ..GroupConfig::default()
+        };
+        match SharedLog::new(log, cfg) {
+            Ok((shared, committer)) => {
+                self.shared = Some(shared);
+                Some(committer)
+            }
+            Err(e) => {
+                self.fail(format!("SharedLog::new failed: {e}"));
+                None
+            }
+        }
+    }
+}
+
+/// Runs one group-commit scenario.
+pub(crate) fn run_group(scn: &Scenario, params: Params, gp: GroupParams, trace: bool) -> Outcome {
+    let mut rt = madsim::runtime::Runtime::with_seed_and_config(scn.seed, madsim::Config::default());
+    rt.set_time_limit(sim_time_limit(&params, scn.ops));
+    rt.add_simulator::<SimFsPlugin>();
+    let world: Shared = Arc::new(Mutex::new(GWorld {
+        seed: scn.seed,
+        ops: scn.ops,
+        fs: SimFs::new(scn.seed ^ 0xD15C, params.faults.clone()),
+        params,
+        gp,
+        shared: None,
+        rng: ChaCha8Rng::seed_from_u64(scn.seed ^ 0x6E0F_0001),
+        next_id: 0,
+        next_seq: 0,
+        subs: BTreeMap::new(),
+        facts: BTreeMap::new(),
+        full_failed: BTreeSet::new(),
+        cuts: Vec::new(),
+        failed_cuts: Vec::new(),
+        cutting: Vec::new(),
+        first: 0,
+        maybe_first: None,
+        maybe_cut: None,
+        poisoned: false,
+        closing: false,
+        boot: 0,
+        ops_done: 0,
+        phase_end: 0,
+        failure: None,
+        marks: Marks::new(),
+        hash: Fnv::new(),
+        timeline: trace.then(Vec::new),
+        faults_seen: 0,
+    }));
+    let w2 = Arc::clone(&world);
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(supervise(w2))));
+    let mut w = lock(&world);
+    if let Err(p) = res {
+        let msg = LAST_PANIC.with(|l| l.borrow_mut().take()).unwrap_or_else(|| {
+            p.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_string()))
+                .unwrap_or_else(|| "non-string panic".into())
+        });
+        w.fail(format!("panic: {msg}"));
+    }
+    let hash = {
+        let mut h = w.hash;
+        h.write(&w.fs.disk_hash().to_le_bytes());
+        h.finish()
+    };
+    Outcome {
+        scenario: scn.clone(),
+        failure: w.failure.clone(),
+        marks: w.marks.clone(),
+        trace_hash: hash,
+        timeline: w.timeline.take().unwrap_or_default(),
+        ops_done: w.ops_done,
+    }
+}
+
+/// Spawns the committer and the boot's producer and reader tasks.
+fn spawn_boot(world: &Shared, node: &madsim::runtime::NodeHandle, committer: log_core::Committer) {
+    let (gp, think_ms, boot, seed) = {
+        let w = lock(world);
+        (w.gp.clone(), w.params.think_ms, w.boot, w.seed)
+    };
+    let mut lat = ChaCha8Rng::seed_from_u64(seed ^ boot.wrapping_mul(0x1F5C));
+    let fsync_us = gp.fsync_us;
+    node.spawn(async move {
+        let _ = committer
+            .run_with(move |phase| {
+                let us = if phase == CommitPhase::Written { lat.random_range(0..=fsync_us) } else { 0 };
+                madsim::time::sleep(Duration::from_micros(us))
+            })
+            .await;
+    });
+    for p in 0..gp.producers {
+        let w = Arc::clone(world);
+        let depth = gp.depth as usize;
+        node.spawn(async move {
+            let mut inflight: Vec<(Vec<u64>, log_core::Pending)> = Vec::new();
+            loop {
+                enum Next {
+                    Append(Vec<u64>, Vec<OwnedEntry>),
+                    Truncate(u64),
+                    Stop,
+                }
+                let (next, shared) = {
+                    let mut g = lock(&w);
+                    let Some(shared) = g.shared.clone() else { break };
+                    if g.stopped() || g.ops_done >= g.phase_end || g.closing {
+                        (Next::Stop, shared)
+                    } else {
+                        g.ops_done += 1;
+                        let (pt, pb) = (g.gp.p_truncate, g.gp.p_batch);
+                        if g.rng.random_bool(pt) {
+                            let end = shared.next_offset();
+                            let at = end.saturating_sub(g.rng.random_range(0..=6)).max(shared.first_offset());
+                            (Next::Truncate(at), shared)
+                        } else {
+                            let n = if g.rng.random_bool(pb) { g.rng.random_range(2..=4) } else { 1 };
+                            let (ids, es): (Vec<u64>, Vec<OwnedEntry>) = (0..n).map(|_| g.new_entry()).unzip();
+                            (Next::Append(ids, es), shared)
+                        }
+                    }
+                };
+                match next {
+                    Next::Stop => break,
+                    Next::Append(ids, es) => {
+                        let res = shared.submit_batch(es).await;
+                        let mut g = lock(&w);
+                        match res {
+                            Ok(pending) => {
+                                g.on_submitted(&ids);
+                                inflight.push((ids, pending));
+                            }
+                            Err(e) => g.on_resolved(p, &ids, Err(e)),
+                        }
+                    }
+                    Next::Truncate(at) => truncate(&w, &shared, at, p).await,
+                }
+                while inflight.len() >= depth {
+                    let (ids, pending) = inflight.remove(0);
+                    let res = pending.await;
+                    lock(&w).on_resolved(p, &ids, res);
+                }
+                let pause = lock(&w).rng.random_range(0..=think_ms);
+                madsim::time::sleep(Duration::from_millis(pause)).await;
+            }
+            // The phase is over: wait for what is still in flight.
+            for (ids, pending) in inflight {
+                let res = pending.await;
+                lock(&w).on_resolved(p, &ids, res);
+            }
+        });
+    }
+    for _ in 0..gp.readers {
+        let w = Arc::clone(world);
+        node.spawn(async move {
+            loop {
+                let (shared, vis, from) = {
+                    let mut g = lock(&w);
+                    let Some(shared) = g.shared.clone() else { break };
+                    if g.stopped() || g.ops_done >= g.phase_end || g.closing {
+                        break;
+                    }
+                    let vis = if g.rng.random_bool(0.5) { Visibility::Durable } else { Visibility::Accepted };
+                    let (first, end) = (shared.first_offset(), shared.end(vis));
+                    let from = if end > first { g.rng.random_range(first..end) } else { first };
+                    (shared, vis, from)
+                };
+                let res = shared.read_range(from, from + 16, vis, 64 << 10);
+                lock(&w).on_read(vis, from, res);
+                // Sometimes tail the log: wait for the next durable record.
+                let tail = lock(&w).rng.random_bool(0.2);
+                if tail {
+                    let end = shared.durable_offset();
+                    let _ = shared.wait_for(end, Visibility::Durable).await;
+                } else {
+                    let pause = lock(&w).rng.random_range(0..=think_ms);
+                    madsim::time::sleep(Duration::from_millis(pause)).await;
+                }
+            }
+        });
+    }
+}
+
+async fn truncate(w: &Shared, shared: &SharedLog, at: u64, p: u32) {
+    let before = lock(w).rng.random_bool(0.3);
+    if before {
+        let res = shared.truncate_before(at).await;
+        let mut g = lock(w);
+        g.note(|| format!("p{p} truncate_before {at} -> {res:?}"), &[23, at, res.is_ok() as u64]);
+        match res {
+            Ok(()) => {
+                if at > g.first {
+                    g.mark("prefix truncated");
+                    g.first = at;
+                }
+            }
+            Err(Error::Io { .. }) => {
+                g.maybe_first = Some(at);
+                g.poisoned = true;
+            }
+            // The log moved between choosing `at` and the truncation's turn.
+            Err(Error::Poisoned { .. } | Error::DiskFull { .. } | Error::OffsetOutOfRange { .. }) => {}
+            Err(Error::Closed { .. }) if g.closing => {}
+            Err(e) => g.fail(format!("truncate_before({at}) failed unexpectedly: {e}")),
+        }
+        return;
+    }
+    let boundary = {
+        let mut g = lock(w);
+        g.cutting.push(at);
+        let b = g.next_seq;
+        g.note(|| format!("p{p} truncate_from {at} queued at position {b}"), &[27, at, b]);
+        b
+    };
+    let res = shared.truncate_from(at).await;
+    let mut g = lock(w);
+    if let Some(i) = g.cutting.iter().position(|&c| c == at) {
+        g.cutting.swap_remove(i);
+    }
+    g.note(|| format!("p{p} truncate_from {at} -> {res:?}"), &[24, at, res.is_ok() as u64]);
+    match res {
+        Ok(()) => {
+            g.mark("suffix truncated");
+            g.cuts.push((boundary, at));
+            let cut: Vec<u64> = g.facts.range(at..).map(|(&o, _)| o).collect();
+            for o in cut {
+                g.facts.remove(&o);
+            }
+        }
+        Err(Error::Io { .. }) => {
+            g.maybe_cut = Some(at);
+            g.failed_cuts.push((boundary, at));
+            g.poisoned = true;
+        }
+        Err(Error::Poisoned { .. } | Error::DiskFull { .. } | Error::OffsetOutOfRange { .. }) => {}
+        Err(Error::Closed { .. }) if g.closing => {}
+        Err(e) => g.fail(format!("truncate_from({at}) failed unexpectedly: {e}")),
+    }
+}
+
+async fn supervise(world: Shared) {
+    let handle = madsim::runtime::Handle::current();
+    let mut node = handle.create_node().name("log").build();
+    let (fs, crash_at, total_ops, think_ms) = {
+        let w = lock(&world);
+        (w.fs.clone(), w.params.crash_at.clone(), w.ops, w.params.think_ms)
+    };
+    SimFsPlugin::current().attach(node.id(), fs.clone());
+    let Some(committer) = lock(&world).recover() else { return };
+    let mut committer = Some(committer);
+    let mut ends = crash_at;
+    ends.push(total_ops);
+    for (phase, &end) in ends.iter().enumerate() {
+        if lock(&world).stopped() {
+            break;
+        }
+        lock(&world).phase_end = end;
+        if let Some(h) = handle.get_node(node.id()) {
+            node = h;
+        }
+        if let Some(c) = committer.take() {
+            spawn_boot(&world, &node, c);
+        }
+        loop {
+            madsim::time::sleep(Duration::from_millis(think_ms.max(1))).await;
+            let g = lock(&world);
+            if g.stopped() || g.ops_done >= g.phase_end {
+                break;
+            }
+        }
+        if lock(&world).stopped() {
+            break;
+        }
+        let last = phase + 1 == ends.len();
+        let graceful = last || lock(&world).rng.random_bool(0.25);
+        if graceful {
+            // Drain: every queued append resolves, then the log closes.
+            let shared = {
+                let mut g = lock(&world);
+                g.closing = true;
+                g.shared.clone()
+            };
+            let res = match &shared {
+                Some(s) => s.shutdown().await,
+                None => Ok(()),
+            };
+            // Let the producers take in their last acknowledgements.
+            madsim::time::sleep(Duration::from_millis(think_ms + 1)).await;
+            let mut g = lock(&world);
+            g.note(|| format!("SHUTDOWN -> {res:?}"), &[25, res.is_ok() as u64]);
+            match res {
+                Ok(()) if g.poisoned => g.fail("shutdown closed a poisoned log cleanly".into()),
+                Ok(()) => g.mark("group: clean shutdown drained"),
+                Err(Error::Poisoned { .. } | Error::Io { .. } | Error::DiskFull { .. }) => {}
+                Err(e) => g.fail(format!("shutdown failed unexpectedly: {e}")),
+            }
+        }
+        let in_flight = lock(&world).shared.as_ref().is_some_and(SharedLog::sync_in_flight);
+        // Power off (the plugin crashes the disk), drop the dead process's
+        // handle, power on.
+        handle.kill(node.id());
+        let old = lock(&world).shared.take();
+        drop(old);
+        handle.restart(node.id());
+        let mut g = lock(&world);
+        if in_flight {
+            g.mark("group: crash with a batch in flight");
+        }
+        let files = fs_listing(&fs);
+        g.note(|| format!("CRASH (graceful: {graceful}); files {files:?}"), &[26, files.len() as u64]);
+        g.absorb_faults();
+        if last {
+            // Liveness: faults off, the log must take and keep appends.
+            fs.set_config(FaultConfig::default());
+        }
+        committer = g.recover();
+        if committer.is_none() {
+            break;
+        }
+    }
+    liveness(&world, &handle, &node, committer).await;
+}
+
+async fn liveness(
+    world: &Shared,
+    handle: &madsim::runtime::Handle,
+    node: &madsim::runtime::NodeHandle,
+    committer: Option<log_core::Committer>,
+) {
+    let Some(committer) = committer else { return };
+    if lock(world).stopped() {
+        return;
+    }
+    let node = handle.get_node(node.id()).unwrap_or_else(|| node.clone());
+    node.spawn(async move {
+        let _ = committer.run().await;
+    });
+    let Some(shared) = lock(world).shared.clone() else { return };
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        let (id, e) = lock(world).new_entry();
+        lock(world).on_submitted(&[id]);
+        let res = shared.append(e).await;
+        got.push((id, res));
+    }
+    let mut g = lock(world);
+    for (id, res) in got {
+        match res {
+            Ok(o) => {
+                g.fact("liveness", o, id);
+                match shared.read(o, Visibility::Durable) {
+                    Ok(rec) => {
+                        let _ = g.check_record("liveness", &rec);
+                    }
+                    Err(e) => g.fail(format!("liveness: reading back offset {o} failed: {e}")),
+                }
+            }
+            Err(e) => g.fail(format!("no progress once faults stopped: {e}")),
+        }
+    }
+    if !g.stopped() {
+        g.mark("liveness after faults");
+    }
+}
