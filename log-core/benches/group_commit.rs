@@ -12,7 +12,7 @@
 //!
 //! Each producer appends 100-byte records one at a time, awaiting each
 //! acknowledgement (so a producer has one append in flight, like a request
-//! handler). Run: `cargo bench -p log-core --bench group_commit` (about 40 s)
+//! handler). Run: `cargo bench -p log-core --bench group_commit` (about 80 s)
 //! or `... -- --quick`. Data goes to `$SEGLOG_BENCH_DIR` or the system temp
 //! directory: it must be a real disk (on tmpfs an fsync costs nothing).
 
@@ -38,9 +38,9 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Group commit: returns (acks per second, fsyncs per ack).
-fn group(dir: &Path, producers: usize, run_for: Duration) -> (f64, f64) {
+fn group(dir: &Path, producers: usize, run_for: Duration, linger: Duration) -> (f64, f64) {
     let log = Log::open(dir, Config::default()).unwrap();
-    let (shared, committer) = SharedLog::new(log, GroupConfig::default()).unwrap();
+    let (shared, committer) = SharedLog::new(log, GroupConfig { linger, ..GroupConfig::default() }).unwrap();
     runtime().block_on(async move {
         let commit = tokio::task::spawn_blocking(move || committer.run_blocking());
         let start = Instant::now();
@@ -123,27 +123,44 @@ fn fresh(root: &Path, name: &str) -> PathBuf {
     p
 }
 
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let run_for = Duration::from_millis(if quick { 500 } else { 3000 });
+    let run_for = Duration::from_millis(if quick { 300 } else { 1500 });
+    let rounds = 3;
     let base = std::env::var_os("SEGLOG_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
     let root = tempfile::Builder::new().prefix("seglog-gc-bench").tempdir_in(base).unwrap();
+    let only: Option<usize> = std::env::var("PRODUCERS").ok().and_then(|v| v.parse().ok());
     println!(
-        "group commit benchmark ({}), {} cores, {} s per run, {VALUE}-byte records; data in {}",
+        "group commit benchmark ({}), {} cores, medians of {rounds} alternating rounds of {} s, {VALUE}-byte records; data in {}",
         if quick { "quick" } else { "full" },
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         run_for.as_secs_f64(),
         root.path().display()
     );
-    println!(
-        "{:>9} {:>14} {:>11} {:>16} {:>9} {:>14} {:>11}",
-        "producers", "group acks/s", "fsyncs/ack", "fsync-each acks/s", "speedup", "raw batched/s", "group/raw"
-    );
-    for producers in [1usize, 4, 16, 64] {
-        let (g, fpa) = group(&fresh(root.path(), "group"), producers, run_for);
-        let each = fsync_per_append(&fresh(root.path(), "each"), producers, run_for);
-        let batch = (1.0 / fpa).round().max(1.0) as usize;
-        let raw = raw_batched(&root.path().join("raw.bin"), batch, run_for);
-        println!("{producers:>9} {g:>14.0} {fpa:>11.3} {each:>16.0} {:>8.1}x {raw:>14.0} {:>10.2}x", g / each, g / raw);
+    for linger_us in [0u64, 100] {
+        let linger = Duration::from_micros(linger_us);
+        println!("\nGroupConfig::linger = {linger_us} us");
+        println!(
+            "{:>9} {:>13} {:>10} {:>17} {:>8} {:>14} {:>9}",
+            "producers", "group acks/s", "fsyncs/ack", "fsync-each acks/s", "speedup", "raw batched/s", "group/raw"
+        );
+        for producers in [1usize, 4, 16, 64].into_iter().filter(|p| only.is_none_or(|o| o == *p)) {
+            let (mut g, mut f, mut e, mut r) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..rounds {
+                let (acks, fpa) = group(&fresh(root.path(), "group"), producers, run_for, linger);
+                e.push(fsync_per_append(&fresh(root.path(), "each"), producers, run_for));
+                let batch = (1.0 / fpa).round().max(1.0) as usize;
+                r.push(raw_batched(&root.path().join("raw.bin"), batch, run_for));
+                g.push(acks);
+                f.push(fpa);
+            }
+            let (g, f, e, r) = (median(g), median(f), median(e), median(r));
+            println!("{producers:>9} {g:>13.0} {f:>10.3} {e:>17.0} {:>7.1}x {r:>14.0} {:>8.2}x", g / e, g / r);
+        }
     }
 }

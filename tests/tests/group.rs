@@ -296,3 +296,41 @@ fn oversized_records_are_refused_before_they_join_a_batch() {
     });
     assert!(GroupConfig { batch_records_max: 0, ..GroupConfig::default() }.validate().is_err());
 }
+
+#[test]
+fn lingering_merges_batches_and_never_holds_back_a_barrier_or_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), Config::default()).unwrap();
+    let cfg = GroupConfig { linger: Duration::from_millis(20), ..GroupConfig::default() };
+    let (shared, committer) = SharedLog::new(log, cfg).unwrap();
+    rt().block_on(async move {
+        let commit = tokio::task::spawn_blocking(move || committer.run_blocking());
+        let mut tasks = Vec::new();
+        for p in 0..8 {
+            let h = shared.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut last = None;
+                for i in 0..40 {
+                    let off = h.append(OwnedEntry::new(value(p, i))).await.unwrap();
+                    assert!(h.durable_offset() > off);
+                    assert!(last.is_none_or(|l| l < off));
+                    last = Some(off);
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let stats = shared.stats();
+        assert_eq!(stats.records_acked, 320);
+        // A lone producer is not held back forever: the committer stops
+        // waiting for the others at the deadline.
+        shared.append(OwnedEntry::new("alone")).await.unwrap();
+        // A barrier ends the linger at once, and so does shutdown.
+        assert_eq!(shared.sync().await.unwrap(), 321);
+        shared.shutdown().await.unwrap();
+        commit.await.unwrap().unwrap();
+    });
+    let log = Log::open(dir.path(), Config::default()).unwrap();
+    assert_eq!(log.next_offset(), 321);
+}
