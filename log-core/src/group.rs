@@ -21,6 +21,27 @@
 //! - readers never see part of a record: they read under a shared lock that
 //!   the committer holds exclusively only while it changes the log's state.
 //!
+//! ```
+//! use log_core::{Config, GroupConfig, Log, OwnedEntry, SharedLog, Visibility};
+//! # let rt = tokio::runtime::Runtime::new()?;
+//! # rt.block_on(async {
+//! let dir = tempfile::tempdir()?;
+//! let log = Log::open(dir.path(), Config::default())?;
+//! let (shared, committer) = SharedLog::new(log, GroupConfig::default())?;
+//! // The committer does the writes and fsyncs: a thread of its own.
+//! let commit = tokio::task::spawn_blocking(move || committer.run_blocking());
+//!
+//! let offset = shared.append(OwnedEntry::new("hello")).await?; // durable when it resolves
+//! let pending = shared.submit(OwnedEntry::new("world")).await?; // queued
+//! assert_eq!(shared.read(offset, Visibility::Durable)?.value, b"hello");
+//! assert_eq!(pending.await?, 1..2);
+//! shared.shutdown().await?; // commits what is queued, closes the log
+//! commit.await??;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Executors
 //! Nothing here spawns a thread or names a runtime. The committer is driven
 //! by whoever owns it:

@@ -209,8 +209,16 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
             log.cut_suffix(offset)?;
         }
         if !log.read_only {
+            // The cut is complete. On a full disk the intent may stay: redoing
+            // it is a no-op while the log ends at `offset`, and the first
+            // append clears it before writing a record.
             let first = log.first_offset;
-            log.write_meta(Meta { first_offset: first, truncate_from: None })?;
+            match log.write_meta(Meta { first_offset: first, truncate_from: None }) {
+                Err(e) if e.is_disk_full() => {
+                    warn!(offset, "disk full: the finished truncation's intent stays in log.meta until the next append")
+                }
+                other => other?,
+            }
         }
     }
     report.clean = report.clean || log.segments.values().next_back().is_none_or(|s| s.sealed);

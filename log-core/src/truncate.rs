@@ -7,7 +7,7 @@
 use std::io;
 use std::sync::{Arc, OnceLock};
 
-use tracing::{info, info_span};
+use tracing::{info, info_span, warn};
 
 use crate::error::{Error, Result};
 use crate::format::{self, IndexKind, META_FILE_NAME, MarkerKind, Meta, index_file_name, segment_file_name};
@@ -49,9 +49,29 @@ impl Log {
             }
             return Err(e);
         }
-        self.write_meta(Meta { first_offset: self.first_offset, truncate_from: None })?;
+        // The cut is durable. Clearing the intent can still hit a full disk:
+        // the truncation stands anyway (recovery would redo the same cut, a
+        // no-op while the log ends at `offset`), so it is not reported as
+        // failed; the next append clears the intent before it writes a
+        // record (`clear_truncation_intent`), so a stale intent can never
+        // cut an appended record.
+        if let Err(e) = self.write_meta(Meta { first_offset: self.first_offset, truncate_from: None }) {
+            if !e.is_disk_full() {
+                return Err(e);
+            }
+            warn!(offset, "disk full while clearing the truncation intent; the next append clears it");
+        }
         info!(offset, "truncated the log's suffix");
         Ok(())
+    }
+
+    /// Clears a finished truncation's intent from `log.meta` if a full disk
+    /// left it there; every append calls it before writing a record.
+    pub(crate) fn clear_truncation_intent(&mut self) -> Result<()> {
+        if self.meta.truncate_from.is_none() {
+            return Ok(());
+        }
+        self.write_meta(Meta { first_offset: self.first_offset, truncate_from: None })
     }
 
     /// After a failed `cut_suffix`: show the log as cut at `offset`, in
@@ -81,10 +101,10 @@ impl Log {
 
     /// A failure in the middle of a multi-step operation: poison the log
     /// without reverting (the caller decides what this handle shows).
+    /// Even ENOSPC poisons here: the operation's intent is already durable,
+    /// so the log has changed (a reopen finishes it), which is not what
+    /// [`Error::DiskFull`] promises.
     fn fail_midway(&mut self, op: &'static str, path: std::path::PathBuf, e: io::Error) -> Error {
-        if e.kind() == io::ErrorKind::StorageFull {
-            return Error::DiskFull { op, path };
-        }
         self.poisoned.get_or_insert_with(|| format!("{op} `{}` failed: {e}", path.display()));
         Error::io(op, path, e)
     }

@@ -73,6 +73,7 @@ impl Log {
             }
             batch_bytes += size + format::RECORD_OVERHEAD as u64;
         }
+        self.clear_truncation_intent()?;
         let now = self.clock.now_ms();
         self.ensure_active(now)?;
         if self.should_roll(batch_bytes, entries.len() as u64, now) {

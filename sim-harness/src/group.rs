@@ -31,7 +31,7 @@ use sim_fs::plugin::SimFsPlugin;
 use sim_fs::{FaultConfig, FaultKind, Fnv, SimFs};
 
 use crate::model::Marks;
-use crate::run::{LAST_PANIC, LOG_DIR, Outcome, SimClock, fs_listing, sim_time_limit};
+use crate::run::{LAST_PANIC, LOG_DIR, Outcome, SimClock, free_space_if_full, fs_listing, sim_time_limit};
 use crate::scenario::{GroupParams, Params, Scenario, value_bytes};
 
 /// What the checker knows of one submitted record.
@@ -336,6 +336,7 @@ impl GWorld {
                     if new.iter().any(|f| f.kind == FaultKind::SyncEio) {
                         self.fs.crash();
                     }
+                    free_space_if_full(&self.fs, &new, &mut self.marks);
                     self.note(|| "open failed on an injected fault, retrying".into(), &[22, 2]);
                     res = Log::open_with(Path::new(LOG_DIR), self.options());
                 }
@@ -462,6 +463,11 @@ pub(crate) fn run_group(scn: &Scenario, params: Params, gp: GroupParams, trace: 
         timeline: trace.then(Vec::new),
         faults_seen: 0,
     }));
+    {
+        let mut w = lock(&world);
+        let gp = w.gp.clone();
+        w.note(|| format!("group-commit world: {gp:?}"), &[]);
+    }
     let w2 = Arc::clone(&world);
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(supervise(w2))));
     let mut w = lock(&world);

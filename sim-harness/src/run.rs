@@ -557,6 +557,10 @@ impl World {
         self.absorb_durable();
     }
 
+    fn free_space_if_full(&mut self, faults: &[sim_fs::FaultRecord]) {
+        free_space_if_full(&self.fs, faults, &mut self.marks);
+    }
+
     /// Opens the log after a (re)start and checks what it recovered.
     fn recover(&mut self, after_crash: bool) {
         // An open that fails because sim-fs injected an I/O error is retried,
@@ -583,6 +587,7 @@ impl World {
                         self.fs.crash();
                         self.mark("reboot after fsync eio at open");
                     }
+                    self.free_space_if_full(&new_faults);
                     res = Log::open_with(Path::new(LOG_DIR), self.options());
                 }
                 _ => break,
@@ -919,6 +924,16 @@ fn crash_and_recover(world: &Shared, handle: &madsim::runtime::Handle, node: mad
     }
     g.absorb_faults();
     g.recover(true);
+}
+
+/// An open refused by a full disk (it must write to finish recovering): the
+/// operator frees space, as the error message asks, before retrying.
+pub(crate) fn free_space_if_full(fs: &SimFs, faults: &[sim_fs::FaultRecord], marks: &mut Marks) {
+    let config = fs.config();
+    if config.capacity_bytes.is_some() && faults.iter().any(|f| f.kind == FaultKind::Enospc) {
+        fs.set_config(FaultConfig { capacity_bytes: None, ..config });
+        *marks.entry("space freed so that recovery could finish").or_insert(0) += 1;
+    }
 }
 
 pub(crate) fn fs_listing(fs: &SimFs) -> Vec<String> {

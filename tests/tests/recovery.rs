@@ -449,3 +449,63 @@ fn rot_in_a_commit_marker_is_proven_durable_by_the_next_batch() {
     assert!(matches!(&err, Error::Corruption { pos, .. } if *pos == batch2_start() - MARKER), "{err}");
     assert!(err.to_string().contains("a later batch was committed"), "{err}");
 }
+
+/// Regression (found by the group-commit simulator, seed 6944): a full disk
+/// while clearing a finished truncation's intent made `truncate_from` report
+/// `DiskFull` ("nothing changed") although the cut was done. Now, at every
+/// possible failing write: the call fails with `DiskFull` and the log is
+/// unchanged, or fails with an I/O error after its intent was durable (the
+/// log is poisoned and a reopen finishes the cut), or succeeds, and then a
+/// record appended afterwards survives a reopen (a stale intent left in
+/// `log.meta` must never cut it).
+#[test]
+fn enospc_at_every_write_of_a_suffix_truncation() {
+    let mut outcomes = (0, 0);
+    for n in 0..40 {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = FailFs::new(&[FailOp::Write, FailOp::Namespace], n, io::ErrorKind::StorageFull, false);
+        let Ok(mut log) = Log::open_with(dir.path(), opts(Arc::new(fs.clone()), false)) else { continue };
+        let setup = (|| -> Result<(), Error> {
+            for i in 0..10 {
+                log.append(Entry::new(&val(i)))?;
+            }
+            log.sync()
+        })();
+        if setup.is_err() || fs.tripped() {
+            continue;
+        }
+        match log.truncate_from(5) {
+            Ok(()) => {
+                assert_eq!(log.next_offset(), 5);
+                if !fs.tripped() {
+                    continue; // the failure would come later, outside the truncation
+                }
+                outcomes.0 += 1;
+                // The disk has room again (the failure was one-shot).
+                assert_eq!(log.append(Entry::new(&val(42))).unwrap(), 5);
+                log.sync().unwrap();
+                drop(log);
+                let log = open(dir.path()).unwrap();
+                assert_eq!(log.next_offset(), 6, "n={n}: the record appended after the truncation was lost");
+                assert_eq!(log.read(5).unwrap().value, val(42));
+            }
+            Err(e) if e.is_disk_full() => {
+                outcomes.1 += 1;
+                assert!(!log.is_poisoned());
+                assert_eq!(log.next_offset(), 10, "n={n}: a truncation that failed with DiskFull changed the log");
+                drop(log);
+                assert_records(&open(dir.path()).unwrap(), 10);
+            }
+            // Failed after its intent was durable: poisoned, and a reopen
+            // finishes it.
+            Err(e @ Error::Io { .. }) => {
+                outcomes.1 += 1;
+                assert!(log.is_poisoned(), "n={n}: {e}");
+                drop(log);
+                assert_records(&open(dir.path()).unwrap(), 5);
+            }
+            Err(e) => panic!("n={n}: {e}"),
+        }
+    }
+    assert!(outcomes.0 > 0 && outcomes.1 > 0, "{outcomes:?}");
+}
