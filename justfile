@@ -30,9 +30,21 @@ replay SEED:
 canaries SEEDS="0..2000":
     cargo run --release -p sim-harness -- canaries --seeds {{SEEDS}}
 
+# Fuzz one cargo-fuzz target (nightly + cargo-fuzz; see fuzz/README.md).
+fuzz TARGET SECONDS="60":
+    bash fuzz/run.sh {{TARGET}} {{SECONDS}}
+
+# Every fuzz target briefly (installs cargo-fuzz if missing); CI runs this.
+fuzz-smoke SECONDS="30":
+    bash fuzz/smoke.sh {{SECONDS}}
+
 # Throughput benchmarks, side by side with raw std::fs loops.
 bench *ARGS:
     cargo bench -p log-core --bench throughput -- {{ARGS}}
+
+# Group commit on real tokio: 1-64 producers vs fsync-per-append and raw.
+bench-group *ARGS:
+    cargo bench -p log-core --bench group_commit -- {{ARGS}}
 
 # The operator CLI on a log directory, e.g. `just seglog verify /var/lib/app/log`.
 seglog *ARGS:

@@ -485,14 +485,21 @@ pub(crate) fn run_group(scn: &Scenario, params: Params, gp: GroupParams, trace: 
         h.write(&w.fs.disk_hash().to_le_bytes());
         h.finish()
     };
-    Outcome {
+    let out = Outcome {
         scenario: scn.clone(),
         failure: w.failure.clone(),
         marks: w.marks.clone(),
         trace_hash: hash,
         timeline: w.timeline.take().unwrap_or_default(),
         ops_done: w.ops_done,
-    }
+    };
+    // madsim does not free tasks still pending when a runtime ends, and they
+    // hold the world: empty it (see `run::run`).
+    w.shared = None;
+    w.subs = BTreeMap::new();
+    w.facts = BTreeMap::new();
+    w.fs = SimFs::new(0, FaultConfig::default());
+    out
 }
 
 /// Spawns the committer and the boot's producer and reader tasks.
@@ -740,6 +747,14 @@ async fn supervise(world: Shared) {
         }
     }
     liveness(&world, &handle, &node, committer).await;
+    // Wind everything down, so that no task is left waiting (a pending task
+    // registered with the log's events would keep the world alive in a
+    // reference cycle after the runtime is gone).
+    let last = lock(&world).shared.take();
+    if let Some(shared) = last {
+        let _ = shared.shutdown().await;
+    }
+    handle.kill(node.id());
 }
 
 async fn liveness(

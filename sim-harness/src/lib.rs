@@ -13,3 +13,4 @@ pub mod group;
 pub mod model;
 pub mod run;
 pub mod scenario;
+pub mod schedule;

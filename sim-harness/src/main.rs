@@ -87,6 +87,23 @@ enum Cmd {
         #[arg(long, default_value_t = 512)]
         limit: usize,
     },
+    /// Run a schedule file (a `schedule` fuzz target input, e.g. a crash
+    /// found by `cargo fuzz`, or one minimized by `cargo fuzz tmin`): print
+    /// its steps, timeline and result.
+    Schedule {
+        /// The file (raw fuzzer bytes).
+        file: PathBuf,
+    },
+    /// Save a seed as a scenario file (for `replay --scenario`, and as seed
+    /// corpus for the `scenario` fuzz target).
+    SaveScenario {
+        #[arg(long)]
+        seed: u64,
+        #[arg(long, default_value_t = DEFAULT_OPS)]
+        ops: u32,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn parse_range(s: &str) -> Result<Range<u64>, String> {
@@ -250,6 +267,35 @@ fn main() -> ExitCode {
             }
             if all_caught { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
+        Cmd::Schedule { file } => {
+            let bytes = match std::fs::read(&file) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: reading {}: {e}", file.display());
+                    return ExitCode::from(2);
+                }
+            };
+            let sched = sim_harness::schedule::Schedule::from_bytes(&bytes);
+            println!("schedule: seed {}, {} steps", sched.seed, sched.steps.len());
+            quiet_panics();
+            let out = sim_harness::run::run_schedule(&sched, true);
+            for line in &out.timeline {
+                println!("{line}");
+            }
+            match &out.failure {
+                Some(f) => println!("result: FAILED: {f}"),
+                None => println!("result: passed ({} steps)", out.ops_done),
+            }
+            println!("trace-hash: {:016x}", out.trace_hash);
+            if out.failure.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+        }
+        Cmd::SaveScenario { seed, ops, out } => match Scenario::new(seed, ops).save(&out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Cmd::Exhaustive { seeds, ops, limit } => {
             let mut failed = 0u64;
             let mut total = sim_harness::exhaustive::ExhaustiveReport::default();

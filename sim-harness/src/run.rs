@@ -765,8 +765,166 @@ pub fn run(scn: &Scenario, trace: bool) -> Outcome {
         h.write(&w.fs.disk_hash().to_le_bytes());
         h.finish()
     };
-    Outcome {
+    let out = Outcome {
         scenario: scn.clone(),
+        failure: w.failure.clone(),
+        marks: w.marks.clone(),
+        trace_hash: hash,
+        timeline: w.timeline.take().unwrap_or_default(),
+        ops_done: w.ops_done,
+    };
+    // madsim does not free the tasks still pending when a runtime ends, and
+    // they hold the world: empty it, so a process running many seeds (a
+    // fuzzer) does not keep every seed's disk.
+    w.log = None;
+    w.model = Model::default();
+    w.fs = SimFs::new(0, FaultConfig::default());
+    out
+}
+
+/// Runs an explicit [`Schedule`](crate::schedule::Schedule) against the
+/// same checker as a seed: sequentially, on one simulated disk, without
+/// madsim tasks (a crash is a direct power failure of the disk). The
+/// configuration comes from the schedule's seed; faults only from its
+/// steps. Ends with the liveness check.
+pub fn run_schedule(sched: &crate::schedule::Schedule, trace: bool) -> Outcome {
+    use crate::schedule::{FaultStep, Step};
+    let scn = Scenario::new(sched.seed, sched.steps.len() as u32);
+    let params = match Params::derive(&scn) {
+        Ok(p) => p,
+        Err(e) => {
+            return Outcome {
+                scenario: scn,
+                failure: Some(e),
+                marks: Marks::new(),
+                trace_hash: 0,
+                timeline: Vec::new(),
+                ops_done: 0,
+            };
+        }
+    };
+    let base_faults = FaultConfig { crash_policies: sim_fs::CrashPolicy::ALL.to_vec(), ..FaultConfig::default() };
+    let mut w = World {
+        scn: scn.clone(),
+        fs: SimFs::new(sched.seed ^ 0xD15C, base_faults.clone()),
+        params,
+        log: None,
+        model: Model::default(),
+        rng: ChaCha8Rng::seed_from_u64(sched.seed ^ 0xC11E_4700),
+        ops_done: 0,
+        phase_end: u32::MAX,
+        failure: None,
+        ended: false,
+        marks: Marks::new(),
+        hash: Fnv::new(),
+        timeline: trace.then(Vec::new),
+        faults_seen: 0,
+    };
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        w.recover(false);
+        for (i, step) in sched.steps.iter().enumerate() {
+            if w.stopped() {
+                break;
+            }
+            if w.log.is_none() {
+                // A failed open (on an injected fault) is retried after the
+                // next step, as an operator would.
+                w.recover(true);
+                if w.log.is_none() {
+                    continue;
+                }
+            }
+            w.note(|| format!("step {i}: {step:?}"), &[0x5C, i as u64]);
+            w.ops_done += 1;
+            match *step {
+                Step::Append => w.op_append(0, 1),
+                Step::Batch { n } => w.op_append(0, usize::from(n % 8) + 2),
+                Step::Sync => w.op_sync(0),
+                Step::Read => w.op_read(0),
+                Step::Iter => w.op_iter(0),
+                Step::TimeLookup => w.op_time_lookup(0),
+                Step::Roll => w.op_roll(),
+                Step::TruncateFrom => w.op_truncate_from(0),
+                Step::TruncateBefore => w.op_truncate_before(0),
+                Step::Crash { policy } => {
+                    let policy = sim_fs::CrashPolicy::ALL[usize::from(policy) % 4];
+                    w.fs.crash_with(policy);
+                    drop(w.log.take());
+                    w.note(|| format!("CRASH ({policy:?})"), &[9]);
+                    w.absorb_faults();
+                    w.recover(true);
+                }
+                Step::CleanReopen => {
+                    if let Some(log) = w.log.take() {
+                        let res = log.close();
+                        w.note(|| format!("CLEAN CLOSE -> {res:?}"), &[11, res.is_ok() as u64]);
+                        if res.is_ok() {
+                            if w.model.poisoned {
+                                w.fail("close succeeded on a poisoned log".into());
+                            }
+                            w.model.synced();
+                        }
+                    }
+                    w.fs.crash();
+                    w.absorb_faults();
+                    w.recover(true);
+                }
+                Step::Fault(f) => {
+                    let c = match f {
+                        FaultStep::Off => base_faults.clone(),
+                        FaultStep::SyncEio => FaultConfig { p_sync_eio: 0.2, ..base_faults.clone() },
+                        FaultStep::WriteEio => FaultConfig { p_write_eio: 0.2, ..base_faults.clone() },
+                        FaultStep::DirSyncEio => FaultConfig { p_dir_sync_eio: 0.2, ..base_faults.clone() },
+                        FaultStep::ShortIo => FaultConfig { p_short_io: 0.5, ..base_faults.clone() },
+                        FaultStep::DiskFull { room_kib } => FaultConfig {
+                            capacity_bytes: Some(w.fs.used_bytes() + u64::from(room_kib) * 1024),
+                            ..base_faults.clone()
+                        },
+                    };
+                    w.fs.set_config(c);
+                }
+            }
+            w.absorb_faults();
+            w.absorb_durable();
+        }
+        // Liveness: faults off, a crash if the log was poisoned.
+        if !w.stopped() {
+            w.fs.set_config(base_faults.clone());
+            if w.model.poisoned || w.log.is_none() {
+                w.fs.crash();
+                drop(w.log.take());
+                w.absorb_faults();
+                w.recover(true);
+            }
+            if !w.stopped() && w.log.is_some() {
+                for _ in 0..3 {
+                    w.op_append(0, 1);
+                }
+                w.op_sync(0);
+                let (n, durable) = w.log.as_ref().map_or((0, 0), |l| (l.next_offset(), l.durable_offset()));
+                if !w.stopped() && (n as usize != w.model.accepted.len() || durable != n) {
+                    let want = w.model.accepted.len();
+                    w.fail(format!("no progress once faults stopped: {n} records, {durable} durable, model {want}"));
+                }
+            }
+        }
+    }));
+    if let Err(p) = res {
+        let msg = LAST_PANIC.with(|l| l.borrow_mut().take()).unwrap_or_else(|| {
+            p.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_string()))
+                .unwrap_or_else(|| "non-string panic".into())
+        });
+        w.fail(format!("panic: {msg}"));
+    }
+    let hash = {
+        let mut h = w.hash;
+        h.write(&w.fs.disk_hash().to_le_bytes());
+        h.finish()
+    };
+    Outcome {
+        scenario: scn,
         failure: w.failure.clone(),
         marks: w.marks.clone(),
         trace_hash: hash,

@@ -59,8 +59,11 @@ impl Scenario {
         let body = bytes
             .strip_prefix(&SCENARIO_MAGIC[..])
             .ok_or("not a scenario file (bad magic); save one with `run --save-failures DIR`")?;
-        let (s, _): (Scenario, usize) = bincode::serde::decode_from_slice(body, bincode::config::standard())
-            .map_err(|e| format!("not a valid scenario: {e}"))?;
+        // A limit bounds what a corrupt length prefix can make bincode
+        // allocate (found by the `scenario` fuzz target).
+        let config = bincode::config::standard().with_limit::<SCENARIO_MAX_BYTES>();
+        let (s, _): (Scenario, usize) =
+            bincode::serde::decode_from_slice(body, config).map_err(|e| format!("not a valid scenario: {e}"))?;
         if s.ops > MAX_OPS {
             return Err(format!("scenario asks for {} ops; the limit is {MAX_OPS}", s.ops));
         }
@@ -70,6 +73,8 @@ impl Scenario {
 
 /// Magic prefix of scenario files (format version 1).
 pub const SCENARIO_MAGIC: [u8; 8] = *b"SGLSCN\x00\x01";
+/// Upper bound on a scenario file's encoded size (after the magic).
+pub const SCENARIO_MAX_BYTES: usize = 4096;
 /// Upper bound on ops per scenario.
 pub const MAX_OPS: u32 = 1_000_000;
 

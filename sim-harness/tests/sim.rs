@@ -111,6 +111,10 @@ fn scenarios_round_trip_through_files() {
     let scn = Scenario { seed: 42, ops: 77, canary: Some("sync-noop".into()) };
     scn.save(&path).unwrap();
     assert_eq!(Scenario::load(&path).unwrap(), scn);
+    // Regression (found by the `scenario` fuzz target): a corrupt length
+    // prefix made the decoder try to allocate exabytes.
+    let huge = b"SGLSCN\x00\x01\xfd\x00\x53\xff\xffLSCN\x00\x01\xfd\x00\x53\xff\xffGLOGT\xc8\x00IX";
+    assert!(Scenario::decode(huge).is_err());
     std::fs::write(&path, b"garbage").unwrap();
     assert!(Scenario::load(&path).unwrap_err().contains("not a scenario file"));
     let _ = std::fs::remove_dir_all(&dir);

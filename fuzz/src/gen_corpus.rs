@@ -1,0 +1,111 @@
+//! Writes the committed seed corpora under `fuzz/seeds/`: real log
+//! directories (for `recovery`), their files (for the decoders), scenario
+//! files (for `scenario`) and a few schedules. Run from the repository root:
+//! `RUSTFLAGS="--cfg madsim" cargo run --manifest-path fuzz/Cargo.toml --bin gen-corpus`.
+
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "a generator: failures must be loud")]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use log_core::{Config, Entry, FileSystem, FixedClock, Log, Options};
+use seglog_fuzz::{DIR, encode_dir};
+use sim_fs::{FaultConfig, SimFs};
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join(name), bytes).unwrap();
+}
+
+fn files_of(fs: &SimFs) -> Vec<(String, Vec<u8>)> {
+    let mut names = fs.read_dir(Path::new(DIR)).unwrap();
+    names.sort();
+    names.into_iter().map(|n| (n.clone(), fs.contents(&Path::new(DIR).join(&n)).unwrap_or_default())).collect()
+}
+
+fn main() {
+    let root = PathBuf::from("fuzz/seeds");
+    // Log directories in several states.
+    let cases: [(&str, u64, bool, Option<u64>, Option<u64>); 5] = [
+        ("active-only", 5, false, None, None),
+        ("sealed-and-active", 40, false, None, None),
+        ("clean-close", 25, true, None, None),
+        ("suffix-truncated", 30, false, Some(12), None),
+        ("prefix-truncated", 30, false, None, Some(9)),
+    ];
+    for (name, n, close, cut, drop_before) in cases {
+        let fs = SimFs::new(1, FaultConfig::default());
+        let options = Options {
+            fs: fs.shared(),
+            clock: Arc::new(FixedClock(1_000)),
+            config: Config { segment_bytes_max: 4096, index_interval_bytes: 64, ..Config::default() },
+            read_only: false,
+        };
+        let mut log = Log::open_with(Path::new(DIR), options).unwrap();
+        for i in 0..n {
+            let v = vec![i as u8; (i as usize * 37) % 300];
+            let key = format!("k{}", i % 5);
+            let e = if i % 3 == 0 { Entry::new(&v).with_key(key.as_bytes()) } else { Entry::new(&v) };
+            log.append(e).unwrap();
+            if i % 7 == 6 {
+                log.sync().unwrap();
+            }
+        }
+        log.sync().unwrap();
+        if let Some(at) = cut {
+            log.truncate_from(at).unwrap();
+        }
+        if let Some(at) = drop_before {
+            log.truncate_before(at).unwrap();
+        }
+        if close {
+            log.close().unwrap();
+        } else {
+            drop(log);
+        }
+        let files = files_of(&fs);
+        write(&root.join("recovery"), name, &encode_dir(&files));
+        for (fname, body) in &files {
+            let target = if fname.ends_with(".log") {
+                "decode_header_footer"
+            } else if fname.ends_with("index") || fname == "log.meta" {
+                "decode_index"
+            } else {
+                continue;
+            };
+            write(&root.join(target), &format!("{name}-{fname}"), body);
+            if fname.ends_with(".log") {
+                // Each frame alone, for the frame decoder.
+                let mut pos = log_core::format::HEADER_LEN as usize;
+                let mut k = 0;
+                while let Ok((_, len)) = log_core::format::decode_frame(&body[pos.min(body.len())..]) {
+                    if k < 4 {
+                        write(&root.join("decode_frame"), &format!("{name}-{fname}-{k}"), &body[pos..pos + len]);
+                    }
+                    pos += len;
+                    k += 1;
+                }
+            }
+        }
+    }
+    // Scenario files, as `sim-harness save-scenario` writes them.
+    for seed in 0..8u64 {
+        let path = root.join("scenario").join(format!("seed-{seed}.scenario"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        sim_harness::scenario::Scenario::new(seed, 200).save(&path).unwrap();
+    }
+    // Schedules: bytes that decode to varied step lists.
+    for (i, len) in [16usize, 64, 256, 1024].into_iter().enumerate() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ i as u64;
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        write(&root.join("schedule"), &format!("random-{len}"), &bytes);
+    }
+    println!("seed corpora written under {}", root.display());
+}
