@@ -847,7 +847,10 @@ pub fn run_schedule(sched: &crate::schedule::Schedule, trace: bool) -> Outcome {
                 Step::TruncateFrom => w.op_truncate_from(0),
                 Step::TruncateBefore => w.op_truncate_before(0),
                 Step::Crash { policy } => {
-                    let policy = sim_fs::CrashPolicy::ALL[usize::from(policy) % 4];
+                    let policy = sim_fs::CrashPolicy::ALL
+                        .get(usize::from(policy) % 4)
+                        .copied()
+                        .unwrap_or(sim_fs::CrashPolicy::LoseAll);
                     w.fs.crash_with(policy);
                     drop(w.log.take());
                     w.note(|| format!("CRASH ({policy:?})"), &[9]);
