@@ -16,7 +16,12 @@ extra=(-timeout=20)
 # simulation, which libFuzzer's per-input timer reads, so that timer reports
 # nonsense (negative seconds): the target relies on madsim's own simulated
 # time limit, which fails a run that livelocks.
-if [ "$target" = scenario ]; then extra=(-detect_leaks=0 -timeout=0); fi
+# (-detect_leaks=0 stops libFuzzer's per-input check; ASAN_OPTIONS stops the
+# one LeakSanitizer runs at exit.)
+if [ "$target" = scenario ]; then
+    extra=(-detect_leaks=0 -timeout=0)
+    export ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+fi
 # cargo-fuzz replaces RUSTFLAGS with its own and keeps what it is given:
 # the targets link sim-harness, which needs madsim's simulation cfg.
 RUSTFLAGS="--cfg madsim" cargo +nightly fuzz run "$target" \
