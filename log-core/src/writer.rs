@@ -247,13 +247,24 @@ impl Log {
     /// bytes back and then calling them durable (fsyncgate).
     fn revert_to_durable(&mut self) {
         let Some(snap) = self.durable_snap else { return };
+        if let Some((file, _, _)) = self.restore_active(snap) {
+            let _ = file.set_len(snap.flushed_pos);
+            self.durable_next = snap.next_offset;
+        }
+    }
+
+    /// Puts the active segment's in-memory state back to `snap` (the write
+    /// buffer is dropped). Returns its file, path, and whether bytes past
+    /// `snap` had reached the file; `None` without an unsealed active
+    /// segment. The caller decides what to do with the file.
+    fn restore_active(&mut self, snap: Snapshot) -> Option<(Arc<dyn crate::fs::FileHandle>, std::path::PathBuf, bool)> {
         let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values_mut().next_back()) else {
-            return;
+            return None;
         };
         if seg.sealed {
-            return;
+            return None;
         }
-        let _ = seg.file.set_len(snap.flushed_pos);
+        let wrote = active.flushed_pos > snap.flushed_pos;
         active.buf.clear();
         active.flushed_pos = snap.flushed_pos;
         active.batch_start_pos = snap.batch_start_pos;
@@ -263,7 +274,7 @@ impl Log {
             ix.rollback(snap.index);
         }
         self.next_offset = snap.next_offset;
-        self.durable_next = snap.next_offset;
+        Some((Arc::clone(&seg.file), seg.path.clone(), wrote))
     }
 
     pub(crate) fn snapshot(&self) -> Snapshot {
@@ -457,23 +468,10 @@ impl Log {
     pub(crate) fn discard_unsynced(&mut self) -> Result<()> {
         self.check_writable("discard unsynced records")?;
         let Some(snap) = self.durable_snap else { return Ok(()) };
-        let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values_mut().next_back()) else {
-            return Ok(());
-        };
-        if seg.sealed || self.next_offset == snap.next_offset && active.buf.is_empty() {
+        if self.next_offset == snap.next_offset && self.active.as_ref().is_none_or(|a| a.buf.is_empty()) {
             return Ok(());
         }
-        let (file, path, wrote) = (Arc::clone(&seg.file), seg.path.clone(), active.flushed_pos > snap.flushed_pos);
-        active.buf.clear();
-        active.flushed_pos = snap.flushed_pos;
-        active.batch_start_pos = snap.batch_start_pos;
-        active.records_since_marker = snap.records_since_marker;
-        seg.tail = snap.tail;
-        if let Some(ix) = seg.index.get_mut() {
-            ix.rollback(snap.index);
-        }
-        self.next_offset = snap.next_offset;
-        if wrote {
+        if let Some((file, path, true)) = self.restore_active(snap) {
             self.undo_partial_write(&*file, path, snap.flushed_pos)?;
         }
         Ok(())

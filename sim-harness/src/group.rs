@@ -31,7 +31,7 @@ use sim_fs::plugin::SimFsPlugin;
 use sim_fs::{FaultConfig, FaultKind, Fnv, SimFs};
 
 use crate::model::Marks;
-use crate::run::{LAST_PANIC, LOG_DIR, Outcome, SimClock, free_space_if_full, fs_listing, sim_time_limit};
+use crate::run::{LOG_DIR, Outcome, SimClock, free_space_if_full, fs_listing, panic_message, sim_time_limit};
 use crate::scenario::{GroupParams, Params, Scenario, value_bytes};
 
 /// What the checker knows of one submitted record.
@@ -472,13 +472,7 @@ pub(crate) fn run_group(scn: &Scenario, params: Params, gp: GroupParams, trace: 
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(supervise(w2))));
     let mut w = lock(&world);
     if let Err(p) = res {
-        let msg = LAST_PANIC.with(|l| l.borrow_mut().take()).unwrap_or_else(|| {
-            p.downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_string()))
-                .unwrap_or_else(|| "non-string panic".into())
-        });
-        w.fail(format!("panic: {msg}"));
+        w.fail(format!("panic: {}", panic_message(&*p)));
     }
     let hash = {
         let mut h = w.hash;

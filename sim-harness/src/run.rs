@@ -49,6 +49,18 @@ pub fn install_panic_hook() {
     }));
 }
 
+/// The message of a panic caught around a run: what the panic hook kept
+/// (message and location), else the payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    LAST_PANIC.with(|l| l.borrow_mut().take()).unwrap_or_else(|| {
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_string()))
+            .unwrap_or_else(|| "non-string panic".into())
+    })
+}
+
 /// What one seed did.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -752,13 +764,7 @@ pub fn run(scn: &Scenario, trace: bool) -> Outcome {
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(supervise(w2))));
     let mut w = lock(&world);
     if let Err(p) = res {
-        let msg = LAST_PANIC.with(|l| l.borrow_mut().take()).unwrap_or_else(|| {
-            p.downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_string()))
-                .unwrap_or_else(|| "non-string panic".into())
-        });
-        w.fail(format!("panic: {msg}"));
+        w.fail(format!("panic: {}", panic_message(&*p)));
     }
     let hash = {
         let mut h = w.hash;
@@ -913,13 +919,7 @@ pub fn run_schedule(sched: &crate::schedule::Schedule, trace: bool) -> Outcome {
         }
     }));
     if let Err(p) = res {
-        let msg = LAST_PANIC.with(|l| l.borrow_mut().take()).unwrap_or_else(|| {
-            p.downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_string()))
-                .unwrap_or_else(|| "non-string panic".into())
-        });
-        w.fail(format!("panic: {msg}"));
+        w.fail(format!("panic: {}", panic_message(&*p)));
     }
     let hash = {
         let mut h = w.hash;
