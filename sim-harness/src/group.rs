@@ -28,10 +28,10 @@ use log_core::{CommitPhase, Error, GroupConfig, Log, Options, OwnedEntry, Record
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sim_fs::plugin::SimFsPlugin;
-use sim_fs::{FaultConfig, FaultKind, Fnv, SimFs};
+use sim_fs::{FaultConfig, FaultKind, SimFs};
 
-use crate::model::Marks;
-use crate::run::{LOG_DIR, Outcome, SimClock, free_space_if_full, fs_listing, panic_message, sim_time_limit};
+use crate::record::Recorder;
+use crate::run::{LOG_DIR, Outcome, SimClock, free_space_if_full, fs_listing, sim_time_limit};
 use crate::scenario::{GroupParams, Params, Scenario, value_bytes};
 
 /// What the checker knows of one submitted record.
@@ -76,11 +76,7 @@ struct GWorld {
     boot: u64,
     ops_done: u32,
     phase_end: u32,
-    failure: Option<String>,
-    marks: Marks,
-    hash: Fnv,
-    timeline: Option<Vec<String>>,
-    faults_seen: usize,
+    rec: Recorder,
 }
 
 type Shared = Arc<Mutex<GWorld>>;
@@ -101,42 +97,23 @@ fn ts_of(id: u64) -> u64 {
 
 impl GWorld {
     fn note(&mut self, line: impl FnOnce() -> String, code: &[u64]) {
-        for c in code {
-            self.hash.write(&c.to_le_bytes());
-        }
-        if let Some(t) = &mut self.timeline {
-            let now = madsim::time::TimeHandle::try_current().map_or(Duration::ZERO, |t| t.elapsed());
-            t.push(format!("{:>10.3}ms {}", now.as_secs_f64() * 1e3, line()));
-        }
+        self.rec.note(line, code);
     }
 
     fn mark(&mut self, m: &'static str) {
-        *self.marks.entry(m).or_insert(0) += 1;
+        self.rec.mark(m);
     }
 
     fn fail(&mut self, msg: String) {
-        if self.failure.is_none() {
-            self.note(|| format!("CHECK FAILED: {msg}"), &[0xFA11]);
-            self.failure = Some(msg);
-        }
+        self.rec.fail(msg);
     }
 
     fn stopped(&self) -> bool {
-        self.failure.is_some()
+        self.rec.failure.is_some()
     }
 
     fn absorb_faults(&mut self) {
-        let new = self.fs.faults_since(self.faults_seen);
-        self.faults_seen += new.len();
-        for f in new {
-            self.note(|| format!("fault {f}"), &[0xFA, f.pos, f.len]);
-            match f.kind {
-                FaultKind::SyncEio => self.mark("fsync eio"),
-                FaultKind::WriteEio => self.mark("write eio"),
-                FaultKind::DirSyncEio => self.mark("dir sync eio"),
-                _ => {}
-            }
-        }
+        self.rec.take_faults(&self.fs);
     }
 
     /// A new record to submit: (id, entry).
@@ -325,7 +302,7 @@ impl GWorld {
     fn recover(&mut self) -> Option<log_core::Committer> {
         let mut res = Log::open_with(Path::new(LOG_DIR), self.options());
         for _ in 0..20 {
-            let before = self.faults_seen;
+            let before = self.rec.faults_seen();
             self.absorb_faults();
             let new = self.fs.faults_since(before);
             let injected = new.iter().any(|f| {
@@ -336,7 +313,7 @@ impl GWorld {
                     if new.iter().any(|f| f.kind == FaultKind::SyncEio) {
                         self.fs.crash();
                     }
-                    free_space_if_full(&self.fs, &new, &mut self.marks);
+                    free_space_if_full(&self.fs, &new, &mut self.rec.marks);
                     self.note(|| "open failed on an injected fault, retrying".into(), &[22, 2]);
                     res = Log::open_with(Path::new(LOG_DIR), self.options());
                 }
@@ -457,11 +434,7 @@ pub(crate) fn run_group(scn: &Scenario, params: Params, gp: GroupParams, trace: 
         boot: 0,
         ops_done: 0,
         phase_end: 0,
-        failure: None,
-        marks: Marks::new(),
-        hash: Fnv::new(),
-        timeline: trace.then(Vec::new),
-        faults_seen: 0,
+        rec: Recorder::new(trace),
     }));
     {
         let mut w = lock(&world);
@@ -471,22 +444,8 @@ pub(crate) fn run_group(scn: &Scenario, params: Params, gp: GroupParams, trace: 
     let w2 = Arc::clone(&world);
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(supervise(w2))));
     let mut w = lock(&world);
-    if let Err(p) = res {
-        w.fail(format!("panic: {}", panic_message(&*p)));
-    }
-    let hash = {
-        let mut h = w.hash;
-        h.write(&w.fs.disk_hash().to_le_bytes());
-        h.finish()
-    };
-    let out = Outcome {
-        scenario: scn.clone(),
-        failure: w.failure.clone(),
-        marks: w.marks.clone(),
-        trace_hash: hash,
-        timeline: w.timeline.take().unwrap_or_default(),
-        ops_done: w.ops_done,
-    };
+    let w = &mut *w;
+    let out = w.rec.outcome(scn.clone(), &w.fs, w.ops_done, res.err());
     // madsim does not free tasks still pending when a runtime ends, and they
     // hold the world: empty it (see `run::run`).
     w.shared = None;

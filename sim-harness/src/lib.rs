@@ -11,6 +11,7 @@ pub mod campaign;
 pub mod exhaustive;
 pub mod group;
 pub mod model;
+mod record;
 pub mod run;
 pub mod scenario;
 pub mod schedule;

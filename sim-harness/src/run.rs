@@ -12,9 +12,10 @@ use log_core::{Clock, Entry, Error, Log, Options, Record};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sim_fs::plugin::SimFsPlugin;
-use sim_fs::{FaultConfig, FaultKind, Fnv, Hit, SimFs};
+use sim_fs::{FaultConfig, FaultKind, Hit, SimFs};
 
 use crate::model::{Marks, Model};
+use crate::record::Recorder;
 use crate::scenario::{Params, Scenario, value_bytes};
 
 /// The log's directory on the simulated disk.
@@ -101,13 +102,9 @@ struct World {
     ops_done: u32,
     /// Clients stop when `ops_done` reaches this.
     phase_end: u32,
-    failure: Option<String>,
     /// Corruption was detected where a fault allowed it: the run ends early.
     ended: bool,
-    marks: Marks,
-    hash: Fnv,
-    timeline: Option<Vec<String>>,
-    faults_seen: usize,
+    rec: Recorder,
 }
 
 type Shared = Arc<Mutex<World>>;
@@ -118,28 +115,19 @@ fn lock(w: &Shared) -> MutexGuard<'_, World> {
 
 impl World {
     fn note(&mut self, line: impl FnOnce() -> String, code: &[u64]) {
-        for c in code {
-            self.hash.write(&c.to_le_bytes());
-        }
-        if let Some(t) = &mut self.timeline {
-            let now = madsim::time::TimeHandle::try_current().map_or(Duration::ZERO, |t| t.elapsed());
-            t.push(format!("{:>10.3}ms {}", now.as_secs_f64() * 1e3, line()));
-        }
+        self.rec.note(line, code);
     }
 
     fn mark(&mut self, m: &'static str) {
-        *self.marks.entry(m).or_insert(0) += 1;
+        self.rec.mark(m);
     }
 
     fn fail(&mut self, msg: String) {
-        if self.failure.is_none() {
-            self.note(|| format!("CHECK FAILED: {msg}"), &[0xFA11]);
-            self.failure = Some(msg);
-        }
+        self.rec.fail(msg);
     }
 
     fn stopped(&self) -> bool {
-        self.failure.is_some() || self.ended
+        self.rec.failure.is_some() || self.ended
     }
 
     fn options(&self) -> Options {
@@ -153,20 +141,10 @@ impl World {
 
     /// Takes in the faults sim-fs injected since the last look.
     fn absorb_faults(&mut self) {
-        let new = self.fs.faults_since(self.faults_seen);
-        self.faults_seen += new.len();
-        for f in new {
-            let durable = f.hit == Hit::Durable;
-            self.note(|| format!("fault {f}"), &[0xFA, u64::from(durable), f.pos, f.len]);
-            if durable {
+        for f in self.rec.take_faults(&self.fs) {
+            if f.hit == Hit::Durable {
                 self.model.detect_mode = true;
                 self.mark("media fault on durable data");
-            }
-            match f.kind {
-                FaultKind::SyncEio => self.mark("fsync eio"),
-                FaultKind::WriteEio => self.mark("write eio"),
-                FaultKind::DirSyncEio => self.mark("dir sync eio"),
-                _ => {}
             }
         }
     }
@@ -570,7 +548,7 @@ impl World {
     }
 
     fn free_space_if_full(&mut self, faults: &[sim_fs::FaultRecord]) {
-        free_space_if_full(&self.fs, faults, &mut self.marks);
+        free_space_if_full(&self.fs, faults, &mut self.rec.marks);
     }
 
     /// Opens the log after a (re)start and checks what it recovered.
@@ -579,7 +557,7 @@ impl World {
         // as an operator would; one that fails without such a fault is a bug.
         let mut res = Log::open_with(Path::new(LOG_DIR), self.options());
         for _ in 0..20 {
-            let before = self.faults_seen;
+            let before = self.rec.faults_seen();
             self.absorb_faults();
             let new_faults = self.fs.faults_since(before);
             let injected_eio = new_faults.iter().any(|f| {
@@ -753,32 +731,14 @@ pub fn run(scn: &Scenario, trace: bool) -> Outcome {
         rng: ChaCha8Rng::seed_from_u64(scn.seed ^ 0xC11E_4700),
         ops_done: 0,
         phase_end: 0,
-        failure: None,
         ended: false,
-        marks: Marks::new(),
-        hash: Fnv::new(),
-        timeline: trace.then(Vec::new),
-        faults_seen: 0,
+        rec: Recorder::new(trace),
     }));
     let w2 = Arc::clone(&world);
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(supervise(w2))));
     let mut w = lock(&world);
-    if let Err(p) = res {
-        w.fail(format!("panic: {}", panic_message(&*p)));
-    }
-    let hash = {
-        let mut h = w.hash;
-        h.write(&w.fs.disk_hash().to_le_bytes());
-        h.finish()
-    };
-    let out = Outcome {
-        scenario: scn.clone(),
-        failure: w.failure.clone(),
-        marks: w.marks.clone(),
-        trace_hash: hash,
-        timeline: w.timeline.take().unwrap_or_default(),
-        ops_done: w.ops_done,
-    };
+    let w = &mut *w;
+    let out = w.rec.outcome(scn.clone(), &w.fs, w.ops_done, res.err());
     // madsim does not free the tasks still pending when a runtime ends, and
     // they hold the world: empty it, so a process running many seeds (a
     // fuzzer) does not keep every seed's disk.
@@ -819,12 +779,8 @@ pub fn run_schedule(sched: &crate::schedule::Schedule, trace: bool) -> Outcome {
         rng: ChaCha8Rng::seed_from_u64(sched.seed ^ 0xC11E_4700),
         ops_done: 0,
         phase_end: u32::MAX,
-        failure: None,
         ended: false,
-        marks: Marks::new(),
-        hash: Fnv::new(),
-        timeline: trace.then(Vec::new),
-        faults_seen: 0,
+        rec: Recorder::new(trace),
     };
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         w.recover(false);
@@ -918,22 +874,7 @@ pub fn run_schedule(sched: &crate::schedule::Schedule, trace: bool) -> Outcome {
             }
         }
     }));
-    if let Err(p) = res {
-        w.fail(format!("panic: {}", panic_message(&*p)));
-    }
-    let hash = {
-        let mut h = w.hash;
-        h.write(&w.fs.disk_hash().to_le_bytes());
-        h.finish()
-    };
-    Outcome {
-        scenario: scn,
-        failure: w.failure.clone(),
-        marks: w.marks.clone(),
-        trace_hash: hash,
-        timeline: w.timeline.take().unwrap_or_default(),
-        ops_done: w.ops_done,
-    }
+    w.rec.outcome(scn, &w.fs, w.ops_done, res.err())
 }
 
 async fn supervise(world: Shared) {

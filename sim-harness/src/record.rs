@@ -1,0 +1,101 @@
+//! What every kind of run records: the timeline, the trace hash, the marks
+//! of rare paths and the first failed check; and how it becomes an
+//! [`Outcome`]. Shared by the single-handle world, the group-commit world
+//! and schedules.
+
+use std::time::Duration;
+
+use sim_fs::{FaultKind, FaultRecord, Fnv, Hit, SimFs};
+
+use crate::model::Marks;
+use crate::run::{Outcome, panic_message};
+use crate::scenario::Scenario;
+
+/// The record of one run.
+#[derive(Debug)]
+pub(crate) struct Recorder {
+    pub(crate) failure: Option<String>,
+    pub(crate) marks: Marks,
+    hash: Fnv,
+    timeline: Option<Vec<String>>,
+    /// Faults of the disk already taken in.
+    faults_seen: usize,
+}
+
+impl Recorder {
+    /// A recorder; `trace` keeps the timeline.
+    pub(crate) fn new(trace: bool) -> Self {
+        Self { failure: None, marks: Marks::new(), hash: Fnv::new(), timeline: trace.then(Vec::new), faults_seen: 0 }
+    }
+
+    /// Hashes `code` and, when tracing, adds `line` at the simulated time.
+    pub(crate) fn note(&mut self, line: impl FnOnce() -> String, code: &[u64]) {
+        for c in code {
+            self.hash.write(&c.to_le_bytes());
+        }
+        if let Some(t) = &mut self.timeline {
+            let now = madsim::time::TimeHandle::try_current().map_or(Duration::ZERO, |t| t.elapsed());
+            t.push(format!("{:>10.3}ms {}", now.as_secs_f64() * 1e3, line()));
+        }
+    }
+
+    /// Counts a rare path.
+    pub(crate) fn mark(&mut self, m: &'static str) {
+        *self.marks.entry(m).or_insert(0) += 1;
+    }
+
+    /// Records the first failed check (later ones are ignored).
+    pub(crate) fn fail(&mut self, msg: String) {
+        if self.failure.is_none() {
+            self.note(|| format!("CHECK FAILED: {msg}"), &[0xFA11]);
+            self.failure = Some(msg);
+        }
+    }
+
+    /// Takes in the faults `fs` injected since the last look: notes them,
+    /// marks the EIO kinds, and returns them for the caller's own rules.
+    pub(crate) fn take_faults(&mut self, fs: &SimFs) -> Vec<FaultRecord> {
+        let new = fs.faults_since(self.faults_seen);
+        self.faults_seen += new.len();
+        for f in &new {
+            let durable = f.hit == Hit::Durable;
+            self.note(|| format!("fault {f}"), &[0xFA, u64::from(durable), f.pos, f.len]);
+            match f.kind {
+                FaultKind::SyncEio => self.mark("fsync eio"),
+                FaultKind::WriteEio => self.mark("write eio"),
+                FaultKind::DirSyncEio => self.mark("dir sync eio"),
+                _ => {}
+            }
+        }
+        new
+    }
+
+    /// How many faults have been taken in (for a look at only the next ones).
+    pub(crate) fn faults_seen(&self) -> usize {
+        self.faults_seen
+    }
+
+    /// The run's outcome; a panic caught around the run fails it. The trace
+    /// hash covers the final disk too.
+    pub(crate) fn outcome(
+        &mut self,
+        scenario: Scenario,
+        fs: &SimFs,
+        ops_done: u32,
+        panicked: Option<Box<dyn std::any::Any + Send>>,
+    ) -> Outcome {
+        if let Some(p) = panicked {
+            self.fail(format!("panic: {}", panic_message(&*p)));
+        }
+        let mut h = self.hash;
+        h.write(&fs.disk_hash().to_le_bytes());
+        Outcome {
+            scenario,
+            failure: self.failure.clone(),
+            marks: self.marks.clone(),
+            trace_hash: h.finish(),
+            timeline: self.timeline.take().unwrap_or_default(),
+            ops_done,
+        }
+    }
+}
