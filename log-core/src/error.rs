@@ -177,6 +177,17 @@ impl Error {
         }
     }
 
+    /// A failure after a multi-step operation's intent was made durable:
+    /// the log has changed (a reopen finishes the operation), so a full disk
+    /// is reported as an I/O error, not as [`Error::DiskFull`] (whose
+    /// promise is "the log is unchanged").
+    pub(crate) fn into_midway(self) -> Self {
+        match self {
+            Error::DiskFull { op, path } => Error::Io { op, path, source: io::Error::from(io::ErrorKind::StorageFull) },
+            other => other,
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io { op, path: path.into(), source }
     }

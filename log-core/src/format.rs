@@ -459,6 +459,7 @@ pub const META_LEN: usize = 36;
 pub const META_FILE_NAME: &str = "log.meta";
 
 const META_PENDING_SUFFIX: u32 = 1;
+const META_PENDING_RESTART: u32 = 2;
 
 /// The log's own durable metadata: what segment files alone cannot say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -468,6 +469,12 @@ pub struct Meta {
     pub first_offset: u64,
     /// A suffix truncation that was started: recovery finishes it.
     pub truncate_from: Option<u64>,
+    /// A restart ([`Log::restart_at`](crate::Log::restart_at)) that was
+    /// started: every record is gone and the log restarts empty at
+    /// `first_offset`, which may lie past the end of the segments still on
+    /// disk; recovery finishes it. Without this flag, a first offset past
+    /// the end of the log is corruption.
+    pub restart: bool,
 }
 
 impl Meta {
@@ -476,7 +483,10 @@ impl Meta {
         let mut b = [0u8; META_LEN];
         b[0..8].copy_from_slice(&META_MAGIC);
         b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        let flags = if self.truncate_from.is_some() { META_PENDING_SUFFIX } else { 0 };
+        let mut flags = if self.truncate_from.is_some() { META_PENDING_SUFFIX } else { 0 };
+        if self.restart {
+            flags |= META_PENDING_RESTART;
+        }
         b[12..16].copy_from_slice(&flags.to_le_bytes());
         b[16..24].copy_from_slice(&self.first_offset.to_le_bytes());
         b[24..32].copy_from_slice(&self.truncate_from.unwrap_or(0).to_le_bytes());
@@ -501,12 +511,16 @@ impl Meta {
             return Err(DecodeError::Invalid("metadata file version unknown"));
         }
         let flags = u32_at(b, 12).ok_or(DecodeError::Invalid("short"))?;
-        if flags & !META_PENDING_SUFFIX != 0 {
+        if flags & !(META_PENDING_SUFFIX | META_PENDING_RESTART) != 0 {
             return Err(DecodeError::Invalid("unknown metadata flags"));
         }
         let first_offset = u64_at(b, 16).ok_or(DecodeError::Invalid("short"))?;
         let from = u64_at(b, 24).ok_or(DecodeError::Invalid("short"))?;
-        Ok(Meta { first_offset, truncate_from: (flags & META_PENDING_SUFFIX != 0).then_some(from) })
+        Ok(Meta {
+            first_offset,
+            truncate_from: (flags & META_PENDING_SUFFIX != 0).then_some(from),
+            restart: flags & META_PENDING_RESTART != 0,
+        })
     }
 }
 
@@ -652,7 +666,11 @@ mod tests {
 
     #[test]
     fn meta_round_trips() {
-        for m in [Meta::default(), Meta { first_offset: 7, truncate_from: Some(9) }] {
+        for m in [
+            Meta::default(),
+            Meta { first_offset: 7, truncate_from: Some(9), restart: false },
+            Meta { first_offset: 70, truncate_from: None, restart: true },
+        ] {
             assert_eq!(Meta::decode(&m.encode()), Ok(m));
             for i in 0..META_LEN {
                 let mut b = m.encode();

@@ -529,6 +529,11 @@ impl SharedLog {
         self.admin(move |log| log.truncate_before(offset)).await
     }
 
+    /// [`Log::restart_at`] in queue order.
+    pub async fn restart_at(&self, offset: u64) -> Result<()> {
+        self.admin(move |log| log.restart_at(offset)).await
+    }
+
     /// [`Log::apply_retention`] in queue order.
     pub async fn apply_retention(&self) -> Result<RetentionReport> {
         self.admin(Log::apply_retention).await

@@ -103,6 +103,10 @@ pub struct RecoveryReport {
     pub active_index_rebuilt: bool,
     /// A suffix truncation interrupted by a crash, finished at open.
     pub finished_truncation: Option<u64>,
+    /// A restart ([`Log::restart_at`]) interrupted by a crash (or whose
+    /// intent a full disk kept in `log.meta`), finished at open: the offset
+    /// the log restarted at.
+    pub finished_restart: Option<u64>,
 }
 
 /// How to open a log. `Options::default()` is the real filesystem, the

@@ -135,6 +135,21 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
         log.meta = read_meta(&log)?;
     }
 
+    // An interrupted restart: every record below its offset is gone, so the
+    // segments below it are not even opened (one of them may be an unsealed
+    // former active segment that is no longer last).
+    if log.meta.restart {
+        let first = log.meta.first_offset;
+        let doomed: Vec<u64> = bases.iter().copied().filter(|b| *b < first).collect();
+        bases.retain(|b| *b >= first);
+        if !log.read_only && !doomed.is_empty() {
+            for base in doomed {
+                log.remove_segment_files(base)?;
+            }
+            fs.sync_dir(dir).map_err(|e| Error::io("syncing the log directory", dir, e))?;
+        }
+    }
+
     let n = bases.len();
     for (i, &base) in bases.iter().enumerate() {
         let is_last = i + 1 == n;
@@ -162,6 +177,14 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
 
     log.first_offset = log.meta.first_offset;
     log.next_offset = log.meta.first_offset;
+    // An interrupted restart: its intent is durable, but the empty segment at
+    // the new first offset may not exist yet. Finish it.
+    if log.meta.restart && log.segments.values().next_back().is_none_or(|l| l.tail.next_offset < log.meta.first_offset)
+    {
+        let first = log.meta.first_offset;
+        report.finished_restart = Some(first);
+        log.finish_restart(first)?;
+    }
     if let Some(last) = log.segments.values().next_back()
         && last.tail.next_offset < log.meta.first_offset
     {
@@ -213,12 +236,22 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
             // it is a no-op while the log ends at `offset`, and the first
             // append clears it before writing a record.
             let first = log.first_offset;
-            match log.write_meta(Meta { first_offset: first, truncate_from: None }) {
+            match log.write_meta(Meta { first_offset: first, ..Meta::default() }) {
                 Err(e) if e.is_disk_full() => {
                     warn!(offset, "disk full: the finished truncation's intent stays in log.meta until the next append")
                 }
                 other => other?,
             }
+        }
+    }
+    if log.meta.restart && !log.read_only {
+        let first = log.first_offset;
+        report.finished_restart.get_or_insert(first);
+        match log.write_meta(Meta { first_offset: first, ..Meta::default() }) {
+            Err(e) if e.is_disk_full() => {
+                warn!(first, "disk full: the finished restart's intent stays in log.meta until the next append")
+            }
+            other => other?,
         }
     }
     report.clean = report.clean || log.segments.values().next_back().is_none_or(|s| s.sealed);

@@ -38,7 +38,7 @@ impl Log {
         }
         let _span = info_span!("truncate_from", offset).entered();
         self.sync_inner()?;
-        self.write_meta(Meta { first_offset: self.first_offset, truncate_from: Some(offset) })?;
+        self.write_meta(Meta { first_offset: self.first_offset, truncate_from: Some(offset), restart: false })?;
         // From here on the truncation is decided (recovery finishes it), so
         // even if a step fails, this handle shows the log as truncated.
         if let Err(e) = self.cut_suffix(offset) {
@@ -55,7 +55,7 @@ impl Log {
         // failed; the next append clears the intent before it writes a
         // record (`clear_truncation_intent`), so a stale intent can never
         // cut an appended record.
-        if let Err(e) = self.write_meta(Meta { first_offset: self.first_offset, truncate_from: None }) {
+        if let Err(e) = self.write_meta(Meta { first_offset: self.first_offset, ..Meta::default() }) {
             if !e.is_disk_full() {
                 return Err(e);
             }
@@ -65,13 +65,14 @@ impl Log {
         Ok(())
     }
 
-    /// Clears a finished truncation's intent from `log.meta` if a full disk
-    /// left it there; every append calls it before writing a record.
+    /// Clears a finished truncation's or restart's intent from `log.meta` if
+    /// a full disk left it there; every append calls it before writing a
+    /// record.
     pub(crate) fn clear_truncation_intent(&mut self) -> Result<()> {
-        if self.meta.truncate_from.is_none() {
+        if self.meta.truncate_from.is_none() && !self.meta.restart {
             return Ok(());
         }
-        self.write_meta(Meta { first_offset: self.first_offset, truncate_from: None })
+        self.write_meta(Meta { first_offset: self.first_offset, ..Meta::default() })
     }
 
     /// After a failed `cut_suffix`: show the log as cut at `offset`, in
@@ -135,10 +136,73 @@ impl Log {
                 self.create_segment(self.next_offset, now)?;
             }
         }
-        self.write_meta(Meta { first_offset: offset, truncate_from: None })?;
+        self.write_meta(Meta { first_offset: offset, ..Meta::default() })?;
         self.first_offset = offset;
         self.remove_hidden_segments()?;
         info!(offset, "truncated the log's prefix");
+        Ok(())
+    }
+
+    /// Drops every record and restarts the log, empty, at `offset`, which may
+    /// lie past the end of the log: the next append gets `offset`, and
+    /// `first_offset() == next_offset() == offset` from now on, across
+    /// restarts. This is Kafka's "truncate fully and start at"; a Raft
+    /// follower needs it when it installs a snapshot that is ahead of its
+    /// whole log and then purges up to the snapshot. `offset` must be at
+    /// least `next_offset()` (use [`truncate_before`](Self::truncate_before)
+    /// or [`truncate_from`](Self::truncate_from) inside the log). Durable
+    /// when it returns; a crash during it leaves the log as before or as
+    /// after (`docs/FORMAT.md`, "Restart").
+    pub fn restart_at(&mut self, offset: u64) -> Result<()> {
+        self.check_writable("restart")?;
+        if offset < self.next_offset {
+            return Err(Error::OffsetOutOfRange { offset, first: self.first_offset, next: self.next_offset });
+        }
+        if offset == self.next_offset {
+            return self.truncate_before(offset);
+        }
+        let _span = info_span!("restart_at", offset).entered();
+        // The decision: once this is durable, recovery finishes the restart.
+        // Nothing needs syncing first: every record goes.
+        self.write_meta(Meta { first_offset: offset, truncate_from: None, restart: true })?;
+        if let Err(e) = self.finish_restart(offset) {
+            self.poisoned.get_or_insert_with(|| {
+                format!("restarting the log at offset {offset} failed half-way ({e}); reopen to finish it")
+            });
+            return Err(e.into_midway());
+        }
+        // As for a suffix truncation, a full disk may keep the finished
+        // intent in `log.meta`; the next append clears it.
+        if let Err(e) = self.write_meta(Meta { first_offset: offset, ..Meta::default() }) {
+            if !e.is_disk_full() {
+                return Err(e);
+            }
+            warn!(offset, "disk full while clearing the restart intent; the next append clears it");
+        }
+        info!(offset, "restarted the log empty");
+        Ok(())
+    }
+
+    /// The steps of a restart after its intent is durable (also run by
+    /// recovery): forget every record, create the empty segment at
+    /// `offset` (unless it exists), remove every older segment. In a
+    /// read-only log it only changes the in-memory view.
+    pub(crate) fn finish_restart(&mut self, offset: u64) -> Result<()> {
+        self.active = None;
+        self.first_offset = offset;
+        self.next_offset = offset;
+        self.durable_next = offset;
+        if self.read_only {
+            self.segments.clear();
+        } else {
+            let has_target = self.segments.values().next_back().is_some_and(|s| s.base == offset);
+            if !has_target {
+                let now = self.clock.now_ms();
+                self.create_segment(offset, now)?;
+            }
+            self.remove_hidden_segments()?;
+        }
+        self.durable_snap = Some(self.snapshot());
         Ok(())
     }
 
@@ -233,7 +297,7 @@ impl Log {
         Ok(())
     }
 
-    fn remove_segment_files(&mut self, base: u64) -> Result<()> {
+    pub(crate) fn remove_segment_files(&mut self, base: u64) -> Result<()> {
         let names =
             [segment_file_name(base), index_file_name(IndexKind::Offset, base), index_file_name(IndexKind::Time, base)];
         for name in names {

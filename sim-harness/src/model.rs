@@ -34,6 +34,8 @@ pub const ALL_MARKS: &[&str] = &[
     "segment rolled",
     "suffix truncated",
     "prefix truncated",
+    "log restarted past its end",
+    "interrupted restart finished at recovery",
     "retention deleted segments",
     "liveness after faults",
     "group: append acknowledged",
@@ -71,6 +73,9 @@ pub struct Model {
     /// A suffix truncation whose call failed: recovery may finish it, so the
     /// log may come back exactly this long.
     pub maybe_truncated_to: Option<usize>,
+    /// A restart past the end whose call failed: recovery may finish it, so
+    /// the log may come back empty, starting here.
+    pub maybe_restart: Option<u64>,
 }
 
 impl Model {
@@ -80,6 +85,24 @@ impl Model {
             self.last_batch_start = self.durable;
             self.durable = self.accepted.len();
         }
+    }
+
+    /// Every record is gone and the log restarts, empty, at `at` (past its
+    /// end): the model keeps placeholders below `at`, which no read reaches.
+    pub fn restart(&mut self, at: u64) {
+        let at = at as usize;
+        self.accepted.truncate(at);
+        let len = self.accepted.len();
+        self.accepted.extend((len..at).map(|i| Record {
+            offset: i as u64,
+            timestamp_ms: 0,
+            key: None,
+            value: Vec::new(),
+            tombstone: false,
+        }));
+        self.durable = at;
+        self.last_batch_start = at;
+        self.first = at as u64;
     }
 
     /// Checks a recovered log's length; returns the smallest length allowed.

@@ -236,6 +236,8 @@ impl World {
             self.op_time_lookup(client);
         } else if take(w.truncate_from) {
             self.op_truncate_from(client);
+        } else if self.rng.random_bool(0.25) {
+            self.op_restart(client);
         } else {
             self.op_truncate_before(client);
         }
@@ -524,6 +526,44 @@ impl World {
         }
     }
 
+    fn op_restart(&mut self, client: u32) {
+        let Some(log) = self.log.as_mut() else { return };
+        let next = log.next_offset();
+        let at = next + self.rng.random_range(1..=20);
+        let res = log.restart_at(at);
+        let (now_first, now_next, poisoned) = (log.first_offset(), log.next_offset(), log.is_poisoned());
+        self.note(|| format!("c{client} restart_at {at} -> {res:?}"), &[24, at, res.is_ok() as u64]);
+        match res {
+            Ok(()) => {
+                self.mark("log restarted past its end");
+                self.model.restart(at);
+                if (now_first, now_next) != (at, at) {
+                    self.fail(format!("restart_at({at}) left the log at {now_first}..{now_next}"));
+                }
+            }
+            // Failed once its intent may be durable: poisoned, and a reopen
+            // may finish it.
+            Err(e @ Error::Io { .. }) => {
+                self.absorb_durable();
+                if !poisoned {
+                    self.fail(format!("restart_at failed with an I/O error but the log is not poisoned: {e}"));
+                }
+                if !self.model.poisoned {
+                    self.model.maybe_restart = Some(at);
+                }
+                self.model.poisoned = true;
+                self.model.poisoned_since_recovery = true;
+                if now_next != at && now_next as usize != self.model.durable {
+                    self.fail(format!(
+                        "after a failed restart_at({at}) the log shows {now_next} records, but {} are durable",
+                        self.model.durable
+                    ));
+                }
+            }
+            Err(e) => self.check_write_error("restart_at", &e, next),
+        }
+    }
+
     fn op_roll(&mut self) {
         let Some(log) = self.log.as_mut() else { return };
         if self.model.poisoned {
@@ -608,6 +648,9 @@ impl World {
         if r.torn_tail.is_some() {
             self.mark("torn tail truncated");
         }
+        if r.finished_restart.is_some() {
+            self.mark("interrupted restart finished at recovery");
+        }
         if !r.temporaries_removed.is_empty() {
             self.mark("temporaries removed at recovery");
         }
@@ -618,6 +661,10 @@ impl World {
             if n > self.model.durable {
                 self.mark("unsynced records survived crash");
             }
+        }
+        if self.model.maybe_restart.is_some_and(|at| at == log.first_offset() && at as usize == n) {
+            self.mark("log restarted past its end");
+            self.model.restart(n as u64);
         }
         if let Err(m) = self.model.check_recovered_len(n) {
             self.fail(m);
@@ -664,6 +711,7 @@ impl World {
         self.model.maybe_first = None;
         self.model.poisoned_since_recovery = false;
         self.model.maybe_truncated_to = None;
+        self.model.maybe_restart = None;
         self.model.accepted.truncate(n);
         self.model.durable = n;
         self.model.last_batch_start = self.model.last_batch_start.min(n);

@@ -66,6 +66,7 @@ fn same(op: Op, a: &State, b: &State) -> bool {
 enum Op {
     TruncateFrom(u64),
     TruncateBefore(u64),
+    RestartAt(u64),
     Roll,
     Retention,
 }
@@ -74,6 +75,7 @@ fn apply(log: &mut Log, op: Op) -> log_core::Result<()> {
     match op {
         Op::TruncateFrom(o) => log.truncate_from(o),
         Op::TruncateBefore(o) => log.truncate_before(o),
+        Op::RestartAt(o) => log.restart_at(o),
         Op::Roll => log.roll(),
         Op::Retention => log.apply_retention().map(|_| ()),
     }
@@ -136,6 +138,12 @@ fn suffix_truncation_across_segments_is_all_or_nothing() {
 fn prefix_truncation_is_all_or_nothing() {
     assert!(check_op(Op::TruncateBefore(12)) > 3);
     assert!(check_op(Op::TruncateBefore(23)) > 3); // everything
+}
+
+#[test]
+fn restart_past_the_end_is_all_or_nothing() {
+    assert!(check_op(Op::RestartAt(40)) > 3);
+    assert!(check_op(Op::RestartAt(24)) > 3); // just past the end
 }
 
 #[test]

@@ -509,3 +509,128 @@ fn enospc_at_every_write_of_a_suffix_truncation() {
     }
     assert!(outcomes.0 > 0 && outcomes.1 > 0, "{outcomes:?}");
 }
+
+/// `restart_at` past the end: the log restarts empty at the new offset, the
+/// old segments are gone, appends continue there, and all of it survives a
+/// reopen (read-write and read-only). A restart inside the log is refused.
+#[test]
+fn restart_past_the_end_starts_an_empty_log_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path()).unwrap();
+    append_n(&mut log, 12);
+    log.roll().unwrap();
+    append_n(&mut log, 3);
+    assert!(matches!(log.restart_at(14), Err(Error::OffsetOutOfRange { offset: 14, .. })));
+    log.restart_at(100).unwrap();
+    assert_eq!((log.first_offset(), log.next_offset(), log.durable_offset()), (100, 100, 100));
+    assert!(matches!(log.read(5), Err(Error::OffsetOutOfRange { .. })));
+    assert_eq!(log.segments().len(), 1);
+    drop(log);
+    let names = dir_files(dir.path());
+    assert!(
+        !names.iter().any(|n| n.0.starts_with("00000000000000000000")),
+        "{:?}",
+        names.iter().map(|n| &n.0).collect::<Vec<_>>()
+    );
+
+    let ro = Log::open_with(dir.path(), opts(StdFs::shared(), true)).unwrap();
+    assert_eq!((ro.first_offset(), ro.next_offset()), (100, 100));
+    drop(ro);
+    let mut log = open(dir.path()).unwrap();
+    assert_eq!((log.first_offset(), log.next_offset()), (100, 100));
+    assert_eq!(log.recovery_report().finished_restart, None);
+    assert_eq!(log.append(Entry::new(&val(100))).unwrap(), 100);
+    log.sync().unwrap();
+    drop(log);
+    let log = open(dir.path()).unwrap();
+    assert_eq!((log.first_offset(), log.next_offset()), (100, 101));
+    assert_eq!(log.read(100).unwrap().value, val(100));
+}
+
+/// A crash right after a restart's intent became durable (simulated by
+/// writing `log.meta` with the restart flag by hand): the open finishes the
+/// restart; a read-only open shows the restarted (empty) log without
+/// writing. Without the flag, the same first offset past the end is
+/// corruption.
+#[test]
+fn interrupted_restart_is_finished_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path()).unwrap();
+    append_n(&mut log, 7);
+    log.sync().unwrap();
+    drop(log);
+    let meta = dir.path().join(format::META_FILE_NAME);
+    std::fs::write(&meta, format::Meta { first_offset: 50, truncate_from: None, restart: false }.encode()).unwrap();
+    assert!(matches!(open(dir.path()), Err(Error::Corruption { .. })));
+    std::fs::write(&meta, format::Meta { first_offset: 50, truncate_from: None, restart: true }.encode()).unwrap();
+    let before = dir_files(dir.path());
+    let ro = Log::open_with(dir.path(), opts(StdFs::shared(), true)).unwrap();
+    assert_eq!((ro.first_offset(), ro.next_offset()), (50, 50));
+    assert!(ro.iter(..).next().is_none());
+    drop(ro);
+    assert_eq!(dir_files(dir.path()), before, "a read-only open wrote");
+    let log = open(dir.path()).unwrap();
+    assert_eq!(log.recovery_report().finished_restart, Some(50));
+    assert_eq!((log.first_offset(), log.next_offset()), (50, 50));
+    drop(log);
+    let b = std::fs::read(&meta).unwrap();
+    assert_eq!(
+        format::Meta::decode(&b).unwrap(),
+        format::Meta { first_offset: 50, truncate_from: None, restart: false }
+    );
+    assert!(dir_files(dir.path()).iter().any(|n| n.0 == format::segment_file_name(50)));
+}
+
+/// ENOSPC at every write of a restart: `DiskFull` with the log unchanged,
+/// or an I/O error after the intent was durable (poisoned; a reopen
+/// finishes the restart), or success; a record appended after a successful
+/// restart survives a reopen (a stale intent must not hide it).
+#[test]
+fn enospc_at_every_write_of_a_restart() {
+    let mut outcomes = (0, 0, 0);
+    for n in 0..40 {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = FailFs::new(&[FailOp::Write, FailOp::Namespace], n, io::ErrorKind::StorageFull, false);
+        let Ok(mut log) = Log::open_with(dir.path(), opts(Arc::new(fs.clone()), false)) else { continue };
+        let setup = (|| -> Result<(), Error> {
+            for i in 0..10 {
+                log.append(Entry::new(&val(i)))?;
+            }
+            log.sync()
+        })();
+        if setup.is_err() || fs.tripped() {
+            continue;
+        }
+        match log.restart_at(30) {
+            Ok(()) => {
+                assert_eq!((log.first_offset(), log.next_offset()), (30, 30));
+                if !fs.tripped() {
+                    continue;
+                }
+                outcomes.0 += 1;
+                assert_eq!(log.append(Entry::new(&val(42))).unwrap(), 30);
+                log.sync().unwrap();
+                drop(log);
+                let log = open(dir.path()).unwrap();
+                assert_eq!((log.first_offset(), log.next_offset()), (30, 31), "n={n}");
+                assert_eq!(log.read(30).unwrap().value, val(42));
+            }
+            Err(e) if e.is_disk_full() => {
+                outcomes.1 += 1;
+                assert!(!log.is_poisoned());
+                assert_eq!(log.next_offset(), 10, "n={n}: a restart that failed with DiskFull changed the log");
+                drop(log);
+                assert_records(&open(dir.path()).unwrap(), 10);
+            }
+            Err(e @ Error::Io { .. }) => {
+                outcomes.2 += 1;
+                assert!(log.is_poisoned(), "n={n}: {e}");
+                drop(log);
+                let log = open(dir.path()).unwrap();
+                assert_eq!((log.first_offset(), log.next_offset()), (30, 30), "n={n}");
+            }
+            Err(e) => panic!("n={n}: {e}"),
+        }
+    }
+    assert!(outcomes.0 > 0 && outcomes.1 > 0 && outcomes.2 > 0, "{outcomes:?}");
+}
