@@ -1,0 +1,586 @@
+//! openraft 0.9 log storage on the segmented log.
+//!
+//! [`RaftLogStore`] implements openraft's storage-v2 [`RaftLogStorage`] and
+//! [`RaftLogReader`] on a [`log_core::SharedLog`] (group commit):
+//!
+//! - Raft log index `i` is log offset `i`; each entry is one record, its
+//!   value the entry serialized with serde (bincode 2, standard config).
+//! - `append` queues the entries for the committer and returns once they
+//!   are written (readable); the flush callback is called, in append order,
+//!   only after the fsync that covers them. Appends from many Raft calls
+//!   share fsyncs.
+//! - `truncate(id)` is [`SharedLog::truncate_from`]; `purge(id)` records the
+//!   purged log id in the state file, then is
+//!   [`SharedLog::truncate_before`] (or [`SharedLog::restart_at`] when a
+//!   snapshot install purges past the end of the log). Both run in queue
+//!   order, after every append queued before them, so write I/O is
+//!   serialized as openraft requires.
+//! - The vote, the committed log id and the last purged log id live in
+//!   `raft.state` ([`state`]), updated crash-atomically with one fsync.
+//!   `save_vote` first waits for every append queued before it to be
+//!   durable, so a vote is never durable ahead of an entry appended before
+//!   it.
+//!
+//! A store directory holds `raft.state` and `log/` (the segmented log).
+//! Opening it finishes a purge that a crash interrupted (the state file
+//! says what was purged; the log is cut to match) and refuses a directory
+//! whose log has a hole below its first entry.
+//!
+//! The committer runs on a thread of its own (named `raft-log-commit`);
+//! the store's other file I/O (opening, the state file's fsync in
+//! `save_vote` / `save_committed` / `purge`) is done inline on the calling
+//! task: a few small writes, each followed by one fsync.
+
+pub mod kv;
+pub mod state;
+
+use std::fmt::Debug;
+use std::io;
+use std::marker::PhantomData;
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use log_core::{
+    Clock, Config, FileSystem, GroupConfig, Log, OwnedEntry, Pending, SharedLog, StdFs, SystemClock, Visibility,
+};
+use openraft::storage::{LogFlushed, RaftLogStorage};
+use openraft::{
+    AnyError, AsyncRuntime, LogId, LogState, OptionalSend, RaftLogId, RaftLogReader, RaftTypeConfig, StorageError,
+    StorageIOError, Vote,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{debug, info};
+
+use crate::state::{RaftState, StateFile};
+
+/// Name of the segmented log's directory inside a store directory.
+pub const LOG_DIR_NAME: &str = "log";
+
+/// What opening or using a store can fail with (converted to openraft's
+/// [`StorageError`] at the trait boundary).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The segmented log failed.
+    #[error(transparent)]
+    Log(#[from] log_core::Error),
+    /// A file operation on the state file failed.
+    #[error("I/O error while {op} `{}`: {source}; check the disk and permissions, then reopen the store", path.display())]
+    Io {
+        /// What the store was doing.
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// Durable data does not verify.
+    #[error("corruption in `{}`: {detail}", path.display())]
+    Corruption {
+        /// The damaged file (or the log directory).
+        path: PathBuf,
+        /// What is wrong and what to do.
+        detail: String,
+    },
+    /// An entry or the state could not be serialized.
+    #[error("cannot serialize {0}")]
+    Encode(String),
+    /// Raft asked for something that would leave a hole in the log.
+    #[error("{0}")]
+    Contract(String),
+}
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// The filesystem (`StdFs` for real use; `sim_fs::SimFs` in tests).
+    pub fs: Arc<dyn FileSystem>,
+    /// Where record timestamps come from.
+    pub clock: Arc<dyn Clock>,
+    /// The segmented log's configuration. Its sync policy does not matter
+    /// for entries: group commit fsyncs every batch before acknowledging.
+    pub config: Config,
+    /// Group-commit batching and queue limits.
+    pub group: GroupConfig,
+    /// Where the committer runs. `Thread` (the default): a thread of its
+    /// own, so fsyncs never block the async runtime. `Task`: a task on the
+    /// openraft runtime (`C::AsyncRuntime::spawn`, so `open_with` must be
+    /// called inside that runtime), doing its file I/O inline; meant for a
+    /// single-threaded runtime over an in-memory filesystem, where it makes
+    /// a run deterministic (the crash tests use it).
+    pub committer: CommitterMode,
+}
+
+/// Where a store's group committer runs (see [`StoreOptions::committer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommitterMode {
+    /// A thread of its own, named `raft-log-commit`.
+    #[default]
+    Thread,
+    /// A task on the openraft runtime. Between a batch's write and its
+    /// fsync it yields `fsync_yields` times (at least once) so other tasks
+    /// run meanwhile, as they do while a thread is in `fdatasync`; on an
+    /// in-memory disk in a single-threaded runtime this stands in for the
+    /// fsync's latency, and a crash can fall inside it.
+    Task {
+        /// How many times to yield between a batch's write and its fsync.
+        fsync_yields: u32,
+    },
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            fs: StdFs::shared(),
+            clock: Arc::new(SystemClock),
+            config: Config::default(),
+            group: GroupConfig::default(),
+            committer: CommitterMode::Thread,
+        }
+    }
+}
+
+/// openraft log storage on a segmented log. See the crate docs.
+pub struct RaftLogStore<C: RaftTypeConfig> {
+    shared: SharedLog,
+    state: Arc<Mutex<StateFile<C::NodeId>>>,
+    dir: PathBuf,
+    /// One past the last entry appended (queued), i.e. the next index.
+    next_index: u64,
+    /// The log id of the last entry, if the log holds any.
+    last_log_id: Option<LogId<C::NodeId>>,
+    /// Completes when the previous append's callback was called: callbacks
+    /// are called in append order.
+    prev_ack: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl<C: RaftTypeConfig> Debug for RaftLogStore<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftLogStore")
+            .field("dir", &self.dir)
+            .field("next_index", &self.next_index)
+            .field("last_log_id", &self.last_log_id)
+            .field("shared", &self.shared)
+            .finish()
+    }
+}
+
+/// A reader of the log (openraft's replication tasks hold these).
+pub struct LogReader<C: RaftTypeConfig> {
+    shared: SharedLog,
+    _c: PhantomData<C>,
+}
+
+impl<C: RaftTypeConfig> Clone for LogReader<C> {
+    fn clone(&self) -> Self {
+        LogReader { shared: self.shared.clone(), _c: PhantomData }
+    }
+}
+
+impl<C: RaftTypeConfig> Debug for LogReader<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogReader").field("shared", &self.shared).finish()
+    }
+}
+
+impl<C> RaftLogStore<C>
+where
+    C: RaftTypeConfig,
+    C::Entry: Serialize + DeserializeOwned,
+{
+    /// Opens (or creates) the store in `dir` on the real filesystem.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::open_with(dir, StoreOptions::default())
+    }
+
+    /// Opens (or creates) the store in `dir`.
+    pub fn open_with(dir: impl AsRef<Path>, opts: StoreOptions) -> Result<Self, Error> {
+        let dir = dir.as_ref().to_path_buf();
+        opts.fs.create_dir_all(&dir).map_err(|source| Error::Io {
+            op: "creating the store directory",
+            path: dir.clone(),
+            source,
+        })?;
+        let state = StateFile::<C::NodeId>::open(&opts.fs, &dir)?;
+        let log_dir = dir.join(LOG_DIR_NAME);
+        let mut log = Log::open_with(
+            &log_dir,
+            log_core::Options { fs: Arc::clone(&opts.fs), clock: opts.clock, config: opts.config, read_only: false },
+        )?;
+        // Finish a purge a crash interrupted: the state file is written
+        // first, so it may say more was purged than the log shows.
+        let purged = state.get().last_purged.clone();
+        let keep_from = purged.as_ref().map_or(0, |p| p.index + 1);
+        if log.next_offset() < keep_from {
+            log.restart_at(keep_from)?;
+        } else if log.first_offset() < keep_from {
+            log.truncate_before(keep_from)?;
+        }
+        // Without a purge, a log may start past 0 (a fresh store's first
+        // append may come at any index); after one, nothing may be missing
+        // between the purged entries and the first entry.
+        if purged.is_some() && log.first_offset() > keep_from {
+            return Err(Error::Corruption {
+                path: log_dir,
+                detail: format!(
+                    "the log starts at index {} but entries are purged only up to {:?}: entries are missing; rebuild this node from its peers",
+                    log.first_offset(),
+                    purged
+                ),
+            });
+        }
+        let last_log_id = if log.next_offset() > log.first_offset() {
+            let rec = log.read(log.next_offset() - 1)?;
+            Some(decode::<C>(&rec)?.get_log_id().clone())
+        } else {
+            purged
+        };
+        let next_index = log.next_offset();
+        info!(dir = %dir.display(), first = log.first_offset(), next_index, ?last_log_id, "opened raft log store");
+        let (shared, committer) = SharedLog::new(log, opts.group)?;
+        match opts.committer {
+            CommitterMode::Thread => {
+                std::thread::Builder::new()
+                    .name("raft-log-commit".into())
+                    .spawn(move || {
+                        if let Err(e) = committer.run_blocking() {
+                            tracing::error!(error = %e, "raft log committer stopped");
+                        }
+                    })
+                    .map_err(|source| Error::Io {
+                        op: "starting the committer thread for",
+                        path: dir.clone(),
+                        source,
+                    })?;
+            }
+            CommitterMode::Task { fsync_yields } => {
+                // Detached: it ends when the last handle is dropped.
+                let _detached = C::AsyncRuntime::spawn(async move {
+                    let pause = move |phase| {
+                        let n = if phase == log_core::CommitPhase::Written { fsync_yields.max(1) } else { 1 };
+                        Yield(n)
+                    };
+                    if let Err(e) = committer.run_with(pause).await {
+                        tracing::error!(error = %e, "raft log committer stopped");
+                    }
+                });
+            }
+        }
+        Ok(RaftLogStore { shared, state: Arc::new(Mutex::new(state)), dir, next_index, last_log_id, prev_ack: None })
+    }
+
+    /// The shared log underneath (for statistics and inspection).
+    pub fn shared_log(&self) -> &SharedLog {
+        &self.shared
+    }
+
+    /// Commits everything queued, closes the log cleanly (the next open
+    /// reads no record) and stops the committer.
+    pub async fn shutdown(self) -> Result<(), Error> {
+        Ok(self.shared.shutdown().await?)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, StateFile<C::NodeId>> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn update_state(&self, f: impl FnOnce(&mut RaftState<C::NodeId>)) -> Result<(), Error> {
+        let mut file = self.state();
+        let mut st = file.get().clone();
+        f(&mut st);
+        file.set(st)
+    }
+
+    /// The log id of the entry at `index`, read back from the log.
+    fn log_id_at(&self, index: u64) -> Result<LogId<C::NodeId>, Error> {
+        let rec = self.shared.read(index, Visibility::Accepted)?;
+        Ok(decode::<C>(&rec)?.get_log_id().clone())
+    }
+}
+
+/// A future that is pending the given number of times (waking itself each
+/// time), then ready.
+struct Yield(u32);
+
+impl std::future::Future for Yield {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.0 == 0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 -= 1;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+/// Decodes the entry in `rec`, checking that it belongs at its offset.
+fn decode<C>(rec: &log_core::Record) -> Result<C::Entry, Error>
+where
+    C: RaftTypeConfig,
+    C::Entry: DeserializeOwned,
+{
+    let cfg = bincode::config::standard();
+    let (entry, used): (C::Entry, usize) =
+        bincode::serde::decode_from_slice(&rec.value, cfg).map_err(|e| Error::Corruption {
+            path: PathBuf::new(),
+            detail: format!("the entry at index {} does not decode: {e}", rec.offset),
+        })?;
+    if used != rec.value.len() || entry.get_log_id().index != rec.offset {
+        return Err(Error::Corruption {
+            path: PathBuf::new(),
+            detail: format!(
+                "the record at offset {} holds the entry for index {} ({} of {} bytes used)",
+                rec.offset,
+                entry.get_log_id().index,
+                used,
+                rec.value.len()
+            ),
+        });
+    }
+    Ok(entry)
+}
+
+fn read_entries<C>(shared: &SharedLog, range: impl RangeBounds<u64>) -> Result<Vec<C::Entry>, Error>
+where
+    C: RaftTypeConfig,
+    C::Entry: DeserializeOwned,
+{
+    let mut from = match range.start_bound() {
+        Bound::Included(&s) => s,
+        Bound::Excluded(&s) => s.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let to = match range.end_bound() {
+        Bound::Included(&e) => e.saturating_add(1),
+        Bound::Excluded(&e) => e,
+        Bound::Unbounded => u64::MAX,
+    };
+    from = from.max(shared.first_offset());
+    let to = to.min(shared.end(Visibility::Accepted));
+    let mut out = Vec::new();
+    while from < to {
+        let recs = shared.read_range(from, to, Visibility::Accepted, 4 << 20)?;
+        let Some(last) = recs.last() else { break };
+        from = last.offset + 1;
+        for rec in &recs {
+            out.push(decode::<C>(rec)?);
+        }
+    }
+    Ok(out)
+}
+
+fn read_err<NID: openraft::NodeId>(e: Error) -> StorageError<NID> {
+    StorageIOError::read_logs(AnyError::new(&e)).into()
+}
+
+fn write_err<NID: openraft::NodeId>(e: impl Into<Error>) -> StorageError<NID> {
+    StorageIOError::write_logs(AnyError::new(&e.into())).into()
+}
+
+fn to_io(e: &log_core::Error) -> io::Error {
+    let kind = if e.is_disk_full() { io::ErrorKind::StorageFull } else { io::ErrorKind::Other };
+    io::Error::new(kind, e.to_string())
+}
+
+impl<C> RaftLogReader<C> for LogReader<C>
+where
+    C: RaftTypeConfig,
+    C::Entry: Serialize + DeserializeOwned,
+{
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<C::Entry>, StorageError<C::NodeId>> {
+        read_entries::<C>(&self.shared, range).map_err(read_err)
+    }
+}
+
+impl<C> RaftLogReader<C> for RaftLogStore<C>
+where
+    C: RaftTypeConfig,
+    C::Entry: Serialize + DeserializeOwned,
+{
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<C::Entry>, StorageError<C::NodeId>> {
+        read_entries::<C>(&self.shared, range).map_err(read_err)
+    }
+}
+
+impl<C> RaftLogStorage<C> for RaftLogStore<C>
+where
+    C: RaftTypeConfig,
+    C::Entry: Serialize + DeserializeOwned,
+{
+    type LogReader = LogReader<C>;
+
+    async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError<C::NodeId>> {
+        let last_purged_log_id = self.state().get().last_purged.clone();
+        let last_log_id = self.last_log_id.clone().or_else(|| last_purged_log_id.clone());
+        Ok(LogState { last_purged_log_id, last_log_id })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        LogReader { shared: self.shared.clone(), _c: PhantomData }
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
+        // Write I/O is serialized: everything appended before this vote is
+        // durable before the vote is.
+        self.shared.sync().await.map_err(|e| StorageIOError::write_vote(AnyError::new(&e)))?;
+        let v = vote.clone();
+        self.update_state(|s| s.vote = Some(v)).map_err(|e| StorageIOError::write_vote(AnyError::new(&e)))?;
+        debug!(%vote, "saved vote");
+        Ok(())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<C::NodeId>>, StorageError<C::NodeId>> {
+        Ok(self.state().get().vote.clone())
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<C::NodeId>>) -> Result<(), StorageError<C::NodeId>> {
+        if self.state().get().committed == committed {
+            return Ok(());
+        }
+        self.update_state(|s| s.committed = committed).map_err(|e| StorageIOError::write(AnyError::new(&e)))?;
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<C::NodeId>>, StorageError<C::NodeId>> {
+        Ok(self.state().get().committed.clone())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<C>) -> Result<(), StorageError<C::NodeId>>
+    where
+        I: IntoIterator<Item = C::Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut records = Vec::new();
+        let mut last = None;
+        // Entries at or below the last purged index are already covered by
+        // the snapshot that replaced them: skip them (openraft's suite
+        // appends such entries after a snapshot-driven purge).
+        let purged_upto = self.state().get().last_purged.as_ref().map(|p| p.index);
+        let mut entries =
+            entries.into_iter().filter(|e| purged_upto.is_none_or(|p| e.get_log_id().index > p)).peekable();
+        // A fresh store (no entry, nothing purged) may start at any index.
+        if let Some(first) = entries.peek()
+            && first.get_log_id().index > self.next_index
+            && self.last_log_id.is_none()
+        {
+            let at = first.get_log_id().index;
+            self.shared.restart_at(at).await.map_err(write_err)?;
+            self.next_index = at;
+        }
+        for entry in entries {
+            let id = entry.get_log_id().clone();
+            let want = self.next_index + records.len() as u64;
+            if id.index != want {
+                let msg =
+                    format!("append of index {} where the log expects index {want} (a hole or an overlap)", id.index);
+                return Err(write_err(Error::Contract(msg)));
+            }
+            let bytes = bincode::serde::encode_to_vec(&entry, bincode::config::standard())
+                .map_err(|e| write_err(Error::Encode(format!("entry {id}: {e}"))))?;
+            records.push(OwnedEntry::new(bytes));
+            last = Some(id);
+        }
+        let prev = self.prev_ack.take();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        self.prev_ack = Some(done_rx);
+        let Some(last) = last else {
+            // Nothing to write: flushed as soon as everything before it is.
+            // Detached: the JoinHandle is dropped (the task runs on).
+            let _detached = C::AsyncRuntime::spawn(async move {
+                if let Some(prev) = prev {
+                    let _ = prev.await;
+                }
+                callback.log_io_completed(Ok(()));
+                let _ = done_tx.send(());
+            });
+            return Ok(());
+        };
+        let n = records.len() as u64;
+        let mut pending: std::pin::Pin<Box<Pending>> =
+            Box::pin(self.shared.submit_batch(records).await.map_err(write_err)?);
+        // Readable when this returns: wait until the committer wrote the
+        // entries (or the batch failed).
+        let early = tokio::select! {
+            res = &mut pending => Some(res),
+            res = self.shared.wait_for(last.index, Visibility::Accepted) => match res {
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            },
+        };
+        let failed = match &early {
+            Some(Err(e)) => Some(e.duplicate()),
+            _ => None,
+        };
+        // Detached: the JoinHandle is dropped (the task runs on).
+        let _detached = C::AsyncRuntime::spawn(async move {
+            if let Some(prev) = prev {
+                let _ = prev.await;
+            }
+            let res = match early {
+                Some(res) => res,
+                None => pending.await,
+            };
+            callback.log_io_completed(res.map(|_| ()).map_err(|e| to_io(&e)));
+            let _ = done_tx.send(());
+        });
+        if let Some(e) = failed {
+            return Err(write_err(e));
+        }
+        self.next_index += n;
+        self.last_log_id = Some(last);
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
+        let index = log_id.index;
+        if index >= self.next_index {
+            return Ok(());
+        }
+        let first = self.shared.first_offset();
+        if index < first {
+            let msg = format!("truncate at index {index}, below the first entry {first} (purged entries)");
+            return Err(write_err(Error::Contract(msg)));
+        }
+        self.shared.truncate_from(index).await.map_err(write_err)?;
+        self.next_index = index;
+        self.last_log_id = if index > first {
+            Some(self.log_id_at(index - 1).map_err(write_err)?)
+        } else {
+            self.state().get().last_purged.clone()
+        };
+        debug!(index, "truncated");
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
+        let keep_from = log_id.index + 1;
+        if self.state().get().last_purged.as_ref().is_some_and(|p| p.index >= log_id.index) {
+            return Ok(());
+        }
+        // The state file first: a crash before the log is cut is finished
+        // at open (see `open_with`); the other order could leave a hole.
+        let id = log_id.clone();
+        self.update_state(|s| s.last_purged = Some(id)).map_err(write_err)?;
+        if keep_from > self.next_index {
+            // A snapshot ahead of the whole log: restart it empty there.
+            self.shared.restart_at(keep_from).await.map_err(write_err)?;
+            self.next_index = keep_from;
+            self.last_log_id = Some(log_id);
+        } else {
+            self.shared.truncate_before(keep_from).await.map_err(write_err)?;
+        }
+        debug!(keep_from, "purged");
+        Ok(())
+    }
+}
