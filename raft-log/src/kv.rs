@@ -51,6 +51,16 @@ openraft::declare_raft_types!(
         R = KvResponse,
 );
 
+/// The entry the crash tests and `raft-log-writer` write at `index` in
+/// `term`: `Set { key: "k{index}", value: "v{index}-t{term}" }`, so any entry
+/// read back can be checked against its log id.
+pub fn demo_entry(term: u64, index: u64) -> openraft::Entry<KvConfig> {
+    openraft::Entry {
+        log_id: LogId::new(openraft::CommittedLeaderId::new(term, 0), index),
+        payload: EntryPayload::Normal(KvRequest::Set { key: format!("k{index}"), value: format!("v{index}-t{term}") }),
+    }
+}
+
 type NodeId = u64;
 type Node = openraft::BasicNode;
 type Meta = SnapshotMeta<NodeId, Node>;

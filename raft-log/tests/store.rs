@@ -10,33 +10,20 @@ use std::sync::{Arc, Mutex};
 
 use log_core::{Config, FixedClock, GroupConfig};
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
-use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftLogReader, Vote};
-use raft_log::kv::{KvConfig, KvRequest};
+use openraft::{LogId, RaftLogReader, Vote};
 use raft_log::state::{RaftState, StateFile};
-use raft_log::{CommitterMode, RaftLogStore, StoreOptions};
+use raft_log::{CommitterMode, StoreOptions};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sim_fs::{FaultConfig, SimFs};
 
-type Store = RaftLogStore<KvConfig>;
+mod common;
 
-fn id(term: u64, index: u64) -> LogId<u64> {
-    LogId::new(CommittedLeaderId::new(term, 0), index)
-}
-
-fn entry(term: u64, index: u64) -> Entry<KvConfig> {
-    Entry {
-        log_id: id(term, index),
-        payload: EntryPayload::Normal(KvRequest::Set { key: format!("k{index}"), value: format!("v{index}-t{term}") }),
-    }
-}
+use common::{Acked, Store, all, check_recovered, id};
+use raft_log::kv::demo_entry as entry;
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
-
-async fn all(store: &mut Store) -> Vec<Entry<KvConfig>> {
-    store.try_get_log_entries(..).await.unwrap()
 }
 
 #[test]
@@ -166,20 +153,6 @@ fn state_file_survives_a_torn_slot_and_refuses_two() {
     assert!(matches!(e, raft_log::Error::Corruption { .. }), "{e}");
 }
 
-/// What a run acknowledged, for the power-loss checks.
-#[derive(Debug, Default, Clone)]
-struct Acked {
-    /// Entry index -> term, for entries whose flush callback was called and
-    /// that no later truncation removed.
-    entries: std::collections::BTreeMap<u64, u64>,
-    vote_term: u64,
-    purged: Option<u64>,
-    /// A truncation that was called but had not returned when the node
-    /// died: acknowledged entries from here on may be gone (Raft truncates
-    /// flushed, uncommitted entries on a conflict).
-    cutting: Option<u64>,
-}
-
 fn sim_opts(fs: &SimFs, fsync_yields: u32) -> StoreOptions {
     StoreOptions {
         fs: fs.shared(),
@@ -213,7 +186,7 @@ fn power_loss_keeps_every_acknowledged_entry() {
             rt.block_on(async move {
                 let mut store = Store::open_with("/node", sim_opts(&fs, fsync_yields)).unwrap();
                 let mut model = acks.lock().unwrap().clone();
-                check_recovered(&mut store, &mut model, seed, round).await;
+                check_recovered(&mut store, &mut model, &format!("seed {seed} round {round}")).await;
                 *acks.lock().unwrap() = model;
                 let writer = tokio::spawn(run_writer(store, Arc::clone(&acks), work_seed));
                 // Let the writer run for a while, then kill the node: no task
@@ -229,49 +202,6 @@ fn power_loss_keeps_every_acknowledged_entry() {
             disk.crash();
             acked = shared_acks.lock().unwrap().clone();
         }
-    }
-}
-
-/// Checks the recovered store against what was acknowledged, then settles
-/// the model on what recovery decided (an interrupted truncation happened
-/// or not).
-async fn check_recovered(store: &mut Store, acked: &mut Acked, seed: u64, round: u32) {
-    let ctx = format!("seed {seed} round {round}");
-    let vote = store.read_vote().await.unwrap().map_or(0, |v| v.leader_id().term);
-    assert!(vote >= acked.vote_term, "{ctx}: vote term {vote} is older than the acknowledged {}", acked.vote_term);
-    let st = store.get_log_state().await.unwrap();
-    let purged = st.last_purged_log_id.map(|p| p.index);
-    assert!(purged >= acked.purged, "{ctx}: purged {purged:?}, acknowledged {:?}", acked.purged);
-    let got = all(store).await;
-    for w in got.windows(2) {
-        assert_eq!(w[0].log_id.index + 1, w[1].log_id.index, "{ctx}: a hole in the log");
-    }
-    if let Some(first) = got.first() {
-        assert_eq!(first.log_id.index, purged.map_or(0, |p| p + 1), "{ctx}: the log does not start after the purge");
-    }
-    assert_eq!(st.last_log_id.map(|l| l.index), got.last().map(|e| e.log_id.index).or(purged), "{ctx}");
-    for e in &got {
-        let want = entry(e.log_id.leader_id.term, e.log_id.index);
-        assert_eq!(e, &want, "{ctx}: entry {} does not hold what was written", e.log_id.index);
-    }
-    let first_kept = purged.map_or(0, |p| p + 1);
-    for (&index, &term) in acked.entries.range(first_kept..) {
-        let found = got.iter().find(|e| e.log_id.index == index);
-        if found.is_none() && acked.cutting.is_some_and(|c| index >= c) {
-            continue;
-        }
-        assert_eq!(
-            found.map(|e| e.log_id.leader_id.term),
-            Some(term),
-            "{ctx}: acknowledged entry {index} (term {term}) lost or replaced; the log holds {:?}..={:?}, purged {purged:?}, acknowledged purge {:?}",
-            got.first().map(|e| e.log_id),
-            got.last().map(|e| e.log_id),
-            acked.purged
-        );
-    }
-    if let Some(c) = acked.cutting.take() {
-        let present: std::collections::BTreeSet<u64> = got.iter().map(|e| e.log_id.index).collect();
-        acked.entries.retain(|i, _| *i < c || present.contains(i));
     }
 }
 

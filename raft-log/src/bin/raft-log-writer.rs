@@ -11,16 +11,9 @@
 use std::io::Write;
 
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
-use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftLogReader, Vote};
+use openraft::{LogId, RaftLogReader, Vote};
 use raft_log::RaftLogStore;
-use raft_log::kv::{KvConfig, KvRequest};
-
-fn entry(term: u64, index: u64) -> Entry<KvConfig> {
-    Entry {
-        log_id: LogId::new(CommittedLeaderId::new(term, 0), index),
-        payload: EntryPayload::Normal(KvRequest::Set { key: format!("k{index}"), value: format!("v{index}-t{term}") }),
-    }
-}
+use raft_log::kv::{KvConfig, demo_entry as entry};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
