@@ -38,6 +38,10 @@ fuzz TARGET SECONDS="60":
 fuzz-smoke SECONDS="30":
     bash fuzz/smoke.sh {{SECONDS}}
 
+# Three openraft nodes on three log directories; a follower restarts from its log.
+raft-example DIR="":
+    cargo run -p raft-log --example cluster -- {{DIR}}
+
 # Throughput benchmarks, side by side with raw std::fs loops.
 bench *ARGS:
     cargo bench -p log-core --bench throughput -- {{ARGS}}

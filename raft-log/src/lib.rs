@@ -155,6 +155,23 @@ pub struct RaftLogStore<C: RaftTypeConfig> {
     /// Completes when the previous append's callback was called: callbacks
     /// are called in append order.
     prev_ack: Option<tokio::sync::oneshot::Receiver<()>>,
+    /// Becomes true when the committer has closed the log.
+    closed: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Resolves once a store's log is closed: every handle (the store and its
+/// readers) was dropped or shut down, and the committer committed what was
+/// queued and closed the log. Reopen a directory only after this, e.g.
+/// after `Raft::shutdown` when restarting a node in the same process.
+#[derive(Debug, Clone)]
+pub struct ClosedSignal(tokio::sync::watch::Receiver<bool>);
+
+impl ClosedSignal {
+    /// Waits for the close.
+    pub async fn wait(mut self) {
+        // An error means the committer is gone: closed as well.
+        let _ = self.0.wait_for(|closed| *closed).await;
+    }
 }
 
 impl<C: RaftTypeConfig> Debug for RaftLogStore<C> {
@@ -241,6 +258,7 @@ where
         let next_index = log.next_offset();
         info!(dir = %dir.display(), first = log.first_offset(), next_index, ?last_log_id, "opened raft log store");
         let (shared, committer) = SharedLog::new(log, opts.group)?;
+        let (closed_tx, closed) = tokio::sync::watch::channel(false);
         match opts.committer {
             CommitterMode::Thread => {
                 std::thread::Builder::new()
@@ -249,6 +267,7 @@ where
                         if let Err(e) = committer.run_blocking() {
                             tracing::error!(error = %e, "raft log committer stopped");
                         }
+                        let _ = closed_tx.send(true);
                     })
                     .map_err(|source| Error::Io {
                         op: "starting the committer thread for",
@@ -266,10 +285,25 @@ where
                     if let Err(e) = committer.run_with(pause).await {
                         tracing::error!(error = %e, "raft log committer stopped");
                     }
+                    let _ = closed_tx.send(true);
                 });
             }
         }
-        Ok(RaftLogStore { shared, state: Arc::new(Mutex::new(state)), dir, next_index, last_log_id, prev_ack: None })
+        Ok(RaftLogStore {
+            shared,
+            state: Arc::new(Mutex::new(state)),
+            dir,
+            next_index,
+            last_log_id,
+            prev_ack: None,
+            closed,
+        })
+    }
+
+    /// A signal that resolves once this store's log is closed (see
+    /// [`ClosedSignal`]); take it before handing the store to openraft.
+    pub fn closed_signal(&self) -> ClosedSignal {
+        ClosedSignal(self.closed.clone())
     }
 
     /// The shared log underneath (for statistics and inspection).
