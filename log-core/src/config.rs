@@ -45,6 +45,16 @@ pub struct Config {
     /// older than this many milliseconds (by record timestamps); `None`
     /// keeps everything.
     pub retention_age_ms: Option<u64>,
+    /// Key compaction keeps a tombstone until this many milliseconds after
+    /// its own timestamp (durable in the record, so the horizon survives
+    /// restarts and rewrites), so that readers behind by less than this see
+    /// the deletion; then it is dropped (with every older record of its
+    /// key, which the tombstone superseded).
+    pub tombstone_retention_ms: u64,
+    /// Memory budget of key compaction's key map, in bytes (each distinct
+    /// key costs its length plus about 64 bytes). When a log's keys do not
+    /// fit, compaction works in several passes.
+    pub compaction_map_bytes: u64,
 }
 
 /// Upper bound on `segment_bytes_max`: segment scans at recovery read at most
@@ -65,6 +75,8 @@ impl Default for Config {
             sync: SyncPolicy::Manual,
             retention_bytes: None,
             retention_age_ms: None,
+            tombstone_retention_ms: 24 * 3600 * 1000,
+            compaction_map_bytes: 64 << 20,
         }
     }
 }
@@ -107,6 +119,12 @@ impl Config {
             return bad(
                 "write_buffer_bytes",
                 format!("is {}, must be between 4096 and 1073741824", self.write_buffer_bytes),
+            );
+        }
+        if self.compaction_map_bytes < 4096 {
+            return bad(
+                "compaction_map_bytes",
+                format!("is {}, must be at least 4096 (one pass needs room for keys)", self.compaction_map_bytes),
             );
         }
         if self.sync == SyncPolicy::EveryRecords(0) {

@@ -107,6 +107,18 @@ pub enum Error {
         next: u64,
     },
 
+    /// The offset is inside the log, but key compaction removed its record
+    /// (a later record has the same key, or it was a tombstone past its
+    /// retention). Offsets are never reused: iterate from it to get the
+    /// next record that exists.
+    #[error(
+        "offset {offset} was removed by key compaction (a later record has the same key, or it was an expired tombstone); iterate from it to read the next record"
+    )]
+    Compacted {
+        /// The requested offset.
+        offset: u64,
+    },
+
     /// A record is larger than `Config::record_bytes_max`.
     #[error("record of {size} bytes exceeds record_bytes_max ({max}); split it or raise the limit")]
     RecordTooLarge {
@@ -172,6 +184,7 @@ impl Error {
                 Error::OffsetOutOfRange { offset: *offset, first: *first, next: *next }
             }
             Error::RecordTooLarge { size, max } => Error::RecordTooLarge { size: *size, max: *max },
+            Error::Compacted { offset } => Error::Compacted { offset: *offset },
             Error::Closed { why } => Error::Closed { why },
             Error::ReadOnly { op } => Error::ReadOnly { op },
         }

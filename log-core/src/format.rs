@@ -9,6 +9,10 @@ use std::fmt;
 
 /// The format version this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
+/// Format version of a compacted segment's header: the same frames, but the
+/// records' offsets are only strictly increasing (compaction left gaps), and
+/// the segment is always sealed.
+pub const SPARSE_SEGMENT_VERSION: u32 = 2;
 
 /// Segment file header magic.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"SGLOGSEG";
@@ -88,6 +92,8 @@ pub struct SegmentHeader {
     pub base_offset: u64,
     /// Clock time at creation, for age-based rolling across restarts.
     pub created_ms: u64,
+    /// A compacted segment: offsets may skip (header version 2).
+    pub sparse: bool,
 }
 
 /// Why a segment header failed to decode.
@@ -108,7 +114,8 @@ impl SegmentHeader {
     pub fn encode(&self) -> [u8; HEADER_LEN as usize] {
         let mut b = [0u8; HEADER_LEN as usize];
         b[0..8].copy_from_slice(&SEGMENT_MAGIC);
-        b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let version = if self.sparse { SPARSE_SEGMENT_VERSION } else { FORMAT_VERSION };
+        b[8..12].copy_from_slice(&version.to_le_bytes());
         b[12..16].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
         b[16..24].copy_from_slice(&self.base_offset.to_le_bytes());
         b[24..32].copy_from_slice(&self.created_ms.to_le_bytes());
@@ -126,7 +133,7 @@ impl SegmentHeader {
         let stored_crc = u32_at(b, 60).ok_or(HeaderError::Short)?;
         let crc_ok = b.get(0..60).map(crc32fast::hash) == Some(stored_crc);
         let version = u32_at(b, 8).ok_or(HeaderError::Short)?;
-        if crc_ok && version != FORMAT_VERSION {
+        if crc_ok && version != FORMAT_VERSION && version != SPARSE_SEGMENT_VERSION {
             return Err(HeaderError::Version(version));
         }
         if !crc_ok {
@@ -141,6 +148,7 @@ impl SegmentHeader {
         Ok(SegmentHeader {
             base_offset: u64_at(b, 16).ok_or(HeaderError::Short)?,
             created_ms: u64_at(b, 24).ok_or(HeaderError::Short)?,
+            sparse: version == SPARSE_SEGMENT_VERSION,
         })
     }
 }
@@ -524,6 +532,71 @@ impl Meta {
     }
 }
 
+/// Name of the compaction swap manifest.
+pub const MANIFEST_FILE_NAME: &str = "log.compaction";
+/// Compaction manifest magic.
+pub const MANIFEST_MAGIC: [u8; 8] = *b"SGLOGCMP";
+/// Most segments one compaction pass may replace.
+pub const MANIFEST_ENTRIES_MAX: usize = 1 << 16;
+
+/// A compaction swap: each entry is a compacted segment `base` covering
+/// offsets `base..next_offset`, which replaces every segment with a base in
+/// that range. Once this file is durable, the swap is decided and recovery
+/// finishes it; before, the `.compacted` files are leftovers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Manifest {
+    /// `(base, next_offset)` of each compacted segment, in offset order.
+    pub entries: Vec<(u64, u64)>,
+}
+
+impl Manifest {
+    /// Encodes the manifest: magic, version, count, entries, CRC32.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(20 + 16 * self.entries.len() + 4);
+        b.extend_from_slice(&MANIFEST_MAGIC);
+        b.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
+        for (base, next) in &self.entries {
+            b.extend_from_slice(&base.to_le_bytes());
+            b.extend_from_slice(&next.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes a manifest; any damage or inconsistency is an error.
+    pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
+        const BAD: DecodeError = DecodeError::Invalid("compaction manifest is damaged");
+        if b.len() < 24 || b.get(0..8) != Some(&MANIFEST_MAGIC[..]) {
+            return Err(DecodeError::Invalid("not a compaction manifest"));
+        }
+        let body = b.get(..b.len() - 4).ok_or(BAD)?;
+        if u32_at(b, b.len() - 4) != Some(crc32fast::hash(body)) {
+            return Err(DecodeError::Invalid("compaction manifest checksum mismatch"));
+        }
+        if u32_at(b, 8) != Some(FORMAT_VERSION) {
+            return Err(DecodeError::Invalid("compaction manifest version unknown"));
+        }
+        let n = usize::try_from(u64_at(b, 12).ok_or(BAD)?).map_err(|_| BAD)?;
+        if n > MANIFEST_ENTRIES_MAX || b.len() != 20 + 16 * n + 4 {
+            return Err(BAD);
+        }
+        let mut entries = Vec::with_capacity(n);
+        let mut prev_next = 0u64;
+        for i in 0..n {
+            let base = u64_at(b, 20 + 16 * i).ok_or(BAD)?;
+            let next = u64_at(b, 28 + 16 * i).ok_or(BAD)?;
+            if next <= base || base < prev_next {
+                return Err(DecodeError::Invalid("compaction manifest entries overlap or are out of order"));
+            }
+            prev_next = next;
+            entries.push((base, next));
+        }
+        Ok(Manifest { entries })
+    }
+}
+
 // ---------------------------------------------------------------------------
 // File names
 
@@ -540,11 +613,21 @@ pub enum FileKind {
     Temporary,
     /// `log.meta`
     Meta,
+    /// `<base>.log.compacted`: a compacted segment written by a compaction
+    /// pass; part of the log only once `log.compaction` names it.
+    Compacted(u64),
+    /// `log.compaction`: the manifest of a compaction swap in progress.
+    CompactionManifest,
 }
 
 /// Segment file name for a base offset.
 pub fn segment_file_name(base: u64) -> String {
     format!("{base:020}.log")
+}
+
+/// Name of a compacted segment before the swap makes it live.
+pub fn compacted_file_name(base: u64) -> String {
+    format!("{base:020}.log.compacted")
 }
 
 /// Index file name for a base offset.
@@ -563,6 +646,9 @@ pub fn parse_file_name(name: &str) -> Option<FileKind> {
     if name == META_FILE_NAME {
         return Some(FileKind::Meta);
     }
+    if name == MANIFEST_FILE_NAME {
+        return Some(FileKind::CompactionManifest);
+    }
     let (stem, ext) = name.split_once('.')?;
     if stem.len() != 20 || !stem.bytes().all(|c| c.is_ascii_digit()) {
         return None;
@@ -572,6 +658,7 @@ pub fn parse_file_name(name: &str) -> Option<FileKind> {
         "log" => Some(FileKind::Segment(base)),
         "index" => Some(FileKind::OffsetIndex(base)),
         "timeindex" => Some(FileKind::TimeIndex(base)),
+        "log.compacted" => Some(FileKind::Compacted(base)),
         _ => None,
     }
 }
@@ -648,8 +735,10 @@ mod tests {
 
     #[test]
     fn header_and_index_round_trip() {
-        let h = SegmentHeader { base_offset: 77, created_ms: 99 };
+        let h = SegmentHeader { base_offset: 77, created_ms: 99, sparse: false };
         assert_eq!(SegmentHeader::decode(&h.encode()), Ok(h));
+        let sparse = SegmentHeader { sparse: true, ..h };
+        assert_eq!(SegmentHeader::decode(&sparse.encode()), Ok(sparse));
         let mut bad = h.encode();
         bad[20] ^= 1;
         assert!(SegmentHeader::decode(&bad).is_err());
@@ -662,6 +751,23 @@ mod tests {
             c[i] ^= 0x10;
             assert!(decode_index(IndexKind::Offset, &c).is_err(), "byte {i}");
         }
+    }
+
+    #[test]
+    fn manifest_round_trips_and_rejects_damage() {
+        let m = Manifest { entries: vec![(0, 10), (10, 25), (40, 41)] };
+        let b = m.encode();
+        assert_eq!(Manifest::decode(&b), Ok(m));
+        for i in 0..b.len() {
+            let mut c = b.clone();
+            c[i] ^= 0x04;
+            assert!(Manifest::decode(&c).is_err(), "byte {i}");
+        }
+        for len in 0..b.len() {
+            assert!(Manifest::decode(&b[..len]).is_err(), "len {len}");
+        }
+        assert_eq!(parse_file_name("00000000000000000010.log.compacted"), Some(FileKind::Compacted(10)));
+        assert_eq!(parse_file_name("log.compaction"), Some(FileKind::CompactionManifest));
     }
 
     #[test]

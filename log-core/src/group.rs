@@ -534,6 +534,36 @@ impl SharedLog {
         self.admin(move |log| log.restart_at(offset)).await
     }
 
+    /// Key compaction ([`Log::compact`]) while appends continue: each pass
+    /// is planned under a short read lock, run with no lock at all (it
+    /// reads only sealed segments and writes new files; its file I/O runs
+    /// on the thread polling this future, so on tokio call it from
+    /// `spawn_blocking` or a thread of its own), and installed in queue
+    /// order by the committer. A pass whose segments changed meanwhile
+    /// (truncation, retention) is abandoned and counted in the report.
+    pub async fn compact(&self) -> Result<crate::CompactionReport> {
+        let mut total = crate::CompactionReport::default();
+        let mut map_from = 0;
+        loop {
+            let job = {
+                let guard = self.inner.read_log()?;
+                let log = guard.as_ref().ok_or(Error::Closed { why: "shut down" })?;
+                log.compaction_job(map_from)?
+            };
+            let Some(job) = job else { break };
+            let out = job.run()?;
+            map_from = out.map_end;
+            let last = out.is_last_pass();
+            let pass = self.admin(move |log| log.install_compaction(out)).await?;
+            let abandoned = pass.passes_abandoned > 0;
+            total.merge(&pass);
+            if last || abandoned {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
     /// [`Log::apply_retention`] in queue order.
     pub async fn apply_retention(&self) -> Result<RetentionReport> {
         self.admin(Log::apply_retention).await

@@ -31,6 +31,7 @@
 //! ```
 
 mod clock;
+mod compact;
 mod config;
 mod error;
 pub mod format;
@@ -47,6 +48,7 @@ mod truncate;
 mod writer;
 
 pub use clock::{Clock, FixedClock, ManualClock, SystemClock};
+pub use compact::{CompactionJob, CompactionOutput, CompactionReport};
 pub use config::{Config, RECORD_BYTES_LIMIT, SEGMENT_BYTES_LIMIT, SyncPolicy};
 pub use error::{ConfigError, Error, Result};
 pub use format::RecordRef;

@@ -107,6 +107,8 @@ pub struct RecoveryReport {
     /// intent a full disk kept in `log.meta`), finished at open: the offset
     /// the log restarted at.
     pub finished_restart: Option<u64>,
+    /// A compaction swap interrupted by a crash was finished at open.
+    pub finished_compaction: bool,
 }
 
 /// How to open a log. `Options::default()` is the real filesystem, the

@@ -134,7 +134,7 @@ impl Log {
         loop {
             match cursor.next_frame(&src) {
                 Ok(Some((at, Frame::Record(r)))) => {
-                    if r.offset != expect {
+                    if r.offset != expect && !(seg.sparse && r.offset > expect) {
                         return Err(Error::corruption(
                             &seg.path,
                             at,
@@ -144,9 +144,13 @@ impl Log {
                     if r.offset == offset {
                         return Ok((at, owned(&r)));
                     }
-                    expect += 1;
+                    if r.offset > offset {
+                        return Err(Error::Compacted { offset });
+                    }
+                    expect = r.offset + 1;
                 }
                 Ok(Some((_, Frame::Marker(_)))) => {}
+                Ok(None) if seg.sparse => return Err(Error::Compacted { offset }),
                 Ok(None) => {
                     return Err(Error::corruption(
                         &seg.path,
@@ -224,7 +228,7 @@ impl Log {
         loop {
             match cursor.next_frame(&src) {
                 Ok(Some((at, Frame::Record(r)))) => {
-                    if r.offset != expect {
+                    if r.offset != expect && !(seg.sparse && r.offset > expect) {
                         return Err(Error::corruption(
                             &seg.path,
                             at,
@@ -234,11 +238,12 @@ impl Log {
                     ix.observe(r.offset, at, r.timestamp_ms, interval);
                     min_ts = min_ts.min(r.timestamp_ms);
                     max_ts = max_ts.max(r.timestamp_ms);
-                    expect += 1;
+                    expect = r.offset + 1;
                     n += 1;
                 }
                 Ok(Some((at, Frame::Marker(m)))) => {
-                    let consistent = m.kind != MarkerKind::Seal
+                    let consistent = !seg.sparse
+                        && m.kind != MarkerKind::Seal
                         && m.own_pos == at
                         && m.base_offset == seg.base
                         && m.next_offset == expect
@@ -251,10 +256,8 @@ impl Log {
                 Err(stop) => return Err(self.stop_error(seg, stop)),
             }
         }
-        if expect != seg.tail.next_offset
-            || n != seg.tail.n_records
-            || (n > 0 && (min_ts, max_ts) != (seg.tail.min_ts, seg.tail.max_ts))
-        {
+        let end_ok = if seg.sparse { expect <= seg.tail.next_offset } else { expect == seg.tail.next_offset };
+        if !end_ok || n != seg.tail.n_records || (n > 0 && (min_ts, max_ts) != (seg.tail.min_ts, seg.tail.max_ts)) {
             return Err(Error::corruption(
                 &seg.path,
                 seg.tail.end_pos,
@@ -367,20 +370,35 @@ impl<'a> Reader<'a> {
             };
             match w.frames.next_frame(&w.src) {
                 Ok(Some((at, Frame::Record(r)))) => {
-                    if r.offset != w.expect {
+                    if r.offset != w.expect && !(w.seg.sparse && r.offset > w.expect) {
                         return Err(Error::corruption(
                             &w.seg.path,
                             at,
                             format!("expected the record with offset {}, found offset {}", w.expect, r.offset),
                         ));
                     }
-                    w.expect += 1;
-                    if r.offset == self.next {
-                        self.next += 1;
+                    w.expect = r.offset + 1;
+                    // In a compacted segment the records skip the offsets
+                    // compaction dropped: the next one at or after
+                    // `self.next` is the one to return.
+                    if r.offset >= self.next {
+                        if r.offset >= self.end {
+                            self.next = self.end;
+                            return Ok(false);
+                        }
+                        self.next = r.offset + 1;
                         return Ok(true);
                     }
                 }
                 Ok(Some((_, Frame::Marker(_)))) => {}
+                Ok(None) if w.seg.sparse => {
+                    // The rest of the segment's range was compacted away.
+                    self.next = self.next.max(w.seg.tail.next_offset);
+                    self.cursor = None;
+                    if self.next >= self.end {
+                        return Ok(false);
+                    }
+                }
                 Ok(None) => {
                     if self.next < w.seg.tail.next_offset {
                         return Err(Error::corruption(

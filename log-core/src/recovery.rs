@@ -56,15 +56,23 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
     let mut index_bases = Vec::new();
     let mut temporaries = Vec::new();
     let mut has_meta = false;
+    let mut compacted = Vec::new();
+    let mut has_manifest = false;
     for name in names {
         match parse_file_name(&name) {
             Some(FileKind::Meta) => has_meta = true,
+            Some(FileKind::Compacted(b)) => compacted.push(b),
+            Some(FileKind::CompactionManifest) => has_manifest = true,
             Some(FileKind::Segment(b)) => bases.push(b),
             Some(FileKind::OffsetIndex(b) | FileKind::TimeIndex(b)) => index_bases.push((b, name)),
             Some(FileKind::Temporary) => temporaries.push(name),
             None => report.unknown_files.push(name),
         }
     }
+    bases.sort_unstable();
+    compacted.sort_unstable();
+    // A compaction swap: finish it if its manifest is durable, else undo it.
+    let overrides = settle_compaction(&*fs, dir, opts.read_only, has_manifest, &mut bases, &compacted, &mut report)?;
     if bases.is_empty()
         && index_bases.is_empty()
         && temporaries.is_empty()
@@ -90,9 +98,12 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
         report.temporaries_removed = temporaries;
         for (b, name) in &index_bases {
             if bases.binary_search(b).is_err() {
-                fs.remove_file(&dir.join(name))
-                    .map_err(|e| Error::io("removing an orphan index", dir.join(name), e))?;
-                report.orphans_removed.push(name.clone());
+                match fs.remove_file(&dir.join(name)) {
+                    Ok(()) => report.orphans_removed.push(name.clone()),
+                    // Already removed by a finished compaction swap.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io("removing an orphan index", dir.join(name), e)),
+                }
             }
         }
         // The directory entries leading to the log, and the log's own
@@ -153,7 +164,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
     let n = bases.len();
     for (i, &base) in bases.iter().enumerate() {
         let is_last = i + 1 == n;
-        let seg = open_segment(&log, base, is_last, &mut report)?;
+        let seg = open_segment(&log, base, is_last, overrides.get(&base), &mut report)?;
         // Segments wholly below the logical start (a prefix truncation's
         // leftovers, possibly brought back by a crash) are hidden.
         if !is_last && seg.tail.next_offset <= log.meta.first_offset {
@@ -267,8 +278,14 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
     Ok(log)
 }
 
-fn open_segment(log: &Log, base: u64, is_last: bool, report: &mut RecoveryReport) -> Result<Segment> {
-    let path = log.path_of(&segment_file_name(base));
+fn open_segment(
+    log: &Log,
+    base: u64,
+    is_last: bool,
+    path_override: Option<&PathBuf>,
+    report: &mut RecoveryReport,
+) -> Result<Segment> {
+    let path = path_override.cloned().unwrap_or_else(|| log.path_of(&segment_file_name(base)));
     let mode = if is_last && !log.read_only { OpenMode::ReadWrite } else { OpenMode::Read };
     let file = log.fs.open(&path, mode).map_err(|e| Error::io("opening segment", &path, e))?;
     let len = file.len().map_err(|e| Error::io("reading the size of", &path, e))?;
@@ -278,7 +295,7 @@ fn open_segment(log: &Log, base: u64, is_last: bool, report: &mut RecoveryReport
     let header = match SegmentHeader::decode(hbuf.get(..got).unwrap_or_default()) {
         Ok(h) => h,
         Err(HeaderError::Version(v)) => {
-            return Err(Error::UnsupportedVersion { path, found: v, supported: format::FORMAT_VERSION });
+            return Err(Error::UnsupportedVersion { path, found: v, supported: format::SPARSE_SEGMENT_VERSION });
         }
         Err(HeaderError::Short) => {
             return Err(Error::corruption(&path, got as u64, "segment header is truncated"));
@@ -304,6 +321,7 @@ fn open_segment(log: &Log, base: u64, is_last: bool, report: &mut RecoveryReport
         created_ms: header.created_ms,
         tail,
         sealed,
+        sparse: header.sparse,
         index: OnceLock::new(),
         index_dirty: Default::default(),
     };
@@ -311,11 +329,18 @@ fn open_segment(log: &Log, base: u64, is_last: bool, report: &mut RecoveryReport
         Some(m) if m.kind == MarkerKind::Seal => {
             report.n_segments_trusted += 1;
             let tail = tail_of(&m, m.own_pos);
-            check_summary(&path, &m)?;
+            check_summary(&path, &m, header.sparse)?;
             Ok(mk(tail, true))
         }
+        // A compacted segment is written whole and sealed before it becomes
+        // part of the log: without a valid footer it is damaged.
+        _ if header.sparse => Err(Error::corruption(
+            &path,
+            len.saturating_sub(MARKER_FRAME_LEN as u64),
+            "a compacted segment has no valid footer",
+        )),
         Some(m) if m.kind == MarkerKind::Close && is_last => {
-            check_summary(&path, &m)?;
+            check_summary(&path, &m, false)?;
             report.clean = true;
             let seg = mk(tail_of(&m, len), false);
             let ix = match log.load_index_files(&seg, len) {
@@ -341,8 +366,10 @@ fn tail_of(m: &Marker, end_pos: u64) -> Tail {
     Tail { next_offset: m.next_offset, n_records: m.n_records, min_ts: m.min_ts, max_ts: m.max_ts, end_pos }
 }
 
-fn check_summary(path: &Path, m: &Marker) -> Result<()> {
-    if m.next_offset.checked_sub(m.base_offset) != Some(m.n_records) || (m.n_records > 0 && m.min_ts > m.max_ts) {
+fn check_summary(path: &Path, m: &Marker, sparse: bool) -> Result<()> {
+    let span = m.next_offset.checked_sub(m.base_offset);
+    let counts_ok = if sparse { span.is_some_and(|s| m.n_records <= s) } else { span == Some(m.n_records) };
+    if !counts_ok || (m.n_records > 0 && m.min_ts > m.max_ts) {
         return Err(Error::corruption(path, m.own_pos, "footer summary is inconsistent (record count vs offsets)"));
     }
     Ok(())
@@ -498,4 +525,97 @@ fn durable_evidence(file: &dyn FileHandle, bad_pos: u64, len: u64, base: u64) ->
         }
     }
     Ok(None)
+}
+
+/// Finishes or undoes a compaction swap (docs/FORMAT.md, "Compaction").
+/// With a durable manifest, every segment it replaces is deleted and each
+/// compacted file is renamed into place (read-only: the view is adjusted
+/// instead, through the returned path overrides); without one, compacted
+/// files are leftovers of a pass that never committed and are deleted.
+fn settle_compaction(
+    fs: &dyn crate::fs::FileSystem,
+    dir: &Path,
+    read_only: bool,
+    has_manifest: bool,
+    bases: &mut Vec<u64>,
+    compacted: &[u64],
+    report: &mut RecoveryReport,
+) -> Result<BTreeMap<u64, PathBuf>> {
+    let mut overrides = BTreeMap::new();
+    let io = |op: &'static str, p: PathBuf| move |e: io::Error| Error::io(op, p, e);
+    let remove = |p: PathBuf| match fs.remove_file(&p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("removing", p, e)),
+    };
+    let manifest = if has_manifest {
+        let path = dir.join(format::MANIFEST_FILE_NAME);
+        let f = fs.open(&path, OpenMode::Read).map_err(io("opening", path.clone()))?;
+        let len = f.len().map_err(io("reading the size of", path.clone()))?;
+        let mut buf = vec![0u8; usize::try_from(len.min(1 << 24)).unwrap_or(0)];
+        let got = read_full_at(&*f, &mut buf, 0).map_err(io("reading", path.clone()))?;
+        buf.truncate(got);
+        let m = format::Manifest::decode(&buf).map_err(|e| {
+            Error::corruption(&path, 0, format!("{e:?}; the compaction it describes cannot be finished"))
+        })?;
+        Some(m)
+    } else {
+        None
+    };
+    let Some(manifest) = manifest else {
+        if !read_only {
+            for &b in compacted {
+                remove(dir.join(format::compacted_file_name(b)))?;
+                report.temporaries_removed.push(format::compacted_file_name(b));
+            }
+        }
+        return Ok(overrides);
+    };
+    for &(base, next) in &manifest.entries {
+        let has_new = compacted.binary_search(&base).is_ok();
+        if !has_new && bases.binary_search(&base).is_err() {
+            return Err(Error::corruption(
+                dir.join(format::MANIFEST_FILE_NAME),
+                0,
+                format!("the compaction manifest names segment {base}, but neither it nor its compacted file exists"),
+            ));
+        }
+        let replaced: Vec<u64> = bases.iter().copied().filter(|&b| b > base && b < next).collect();
+        bases.retain(|&b| !(b > base && b < next));
+        if !bases.contains(&base) {
+            bases.push(base);
+            bases.sort_unstable();
+        }
+        if read_only {
+            if has_new {
+                overrides.insert(base, dir.join(format::compacted_file_name(base)));
+            }
+            continue;
+        }
+        for b in replaced {
+            remove(dir.join(segment_file_name(b)))?;
+            remove(dir.join(format::index_file_name(format::IndexKind::Offset, b)))?;
+            remove(dir.join(format::index_file_name(format::IndexKind::Time, b)))?;
+        }
+        if has_new {
+            remove(dir.join(format::index_file_name(format::IndexKind::Offset, base)))?;
+            remove(dir.join(format::index_file_name(format::IndexKind::Time, base)))?;
+            let from = dir.join(format::compacted_file_name(base));
+            let to = dir.join(segment_file_name(base));
+            fs.rename(&from, &to).map_err(io("renaming a compacted segment to", to.clone()))?;
+        }
+    }
+    if read_only {
+        return Ok(overrides);
+    }
+    fs.sync_dir(dir).map_err(io("syncing the log directory", dir.to_path_buf()))?;
+    for &b in compacted {
+        if !manifest.entries.iter().any(|&(base, _)| base == b) {
+            remove(dir.join(format::compacted_file_name(b)))?;
+        }
+    }
+    remove(dir.join(format::MANIFEST_FILE_NAME))?;
+    fs.sync_dir(dir).map_err(io("syncing the log directory", dir.to_path_buf()))?;
+    report.finished_compaction = true;
+    Ok(overrides)
 }

@@ -15,7 +15,9 @@ use crate::index::SparseIndex;
 pub struct SegmentInfo {
     /// Offset of the segment's first record (its file name).
     pub base_offset: u64,
-    /// Offset of its last record, `None` if it holds none.
+    /// Offset of its last record, `None` if it holds none (for a compacted
+    /// segment: the last offset it covers, `next_offset - 1`, whose record
+    /// compaction may have dropped).
     pub last_offset: Option<u64>,
     /// Number of records.
     pub n_records: u64,
@@ -28,6 +30,14 @@ pub struct SegmentInfo {
     pub max_timestamp_ms: Option<u64>,
     /// Whether the segment is sealed (immutable, with a footer).
     pub sealed: bool,
+    /// Whether key compaction rewrote it: its records' offsets may skip
+    /// (the ones compaction dropped); it still covers every offset from
+    /// `base_offset` up to `next_offset`.
+    pub compacted: bool,
+    /// One past the last offset the segment covers (the next segment's
+    /// base); more than `last_offset + 1` when compaction dropped the
+    /// segment's last records.
+    pub next_offset: u64,
     /// The segment file.
     pub path: PathBuf,
 }
@@ -53,7 +63,13 @@ impl Tail {
     }
 
     pub fn add_record(&mut self, ts: u64, frame_len: u64) {
-        self.next_offset += 1;
+        self.add_record_at(self.next_offset, ts, frame_len);
+    }
+
+    /// Adds the record at `offset` (≥ `next_offset`; more in a compacted
+    /// segment, whose offsets skip).
+    pub fn add_record_at(&mut self, offset: u64, ts: u64, frame_len: u64) {
+        self.next_offset = offset + 1;
         self.n_records += 1;
         self.min_ts = self.min_ts.min(ts);
         self.max_ts = self.max_ts.max(ts);
@@ -71,6 +87,10 @@ pub(crate) struct Segment {
     /// For a sealed segment, `tail.end_pos` is the position of its footer.
     pub tail: Tail,
     pub sealed: bool,
+    /// Compacted (header version 2): offsets strictly increase but may
+    /// skip; always sealed.
+    pub sparse: bool,
+
     /// Loaded lazily for sealed segments; always present for the active one.
     pub index: OnceLock<SparseIndex>,
     /// Set when the index was rebuilt in memory and its files are stale.
@@ -88,6 +108,8 @@ impl Segment {
             min_timestamp_ms: has.then_some(self.tail.min_ts),
             max_timestamp_ms: has.then_some(self.tail.max_ts),
             sealed: self.sealed,
+            compacted: self.sparse,
+            next_offset: self.tail.next_offset,
             path: self.path.clone(),
         }
     }

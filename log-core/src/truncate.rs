@@ -332,7 +332,17 @@ impl Log {
         self.active = None;
         let holder = self.segments.values().next_back().filter(|s| s.tail.next_offset > offset).map(|s| s.base);
         if let Some(base) = holder {
-            self.cut_segment(base, offset)?;
+            if self.segments.get(&base).is_some_and(|s| s.sparse) {
+                self.cut_compacted(base, offset).map_err(|e| match e {
+                    Error::Io { op, path, source } => self.fail_midway(op, path, source),
+                    other => {
+                        self.poisoned.get_or_insert_with(|| format!("cutting a compacted segment failed: {other}"));
+                        other.into_midway()
+                    }
+                })?;
+            } else {
+                self.cut_segment(base, offset)?;
+            }
         }
         self.next_offset = offset.max(self.first_offset);
         self.durable_next = self.next_offset;

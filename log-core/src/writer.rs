@@ -564,7 +564,7 @@ impl Log {
         if self.segments.contains_key(&base) {
             return Err(self.invariant("a segment with this base offset already exists"));
         }
-        let header = SegmentHeader { base_offset: base, created_ms: now_ms };
+        let header = SegmentHeader { base_offset: base, created_ms: now_ms, sparse: false };
         let created = (|| -> io::Result<Arc<dyn crate::fs::FileHandle>> {
             if self.fs.exists(&tmp)? {
                 self.fs.remove_file(&tmp)?;
@@ -604,6 +604,7 @@ impl Log {
                 created_ms: now_ms,
                 tail: Tail::empty(base),
                 sealed: false,
+                sparse: false,
                 index,
                 index_dirty: Default::default(),
             },

@@ -151,6 +151,47 @@ fn eio(what: &str) -> io::Error {
     io::Error::other(format!("simulated EIO: {what}"))
 }
 
+fn powered_off() -> io::Error {
+    io::Error::other("simulated EIO: the machine lost power")
+}
+
+impl State {
+    fn pick_policy(&mut self) -> CrashPolicy {
+        if self.config.crash_policies.is_empty() {
+            return CrashPolicy::LoseAll;
+        }
+        let n = self.config.crash_policies.len();
+        let i = self.rng.random_range(0..n);
+        self.config.crash_policies.get(i).copied().unwrap_or(CrashPolicy::LoseAll)
+    }
+
+    /// Counts a mutating operation toward `power_off_after`; fails it (and
+    /// crashes the disk) when the power goes, or while it is off.
+    fn power_step(&mut self) -> io::Result<()> {
+        if self.powered_off {
+            return Err(powered_off());
+        }
+        match self.power_off_in {
+            Some(0) => {
+                let policy = self.pick_policy();
+                self.crash(policy);
+                self.powered_off = true;
+                self.power_off_in = None;
+                Err(powered_off())
+            }
+            Some(n) => {
+                self.power_off_in = Some(n - 1);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn power_check(&self) -> io::Result<()> {
+        if self.powered_off { Err(powered_off()) } else { Ok(()) }
+    }
+}
+
 fn enospc() -> io::Error {
     io::Error::new(io::ErrorKind::StorageFull, "simulated ENOSPC: no space left on device")
 }
@@ -173,6 +214,8 @@ impl SimFs {
                 trace_ops: false,
                 links: Default::default(),
                 used: 0,
+                power_off_in: None,
+                powered_off: false,
             })),
         }
     }
@@ -192,15 +235,33 @@ impl SimFs {
     /// Returns the policy used.
     pub fn crash(&self) -> CrashPolicy {
         let mut s = self.lock();
-        let policy = if s.config.crash_policies.is_empty() {
-            CrashPolicy::LoseAll
-        } else {
-            let n = s.config.crash_policies.len();
-            let i = s.rng.random_range(0..n);
-            s.config.crash_policies.get(i).copied().unwrap_or(CrashPolicy::LoseAll)
-        };
+        let policy = s.pick_policy();
         s.crash(policy);
         policy
+    }
+
+    /// The power fails right before the `n`-th (0-based) mutating operation
+    /// from now (write, set_len, sync, create, rename, remove, mkdir,
+    /// directory sync): that operation and every later one fails with EIO
+    /// and has no effect, as if the process died there, and the disk
+    /// crashes under a policy drawn from the configuration. Reads fail too
+    /// while the power is off. [`power_on`](Self::power_on) boots again.
+    /// Lets a test stop a multi-step operation at any filesystem step.
+    pub fn power_off_after(&self, n: u64) {
+        self.lock().power_off_in = Some(n);
+    }
+
+    /// Boots after [`power_off_after`](Self::power_off_after) struck (or
+    /// cancels a countdown that has not).
+    pub fn power_on(&self) {
+        let mut s = self.lock();
+        s.power_off_in = None;
+        s.powered_off = false;
+    }
+
+    /// Whether a [`power_off_after`](Self::power_off_after) countdown struck.
+    pub fn is_powered_off(&self) -> bool {
+        self.lock().powered_off
     }
 
     /// Power failure under an explicit policy.
@@ -381,6 +442,9 @@ pub struct SimFile {
 impl SimFile {
     fn live<'a>(&'a self) -> io::Result<MutexGuard<'a, State>> {
         let s = self.fs.lock();
+        if s.powered_off {
+            return Err(powered_off());
+        }
         if s.boot != self.boot {
             return Err(io::Error::other("stale file handle: the simulated machine crashed since it was opened"));
         }
@@ -430,6 +494,7 @@ impl FileHandle for SimFile {
             return Err(io::Error::new(io::ErrorKind::PermissionDenied, "file opened read-only"));
         }
         let mut s = self.live()?;
+        s.power_step()?;
         if buf.is_empty() {
             return Ok(0);
         }
@@ -495,6 +560,7 @@ impl FileHandle for SimFile {
             return Err(io::Error::new(io::ErrorKind::PermissionDenied, "file opened read-only"));
         }
         let mut s = self.live()?;
+        s.power_step()?;
         let cur = s.inodes.get(&self.ino).map_or(0, |i| i.cached.len() as u64);
         if len > cur {
             let sector = s.config.sector_bytes.max(1);
@@ -517,6 +583,7 @@ impl FileHandle for SimFile {
 
     fn sync(&self) -> io::Result<()> {
         let mut s = self.live()?;
+        s.power_step()?;
         if s.config.canary == Some(Canary::SyncNoop) {
             let n = s.inodes.get(&self.ino).map_or(0, |i| i.pending.len());
             if n > 0 {
@@ -614,6 +681,11 @@ impl FileSystem for SimFs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
         let path = normalize(path);
         let mut s = self.lock();
+        if mode == OpenMode::CreateNew {
+            s.power_step()?;
+        } else {
+            s.power_check()?;
+        }
         let boot = s.boot;
         let writable = mode != OpenMode::Read;
         match (s.lookup(&path), mode) {
@@ -656,6 +728,7 @@ impl FileSystem for SimFs {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         let path = normalize(path);
         let mut s = self.lock();
+        s.power_step()?;
         let mut cur = PathBuf::from("/");
         for c in path.components().skip(1) {
             let name = c.as_os_str().to_string_lossy().into_owned();
@@ -682,6 +755,7 @@ impl FileSystem for SimFs {
     fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
         let path = normalize(path);
         let s = self.lock();
+        s.power_check()?;
         match s.lookup(&path) {
             Some(Node::Dir) => Ok(s.dirs.get(&path).map(|d| d.cached.keys().cloned().collect()).unwrap_or_default()),
             Some(Node::File(_)) => Err(io::Error::new(io::ErrorKind::NotADirectory, "not a directory")),
@@ -692,6 +766,7 @@ impl FileSystem for SimFs {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let (from, to) = (normalize(from), normalize(to));
         let mut s = self.lock();
+        s.power_step()?;
         let (pf, nf) = split(&from).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
         let (pt, nt) = split(&to).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
         if pf != pt {
@@ -715,6 +790,7 @@ impl FileSystem for SimFs {
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let path = normalize(path);
         let mut s = self.lock();
+        s.power_step()?;
         let (parent, name) = split(&path).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
         let Some(d) = s.dirs.get_mut(&parent) else {
             return Err(io::Error::from(io::ErrorKind::NotFound));
@@ -737,6 +813,7 @@ impl FileSystem for SimFs {
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         let path = normalize(path);
         let mut s = self.lock();
+        s.power_step()?;
         if s.lookup(&path) != Some(Node::Dir) {
             return Err(io::Error::from(io::ErrorKind::NotFound));
         }
@@ -779,6 +856,8 @@ impl FileSystem for SimFs {
     }
 
     fn exists(&self, path: &Path) -> io::Result<bool> {
-        Ok(self.lock().lookup(&normalize(path)).is_some())
+        let s = self.lock();
+        s.power_check()?;
+        Ok(s.lookup(&normalize(path)).is_some())
     }
 }

@@ -142,6 +142,10 @@ pub(crate) struct State {
     pub links: BTreeMap<u64, u32>,
     /// Bytes used by linked inodes (see `used_bytes`).
     pub used: u64,
+    /// Mutating operations left before the power fails (`power_off_after`).
+    pub power_off_in: Option<u64>,
+    /// The power failed: every operation fails until `power_on`.
+    pub powered_off: bool,
 }
 
 /// `/a/b/../c` → `/a/c`; relative paths are taken from `/`.

@@ -5,7 +5,7 @@
 //! where the last synced batch began (the format's documented window: damage
 //! to that batch, when nothing was written after it, looks like a torn tail).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use log_core::Record;
 
@@ -36,6 +36,11 @@ pub const ALL_MARKS: &[&str] = &[
     "prefix truncated",
     "log restarted past its end",
     "interrupted restart finished at recovery",
+    "compaction dropped records",
+    "compaction dropped a tombstone",
+    "compaction in several passes",
+    "crash during compaction",
+    "compaction finished at recovery",
     "retention deleted segments",
     "liveness after faults",
     "group: append acknowledged",
@@ -76,6 +81,10 @@ pub struct Model {
     /// A restart past the end whose call failed: recovery may finish it, so
     /// the log may come back empty, starting here.
     pub maybe_restart: Option<u64>,
+    /// Offsets key compaction removed: they must never be readable again.
+    pub gone: BTreeSet<u64>,
+    /// Offsets a failed or interrupted compaction may have removed.
+    pub maybe_gone: BTreeSet<u64>,
 }
 
 impl Model {
@@ -103,6 +112,46 @@ impl Model {
         self.durable = at;
         self.last_batch_start = at;
         self.first = at as u64;
+        self.gone.clear();
+        self.maybe_gone.clear();
+    }
+
+    /// Whether a read may find no record at `offset` (compaction).
+    pub fn may_skip(&self, offset: u64) -> bool {
+        self.gone.contains(&offset) || self.maybe_gone.contains(&offset)
+    }
+
+    /// Records from `len` on are gone (truncation, recovery): forget what
+    /// compaction did there.
+    pub fn forget_from(&mut self, len: u64) {
+        self.gone.retain(|&o| o < len);
+        self.maybe_gone.retain(|&o| o < len);
+    }
+
+    /// Offsets that compacting the sealed records below `sealed_end` at
+    /// time `now_ms` may drop (and, when it succeeds, must): records below
+    /// `first`, keyed records with a later record of their key below
+    /// `sealed_end`, and tombstones that are the latest of their key there
+    /// and past `retention_ms`.
+    pub fn compactable(&self, first: u64, sealed_end: u64, now_ms: u64, retention_ms: u64) -> BTreeSet<u64> {
+        let end = (sealed_end as usize).min(self.accepted.len());
+        let recs = self.accepted.get(..end).unwrap_or_default();
+        let mut latest: BTreeMap<&[u8], u64> = BTreeMap::new();
+        for r in recs {
+            if let Some(k) = &r.key {
+                latest.insert(k, r.offset);
+            }
+        }
+        recs.iter()
+            .filter(|r| {
+                r.offset < first
+                    || r.key.as_deref().is_some_and(|k| {
+                        let l = latest.get(k).copied().unwrap_or(r.offset);
+                        l > r.offset || (r.tombstone && r.timestamp_ms.saturating_add(retention_ms) < now_ms)
+                    })
+            })
+            .map(|r| r.offset)
+            .collect()
     }
 
     /// Checks a recovered log's length; returns the smallest length allowed.

@@ -191,9 +191,15 @@ impl World {
             Ok(rec) => {
                 if rec.offset != offset {
                     self.fail(format!("read({offset}) returned offset {}", rec.offset));
+                } else if self.model.gone.contains(&offset) {
+                    self.fail(format!("read({offset}) returned a record that compaction had removed"));
                 } else if let Err(msg) = self.model.check_record(&rec) {
                     self.fail(msg);
                 }
+            }
+            Err(Error::Compacted { offset: o }) if o == offset && self.model.may_skip(offset) => {}
+            Err(Error::Compacted { offset: o }) => {
+                self.fail(format!("read({offset}) says offset {o} was compacted away, but the model holds its record"))
             }
             Err(e) => self.check_read_error(&e),
         }
@@ -236,6 +242,8 @@ impl World {
             self.op_time_lookup(client);
         } else if take(w.truncate_from) {
             self.op_truncate_from(client);
+        } else if take(w.compact) {
+            self.op_compact(client);
         } else if self.rng.random_bool(0.25) {
             self.op_restart(client);
         } else {
@@ -405,12 +413,20 @@ impl World {
     fn check_records(&mut self, what: &str, items: Vec<Result<Record, Error>>, from: u64, end: u64) -> bool {
         let mut expect = from;
         for item in items {
+            // Offsets compaction removed are skipped.
+            while expect < end && self.model.may_skip(expect) && item.as_ref().is_ok_and(|r| r.offset > expect) {
+                expect += 1;
+            }
             match item {
                 Ok(r) if r.offset != expect => {
                     self.fail(format!("{what} yielded offset {} where {expect} was due", r.offset));
                     return false;
                 }
                 Ok(r) => {
+                    if self.model.gone.contains(&r.offset) {
+                        self.fail(format!("{what} yielded offset {}, which compaction had removed", r.offset));
+                        return false;
+                    }
                     if let Err(m) = self.model.check_record(&r) {
                         self.fail(format!("{what}: {m}"));
                         return false;
@@ -422,6 +438,9 @@ impl World {
                     return !self.stopped();
                 }
             }
+        }
+        while expect < end && self.model.may_skip(expect) {
+            expect += 1;
         }
         if expect != end {
             self.fail(format!("{what} ended at {expect}, {end} was due"));
@@ -436,16 +455,24 @@ impl World {
         let res = log.offset_for_timestamp(ts);
         let (first, n) = (log.first_offset() as usize, log.next_offset() as usize);
         self.note(|| format!("c{client} offset_for_timestamp {ts} -> {res:?}"), &[5, ts]);
-        let want = self
-            .model
-            .accepted
-            .get(first..n)
-            .unwrap_or_default()
-            .iter()
-            .find(|r| r.timestamp_ms >= ts)
-            .map(|r| r.offset);
+        // The first record at or after `ts` that compaction did not remove;
+        // one it may have removed may be skipped.
+        let mut allowed = Vec::new();
+        for r in self.model.accepted.get(first..n).unwrap_or_default() {
+            if r.timestamp_ms < ts || self.model.gone.contains(&r.offset) {
+                continue;
+            }
+            allowed.push(Some(r.offset));
+            if !self.model.maybe_gone.contains(&r.offset) {
+                break;
+            }
+        }
+        if allowed.last().is_none_or(|o| o.is_some_and(|o| self.model.maybe_gone.contains(&o))) {
+            allowed.push(None);
+        }
+        let want = allowed.first().copied().flatten();
         match res {
-            Ok(got) if got == want => {}
+            Ok(got) if allowed.contains(&got) => {}
             Ok(got) => self.fail(format!("offset_for_timestamp({ts}) = {got:?}, model says {want:?}")),
             Err(e) => self.check_read_error(&e),
         }
@@ -468,6 +495,7 @@ impl World {
                 if at < next {
                     self.mark("suffix truncated");
                     self.model.accepted.truncate(at as usize);
+                    self.model.forget_from(at);
                     self.model.durable = at as usize;
                     self.model.last_batch_start = self.model.last_batch_start.min(at as usize);
                 }
@@ -522,6 +550,113 @@ impl World {
                     self.model.maybe_first = Some(at);
                 }
                 self.check_write_error("truncate_before", &e, next);
+            }
+        }
+    }
+
+    /// Key compaction of the sealed segments; sometimes the power fails at
+    /// a random filesystem step of it, and the node restarts from the disk.
+    fn op_compact(&mut self, client: u32) {
+        let Some(log) = self.log.as_mut() else { return };
+        let Some(cp) = self.params.compaction else { return };
+        let now = SimClock.now_ms();
+        let first = log.first_offset();
+        let sealed_end = log.segments().iter().filter(|s| s.sealed).map(|s| s.next_offset).max().unwrap_or(0);
+        let retention = self.params.config.tombstone_retention_ms;
+        let may = self.model.compactable(first, sealed_end, now, retention);
+        let crash_at = self.rng.random_bool(cp.p_crash).then(|| self.rng.random_range(0..40u64));
+        if let Some(k) = crash_at {
+            self.fs.power_off_after(k);
+        }
+        let res = log.compact();
+        let struck = self.fs.is_powered_off();
+        self.fs.power_on();
+        self.note(
+            || format!("c{client} compact (sealed below {sealed_end}, crash at step {crash_at:?}) -> {res:?}"),
+            &[25, sealed_end, res.is_ok() as u64, struck as u64],
+        );
+        if struck {
+            // The machine died inside the compaction: reboot from the disk.
+            self.mark("crash during compaction");
+            self.model.maybe_gone.extend(may.iter().copied().filter(|o| !self.model.gone.contains(o)));
+            let old = self.log.take();
+            drop(old);
+            self.note(|| "CRASH during compaction".into(), &[9, 0]);
+            self.absorb_faults();
+            self.recover(true);
+            return;
+        }
+        match res {
+            Ok(report) => {
+                if report.passes > 1 {
+                    self.mark("compaction in several passes");
+                }
+                if report.tombstones_dropped > 0 {
+                    self.mark("compaction dropped a tombstone");
+                }
+                let Some(log) = self.log.as_ref() else { return };
+                // Exactly the compactable records below the sealed end are
+                // gone now (records below the first offset are invisible).
+                let mut dropped = 0;
+                for r in self.model.accepted.get(first as usize..sealed_end as usize).unwrap_or_default() {
+                    let o = r.offset;
+                    let must_go = may.contains(&o);
+                    match log.read(o) {
+                        Ok(got) if must_go => {
+                            self.fail(format!(
+                                "compaction kept offset {o} (key {:?}), which a later record of its key superseded or which was an expired tombstone",
+                                got.key
+                            ));
+                            return;
+                        }
+                        Ok(got) if got != *r => {
+                            self.fail(format!("after compaction, offset {o} holds different bytes"));
+                            return;
+                        }
+                        Ok(_) => {
+                            self.model.maybe_gone.remove(&o);
+                        }
+                        // Dropped earlier (a truncation may since have
+                        // removed the record that superseded it: compaction
+                        // decisions are final).
+                        Err(Error::Compacted { .. }) if self.model.gone.contains(&o) => {}
+                        Err(Error::Compacted { .. }) if must_go => {
+                            dropped += 1;
+                            self.model.gone.insert(o);
+                            self.model.maybe_gone.remove(&o);
+                        }
+                        Err(Error::Compacted { .. }) => {
+                            self.fail(format!("compaction dropped offset {o}, the latest record of its key"));
+                            return;
+                        }
+                        Err(e) => {
+                            self.check_read_error(&e);
+                            return;
+                        }
+                    }
+                }
+                if dropped > 0 {
+                    self.mark("compaction dropped records");
+                }
+            }
+            Err(e) => {
+                // A pass may have been installed before another failed; a
+                // failure after a swap's manifest poisons the log.
+                self.model.maybe_gone.extend(may.iter().copied().filter(|o| !self.model.gone.contains(o)));
+                let poisoned = self.log.as_ref().is_some_and(Log::is_poisoned);
+                match &e {
+                    Error::DiskFull { .. } | Error::Io { .. } => {
+                        if poisoned {
+                            self.model.poisoned = true;
+                            self.model.poisoned_since_recovery = true;
+                        }
+                    }
+                    Error::Poisoned { .. } if self.model.poisoned => {}
+                    Error::Corruption { .. } if self.model.detect_mode => {
+                        self.mark("durable corruption detected on read");
+                    }
+                    other => self.fail(format!("compact failed unexpectedly: {other}")),
+                }
             }
         }
     }
@@ -681,9 +816,21 @@ impl World {
             return;
         }
         // Every recovered record, byte for byte.
+        self.model.forget_from(n as u64);
         let records: Vec<Result<Record, Error>> = log.iter(..).collect();
+        let present: std::collections::BTreeSet<u64> =
+            records.iter().filter_map(|r| r.as_ref().ok().map(|r| r.offset)).collect();
+        let complete = records.iter().all(Result::is_ok);
         if !self.check_records("the recovered log", records, first, n as u64) {
             return;
+        }
+        if log.recovery_report().finished_compaction {
+            self.mark("compaction finished at recovery");
+        }
+        // What an interrupted compaction did is now settled.
+        if complete {
+            let maybe = std::mem::take(&mut self.model.maybe_gone);
+            self.model.gone.extend(maybe.into_iter().filter(|o| *o >= first && !present.contains(o)));
         }
         // Segments contiguous, only the last one active.
         let segs = log.segments();
@@ -701,7 +848,7 @@ impl World {
                 self.fail(format!("unsealed segment {} is not the last", s.path.display()));
                 return;
             }
-            next += s.n_records;
+            next = s.next_offset;
         }
         if next as usize != n {
             self.fail(format!("segments end at {next}, log says {n}"));

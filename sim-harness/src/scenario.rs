@@ -89,6 +89,8 @@ pub struct OpWeights {
     pub time_lookup: u32,
     pub truncate_from: u32,
     pub truncate_before: u32,
+    /// Key compaction (0 unless the seed has `Params::compaction`).
+    pub compact: u32,
 }
 
 impl OpWeights {
@@ -101,6 +103,7 @@ impl OpWeights {
             + self.time_lookup
             + self.truncate_from
             + self.truncate_before
+            + self.compact
     }
 }
 
@@ -127,6 +130,18 @@ pub struct Params {
     /// concurrent producer and reader tasks instead of the single-handle
     /// workload.
     pub group: Option<GroupParams>,
+    /// Key compaction in the single-handle workload.
+    pub compaction: Option<CompactParams>,
+}
+
+/// Compaction in a seed's op mix.
+#[derive(Debug, Clone, Copy)]
+pub struct CompactParams {
+    /// Weight of the compact op among the client ops.
+    pub weight: u32,
+    /// Probability that the power fails at a random filesystem step of a
+    /// compaction.
+    pub p_crash: f64,
 }
 
 /// The group-commit world of a seed.
@@ -172,6 +187,7 @@ impl Params {
             sync,
             retention_bytes: if rng.random_bool(0.2) { Some(rng.random_range(8u64 << 10..256 << 10)) } else { None },
             retention_age_ms: if rng.random_bool(0.2) { Some(rng.random_range(100..5000)) } else { None },
+            ..Config::default()
         };
         let value_max = pick(&mut rng, &[0, 16, 200, 2000, 6000]);
         let weights = OpWeights {
@@ -183,6 +199,7 @@ impl Params {
             time_lookup: rng.random_range(0..2),
             truncate_from: if rng.random_bool(0.4) { 1 } else { 0 },
             truncate_before: if rng.random_bool(0.4) { 1 } else { 0 },
+            compact: 0,
         };
         // Swarm: each fault is on for some seeds only, with its own rate.
         let mut on = |p: f64| rng.random_bool(p);
@@ -252,6 +269,16 @@ impl Params {
             config.retention_bytes = None;
             config.retention_age_ms = None;
         }
+        // Compaction, from a stream of its own (single-handle world only).
+        let mut c = ChaCha8Rng::seed_from_u64(scn.seed ^ 0xC0A1_E5CE);
+        let compaction = (group.is_none() && canary.is_none() && c.random_bool(0.4))
+            .then(|| CompactParams { weight: c.random_range(1..=2), p_crash: pick(&mut c, &[0.0, 0.3, 0.7]) });
+        let mut weights = weights;
+        if let Some(cp) = compaction {
+            weights.compact = cp.weight;
+            config.tombstone_retention_ms = pick(&mut c, &[0, 200, 5_000]);
+            config.compaction_map_bytes = pick(&mut c, &[4096, 8192, 1 << 20]);
+        }
         let mut crash_at: Vec<u32> = (0..n_crashes).map(|_| rng.random_range(0..scn.ops.max(1))).collect();
         crash_at.sort_unstable();
         Ok(Params {
@@ -259,13 +286,18 @@ impl Params {
             faults,
             weights,
             value_max,
-            key_space: pick(&mut rng, &[0, 4, 100]),
+            key_space: match (pick(&mut rng, &[0, 4, 100]), compaction) {
+                // Compaction needs keys to work on.
+                (0, Some(_)) => 4,
+                (k, _) => k,
+            },
             n_clients: rng.random_range(1..5),
             think_ms: pick(&mut rng, &[1, 5, 20]),
             crash_at,
             p_crash_in_recovery: if rng.random_bool(0.3) { 0.5 } else { 0.0 },
             roll_every_ms: if rng.random_bool(0.3) { Some(rng.random_range(10..500)) } else { None },
             group,
+            compaction,
         })
     }
 }

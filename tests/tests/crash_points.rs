@@ -30,11 +30,22 @@ fn opts_for(op: Op, fs: Arc<dyn log_core::FileSystem>) -> Options {
     Options { config, ..opts(fs) }
 }
 
-/// 23 records in five segments (the last one active), closed cleanly.
-fn build(dir: &Path) {
+/// 23 records in five segments (the last one active), closed cleanly. For
+/// compaction, keyed: five keys overwritten in turn, some unkeyed records,
+/// an expired tombstone.
+fn build(dir: &Path, op: Op) {
     let mut log = Log::open_with(dir, opts(StdFs::shared())).unwrap();
     for i in 0..23u8 {
-        log.append(Entry::new(&[i; 30]).with_timestamp(u64::from(i))).unwrap();
+        let value = [i; 30];
+        let mut e = Entry::new(&value).with_timestamp(u64::from(i));
+        let key = [b'k', i % 5];
+        if matches!(op, Op::Compact) && i % 6 != 0 {
+            e = e.with_key(&key);
+            if i == 13 {
+                e = e.tombstone();
+            }
+        }
+        log.append(e).unwrap();
     }
     log.close().unwrap();
 }
@@ -51,7 +62,12 @@ struct State {
 fn state(dir: &Path) -> State {
     let log = Log::open_with(dir, opts(StdFs::shared())).unwrap_or_else(|e| panic!("reopen failed: {e}"));
     let records = log.iter(..).collect::<Result<Vec<_>, _>>().unwrap_or_else(|e| panic!("read failed: {e}"));
-    assert_eq!(log.next_offset(), log.first_offset() + records.len() as u64);
+    // Dense unless compaction dropped records (then only increasing).
+    if log.segments().iter().all(|s| !s.compacted) {
+        assert_eq!(log.next_offset(), log.first_offset() + records.len() as u64);
+    }
+    assert!(records.windows(2).all(|w| w[0].offset < w[1].offset));
+    assert!(records.last().is_none_or(|r| r.offset < log.next_offset()));
     let layout = log.segments().iter().map(|s| (s.base_offset, s.sealed)).collect();
     State { first: log.first_offset(), records, layout }
 }
@@ -67,6 +83,7 @@ enum Op {
     TruncateFrom(u64),
     TruncateBefore(u64),
     RestartAt(u64),
+    Compact,
     Roll,
     Retention,
 }
@@ -76,6 +93,7 @@ fn apply(log: &mut Log, op: Op) -> log_core::Result<()> {
         Op::TruncateFrom(o) => log.truncate_from(o),
         Op::TruncateBefore(o) => log.truncate_before(o),
         Op::RestartAt(o) => log.restart_at(o),
+        Op::Compact => log.compact().map(|_| ()),
         Op::Roll => log.roll(),
         Op::Retention => log.apply_retention().map(|_| ()),
     }
@@ -83,7 +101,7 @@ fn apply(log: &mut Log, op: Op) -> log_core::Result<()> {
 
 fn check_op(op: Op) -> usize {
     let scratch = tempfile::tempdir().unwrap();
-    build(scratch.path());
+    build(scratch.path(), op);
     let before = state(scratch.path());
     // The after state, and how many filesystem steps the operation takes.
     let counter = FailFs::passthrough();
@@ -97,7 +115,7 @@ fn check_op(op: Op) -> usize {
 
     for k in 0..steps {
         let dir = tempfile::tempdir().unwrap();
-        build(dir.path());
+        build(dir.path(), op);
         let counter = FailFs::passthrough();
         let probe = Log::open_with(dir.path(), opts_for(op, Arc::new(counter.clone()))).unwrap();
         let open_steps = counter.seen();
@@ -105,14 +123,22 @@ fn check_op(op: Op) -> usize {
         // A fresh copy: the probe's open already changed nothing that matters,
         // but start from exactly the built state anyway.
         let dir = tempfile::tempdir().unwrap();
-        build(dir.path());
+        build(dir.path(), op);
         let fs = FailFs::new(&ALL, open_steps + k as u64, io::ErrorKind::Other, true);
         let mut log = Log::open_with(dir.path(), opts_for(op, Arc::new(fs.clone()))).unwrap();
         let res = apply(&mut log, op);
         assert!(fs.tripped(), "{op:?}: step {k} was never reached");
         assert!(res.is_err(), "{op:?} reported success although step {k} failed");
         drop(log);
+        // A read-only open (which may not finish anything) shows the same
+        // records as the read-write open that then finishes the operation.
+        let ro = Log::open_with(dir.path(), Options { read_only: true, ..opts_for(op, StdFs::shared()) })
+            .unwrap_or_else(|e| panic!("{op:?} stopped after step {k}: read-only open failed: {e}"));
+        let ro_view: Vec<Record> = ro.iter(..).collect::<Result<_, _>>().unwrap();
+        let ro_first = ro.first_offset();
+        drop(ro);
         let got = state(dir.path());
+        assert_eq!((ro_first, &ro_view), (got.first, &got.records), "{op:?} stopped after step {k}: read-only view");
         // A roll may also stop between sealing and creating the next segment:
         // every segment sealed, the next one created by the next append
         // (docs/FORMAT.md, "Roll"). The records are the same either way.
@@ -122,6 +148,13 @@ fn check_op(op: Op) -> usize {
         assert!(
             same(op, &got, &before) || same(op, &got, &after) || sealed_only,
             "{op:?} stopped after step {k}: neither the state before nor after: {got:?}"
+        );
+        // Nothing of the interrupted operation is left behind (KAFKA-6264:
+        // half-done swap files after a crash).
+        let names: Vec<String> = tests::dir_files(dir.path()).into_iter().map(|f| f.0).collect();
+        assert!(
+            !names.iter().any(|n| n.ends_with(".tmp") || n.ends_with(".compacted") || n == "log.compaction"),
+            "{op:?} stopped after step {k}: leftovers after reopening: {names:?}"
         );
     }
     steps
@@ -144,6 +177,13 @@ fn prefix_truncation_is_all_or_nothing() {
 fn restart_past_the_end_is_all_or_nothing() {
     assert!(check_op(Op::RestartAt(40)) > 3);
     assert!(check_op(Op::RestartAt(24)) > 3); // just past the end
+}
+
+/// KAFKA-6264 class: a crash at any step of a compaction swap leaves the
+/// log exactly as before or as after, with no leftovers once reopened.
+#[test]
+fn compaction_swap_is_all_or_nothing() {
+    assert!(check_op(Op::Compact) > 8);
 }
 
 #[test]

@@ -1,10 +1,13 @@
-//! Model test: random appends, batches, syncs, reads, iterations, rolls and
-//! reopens on the real filesystem, checked after every step against a plain
-//! `Vec` of what was appended.
+//! Model test: random appends, batches, syncs, reads, iterations, rolls,
+//! truncations, retention, key compaction and reopens on the real
+//! filesystem, checked after every step against a plain `Vec` of what was
+//! appended (`None` where compaction dropped a record).
 
 use std::sync::Arc;
 
-use log_core::{Config, Entry, FixedClock, Log, Options, Record, StdFs, SyncPolicy};
+use std::collections::BTreeMap;
+
+use log_core::{Config, Entry, Error, FixedClock, Log, Options, Record, StdFs, SyncPolicy};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -22,6 +25,7 @@ enum Op {
     TruncateFrom(usize),
     TruncateBefore(usize),
     Retention { bytes: u64 },
+    Compact,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -41,6 +45,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(Op::TruncateFrom),
         1 => any::<usize>().prop_map(Op::TruncateBefore),
         1 => (0..20_000u64).prop_map(|bytes| Op::Retention { bytes }),
+        2 => Just(Op::Compact),
     ]
 }
 
@@ -50,16 +55,31 @@ fn config() -> impl Strategy<Value = Config> {
         2..40u64,
         64..1024u32,
         prop_oneof![Just(SyncPolicy::Manual), Just(SyncPolicy::Always), (1..10u64).prop_map(SyncPolicy::EveryRecords)],
+        0..1000u64,
+        prop_oneof![Just(4096u64), Just(1 << 20)],
     )
-        .prop_map(|(segment_bytes_max, segment_records_max, index_interval_bytes, sync)| Config {
-            segment_bytes_max,
-            segment_records_max,
-            index_interval_bytes,
-            record_bytes_max: 4096,
-            write_buffer_bytes: 4096,
-            sync,
-            ..Config::default()
-        })
+        .prop_map(
+            |(
+                segment_bytes_max,
+                segment_records_max,
+                index_interval_bytes,
+                sync,
+                tombstone_retention_ms,
+                map_bytes,
+            )| {
+                Config {
+                    segment_bytes_max,
+                    segment_records_max,
+                    index_interval_bytes,
+                    record_bytes_max: 4096,
+                    write_buffer_bytes: 4096,
+                    sync,
+                    tombstone_retention_ms,
+                    compaction_map_bytes: map_bytes,
+                    ..Config::default()
+                }
+            },
+        )
 }
 
 fn value(offset: usize, len: usize) -> Vec<u8> {
@@ -74,12 +94,41 @@ fn open(dir: &std::path::Path, config: &Config, read_only: bool) -> Log {
     .unwrap()
 }
 
+/// The records of `model[a..b]` that compaction left.
+fn live(model: &[Option<Record>], a: usize, b: usize) -> Vec<Record> {
+    model.get(a..b).unwrap_or_default().iter().flatten().cloned().collect()
+}
+
+/// What compacting the sealed records below `sealed_end` leaves (the
+/// clock is `FixedClock(500)`): drops records below `first`, records with a
+/// later record of their key, and latest tombstones past their retention.
+fn compact_model(model: &mut [Option<Record>], first: u64, sealed_end: usize, retention: u64) {
+    let end = sealed_end.min(model.len());
+    let mut latest: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+    for r in model[..end].iter().flatten() {
+        if let Some(k) = &r.key {
+            latest.insert(k.clone(), r.offset);
+        }
+    }
+    for slot in model[..end].iter_mut() {
+        let drop = slot.as_ref().is_some_and(|r| {
+            r.offset < first
+                || r.key
+                    .as_ref()
+                    .is_some_and(|k| latest[k] > r.offset || (r.tombstone && r.timestamp_ms + retention < 500))
+        });
+        if drop {
+            *slot = None;
+        }
+    }
+}
+
 /// `model` holds every offset from 0; those below `first` are truncated.
-fn check_all(log: &Log, model: &[Record], first: u64) {
+fn check_all(log: &Log, model: &[Option<Record>], first: u64) {
     assert_eq!(log.first_offset(), first);
     assert_eq!(log.next_offset(), model.len() as u64);
     let all: Vec<Record> = log.iter(..).collect::<Result<_, _>>().unwrap();
-    assert_eq!(all, &model[first as usize..]);
+    assert_eq!(all, live(model, first as usize, model.len()));
     if first > 0 {
         assert!(log.read(first - 1).is_err(), "a truncated offset is readable");
     }
@@ -88,7 +137,8 @@ fn check_all(log: &Log, model: &[Record], first: u64) {
     assert!(next <= first, "the first segment starts after the first offset: {segs:?}");
     for s in &segs {
         assert_eq!(s.base_offset, next, "segments must be contiguous: {segs:?}");
-        next += s.n_records;
+        assert!(s.compacted || s.next_offset - s.base_offset == s.n_records, "{s:?}");
+        next = s.next_offset;
         assert!(s.bytes <= 12_000 + 4096 * 6 + 200, "segment too large: {s:?}");
     }
     assert_eq!(next, model.len() as u64);
@@ -104,7 +154,7 @@ proptest! {
     fn log_matches_model(config in config(), ops in proptest::collection::vec(op(), 1..120)) {
         let dir = tempfile::tempdir().unwrap();
         let mut log = open(dir.path(), &config, false);
-        let mut model: Vec<Record> = Vec::new();
+        let mut model: Vec<Option<Record>> = Vec::new();
         let mut first = 0u64;
         for op in ops {
             match op {
@@ -116,7 +166,7 @@ proptest! {
                     e.tombstone = tombstone;
                     let off = log.append(e).unwrap();
                     prop_assert_eq!(off, model.len() as u64);
-                    model.push(Record { offset: off, timestamp_ms: ts.unwrap_or(500), key, value: v, tombstone });
+                    model.push(Some(Record { offset: off, timestamp_ms: ts.unwrap_or(500), key, value: v, tombstone }));
                 }
                 Op::Batch { n, value_len } => {
                     let vals: Vec<Vec<u8>> = (0..n).map(|i| value(model.len() + i, value_len + i)).collect();
@@ -126,7 +176,7 @@ proptest! {
                     prop_assert_eq!(r.end - r.start, n as u64);
                     for v in vals {
                         let offset = model.len() as u64;
-                        model.push(Record { offset, timestamp_ms: 500, key: Some(b"k".to_vec()), value: v, tombstone: false });
+                        model.push(Some(Record { offset, timestamp_ms: 500, key: Some(b"k".to_vec()), value: v, tombstone: false }));
                     }
                 }
                 Op::Sync => {
@@ -143,7 +193,13 @@ proptest! {
                         prop_assert!(log.read(first).is_err());
                     } else {
                         let i = first as usize + i % (model.len() - first as usize);
-                        prop_assert_eq!(&log.read(i as u64).unwrap(), &model[i]);
+                        match &model[i] {
+                            Some(want) => prop_assert_eq!(&log.read(i as u64).unwrap(), want),
+                            None => {
+                                let compacted = matches!(log.read(i as u64), Err(Error::Compacted { .. }));
+                                prop_assert!(compacted, "offset {} should read as compacted", i);
+                            }
+                        }
                     }
                     prop_assert!(log.read(model.len() as u64).is_err());
                 }
@@ -152,12 +208,12 @@ proptest! {
                     let (a, b) = (a % n, b % n);
                     let got: Vec<Record> = log.iter(a as u64..b as u64).collect::<Result<_, _>>().unwrap();
                     let a = a.max(first as usize);
-                    let want = if a < b { &model[a..b] } else { &[][..] };
-                    prop_assert_eq!(&got[..], want);
+                    let want = if a < b { live(&model, a, b) } else { Vec::new() };
+                    prop_assert_eq!(got, want);
                 }
                 Op::Roll => log.roll().unwrap(),
                 Op::TimeLookup(t) => {
-                    let want = model[first as usize..].iter().find(|r| r.timestamp_ms >= t).map(|r| r.offset);
+                    let want = model[first as usize..].iter().flatten().find(|r| r.timestamp_ms >= t).map(|r| r.offset);
                     prop_assert_eq!(log.offset_for_timestamp(t).unwrap(), want);
                 }
                 Op::Reopen { clean } => {
@@ -205,6 +261,12 @@ proptest! {
                     first = r.first_offset;
                     log.close().unwrap();
                     log = open(dir.path(), &config, false);
+                }
+                Op::Compact => {
+                    let sealed_end =
+                        log.segments().iter().filter(|s| s.sealed).map(|s| s.next_offset).max().unwrap_or(0);
+                    log.compact().unwrap();
+                    compact_model(&mut model, first, sealed_end as usize, config.tombstone_retention_ms);
                 }
                 Op::ReopenReadOnly => {
                     log.close().unwrap();

@@ -249,12 +249,13 @@ fn unknown_format_version_is_refused() {
     sealed_log(dir.path(), 1);
     let p = seg0(dir.path());
     let mut b = std::fs::read(&p).unwrap();
-    b[8..12].copy_from_slice(&2u32.to_le_bytes());
+    // 1 is a plain segment, 2 a compacted one; 3 is unknown.
+    b[8..12].copy_from_slice(&3u32.to_le_bytes());
     let crc = crc(&b[..60]);
     b[60..64].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&p, b).unwrap();
     let err = open(dir.path()).unwrap_err();
-    assert!(matches!(err, Error::UnsupportedVersion { found: 2, supported: 1, .. }), "{err}");
+    assert!(matches!(err, Error::UnsupportedVersion { found: 3, supported: 2, .. }), "{err}");
 }
 
 fn crc(b: &[u8]) -> u32 {

@@ -1,0 +1,710 @@
+//! Key compaction: rewrites sealed segments keeping, for each key, only its
+//! latest record, dropping tombstones once `Config::tombstone_retention_ms`
+//! has passed since their own timestamp, and keeping every unkeyed record.
+//! Offsets are preserved: compacted segments (header version 2) skip the
+//! offsets that were dropped, and still cover their whole offset range, so
+//! segments stay contiguous.
+//!
+//! A pass has three steps, so that the expensive one runs without any lock
+//! (a [`SharedLog`](crate::SharedLog) keeps taking appends meanwhile):
+//! [`Log::compaction_job`] snapshots the sealed segments (never the active
+//! one); [`CompactionJob::run`] builds the key map within the memory budget
+//! and writes the compacted segments as `<base>.log.compacted` files,
+//! fsynced; [`Log::install_compaction`] swaps them in crash-atomically
+//! through the manifest `log.compaction` (`docs/FORMAT.md`, "Compaction").
+//! When the keys do not fit the budget, a pass's map covers a prefix of the
+//! sealed records and the next pass continues from there.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use tracing::{info, info_span, warn};
+
+use crate::error::{Error, Result};
+use crate::format::{
+    self, Frame, HEADER_LEN, MANIFEST_FILE_NAME, MARKER_FRAME_LEN, Manifest, Marker, MarkerKind, RecordRef,
+    SegmentHeader, compacted_file_name, segment_file_name,
+};
+use crate::fs::{FileHandle, FileSystem, OpenMode, write_all_at};
+use crate::index::SparseIndex;
+use crate::log::Log;
+use crate::segment::{FileSource, FrameCursor, SCAN_CHUNK, Segment, Stop, Tail};
+
+/// Bytes a key map entry costs besides the key itself (tree node share,
+/// the `Vec` header, the offset).
+const MAP_ENTRY_OVERHEAD: u64 = 64;
+/// Output is written in chunks of this size.
+const WRITE_CHUNK: usize = 1 << 20;
+
+/// What a compaction did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactionReport {
+    /// Passes run (more than one when the keys did not fit the map budget).
+    pub passes: u32,
+    /// Passes abandoned because the log changed underneath them (a
+    /// truncation or retention between planning and installing; only with
+    /// a `SharedLog`). Nothing was changed by those.
+    pub passes_abandoned: u32,
+    /// Segments replaced.
+    pub segments_replaced: u64,
+    /// Compacted segments written in their place.
+    pub segments_written: u64,
+    /// Records read from the replaced segments.
+    pub records_read: u64,
+    /// Records dropped because a later record has the same key.
+    pub records_superseded: u64,
+    /// Tombstones dropped because their retention had passed.
+    pub tombstones_dropped: u64,
+    /// Records dropped because they lay below the log's first offset.
+    pub records_below_first: u64,
+    /// Size of the replaced segments.
+    pub bytes_before: u64,
+    /// Size of the compacted segments that replaced them.
+    pub bytes_after: u64,
+}
+
+impl CompactionReport {
+    /// Adds another pass's counts to this one.
+    pub fn merge(&mut self, o: &CompactionReport) {
+        self.add(o);
+    }
+
+    fn add(&mut self, o: &CompactionReport) {
+        self.passes += o.passes;
+        self.passes_abandoned += o.passes_abandoned;
+        self.segments_replaced += o.segments_replaced;
+        self.segments_written += o.segments_written;
+        self.records_read += o.records_read;
+        self.records_superseded += o.records_superseded;
+        self.tombstones_dropped += o.tombstones_dropped;
+        self.records_below_first += o.records_below_first;
+        self.bytes_before += o.bytes_before;
+        self.bytes_after += o.bytes_after;
+    }
+}
+
+/// A sealed segment as the job saw it.
+#[derive(Debug, Clone)]
+struct Source {
+    base: u64,
+    path: PathBuf,
+    file: Arc<dyn FileHandle>,
+    tail: Tail,
+    sparse: bool,
+    created_ms: u64,
+}
+
+impl Source {
+    fn bytes(&self) -> u64 {
+        self.tail.end_pos + MARKER_FRAME_LEN as u64
+    }
+}
+
+/// One compaction pass, planned; [`run`](Self::run) it without holding the
+/// log, then hand the output to [`Log::install_compaction`].
+#[derive(Debug)]
+pub struct CompactionJob {
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    sources: Vec<Source>,
+    map_from: u64,
+    first_offset: u64,
+    now_ms: u64,
+    tombstone_retention_ms: u64,
+    map_bytes: u64,
+    segment_bytes_max: u64,
+    segment_records_max: u64,
+    index_interval: u32,
+}
+
+/// A compacted segment written by a job, not yet part of the log.
+#[derive(Debug)]
+struct Output {
+    base: u64,
+    next_offset: u64,
+    sources: Vec<(u64, Tail)>,
+    file: Arc<dyn FileHandle>,
+    path: PathBuf,
+    tail: Tail,
+    index: SparseIndex,
+    created_ms: u64,
+}
+
+/// The result of [`CompactionJob::run`]: compacted files on disk, waiting
+/// for [`Log::install_compaction`]. Dropping it without installing leaves
+/// `.compacted` files that the next open removes.
+#[derive(Debug)]
+pub struct CompactionOutput {
+    fs: Arc<dyn FileSystem>,
+    outputs: Vec<Output>,
+    /// Where the next pass's key map starts.
+    pub map_end: u64,
+    /// The end of the sealed segments the job saw.
+    pub sealed_end: u64,
+    report: CompactionReport,
+}
+
+impl CompactionOutput {
+    /// Whether the sealed records were all covered by the key maps so far.
+    pub fn is_last_pass(&self) -> bool {
+        self.map_end >= self.sealed_end
+    }
+
+    fn discard(&mut self) {
+        for o in self.outputs.drain(..) {
+            let _ = self.fs.remove_file(&o.path);
+        }
+    }
+}
+
+impl Log {
+    /// Compacts every sealed segment (see the module docs): one or more
+    /// passes, each installed crash-atomically. Returns what was dropped.
+    /// The active segment is never touched.
+    pub fn compact(&mut self) -> Result<CompactionReport> {
+        self.check_writable("compact")?;
+        let _span = info_span!("compact", dir = %self.dir.display()).entered();
+        let mut total = CompactionReport::default();
+        let mut map_from = 0;
+        while let Some(job) = self.compaction_job(map_from)? {
+            let out = job.run()?;
+            map_from = out.map_end;
+            let last = out.is_last_pass();
+            let pass = self.install_compaction(out)?;
+            total.add(&pass);
+            if last {
+                break;
+            }
+        }
+        info!(
+            passes = total.passes,
+            superseded = total.records_superseded,
+            tombstones = total.tombstones_dropped,
+            bytes_before = total.bytes_before,
+            bytes_after = total.bytes_after,
+            "compacted"
+        );
+        Ok(total)
+    }
+
+    /// Plans a pass whose key map starts at offset `map_from` (0 for the
+    /// first pass; then the previous output's `map_end`). `None` when there
+    /// is nothing sealed at or after `map_from`.
+    pub fn compaction_job(&self, map_from: u64) -> Result<Option<CompactionJob>> {
+        self.check_writable("compact")?;
+        let sources: Vec<Source> = self
+            .segments
+            .values()
+            .filter(|s| s.sealed)
+            .map(|s| Source {
+                base: s.base,
+                path: s.path.clone(),
+                file: Arc::clone(&s.file),
+                tail: s.tail,
+                sparse: s.sparse,
+                created_ms: s.created_ms,
+            })
+            .collect();
+        let sealed_end = sources.last().map_or(0, |s| s.tail.next_offset);
+        if sources.is_empty() || map_from >= sealed_end {
+            return Ok(None);
+        }
+        Ok(Some(CompactionJob {
+            fs: Arc::clone(&self.fs),
+            dir: self.dir.clone(),
+            sources,
+            map_from,
+            first_offset: self.first_offset,
+            now_ms: self.clock.now_ms(),
+            tombstone_retention_ms: self.config.tombstone_retention_ms,
+            map_bytes: self.config.compaction_map_bytes,
+            segment_bytes_max: self.config.segment_bytes_max,
+            segment_records_max: self.config.segment_records_max,
+            index_interval: self.config.index_interval_bytes,
+        }))
+    }
+
+    /// Installs a pass's output: writes the manifest (the decision), then
+    /// replaces the segments, renames the compacted files into place and
+    /// removes the manifest. If the segments it read changed meanwhile, the
+    /// pass is abandoned (its files removed) and reported as such. A failure
+    /// after the manifest is durable poisons the log: a reopen finishes the
+    /// swap.
+    pub fn install_compaction(&mut self, mut out: CompactionOutput) -> Result<CompactionReport> {
+        let mut report = std::mem::take(&mut out.report);
+        if let Err(e) = self.check_writable("compact") {
+            out.discard();
+            return Err(e);
+        }
+        let unchanged = out
+            .outputs
+            .iter()
+            .flat_map(|o| o.sources.iter())
+            .all(|(base, tail)| self.segments.get(base).is_some_and(|s| s.sealed && s.tail == *tail));
+        if !unchanged {
+            out.discard();
+            warn!("the log changed during a compaction pass; the pass is abandoned");
+            return Ok(CompactionReport { passes_abandoned: 1, ..CompactionReport::default() });
+        }
+        if out.outputs.is_empty() {
+            return Ok(report);
+        }
+        let _span = info_span!("compaction_swap", segments = out.outputs.len()).entered();
+        let manifest = Manifest { entries: out.outputs.iter().map(|o| (o.base, o.next_offset)).collect() };
+        if let Err(e) = self.write_manifest(&manifest) {
+            out.discard();
+            return Err(e);
+        }
+        // Decided: from here on a reopen finishes the swap.
+        let outputs = std::mem::take(&mut out.outputs);
+        if let Err(e) = self.apply_swap(&outputs) {
+            self.poisoned
+                .get_or_insert_with(|| format!("a compaction swap failed half-way ({e}); reopen the log to finish it"));
+            return Err(e.into_midway());
+        }
+        for o in outputs {
+            for (b, _) in &o.sources {
+                self.segments.remove(b);
+            }
+            let index = OnceLock::new();
+            let _ = index.set(o.index);
+            let seg = Segment {
+                base: o.base,
+                path: self.path_of(&segment_file_name(o.base)),
+                file: o.file,
+                created_ms: o.created_ms,
+                tail: o.tail,
+                sealed: true,
+                sparse: true,
+                index,
+                index_dirty: Default::default(),
+            };
+            // Best effort: a missing index is rebuilt on first read.
+            self.write_index_files(&seg, seg.tail.end_pos + MARKER_FRAME_LEN as u64);
+            self.segments.insert(o.base, seg);
+        }
+        let path = self.path_of(MANIFEST_FILE_NAME);
+        let removed = self.fs.remove_file(&path).and_then(|()| self.fs.sync_dir(&self.dir));
+        if let Err(e) = removed {
+            // A manifest left behind would be replayed at the next open,
+            // after later changes: refuse further writes until a reopen
+            // settles it.
+            self.poisoned.get_or_insert_with(|| format!("removing the finished compaction manifest failed: {e}"));
+            return Err(Error::io("removing", path, e));
+        }
+        report.passes = 1;
+        info!(
+            superseded = report.records_superseded,
+            tombstones = report.tombstones_dropped,
+            below_first = report.records_below_first,
+            bytes_before = report.bytes_before,
+            bytes_after = report.bytes_after,
+            "compaction pass installed"
+        );
+        Ok(report)
+    }
+
+    fn write_manifest(&mut self, m: &Manifest) -> Result<()> {
+        let path = self.path_of(MANIFEST_FILE_NAME);
+        let tmp = self.path_of(&format!("{MANIFEST_FILE_NAME}.tmp"));
+        let res = (|| -> io::Result<()> {
+            if self.fs.exists(&tmp)? {
+                self.fs.remove_file(&tmp)?;
+            }
+            let f = self.fs.open(&tmp, OpenMode::CreateNew)?;
+            write_all_at(&*f, &m.encode(), 0)?;
+            f.sync()?;
+            self.fs.rename(&tmp, &path)?;
+            self.fs.sync_dir(&self.dir)
+        })();
+        res.map_err(|e| {
+            let _ = self.fs.remove_file(&tmp);
+            self.write_failed("writing the compaction manifest", path, e)
+        })
+    }
+
+    /// The swap's file steps, in the order recovery also follows.
+    fn apply_swap(&mut self, outputs: &[Output]) -> Result<()> {
+        for o in outputs {
+            for (b, _) in o.sources.iter().filter(|(b, _)| *b != o.base) {
+                self.remove_segment_files(*b)?;
+            }
+            for kind in [format::IndexKind::Offset, format::IndexKind::Time] {
+                let p = self.path_of(&format::index_file_name(kind, o.base));
+                match self.fs.remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io("removing", p, e)),
+                }
+            }
+            let to = self.path_of(&segment_file_name(o.base));
+            self.fs.rename(&o.path, &to).map_err(|e| Error::io("renaming a compacted segment to", to, e))?;
+        }
+        self.fs.sync_dir(&self.dir).map_err(|e| Error::io("syncing the log directory", self.dir.clone(), e))
+    }
+}
+
+/// A record's fate in a pass.
+enum Fate {
+    Keep,
+    Superseded,
+    ExpiredTombstone,
+    BelowFirst,
+}
+
+impl CompactionJob {
+    /// Builds the key map and writes the compacted segments (fsynced). Reads
+    /// only sealed, immutable segments and writes only new files, so it
+    /// needs no access to the log. On error every file it wrote is removed.
+    pub fn run(self) -> Result<CompactionOutput> {
+        let _span = info_span!("compaction_job", map_from = self.map_from, sources = self.sources.len()).entered();
+        let sealed_end = self.sources.last().map_or(0, |s| s.tail.next_offset);
+        let (map, map_end) = self.build_map(sealed_end)?;
+        let mut out = CompactionOutput {
+            fs: Arc::clone(&self.fs),
+            outputs: Vec::new(),
+            map_end,
+            sealed_end,
+            report: CompactionReport::default(),
+        };
+        if let Err(e) = self.write_outputs(&map, map_end, &mut out) {
+            out.discard();
+            return Err(e);
+        }
+        Ok(out)
+    }
+
+    /// Latest offset of each key among the records from `map_from`, until
+    /// the budget is used up: `(map, map_end)`, the map covering offsets
+    /// `map_from..map_end`.
+    fn build_map(&self, sealed_end: u64) -> Result<(BTreeMap<Vec<u8>, u64>, u64)> {
+        let mut map: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+        let mut used = 0u64;
+        for src in self.sources.iter().filter(|s| s.tail.next_offset > self.map_from) {
+            let mut stop = None;
+            walk(src, |r| {
+                if r.offset < self.map_from {
+                    return true;
+                }
+                if let Some(k) = r.key {
+                    if let Some(o) = map.get_mut(k) {
+                        *o = r.offset;
+                    } else {
+                        let cost = k.len() as u64 + MAP_ENTRY_OVERHEAD;
+                        if used + cost > self.map_bytes && !map.is_empty() {
+                            stop = Some(r.offset);
+                            return false;
+                        }
+                        used += cost;
+                        map.insert(k.to_vec(), r.offset);
+                    }
+                }
+                true
+            })?;
+            if let Some(end) = stop {
+                return Ok((map, end));
+            }
+        }
+        Ok((map, sealed_end))
+    }
+
+    fn fate(&self, r: &RecordRef<'_>, map: &BTreeMap<Vec<u8>, u64>) -> Fate {
+        if r.offset < self.first_offset {
+            return Fate::BelowFirst;
+        }
+        let Some(k) = r.key else { return Fate::Keep };
+        match map.get(k) {
+            Some(&latest) if latest > r.offset => Fate::Superseded,
+            Some(&latest)
+                if latest == r.offset
+                    && r.tombstone
+                    && r.timestamp_ms.saturating_add(self.tombstone_retention_ms) < self.now_ms =>
+            {
+                Fate::ExpiredTombstone
+            }
+            _ => Fate::Keep,
+        }
+    }
+
+    /// Writes the sources below `map_end` as compacted segments, merging
+    /// adjacent ones while the result fits the segment limits.
+    fn write_outputs(&self, map: &BTreeMap<Vec<u8>, u64>, map_end: u64, out: &mut CompactionOutput) -> Result<()> {
+        let cleaned: Vec<&Source> = self.sources.iter().filter(|s| s.base < map_end).collect();
+        let mut i = 0;
+        while let Some(first) = cleaned.get(i) {
+            let path = self.dir.join(compacted_file_name(first.base));
+            let mut w = Writer::create(&self.fs, path, first.base, first.created_ms, self.index_interval)?;
+            let mut group_report = CompactionReport::default();
+            let mut n = 0;
+            while let Some(src) = cleaned.get(i + n) {
+                let mark = w.mark();
+                let mut r = CompactionReport::default();
+                w.add_source(src, src.tail.next_offset, |rec| {
+                    r.records_read += 1;
+                    match self.fate(rec, map) {
+                        Fate::Keep => return true,
+                        Fate::Superseded => r.records_superseded += 1,
+                        Fate::ExpiredTombstone => r.tombstones_dropped += 1,
+                        Fate::BelowFirst => r.records_below_first += 1,
+                    }
+                    false
+                })?;
+                let fits = w.tail.end_pos + MARKER_FRAME_LEN as u64 <= self.segment_bytes_max
+                    && w.tail.n_records <= self.segment_records_max;
+                if n > 0 && !fits {
+                    w.rollback(mark)?;
+                    break;
+                }
+                group_report.add(&r);
+                n += 1;
+            }
+            let n = n.max(1);
+            let group = cleaned.get(i..i + n).unwrap_or_default();
+            let dropped =
+                group_report.records_superseded + group_report.tombstones_dropped + group_report.records_below_first;
+            if group.len() == 1 && dropped == 0 {
+                // Nothing to gain: leave the segment as it is.
+                w.abandon();
+            } else {
+                let base = first.base;
+                let (file, path, tail, index) = w.finish(base, self.now_ms)?;
+                group_report.segments_replaced = group.len() as u64;
+                group_report.segments_written = 1;
+                group_report.bytes_before = group.iter().map(|s| s.bytes()).sum();
+                group_report.bytes_after = tail.end_pos + MARKER_FRAME_LEN as u64;
+                out.outputs.push(Output {
+                    base,
+                    next_offset: tail.next_offset,
+                    sources: group.iter().map(|s| (s.base, s.tail)).collect(),
+                    file,
+                    path,
+                    tail,
+                    index,
+                    created_ms: first.created_ms,
+                });
+                out.report.add(&group_report);
+            }
+            i += n;
+        }
+        Ok(())
+    }
+}
+
+/// Calls `f` on each record of `src` in order until it returns false.
+fn walk(src: &Source, mut f: impl FnMut(&RecordRef<'_>) -> bool) -> Result<()> {
+    let file = FileSource(&*src.file);
+    let mut cursor = FrameCursor::new(HEADER_LEN, src.tail.end_pos, SCAN_CHUNK);
+    let mut expect = src.base;
+    loop {
+        match cursor.next_frame(&file) {
+            Ok(Some((at, Frame::Record(r)))) => {
+                if r.offset != expect && !(src.sparse && r.offset > expect) {
+                    return Err(Error::corruption(
+                        &src.path,
+                        at,
+                        format!("expected the record with offset {expect}, found offset {}", r.offset),
+                    ));
+                }
+                expect = r.offset + 1;
+                if !f(&r) {
+                    return Ok(());
+                }
+            }
+            Ok(Some((_, Frame::Marker(_)))) => {}
+            Ok(None) => return Ok(()),
+            Err(Stop::Invalid { pos, why }) => return Err(Error::corruption(&src.path, pos, why)),
+            Err(Stop::Torn { pos }) => {
+                return Err(Error::corruption(&src.path, pos, "a frame runs past the end of the segment's data"));
+            }
+            Err(Stop::Io(e)) => return Err(Error::io("reading", src.path.clone(), e)),
+        }
+    }
+}
+
+/// Writes one compacted segment.
+struct Writer {
+    fs: Arc<dyn FileSystem>,
+    path: PathBuf,
+    file: Arc<dyn FileHandle>,
+    buf: Vec<u8>,
+    /// Bytes of `buf` start at this file position.
+    buf_pos: u64,
+    tail: Tail,
+    index: SparseIndex,
+    interval: u32,
+}
+
+struct WriterMark {
+    tail: Tail,
+    index: crate::index::IndexMark,
+}
+
+impl Writer {
+    fn create(fs: &Arc<dyn FileSystem>, path: PathBuf, base: u64, created_ms: u64, interval: u32) -> Result<Self> {
+        let io = |e: io::Error| write_error("creating a compacted segment", &path, e);
+        if fs.exists(&path).map_err(io)? {
+            fs.remove_file(&path).map_err(io)?;
+        }
+        let file = fs.open(&path, OpenMode::CreateNew).map_err(io)?;
+        let header = SegmentHeader { base_offset: base, created_ms, sparse: true };
+        let mut buf = Vec::with_capacity(WRITE_CHUNK + 4096);
+        buf.extend_from_slice(&header.encode());
+        Ok(Writer {
+            fs: Arc::clone(fs),
+            path,
+            file,
+            buf,
+            buf_pos: 0,
+            tail: Tail::empty(base),
+            index: SparseIndex::new(HEADER_LEN),
+            interval,
+        })
+    }
+
+    fn mark(&self) -> WriterMark {
+        WriterMark { tail: self.tail, index: self.index.mark() }
+    }
+
+    /// Forgets everything written since `m` (a source that did not fit).
+    fn rollback(&mut self, m: WriterMark) -> Result<()> {
+        if m.tail.end_pos < self.buf_pos {
+            self.file.set_len(m.tail.end_pos).map_err(|e| write_error("cutting", &self.path, e))?;
+            self.buf.clear();
+            self.buf_pos = m.tail.end_pos;
+        } else {
+            self.buf.truncate((m.tail.end_pos - self.buf_pos) as usize);
+        }
+        self.tail = m.tail;
+        self.index.rollback(m.index);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        write_all_at(&*self.file, &self.buf, self.buf_pos).map_err(|e| write_error("writing", &self.path, e))?;
+        self.buf_pos += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Copies the records of `src` that `keep` accepts; the output then
+    /// covers offsets up to `end` (exclusive).
+    fn add_source(&mut self, src: &Source, end: u64, mut keep: impl FnMut(&RecordRef<'_>) -> bool) -> Result<()> {
+        let mut failed = None;
+        walk(src, |r| {
+            if keep(r) {
+                let at = self.tail.end_pos;
+                let before = self.buf.len();
+                format::encode_record(&mut self.buf, r);
+                let len = (self.buf.len() - before) as u64;
+                self.index.observe(r.offset, at, r.timestamp_ms, self.interval);
+                self.tail.add_record_at(r.offset, r.timestamp_ms, len);
+                if self.buf.len() >= WRITE_CHUNK
+                    && let Err(e) = self.flush()
+                {
+                    failed = Some(e);
+                    return false;
+                }
+            }
+            true
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        self.tail.next_offset = end;
+        Ok(())
+    }
+
+    fn abandon(self) {
+        let _ = self.fs.remove_file(&self.path);
+    }
+
+    /// Writes the footer and fsyncs; on failure removes the file.
+    fn finish(mut self, base: u64, now_ms: u64) -> Result<(Arc<dyn FileHandle>, PathBuf, Tail, SparseIndex)> {
+        let res = (|| -> Result<()> {
+            let m = Marker {
+                kind: MarkerKind::Seal,
+                next_offset: self.tail.next_offset,
+                timestamp_ms: now_ms,
+                n_records: self.tail.n_records,
+                min_ts: self.tail.min_ts,
+                max_ts: self.tail.max_ts,
+                batch_start_pos: self.tail.end_pos,
+                own_pos: self.tail.end_pos,
+                base_offset: base,
+            };
+            format::encode_marker(&mut self.buf, &m);
+            self.flush()?;
+            self.file.sync().map_err(|e| write_error("fsyncing", &self.path, e))
+        })();
+        if let Err(e) = res {
+            let _ = self.fs.remove_file(&self.path);
+            return Err(e);
+        }
+        Ok((self.file, self.path, self.tail, self.index))
+    }
+}
+
+impl Log {
+    /// Cuts the compacted segment `base` before `offset` (suffix truncation
+    /// into compacted data, and recovery finishing one): it is rewritten as
+    /// `<base>.log.tmp` with its records below `offset` and a footer ending
+    /// at `offset`, fsynced, renamed over the segment, and the directory
+    /// fsynced. It stays sealed; the next append starts a new segment. In a
+    /// read-only log only the view changes (reads stop at `offset`).
+    pub(crate) fn cut_compacted(&mut self, base: u64, offset: u64) -> Result<()> {
+        let Some(seg) = self.segments.get(&base) else { return Ok(()) };
+        if self.read_only {
+            return Ok(());
+        }
+        let src = Source {
+            base,
+            path: seg.path.clone(),
+            file: Arc::clone(&seg.file),
+            tail: seg.tail,
+            sparse: true,
+            created_ms: seg.created_ms,
+        };
+        let path = seg.path.clone();
+        let tmp = self.path_of(&format!("{}.tmp", segment_file_name(base)));
+        let interval = self.config.index_interval_bytes;
+        let now = self.clock.now_ms();
+        let written = (|| -> Result<_> {
+            let mut w = Writer::create(&self.fs, tmp.clone(), base, src.created_ms, interval)?;
+            w.add_source(&src, offset, |r| r.offset < offset)?;
+            w.finish(base, now)
+        })();
+        let (file, _, tail, index) = written.inspect_err(|_| {
+            let _ = self.fs.remove_file(&tmp);
+        })?;
+        for kind in [format::IndexKind::Offset, format::IndexKind::Time] {
+            let p = self.path_of(&format::index_file_name(kind, base));
+            match self.fs.remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("removing", p, e)),
+            }
+        }
+        self.fs.rename(&tmp, &path).map_err(|e| Error::io("renaming a cut compacted segment to", path.clone(), e))?;
+        self.fs.sync_dir(&self.dir).map_err(|e| Error::io("syncing the log directory", self.dir.clone(), e))?;
+        if let Some(seg) = self.segments.get_mut(&base) {
+            seg.file = file;
+            seg.tail = tail;
+            seg.sealed = true;
+            seg.sparse = true;
+            seg.index = OnceLock::new();
+            let _ = seg.index.set(index);
+        }
+        Ok(())
+    }
+}
+
+/// A failed write of a compaction file: the log itself is untouched, so
+/// nothing is poisoned; ENOSPC stays recognisable.
+fn write_error(op: &'static str, path: &std::path::Path, e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::StorageFull {
+        return Error::DiskFull { op, path: path.to_path_buf() };
+    }
+    Error::io(op, path.to_path_buf(), e)
+}
