@@ -15,7 +15,7 @@
 //! When the keys do not fit the budget, a pass's map covers a prefix of the
 //! sealed records and the next pass continues from there.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -32,8 +32,10 @@ use crate::index::SparseIndex;
 use crate::log::Log;
 use crate::segment::{FileSource, FrameCursor, SCAN_CHUNK, Segment, Stop, Tail};
 
-/// Bytes a key map entry costs besides the key itself (tree node share,
-/// the `Vec` header, the offset).
+/// Bytes a key map entry costs besides the key itself (the table slot with
+/// its `Vec` header and offset, load-factor slack, the key's allocation).
+/// The map is only ever probed, never iterated, so its hashing order cannot
+/// leak into results.
 const MAP_ENTRY_OVERHEAD: u64 = 64;
 /// Output is written in chunks of this size.
 const WRITE_CHUNK: usize = 1 << 20;
@@ -59,9 +61,12 @@ pub struct CompactionReport {
     pub tombstones_dropped: u64,
     /// Records dropped because they lay below the log's first offset.
     pub records_below_first: u64,
-    /// Size of the replaced segments.
+    /// Bytes of segments read and rewritten, summed over the passes (a
+    /// later pass rewrites what an earlier one already compacted).
+    pub bytes_rewritten: u64,
+    /// Size of the sealed segments compaction started from.
     pub bytes_before: u64,
-    /// Size of the compacted segments that replaced them.
+    /// Size of the segments covering the same offsets afterwards.
     pub bytes_after: u64,
 }
 
@@ -80,6 +85,7 @@ impl CompactionReport {
         self.records_superseded += o.records_superseded;
         self.tombstones_dropped += o.tombstones_dropped;
         self.records_below_first += o.records_below_first;
+        self.bytes_rewritten += o.bytes_rewritten;
         self.bytes_before += o.bytes_before;
         self.bytes_after += o.bytes_after;
     }
@@ -168,6 +174,8 @@ impl Log {
         let _span = info_span!("compact", dir = %self.dir.display()).entered();
         let mut total = CompactionReport::default();
         let mut map_from = 0;
+        let end = self.sealed_end();
+        let before = self.sealed_bytes_below(end);
         while let Some(job) = self.compaction_job(map_from)? {
             let out = job.run()?;
             map_from = out.map_end;
@@ -178,15 +186,28 @@ impl Log {
                 break;
             }
         }
+        total.bytes_before = before;
+        total.bytes_after = self.sealed_bytes_below(end);
         info!(
             passes = total.passes,
             superseded = total.records_superseded,
             tombstones = total.tombstones_dropped,
             bytes_before = total.bytes_before,
             bytes_after = total.bytes_after,
+            bytes_rewritten = total.bytes_rewritten,
             "compacted"
         );
         Ok(total)
+    }
+
+    /// One past the last offset of the sealed segments (0 if none).
+    pub(crate) fn sealed_end(&self) -> u64 {
+        self.segments.values().filter(|s| s.sealed).map(|s| s.tail.next_offset).max().unwrap_or(0)
+    }
+
+    /// Bytes of the sealed segments that end at or before `end`.
+    pub(crate) fn sealed_bytes_below(&self, end: u64) -> u64 {
+        self.segments.values().filter(|s| s.sealed && s.tail.next_offset <= end).map(|s| s.info().bytes).sum()
     }
 
     /// Plans a pass whose key map starts at offset `map_from` (0 for the
@@ -379,8 +400,8 @@ impl CompactionJob {
     /// Latest offset of each key among the records from `map_from`, until
     /// the budget is used up: `(map, map_end)`, the map covering offsets
     /// `map_from..map_end`.
-    fn build_map(&self, sealed_end: u64) -> Result<(BTreeMap<Vec<u8>, u64>, u64)> {
-        let mut map: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+    fn build_map(&self, sealed_end: u64) -> Result<(HashMap<Vec<u8>, u64>, u64)> {
+        let mut map: HashMap<Vec<u8>, u64> = HashMap::new();
         let mut used = 0u64;
         for src in self.sources.iter().filter(|s| s.tail.next_offset > self.map_from) {
             let mut stop = None;
@@ -410,7 +431,7 @@ impl CompactionJob {
         Ok((map, sealed_end))
     }
 
-    fn fate(&self, r: &RecordRef<'_>, map: &BTreeMap<Vec<u8>, u64>) -> Fate {
+    fn fate(&self, r: &RecordRef<'_>, map: &HashMap<Vec<u8>, u64>) -> Fate {
         if r.offset < self.first_offset {
             return Fate::BelowFirst;
         }
@@ -430,7 +451,7 @@ impl CompactionJob {
 
     /// Writes the sources below `map_end` as compacted segments, merging
     /// adjacent ones while the result fits the segment limits.
-    fn write_outputs(&self, map: &BTreeMap<Vec<u8>, u64>, map_end: u64, out: &mut CompactionOutput) -> Result<()> {
+    fn write_outputs(&self, map: &HashMap<Vec<u8>, u64>, map_end: u64, out: &mut CompactionOutput) -> Result<()> {
         let cleaned: Vec<&Source> = self.sources.iter().filter(|s| s.base < map_end).collect();
         let mut i = 0;
         while let Some(first) = cleaned.get(i) {
@@ -473,6 +494,7 @@ impl CompactionJob {
                 group_report.segments_replaced = group.len() as u64;
                 group_report.segments_written = 1;
                 group_report.bytes_before = group.iter().map(|s| s.bytes()).sum();
+                group_report.bytes_rewritten = group_report.bytes_before;
                 group_report.bytes_after = tail.end_pos + MARKER_FRAME_LEN as u64;
                 out.outputs.push(Output {
                     base,

@@ -544,6 +544,12 @@ impl SharedLog {
     pub async fn compact(&self) -> Result<crate::CompactionReport> {
         let mut total = crate::CompactionReport::default();
         let mut map_from = 0;
+        let (end, before) = {
+            let guard = self.inner.read_log()?;
+            let log = guard.as_ref().ok_or(Error::Closed { why: "shut down" })?;
+            let end = log.sealed_end();
+            (end, log.sealed_bytes_below(end))
+        };
         loop {
             let job = {
                 let guard = self.inner.read_log()?;
@@ -561,6 +567,11 @@ impl SharedLog {
                 break;
             }
         }
+        total.bytes_before = before;
+        total.bytes_after = {
+            let guard = self.inner.read_log()?;
+            guard.as_ref().map_or(0, |log| log.sealed_bytes_below(end))
+        };
         Ok(total)
     }
 

@@ -68,7 +68,8 @@ fn info_dump_append_truncate() {
     let d = dir.to_str().unwrap();
     let info = seglog(&["info", d]);
     assert!(info.status.success());
-    assert!(text(&info).contains("offsets 0..18 (18 records), 4 segments"), "{}", text(&info));
+    assert!(text(&info).contains("offsets 0..18 (18 records stored"), "{}", text(&info));
+    assert!(text(&info).contains("4 segments"), "{}", text(&info));
     let a = seglog(&["append", d, "--value", "hello", "--key", "k2"]);
     assert!(text(&a).contains("appended 1 records at offsets 18..19"), "{}", text(&a));
     let dump = seglog(&["dump", d, "--from", "18"]);
@@ -91,4 +92,25 @@ fn errors_are_one_clear_line() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("seglog: no log at"), "{err}");
     assert!(!err.contains("panicked"));
+}
+
+#[test]
+fn compact_keeps_the_latest_record_per_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    build(&dir);
+    let d = dir.to_str().unwrap();
+    let c = seglog(&["compact", d, "--roll"]);
+    assert!(c.status.success(), "{}", text(&c));
+    // All 18 records share key `k`: 17 are superseded.
+    assert!(text(&c).contains("read 18 records, dropped 17 superseded"), "{}", text(&c));
+    let info = seglog(&["info", d]);
+    assert!(text(&info).contains("yes (compacted)"), "{}", text(&info));
+    let log = Log::open_read_only(&dir, Config::default()).unwrap();
+    let recs: Vec<_> = log.iter(..).map(|r| r.unwrap()).collect();
+    assert_eq!(recs.len(), 1);
+    assert_eq!((recs[0].offset, recs[0].value[0]), (17, b'a' + 17));
+    assert_eq!(log.next_offset(), 18);
+    let v = seglog(&["verify", d]);
+    assert!(v.status.success() && text(&v).contains("1 records ok, 0 problems"), "{}", text(&v));
 }
