@@ -1,6 +1,8 @@
-//! Format v1 fixture: a small log committed under `tests/fixtures/v1/`. This
-//! build must read it record for record, and must write exactly the same
-//! bytes for the same operations, so that no format change can be silent.
+//! Format fixtures: a small log committed under `tests/fixtures/v1/`, and the
+//! same log after a key compaction (version-2 compacted segments) under
+//! `tests/fixtures/v2-compacted/`. This build must read them record for
+//! record, and must write exactly the same bytes for the same operations, so
+//! that no format change can be silent.
 //!
 //! An intentional format change bumps `FORMAT_VERSION`, adds a new fixture
 //! directory (regenerate with `SEGLOG_BLESS=1 cargo test -p tests --test
@@ -14,6 +16,27 @@ use tests::dir_files;
 
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/v1")
+}
+
+fn compacted_fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/v2-compacted")
+}
+
+/// The v1 fixture's operations, then a roll and a key compaction: version-2
+/// (compacted) segments.
+fn write_compacted(dir: &Path) {
+    write(dir);
+    let mut log = Log::open_with(dir, options(false)).unwrap();
+    log.roll().unwrap();
+    log.compact().unwrap();
+    log.close().unwrap();
+}
+
+/// What compaction leaves of [`expected`]: the three records with the empty
+/// key (2, 5, 8) keep only 8; the tombstone (7) is far past its one-day
+/// retention; unkeyed and uniquely keyed records stay.
+fn expected_compacted() -> Vec<Record> {
+    expected().into_iter().filter(|r| ![2, 5, 7].contains(&r.offset)).collect()
 }
 
 fn options(read_only: bool) -> Options {
@@ -90,5 +113,34 @@ fn v1_fixture_reads_and_writes_identically() {
     assert_eq!(written.iter().map(|f| &f.0).collect::<Vec<_>>(), fixture.iter().map(|f| &f.0).collect::<Vec<_>>());
     for ((name, a), (_, b)) in written.iter().zip(&fixture) {
         assert!(a == b, "{name} differs from the v1 fixture: the on-disk format changed");
+    }
+}
+
+#[test]
+fn v2_compacted_fixture_reads_and_writes_identically() {
+    if std::env::var_os("SEGLOG_BLESS").is_some() {
+        let _ = std::fs::remove_dir_all(compacted_fixture_dir());
+        write_compacted(&compacted_fixture_dir());
+    }
+    let fixture = dir_files(&compacted_fixture_dir());
+    assert!(fixture.len() >= 3, "fixture missing: {fixture:?}");
+    let copy = tempfile::tempdir().unwrap();
+    for (name, bytes) in &fixture {
+        std::fs::write(copy.path().join(name), bytes).unwrap();
+    }
+    let log = Log::open_with(copy.path(), options(true)).unwrap();
+    let got: Vec<Record> = log.iter(..).collect::<Result<_, _>>().unwrap();
+    assert_eq!(got, expected_compacted());
+    assert_eq!(log.next_offset(), 10);
+    assert!(log.segments().iter().any(|s| s.compacted));
+    assert!(log.verify().problems.is_empty());
+    assert!(matches!(log.read(7), Err(log_core::Error::Compacted { offset: 7 })));
+
+    let fresh = tempfile::tempdir().unwrap();
+    write_compacted(fresh.path());
+    let written = dir_files(fresh.path());
+    assert_eq!(written.iter().map(|f| &f.0).collect::<Vec<_>>(), fixture.iter().map(|f| &f.0).collect::<Vec<_>>());
+    for ((name, a), (_, b)) in written.iter().zip(&fixture) {
+        assert!(a == b, "{name} differs from the v2 compacted fixture: the on-disk format changed");
     }
 }
