@@ -1,10 +1,11 @@
-//! Index file and `log.meta` decoders on arbitrary bytes: never panic,
+//! Index file, `log.meta` and compaction manifest decoders on arbitrary
+//! bytes: never panic,
 //! never allocate more than the input justifies, and whatever decodes
 //! re-encodes to exactly the bytes it came from.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use log_core::format::{IndexKind, META_LEN, Meta, decode_index, encode_index};
+use log_core::format::{IndexKind, META_LEN, Manifest, Meta, decode_index, encode_index};
 
 fuzz_target!(|data: &[u8]| {
     for kind in [IndexKind::Offset, IndexKind::Time] {
@@ -14,5 +15,8 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(m) = Meta::decode(data) {
         assert_eq!(&m.encode()[..], &data[..META_LEN], "log.meta round trip changed the bytes");
+    }
+    if let Ok(m) = Manifest::decode(data) {
+        assert_eq!(m.encode(), data, "compaction manifest round trip changed the bytes");
     }
 });

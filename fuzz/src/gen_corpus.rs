@@ -23,47 +23,86 @@ fn files_of(fs: &SimFs) -> Vec<(String, Vec<u8>)> {
     names.into_iter().map(|n| (n.clone(), fs.contents(&Path::new(DIR).join(&n)).unwrap_or_default())).collect()
 }
 
+/// A log directory on `SimFs` after `n` appends and the given operations;
+/// its files.
+fn build_case(
+    n: u64,
+    close: bool,
+    cut: Option<u64>,
+    drop_before: Option<u64>,
+    compact: Option<u64>,
+) -> Vec<(String, Vec<u8>)> {
+    let fs = SimFs::new(1, FaultConfig::default());
+    let options = Options {
+        fs: fs.shared(),
+        clock: Arc::new(FixedClock(1_000)),
+        config: Config { segment_bytes_max: 4096, index_interval_bytes: 64, ..Config::default() },
+        read_only: false,
+    };
+    let mut log = Log::open_with(Path::new(DIR), options).unwrap();
+    for i in 0..n {
+        let v = vec![i as u8; (i as usize * 37) % 300];
+        let key = format!("k{}", i % 5);
+        let e = if i % 3 == 0 { Entry::new(&v).with_key(key.as_bytes()) } else { Entry::new(&v) };
+        log.append(e).unwrap();
+        if i % 7 == 6 {
+            log.sync().unwrap();
+        }
+    }
+    log.sync().unwrap();
+    if let Some(at) = cut {
+        log.truncate_from(at).unwrap();
+    }
+    if let Some(at) = drop_before {
+        log.truncate_before(at).unwrap();
+    }
+    if let Some(k) = compact {
+        log.roll().unwrap();
+        if k != u64::MAX {
+            fs.power_off_after(k);
+        }
+        let res = log.compact();
+        assert!(res.is_ok() || fs.is_powered_off(), "{res:?}");
+        fs.power_on();
+    }
+    if close {
+        log.close().unwrap();
+    } else {
+        drop(log);
+    }
+    files_of(&fs)
+}
+
 fn main() {
     let root = PathBuf::from("fuzz/seeds");
     // Log directories in several states.
-    let cases: [(&str, u64, bool, Option<u64>, Option<u64>); 5] = [
-        ("active-only", 5, false, None, None),
-        ("sealed-and-active", 40, false, None, None),
-        ("clean-close", 25, true, None, None),
-        ("suffix-truncated", 30, false, Some(12), None),
-        ("prefix-truncated", 30, false, None, Some(9)),
+    // (name, records, clean close, truncate_from, truncate_before,
+    // compaction: None, or Some(power failure before fs step k; u64::MAX
+    // for none))
+    type Case = (&'static str, u64, bool, Option<u64>, Option<u64>, Option<u64>);
+    let cases: [Case; 6] = [
+        ("active-only", 5, false, None, None, None),
+        ("sealed-and-active", 40, false, None, None, None),
+        ("clean-close", 25, true, None, None, None),
+        ("suffix-truncated", 30, false, Some(12), None, None),
+        ("prefix-truncated", 30, false, None, Some(9), None),
+        ("compacted", 40, false, None, None, Some(u64::MAX)),
     ];
-    for (name, n, close, cut, drop_before) in cases {
-        let fs = SimFs::new(1, FaultConfig::default());
-        let options = Options {
-            fs: fs.shared(),
-            clock: Arc::new(FixedClock(1_000)),
-            config: Config { segment_bytes_max: 4096, index_interval_bytes: 64, ..Config::default() },
-            read_only: false,
-        };
-        let mut log = Log::open_with(Path::new(DIR), options).unwrap();
-        for i in 0..n {
-            let v = vec![i as u8; (i as usize * 37) % 300];
-            let key = format!("k{}", i % 5);
-            let e = if i % 3 == 0 { Entry::new(&v).with_key(key.as_bytes()) } else { Entry::new(&v) };
-            log.append(e).unwrap();
-            if i % 7 == 6 {
-                log.sync().unwrap();
-            }
+    // Power failures inside a compaction swap, at every step after which the
+    // manifest is durable (recovery must finish the swap).
+    let mut interrupted = Vec::new();
+    for k in 0..200u64 {
+        let files = build_case(40, false, None, None, Some(k));
+        if files.iter().any(|(n, _)| n == "log.compaction") {
+            interrupted.push((k, files));
         }
-        log.sync().unwrap();
-        if let Some(at) = cut {
-            log.truncate_from(at).unwrap();
-        }
-        if let Some(at) = drop_before {
-            log.truncate_before(at).unwrap();
-        }
-        if close {
-            log.close().unwrap();
-        } else {
-            drop(log);
-        }
-        let files = files_of(&fs);
+    }
+    assert!(!interrupted.is_empty(), "no power failure left a compaction manifest behind");
+    for (k, files) in interrupted.iter().take(4) {
+        write(&root.join("recovery"), &format!("compaction-interrupted-{k}"), &encode_dir(files));
+    }
+    for (name, n, close, cut, drop_before, compact) in cases {
+        let files = build_case(n, close, cut, drop_before, compact);
         write(&root.join("recovery"), name, &encode_dir(&files));
         for (fname, body) in &files {
             let target = if fname.ends_with(".log") {
@@ -88,6 +127,9 @@ fn main() {
             }
         }
     }
+    // A compaction manifest, for the decoder.
+    let m = log_core::format::Manifest { entries: vec![(0, 10), (10, 25), (40, 41)] };
+    write(&root.join("decode_index"), "manifest", &m.encode());
     // Scenario files, as `sim-harness save-scenario` writes them.
     for seed in 0..8u64 {
         let path = root.join("scenario").join(format!("seed-{seed}.scenario"));

@@ -273,10 +273,30 @@ impl Log {
             return Ok(report);
         }
         let _span = info_span!("compaction_swap", segments = out.outputs.len()).entered();
-        let manifest = Manifest { entries: out.outputs.iter().map(|o| (o.base, o.next_offset)).collect() };
-        if let Err(e) = self.write_manifest(&manifest) {
+        // The compacted files' directory entries are durable before the
+        // manifest can be: recovery relies on finding them.
+        if let Err(e) = self.fs.sync_dir(&self.dir) {
             out.discard();
-            return Err(e);
+            let dir = self.dir.clone();
+            return Err(self.write_failed("syncing the log directory", dir, e));
+        }
+        let manifest = Manifest { entries: out.outputs.iter().map(|o| (o.base, o.next_offset)).collect() };
+        match self.write_manifest(&manifest) {
+            Ok(()) => {}
+            // Not in place: nothing was decided.
+            Err((e, false)) => {
+                out.discard();
+                return Err(e);
+            }
+            // Renamed into place, but its directory fsync failed: it may be
+            // durable, so the swap counts as decided (a reopen finishes it,
+            // and finds the compacted files it needs).
+            Err((e, true)) => {
+                self.poisoned.get_or_insert_with(|| {
+                    format!("the compaction manifest may or may not be durable ({e}); reopen the log to settle it")
+                });
+                return Err(e.into_midway());
+            }
         }
         // Decided: from here on a reopen finishes the swap.
         let outputs = std::mem::take(&mut out.outputs);
@@ -327,9 +347,13 @@ impl Log {
         Ok(report)
     }
 
-    fn write_manifest(&mut self, m: &Manifest) -> Result<()> {
+    /// Writes the manifest (temporary, fsync, rename, directory fsync). On
+    /// failure, says whether the rename had happened (the manifest is in
+    /// place and may be durable).
+    fn write_manifest(&mut self, m: &Manifest) -> std::result::Result<(), (Error, bool)> {
         let path = self.path_of(MANIFEST_FILE_NAME);
         let tmp = self.path_of(&format!("{MANIFEST_FILE_NAME}.tmp"));
+        let mut renamed = false;
         let res = (|| -> io::Result<()> {
             if self.fs.exists(&tmp)? {
                 self.fs.remove_file(&tmp)?;
@@ -338,11 +362,14 @@ impl Log {
             write_all_at(&*f, &m.encode(), 0)?;
             f.sync()?;
             self.fs.rename(&tmp, &path)?;
+            renamed = true;
             self.fs.sync_dir(&self.dir)
         })();
         res.map_err(|e| {
-            let _ = self.fs.remove_file(&tmp);
-            self.write_failed("writing the compaction manifest", path, e)
+            if !renamed {
+                let _ = self.fs.remove_file(&tmp);
+            }
+            (self.write_failed("writing the compaction manifest", path, e), renamed)
         })
     }
 

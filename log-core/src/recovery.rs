@@ -573,11 +573,19 @@ fn settle_compaction(
     };
     for &(base, next) in &manifest.entries {
         let has_new = compacted.binary_search(&base).is_ok();
-        if !has_new && bases.binary_search(&base).is_err() {
+        // Without its compacted file, the rename must have happened: the
+        // segment in place must be that compacted segment. Anything else
+        // would make finishing the swap delete records.
+        let renamed =
+            !has_new && bases.binary_search(&base).is_ok() && is_compacted(fs, &dir.join(segment_file_name(base)));
+        if !has_new && !renamed {
             return Err(Error::corruption(
                 dir.join(format::MANIFEST_FILE_NAME),
                 0,
-                format!("the compaction manifest names segment {base}, but neither it nor its compacted file exists"),
+                format!(
+                    "the compaction manifest names segment {base}, but its compacted file is missing and {} is not a compacted segment; restore the directory from a backup or salvage it",
+                    segment_file_name(base)
+                ),
             ));
         }
         let replaced: Vec<u64> = bases.iter().copied().filter(|&b| b > base && b < next).collect();
@@ -618,4 +626,12 @@ fn settle_compaction(
     fs.sync_dir(dir).map_err(io("syncing the log directory", dir.to_path_buf()))?;
     report.finished_compaction = true;
     Ok(overrides)
+}
+
+/// Whether the segment file at `path` has a valid compacted (version 2)
+/// header.
+fn is_compacted(fs: &dyn crate::fs::FileSystem, path: &Path) -> bool {
+    let Ok(f) = fs.open(path, OpenMode::Read) else { return false };
+    let mut b = [0u8; HEADER_LEN as usize];
+    matches!(read_full_at(&*f, &mut b, 0), Ok(n) if n == b.len()) && SegmentHeader::decode(&b).is_ok_and(|h| h.sparse)
 }

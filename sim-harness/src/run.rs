@@ -557,14 +557,20 @@ impl World {
     /// Key compaction of the sealed segments; sometimes the power fails at
     /// a random filesystem step of it, and the node restarts from the disk.
     fn op_compact(&mut self, client: u32) {
-        let Some(log) = self.log.as_mut() else { return };
         let Some(cp) = self.params.compaction else { return };
+        let crash_at = self.rng.random_bool(cp.p_crash).then(|| self.rng.random_range(0..40u64));
+        self.op_compact_at(client, crash_at);
+    }
+
+    /// Compaction with the power failing before filesystem step `crash_at`
+    /// of it (if it gets that far).
+    pub(crate) fn op_compact_at(&mut self, client: u32, crash_at: Option<u64>) {
+        let Some(log) = self.log.as_mut() else { return };
         let now = SimClock.now_ms();
         let first = log.first_offset();
         let sealed_end = log.segments().iter().filter(|s| s.sealed).map(|s| s.next_offset).max().unwrap_or(0);
         let retention = self.params.config.tombstone_retention_ms;
         let may = self.model.compactable(first, sealed_end, now, retention);
-        let crash_at = self.rng.random_bool(cp.p_crash).then(|| self.rng.random_range(0..40u64));
         if let Some(k) = crash_at {
             self.fs.power_off_after(k);
         }
@@ -1003,6 +1009,9 @@ pub fn run_schedule(sched: &crate::schedule::Schedule, trace: bool) -> Outcome {
                 Step::Roll => w.op_roll(),
                 Step::TruncateFrom => w.op_truncate_from(0),
                 Step::TruncateBefore => w.op_truncate_before(0),
+                Step::Compact { power_fail_at } => {
+                    w.op_compact_at(0, power_fail_at.checked_sub(1).map(u64::from));
+                }
                 Step::Crash { policy } => {
                     let policy = sim_fs::CrashPolicy::ALL
                         .get(usize::from(policy) % 4)

@@ -66,6 +66,13 @@ pub enum Step {
     CleanReopen,
     /// Change the fault plan.
     Fault(FaultStep),
+    /// Key compaction of the sealed segments; with `power_fail_at > 0` the
+    /// power fails right before its filesystem step `power_fail_at - 1`
+    /// (if it gets that far), and the node reboots from the disk.
+    Compact {
+        /// 0: no power failure; else the step (plus one) it strikes at.
+        power_fail_at: u8,
+    },
 }
 
 /// A schedule: the seed (configuration and details) and the steps.

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use log_core::{Config, Entry, Error, FixedClock, Log, ManualClock, Options, Record, StdFs};
-use tests::dir_files;
+use tests::{FailFs, FailOp, dir_files};
 
 fn config() -> Config {
     Config { segment_records_max: 10, index_interval_bytes: 64, tombstone_retention_ms: 1_000, ..Config::default() }
@@ -285,4 +285,66 @@ fn compaction_runs_while_a_shared_log_takes_appends() {
         shared.shutdown().await.unwrap();
         commit.await.unwrap().unwrap();
     });
+}
+
+/// One failed filesystem operation (EIO or ENOSPC, not a crash: the process
+/// goes on) at every step of a compaction, then a reopen in the same boot:
+/// the log is the one before or the one after, never a mix. Found by the
+/// `schedule` fuzz harness: a manifest whose rename succeeded but whose
+/// directory fsync failed was treated as not written, its compacted files
+/// were deleted, and the next open finished the swap without them.
+#[test]
+fn a_failed_step_of_a_compaction_leaves_the_old_or_the_new_log() {
+    let build_at = |dir: &Path| {
+        let mut log = open(dir);
+        let recs = build(&mut log);
+        log.close().unwrap();
+        recs
+    };
+    let before = build_at(tempfile::tempdir().unwrap().path());
+    let after = expected(&before, 1_000, 1_000_000);
+    let mut outcomes = (0, 0, 0);
+    for op in [FailOp::Write, FailOp::Sync, FailOp::SyncDir, FailOp::Namespace] {
+        for kind in [std::io::ErrorKind::Other, std::io::ErrorKind::StorageFull] {
+            for n in 0..30 {
+                let dir = tempfile::tempdir().unwrap();
+                build_at(dir.path());
+                let fs = FailFs::new(&[op], n, kind, false);
+                let options = Options {
+                    fs: Arc::new(fs.clone()),
+                    clock: Arc::new(FixedClock(1_000_000)),
+                    config: config(),
+                    read_only: false,
+                };
+                // The failure must fall inside the compaction, not the open.
+                let Ok(mut log) = Log::open_with(dir.path(), options) else { continue };
+                if fs.tripped() {
+                    continue;
+                }
+                let res = log.compact();
+                if !fs.tripped() {
+                    continue;
+                }
+                match &res {
+                    Ok(_) => outcomes.0 += 1,
+                    Err(e) if e.is_disk_full() => {
+                        outcomes.1 += 1;
+                        assert!(!log.is_poisoned(), "{op:?} {n}: DiskFull must leave the log usable");
+                        assert_eq!(all(&log), before, "{op:?} {n}: DiskFull changed the log");
+                    }
+                    Err(_) => outcomes.2 += 1,
+                }
+                drop(log);
+                let log = open(dir.path());
+                let got = all(&log);
+                assert!(got == before || got == after, "{op:?} {kind:?} {n}: neither before nor after: {res:?}");
+                let names: Vec<String> = dir_files(dir.path()).into_iter().map(|f| f.0).collect();
+                assert!(
+                    !names.iter().any(|n| n.ends_with(".tmp") || n.ends_with(".compacted") || n == "log.compaction"),
+                    "{op:?} {n}: leftovers: {names:?}"
+                );
+            }
+        }
+    }
+    assert!(outcomes.0 > 0 && outcomes.1 > 0 && outcomes.2 > 0, "{outcomes:?}");
 }
