@@ -446,17 +446,19 @@ pub(crate) type ScanResult = (Tail, SparseIndex, Option<(u64, &'static str)>);
 /// that they continue each other. Returns the summary and index of the valid
 /// prefix, and where and why the walk stopped early (if it did).
 pub(crate) fn scan_frames(file: &dyn FileHandle, base: u64, len: u64, interval: u32) -> io::Result<ScanResult> {
-    scan_frames_until(file, base, len, interval, u64::MAX)
+    scan_frames_until(file, base, len, interval, u64::MAX, false)
 }
 
 /// Like [`scan_frames`], but stops (without error) at the first record with
-/// offset `until` or later; the summary then ends right before it.
+/// offset `until` or later; the summary then ends right before it. In a
+/// compacted segment (`sparse`) offsets may skip.
 pub(crate) fn scan_frames_until(
     file: &dyn FileHandle,
     base: u64,
     len: u64,
     interval: u32,
     until: u64,
+    sparse: bool,
 ) -> io::Result<ScanResult> {
     let mut ix = SparseIndex::new(HEADER_LEN);
     let mut tail = Tail::empty(base);
@@ -464,11 +466,13 @@ pub(crate) fn scan_frames_until(
     let stop_at = loop {
         match cursor.next_frame(&FileSource(file)) {
             Ok(Some((_, Frame::Record(r)))) if r.offset >= until => break None,
-            Ok(Some((at, Frame::Record(r)))) if r.offset == tail.next_offset => {
+            Ok(Some((at, Frame::Record(r))))
+                if r.offset == tail.next_offset || (sparse && r.offset > tail.next_offset) =>
+            {
                 let (offset, ts) = (r.offset, r.timestamp_ms);
                 ix.observe(offset, at, ts, interval);
                 let frame_len = cursor.pos() - at;
-                tail.add_record(ts, frame_len);
+                tail.add_record_at(offset, ts, frame_len);
             }
             Ok(Some((at, Frame::Marker(m))))
                 if m.kind != MarkerKind::Seal

@@ -90,13 +90,18 @@ impl Log {
         // The segment holding `offset` may be half cut: summarise what lies
         // before `offset` so reads and time lookups stay consistent.
         let len = seg.file.len().unwrap_or(0);
-        if let Ok((tail, ix, _)) = crate::recovery::scan_frames_until(&*seg.file, seg.base, len, interval, offset)
-            && tail.next_offset == offset
+        let sparse = seg.sparse;
+        if let Ok((mut tail, ix, _)) =
+            crate::recovery::scan_frames_until(&*seg.file, seg.base, len, interval, offset, sparse)
+            && (tail.next_offset == offset || (sparse && tail.next_offset <= offset))
         {
+            // A compacted segment's records may end before `offset`; it
+            // still covers everything up to it, and stays sealed.
+            tail.next_offset = offset;
             seg.tail = tail;
             seg.index = OnceLock::new();
             let _ = seg.index.set(ix);
-            seg.sealed = false;
+            seg.sealed = sparse;
         }
     }
 

@@ -531,6 +531,38 @@ fn spawn_boot(world: &Shared, node: &madsim::runtime::NodeHandle, committer: log
             }
         });
     }
+    if gp.compactor && lock(world).params.key_space == 0 {
+        let w = Arc::clone(world);
+        node.spawn(async move {
+            loop {
+                let pause = lock(&w).rng.random_range(1..=20 * think_ms.max(1));
+                madsim::time::sleep(Duration::from_millis(pause)).await;
+                let shared = {
+                    let g = lock(&w);
+                    let Some(shared) = g.shared.clone() else { break };
+                    if g.stopped() || g.ops_done >= g.phase_end || g.closing {
+                        break;
+                    }
+                    shared
+                };
+                let res = shared.compact().await;
+                let mut g = lock(&w);
+                g.note(|| format!("compactor -> {res:?}"), &[28, res.is_ok() as u64]);
+                match res {
+                    Ok(r) => {
+                        if r.segments_written > 0 {
+                            g.mark("group: compaction beside appends");
+                        }
+                    }
+                    // After its manifest a failed swap poisons the log.
+                    Err(Error::Io { .. }) => g.poisoned = true,
+                    Err(Error::Poisoned { .. } | Error::DiskFull { .. }) => {}
+                    Err(Error::Closed { .. }) if g.closing => {}
+                    Err(e) => g.fail(format!("compaction failed unexpectedly: {e}")),
+                }
+            }
+        });
+    }
     for _ in 0..gp.readers {
         let w = Arc::clone(world);
         node.spawn(async move {

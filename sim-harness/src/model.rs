@@ -50,6 +50,7 @@ pub const ALL_MARKS: &[&str] = &[
     "group: enospc failed a batch",
     "group: unacknowledged appends survived crash",
     "group: clean shutdown drained",
+    "group: compaction beside appends",
 ];
 
 /// What the checker tracks.
@@ -81,6 +82,8 @@ pub struct Model {
     /// A restart past the end whose call failed: recovery may finish it, so
     /// the log may come back empty, starting here.
     pub maybe_restart: Option<u64>,
+    /// Where every synced batch since the last recovery began, ascending.
+    pub batch_starts: Vec<usize>,
     /// Offsets key compaction removed: they must never be readable again.
     pub gone: BTreeSet<u64>,
     /// Offsets a failed or interrupted compaction may have removed.
@@ -91,9 +94,24 @@ impl Model {
     /// Records that a sync covering everything accepted succeeded.
     pub fn synced(&mut self) {
         if self.accepted.len() > self.durable {
-            self.last_batch_start = self.durable;
+            self.new_batch(self.durable);
             self.durable = self.accepted.len();
         }
+    }
+
+    /// A synced batch began at `start`.
+    pub fn new_batch(&mut self, start: usize) {
+        self.last_batch_start = start;
+        self.batch_starts.push(start);
+    }
+
+    /// A suffix truncation cut the log at `at`: the batch holding record
+    /// `at - 1` is the last synced batch again (the truncation's own commit
+    /// marker is the only later write, and a misdirected write can lose it,
+    /// which puts that batch back in the documented undetectable window).
+    pub fn truncated_to(&mut self, at: usize) {
+        self.batch_starts.retain(|&b| b < at);
+        self.last_batch_start = self.batch_starts.last().copied().unwrap_or(0).min(self.last_batch_start);
     }
 
     /// Every record is gone and the log restarts, empty, at `at` (past its
@@ -111,6 +129,7 @@ impl Model {
         }));
         self.durable = at;
         self.last_batch_start = at;
+        self.batch_starts.clear();
         self.first = at as u64;
         self.gone.clear();
         self.maybe_gone.clear();

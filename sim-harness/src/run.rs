@@ -260,7 +260,8 @@ impl World {
         if let Some(log) = self.log.as_ref() {
             let d = log.durable_offset() as usize;
             if d > self.model.durable && d <= self.model.accepted.len() {
-                self.model.last_batch_start = self.model.durable;
+                let start = self.model.durable;
+                self.model.new_batch(start);
                 self.model.durable = d;
             }
             // Retention runs inside any append that rolls a segment.
@@ -497,7 +498,7 @@ impl World {
                     self.model.accepted.truncate(at as usize);
                     self.model.forget_from(at);
                     self.model.durable = at as usize;
-                    self.model.last_batch_start = self.model.last_batch_start.min(at as usize);
+                    self.model.truncated_to(at as usize);
                 }
             }
             Err(Error::Io { .. }) if !self.model.poisoned => {
@@ -867,7 +868,7 @@ impl World {
         self.model.maybe_restart = None;
         self.model.accepted.truncate(n);
         self.model.durable = n;
-        self.model.last_batch_start = self.model.last_batch_start.min(n);
+        self.model.truncated_to(n);
         self.model.poisoned = false;
         if log.durable_offset() as usize != n {
             self.fail(format!("durable offset {} after recovering {n} records", log.durable_offset()));

@@ -159,6 +159,11 @@ pub struct GroupParams {
     pub p_truncate: f64,
     /// Probability that an append carries several records.
     pub p_batch: f64,
+    /// Run a compactor task beside the producers (`SharedLog::compact`;
+    /// only with unkeyed records, whose compaction drops nothing the
+    /// checker tracks: it merges segments and drops records below the
+    /// first offset).
+    pub compactor: bool,
 }
 
 fn pick<T: Copy>(rng: &mut ChaCha8Rng, xs: &[T]) -> T {
@@ -261,6 +266,7 @@ impl Params {
             queue_records_max: pick(&mut g, &[2, 16, 1024]),
             p_truncate: if g.random_bool(0.5) { g.random_range(0.002..0.02) } else { 0.0 },
             p_batch: if g.random_bool(0.5) { 0.2 } else { 0.0 },
+            compactor: g.random_bool(0.5),
         });
         if group.is_some() {
             faults.p_misdirected_write = 0.0;
