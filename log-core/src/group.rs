@@ -641,6 +641,12 @@ impl SharedLog {
         *self.inner.stats()
     }
 
+    /// Whether the log refuses writes after a failed write or fsync (see
+    /// [`Error::Poisoned`]); `true` once it is shut down.
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.read_log().map_or(true, |g| g.as_ref().is_none_or(Log::is_poisoned))
+    }
+
     /// Reads the record at `offset` if it is visible at `vis`; an offset past
     /// the visible end is [`Error::OffsetOutOfRange`].
     pub fn read(&self, offset: u64, vis: Visibility) -> Result<Record> {
@@ -819,6 +825,10 @@ impl Committer {
         let cfg = &self.inner.cfg;
         if matches!(q.ops.front(), Some(Op::Admin(_))) {
             let Some(Op::Admin(f)) = q.ops.pop_front() else { return None };
+            drop(q);
+            // An append larger than the whole queue waits for the queue to
+            // be empty, which taking an admin op may have just made it.
+            self.inner.space.notify(usize::MAX);
             return Some(Work::Admin(f));
         }
         let (mut records, mut bytes, mut ops) = (0usize, 0u64, Vec::new());

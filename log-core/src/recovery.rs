@@ -483,6 +483,8 @@ pub(crate) fn scan_frames_until(
             {
                 tail.end_pos = cursor.pos();
             }
+            // A compacted segment's footer ends its records.
+            Ok(Some((at, Frame::Marker(m)))) if sparse && m.kind == MarkerKind::Seal && m.own_pos == at => break None,
             Ok(Some((at, _))) => break Some((at, "frame does not continue the records before it")),
             Ok(None) => break None,
             Err(Stop::Invalid { pos, why }) => break Some((pos, why)),

@@ -91,9 +91,11 @@ impl Log {
         // before `offset` so reads and time lookups stay consistent.
         let len = seg.file.len().unwrap_or(0);
         let sparse = seg.sparse;
-        if let Ok((mut tail, ix, _)) =
+        // (A compacted segment's scan must also have stopped cleanly: one
+        // that ran into damage says nothing about the records after it.)
+        if let Ok((mut tail, ix, stop)) =
             crate::recovery::scan_frames_until(&*seg.file, seg.base, len, interval, offset, sparse)
-            && (tail.next_offset == offset || (sparse && tail.next_offset <= offset))
+            && (tail.next_offset == offset || (sparse && stop.is_none() && tail.next_offset <= offset))
         {
             // A compacted segment's records may end before `offset`; it
             // still covers everything up to it, and stays sealed.

@@ -546,6 +546,7 @@ fn spawn_boot(world: &Shared, node: &madsim::runtime::NodeHandle, committer: log
                     shared
                 };
                 let res = shared.compact().await;
+                let poisoned = shared.is_poisoned();
                 let mut g = lock(&w);
                 g.note(|| format!("compactor -> {res:?}"), &[28, res.is_ok() as u64]);
                 match res {
@@ -554,8 +555,9 @@ fn spawn_boot(world: &Shared, node: &madsim::runtime::NodeHandle, committer: log
                             g.mark("group: compaction beside appends");
                         }
                     }
-                    // After its manifest a failed swap poisons the log.
-                    Err(Error::Io { .. }) => g.poisoned = true,
+                    // A failed swap (after its manifest) poisons the log; a
+                    // failure before it leaves the log as it was.
+                    Err(Error::Io { .. }) => g.poisoned |= poisoned,
                     Err(Error::Poisoned { .. } | Error::DiskFull { .. }) => {}
                     Err(Error::Closed { .. }) if g.closing => {}
                     Err(e) => g.fail(format!("compaction failed unexpectedly: {e}")),

@@ -334,3 +334,35 @@ fn lingering_merges_batches_and_never_holds_back_a_barrier_or_shutdown() {
     let log = Log::open(dir.path(), Config::default()).unwrap();
     assert_eq!(log.next_offset(), 321);
 }
+
+/// An append larger than the whole queue waits until the queue is empty. If
+/// the queue held only an admin op (a roll, a truncation, a compaction's
+/// install), taking that op must wake it: it used to wait forever (found by
+/// the simulator once a compactor task queued admin ops beside producers).
+#[test]
+fn an_oversized_append_behind_an_admin_op_is_not_forgotten() {
+    let fs = SimFs::new(9, FaultConfig::default());
+    let cfg = GroupConfig { queue_records_max: 2, ..GroupConfig::default() };
+    let (shared, committer) = SharedLog::new(sim_log(&fs), cfg).unwrap();
+    rt().block_on(async move {
+        // Only an admin op in the queue (no committer yet).
+        let roll = {
+            let s = shared.clone();
+            tokio::spawn(async move { s.roll().await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Three records, more than the queue holds: it waits for an empty queue.
+        let s = shared.clone();
+        let big = tokio::spawn(async move {
+            s.append_batch(vec![OwnedEntry::new("a"), OwnedEntry::new("b"), OwnedEntry::new("c")]).await
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let commit = tokio::task::spawn_blocking(move || committer.run_blocking());
+        roll.await.unwrap().unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(10), big).await;
+        let r = r.expect("the oversized append was never woken after the admin op left the queue");
+        assert_eq!(r.unwrap().unwrap(), 0..3);
+        shared.shutdown().await.unwrap();
+        commit.await.unwrap().unwrap();
+    });
+}
