@@ -105,6 +105,13 @@ impl Model {
         self.batch_starts.push(start);
     }
 
+    /// The last synced batch's write may be lost without a trace (it was
+    /// misdirected): the batch before it is the last one the disk shows.
+    pub fn widen_window(&mut self) {
+        let prev = self.batch_starts.iter().rev().copied().find(|&b| b < self.last_batch_start).unwrap_or(0);
+        self.last_batch_start = prev;
+    }
+
     /// A suffix truncation cut the log at `at`: the batch holding record
     /// `at - 1` is the last synced batch again (the truncation's own commit
     /// marker is the only later write, and a misdirected write can lose it,

@@ -145,6 +145,13 @@ impl World {
             if f.hit == Hit::Durable {
                 self.model.detect_mode = true;
                 self.mark("media fault on durable data");
+                // The misdirected write never reached its place: the batch
+                // it belonged to left no evidence on disk, so the batch
+                // before it is the last one as far as the disk can tell
+                // (the documented undetectable window moves back by one).
+                if matches!(f.kind, FaultKind::Misdirected { .. }) {
+                    self.model.widen_window();
+                }
             }
         }
     }
