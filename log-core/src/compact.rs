@@ -379,14 +379,7 @@ impl Log {
             for (b, _) in o.sources.iter().filter(|(b, _)| *b != o.base) {
                 self.remove_segment_files(*b)?;
             }
-            for kind in [format::IndexKind::Offset, format::IndexKind::Time] {
-                let p = self.path_of(&format::index_file_name(kind, o.base));
-                match self.fs.remove_file(&p) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io("removing", p, e)),
-                }
-            }
+            self.remove_index_files(o.base).map_err(|(p, e)| Error::io("removing", p, e))?;
             let to = self.path_of(&segment_file_name(o.base));
             self.fs.rename(&o.path, &to).map_err(|e| Error::io("renaming a compacted segment to", to, e))?;
         }
@@ -727,14 +720,7 @@ impl Log {
         let (file, _, tail, index) = written.inspect_err(|_| {
             let _ = self.fs.remove_file(&tmp);
         })?;
-        for kind in [format::IndexKind::Offset, format::IndexKind::Time] {
-            let p = self.path_of(&format::index_file_name(kind, base));
-            match self.fs.remove_file(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("removing", p, e)),
-            }
-        }
+        self.remove_index_files(base).map_err(|(p, e)| Error::io("removing", p, e))?;
         self.fs.rename(&tmp, &path).map_err(|e| Error::io("renaming a cut compacted segment to", path.clone(), e))?;
         self.fs.sync_dir(&self.dir).map_err(|e| Error::io("syncing the log directory", self.dir.clone(), e))?;
         if let Some(seg) = self.segments.get_mut(&base) {

@@ -304,6 +304,20 @@ impl Log {
         Ok(())
     }
 
+    /// Removes segment `base`'s two index files (missing ones are fine);
+    /// on failure, the file that could not be removed.
+    pub(crate) fn remove_index_files(&self, base: u64) -> std::result::Result<(), (std::path::PathBuf, io::Error)> {
+        for kind in [IndexKind::Offset, IndexKind::Time] {
+            let p = self.path_of(&index_file_name(kind, base));
+            match self.fs.remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err((p, e)),
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn remove_segment_files(&mut self, base: u64) -> Result<()> {
         let names =
             [segment_file_name(base), index_file_name(IndexKind::Offset, base), index_file_name(IndexKind::Time, base)];
@@ -385,13 +399,8 @@ impl Log {
             return Err(Error::corruption(&path, at, why));
         }
         if !self.read_only {
-            for kind in [IndexKind::Offset, IndexKind::Time] {
-                let p = self.path_of(&index_file_name(kind, base));
-                match self.fs.remove_file(&p) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(self.fail_midway("removing", p, e)),
-                }
+            if let Err((p, e)) = self.remove_index_files(base) {
+                return Err(self.fail_midway("removing", p, e));
             }
             if let Err(e) = file.set_len(pos) {
                 return Err(self.fail_midway("truncating", path, e));

@@ -465,16 +465,7 @@ fn enospc_at_every_write_of_a_suffix_truncation() {
     for n in 0..40 {
         let dir = tempfile::tempdir().unwrap();
         let fs = FailFs::new(&[FailOp::Write, FailOp::Namespace], n, io::ErrorKind::StorageFull, false);
-        let Ok(mut log) = Log::open_with(dir.path(), opts(Arc::new(fs.clone()), false)) else { continue };
-        let setup = (|| -> Result<(), Error> {
-            for i in 0..10 {
-                log.append(Entry::new(&val(i)))?;
-            }
-            log.sync()
-        })();
-        if setup.is_err() || fs.tripped() {
-            continue;
-        }
+        let Some(mut log) = ten_synced_before_the_failure(dir.path(), &fs) else { continue };
         match log.truncate_from(5) {
             Ok(()) => {
                 assert_eq!(log.next_offset(), 5);
@@ -509,6 +500,17 @@ fn enospc_at_every_write_of_a_suffix_truncation() {
         }
     }
     assert!(outcomes.0 > 0 && outcomes.1 > 0, "{outcomes:?}");
+}
+
+/// A log on `fs` holding 10 synced records, if `fs`'s one failure did not
+/// strike while building it (the failure is meant for what comes next).
+fn ten_synced_before_the_failure(dir: &Path, fs: &FailFs) -> Option<Log> {
+    let mut log = Log::open_with(dir, opts(Arc::new(fs.clone()), false)).ok()?;
+    for i in 0..10 {
+        log.append(Entry::new(&val(i))).ok()?;
+    }
+    log.sync().ok()?;
+    (!fs.tripped()).then_some(log)
 }
 
 /// `restart_at` past the end: the log restarts empty at the new offset, the
@@ -592,16 +594,7 @@ fn enospc_at_every_write_of_a_restart() {
     for n in 0..40 {
         let dir = tempfile::tempdir().unwrap();
         let fs = FailFs::new(&[FailOp::Write, FailOp::Namespace], n, io::ErrorKind::StorageFull, false);
-        let Ok(mut log) = Log::open_with(dir.path(), opts(Arc::new(fs.clone()), false)) else { continue };
-        let setup = (|| -> Result<(), Error> {
-            for i in 0..10 {
-                log.append(Entry::new(&val(i)))?;
-            }
-            log.sync()
-        })();
-        if setup.is_err() || fs.tripped() {
-            continue;
-        }
+        let Some(mut log) = ten_synced_before_the_failure(dir.path(), &fs) else { continue };
         match log.restart_at(30) {
             Ok(()) => {
                 assert_eq!((log.first_offset(), log.next_offset()), (30, 30));
