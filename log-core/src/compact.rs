@@ -351,24 +351,8 @@ impl Log {
     /// failure, says whether the rename had happened (the manifest is in
     /// place and may be durable).
     fn write_manifest(&mut self, m: &Manifest) -> std::result::Result<(), (Error, bool)> {
-        let path = self.path_of(MANIFEST_FILE_NAME);
-        let tmp = self.path_of(&format!("{MANIFEST_FILE_NAME}.tmp"));
-        let mut renamed = false;
-        let res = (|| -> io::Result<()> {
-            if self.fs.exists(&tmp)? {
-                self.fs.remove_file(&tmp)?;
-            }
-            let f = self.fs.open(&tmp, OpenMode::CreateNew)?;
-            write_all_at(&*f, &m.encode(), 0)?;
-            f.sync()?;
-            self.fs.rename(&tmp, &path)?;
-            renamed = true;
-            self.fs.sync_dir(&self.dir)
-        })();
-        res.map_err(|e| {
-            if !renamed {
-                let _ = self.fs.remove_file(&tmp);
-            }
+        self.replace_file(MANIFEST_FILE_NAME, &m.encode()).map_err(|(e, renamed)| {
+            let path = self.path_of(MANIFEST_FILE_NAME);
             (self.write_failed("writing the compaction manifest", path, e), renamed)
         })
     }

@@ -249,28 +249,43 @@ impl Log {
     /// Writes `log.meta` crash-atomically (temporary, fsync, rename,
     /// directory fsync).
     pub(crate) fn write_meta(&mut self, meta: Meta) -> Result<()> {
-        let path = self.path_of(META_FILE_NAME);
-        let tmp = self.path_of(&format!("{META_FILE_NAME}.tmp"));
+        match self.replace_file(META_FILE_NAME, &meta.encode()) {
+            Ok(()) => {
+                self.meta = meta;
+                Ok(())
+            }
+            Err((e, _)) => {
+                let path = self.path_of(META_FILE_NAME);
+                Err(self.write_failed("writing the metadata file", path, e))
+            }
+        }
+    }
+
+    /// Replaces the file `name` in the log directory crash-atomically:
+    /// `<name>.tmp` written, fsynced, renamed over it, directory fsynced.
+    /// On failure, says whether the rename had happened (the new contents
+    /// are then in place and may or may not be durable).
+    pub(crate) fn replace_file(&self, name: &str, bytes: &[u8]) -> std::result::Result<(), (io::Error, bool)> {
+        let path = self.path_of(name);
+        let tmp = self.path_of(&format!("{name}.tmp"));
+        let mut renamed = false;
         let res = (|| -> io::Result<()> {
             if self.fs.exists(&tmp)? {
                 self.fs.remove_file(&tmp)?;
             }
             let f = self.fs.open(&tmp, OpenMode::CreateNew)?;
-            write_all_at(&*f, &meta.encode(), 0)?;
+            write_all_at(&*f, bytes, 0)?;
             f.sync()?;
             self.fs.rename(&tmp, &path)?;
+            renamed = true;
             self.fs.sync_dir(&self.dir)
         })();
-        match res {
-            Ok(()) => {
-                self.meta = meta;
-                Ok(())
-            }
-            Err(e) => {
+        res.map_err(|e| {
+            if !renamed {
                 let _ = self.fs.remove_file(&tmp);
-                Err(self.write_failed("writing the metadata file", path, e))
             }
-        }
+            (e, renamed)
+        })
     }
 
     /// Removes segments whose records all lie below `first_offset` (never
