@@ -107,9 +107,14 @@ pub fn check_recovery(data: &[u8]) {
     }
 }
 
-/// Reads every record; each must be a frame present in its segment file.
+/// Reads every record; each must be a frame present in its segment file,
+/// written in the epoch `log.meta` gives its offset.
 fn check_log(fs: &SimFs, log: &Log) {
     let segments = log.segments();
+    let meta = fs
+        .contents(&Path::new(DIR).join(format::META_FILE_NAME))
+        .and_then(|b| format::Meta::decode(&b).ok())
+        .unwrap_or_default();
     for item in log.iter(..) {
         let Ok(rec) = item else { return };
         let seg = segments
@@ -127,6 +132,7 @@ fn check_log(fs: &SimFs, log: &Log) {
                 tombstone: rec.tombstone,
                 key: rec.key.as_deref(),
                 value: &rec.value,
+                epoch: meta.epochs.expected_tag(rec.offset),
             },
         );
         assert!(

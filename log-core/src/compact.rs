@@ -24,7 +24,7 @@ use tracing::{info, info_span, warn};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    self, Frame, HEADER_LEN, MANIFEST_FILE_NAME, MARKER_FRAME_LEN, Manifest, Marker, MarkerKind, RecordRef,
+    self, Frame, HEADER_LEN, MANIFEST_FILE_NAME, MARKER_FRAME_LEN, Manifest, Marker, MarkerKind, Meta, RecordRef,
     SegmentHeader, compacted_file_name, segment_file_name,
 };
 use crate::fs::{FileHandle, FileSystem, OpenMode, write_all_at};
@@ -100,6 +100,10 @@ struct Source {
     tail: Tail,
     sparse: bool,
     created_ms: u64,
+    /// The log's metadata (for its epochs) when the job was planned: a
+    /// later suffix truncation changes them only at offsets the job does
+    /// not read.
+    meta: Meta,
 }
 
 impl Source {
@@ -226,6 +230,7 @@ impl Log {
                 tail: s.tail,
                 sparse: s.sparse,
                 created_ms: s.created_ms,
+                meta: self.meta.clone(),
             })
             .collect();
         let sealed_end = sources.last().map_or(0, |s| s.tail.next_offset);
@@ -521,7 +526,7 @@ impl CompactionJob {
 /// Calls `f` on each record of `src` in order until it returns false.
 fn walk(src: &Source, mut f: impl FnMut(&RecordRef<'_>) -> bool) -> Result<()> {
     let file = FileSource(&*src.file);
-    let mut cursor = FrameCursor::new(HEADER_LEN, src.tail.end_pos, SCAN_CHUNK);
+    let mut cursor = FrameCursor::new(HEADER_LEN, src.tail.end_pos, SCAN_CHUNK, &src.meta);
     let mut expect = src.base;
     loop {
         match cursor.next_frame(&file) {
@@ -691,6 +696,7 @@ impl Log {
             tail: seg.tail,
             sparse: true,
             created_ms: seg.created_ms,
+            meta: self.meta.clone(),
         };
         let path = seg.path.clone();
         let tmp = self.path_of(&format!("{}.tmp", segment_file_name(base)));

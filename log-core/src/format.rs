@@ -61,6 +61,9 @@ pub enum DecodeError {
     Incomplete(u64),
     /// The bytes are not a valid frame/header/index.
     Invalid(&'static str),
+    /// The bytes verify but carry a format version this build does not know
+    /// (a newer build wrote them).
+    UnknownVersion(u32),
 }
 
 impl fmt::Display for DecodeError {
@@ -68,6 +71,7 @@ impl fmt::Display for DecodeError {
         match self {
             DecodeError::Incomplete(n) => write!(f, "truncated: needs {n} bytes"),
             DecodeError::Invalid(why) => f.write_str(why),
+            DecodeError::UnknownVersion(v) => write!(f, "format version {v} is not known to this build"),
         }
     }
 }
@@ -169,6 +173,10 @@ pub struct RecordRef<'a> {
     pub key: Option<&'a [u8]>,
     /// The value.
     pub value: &'a [u8],
+    /// The low 16 bits of the epoch the record was written in (body bytes
+    /// 2..4; see [`Epochs`]). 0 in every log that never had a suffix
+    /// truncation or restart.
+    pub epoch: u16,
 }
 
 /// What a marker frame says.
@@ -247,7 +255,8 @@ pub fn encode_record(buf: &mut Vec<u8>, rec: &RecordRef<'_>) {
     if rec.key.is_some() {
         flags |= FLAG_HAS_KEY;
     }
-    buf.extend_from_slice(&[KIND_RECORD, flags, 0, 0]);
+    buf.extend_from_slice(&[KIND_RECORD, flags]);
+    buf.extend_from_slice(&rec.epoch.to_le_bytes());
     buf.extend_from_slice(&rec.offset.to_le_bytes());
     buf.extend_from_slice(&rec.timestamp_ms.to_le_bytes());
     buf.extend_from_slice(&(key_len as u32).to_le_bytes());
@@ -310,9 +319,7 @@ fn decode_body(body: &[u8]) -> Result<Frame<'_>, DecodeError> {
     const BAD: DecodeError = DecodeError::Invalid("frame body too short for its kind");
     let kind = *body.first().ok_or(BAD)?;
     let flags = *body.get(1).ok_or(BAD)?;
-    if body.get(2..4) != Some(&[0, 0][..]) {
-        return Err(DecodeError::Invalid("frame reserved bytes are not zero"));
-    }
+    let epoch = u16::from_le_bytes(body.get(2..4).and_then(|b| b.try_into().ok()).ok_or(BAD)?);
     match kind {
         KIND_RECORD => {
             if flags & !(FLAG_TOMBSTONE | FLAG_HAS_KEY) != 0 {
@@ -336,6 +343,7 @@ fn decode_body(body: &[u8]) -> Result<Frame<'_>, DecodeError> {
                 tombstone: flags & FLAG_TOMBSTONE != 0,
                 key: has_key.then_some(key),
                 value,
+                epoch,
             }))
         }
         KIND_COMMIT | KIND_SEAL | KIND_CLOSE => {
@@ -344,6 +352,9 @@ fn decode_body(body: &[u8]) -> Result<Frame<'_>, DecodeError> {
             }
             if flags != 0 {
                 return Err(DecodeError::Invalid("unknown marker flags"));
+            }
+            if epoch != 0 {
+                return Err(DecodeError::Invalid("marker reserved bytes are not zero"));
             }
             let f = |i: usize| u64_at(body, 4 + 8 * i).ok_or(BAD);
             Ok(Frame::Marker(Marker {
@@ -461,16 +472,105 @@ pub fn decode_index(kind: IndexKind, b: &[u8]) -> Result<IndexFile, DecodeError>
 
 /// Metadata file magic.
 pub const META_MAGIC: [u8; 8] = *b"SGLOGMET";
-/// Size of the metadata file.
+/// Size of a version-1 metadata file (a log that never began an epoch).
 pub const META_LEN: usize = 36;
+/// Version of a metadata file without an epoch table.
+pub const META_VERSION_PLAIN: u32 = 1;
+/// Version of a metadata file with an epoch table (written once the log's
+/// first suffix truncation or restart began epoch 1).
+pub const META_VERSION_EPOCHS: u32 = 2;
+/// Most entries an epoch table may hold (16 MiB of `log.meta`); a decoder
+/// refuses more, so a damaged count cannot make it allocate without bound.
+pub const EPOCH_ENTRIES_MAX: usize = 1 << 20;
 /// Name of the metadata file.
 pub const META_FILE_NAME: &str = "log.meta";
 
 const META_PENDING_SUFFIX: u32 = 1;
 const META_PENDING_RESTART: u32 = 2;
 
+/// The log's epochs: which epoch every offset's record must have been
+/// written in. Kafka's leader-epoch file is the shape.
+///
+/// A suffix truncation `truncate_from(x)` (and a restart at `x`) begins a
+/// new epoch at `x`: records from `x` on are written with it, so a frame
+/// left over from before the truncation (a write that was lost, e.g.
+/// misdirected, leaves it in place with a valid checksum and the right
+/// offset) carries an older epoch and is refused as stale instead of being
+/// returned. Frames store the epoch's low 16 bits ([`RecordRef::epoch`]).
+///
+/// The table is a list of `(start offset, epoch)`, both strictly
+/// increasing; offsets below the first entry belong to epoch 0, and the
+/// last entry's epoch is the current one. It is empty (and `log.meta` stays
+/// version 1) until the first truncation or restart.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Epochs {
+    starts: std::sync::Arc<[(u64, u64)]>,
+}
+
+impl Epochs {
+    /// The epoch that new records are written in.
+    pub fn current(&self) -> u64 {
+        self.starts.last().map_or(0, |e| e.1)
+    }
+
+    /// The epoch the record at `offset` must have been written in.
+    pub fn expected(&self, offset: u64) -> u64 {
+        let i = self.starts.partition_point(|e| e.0 <= offset);
+        i.checked_sub(1).and_then(|i| self.starts.get(i)).map_or(0, |e| e.1)
+    }
+
+    /// The 16-bit tag a record at `offset` must carry.
+    pub fn expected_tag(&self, offset: u64) -> u16 {
+        Self::tag(self.expected(offset))
+    }
+
+    /// The 16-bit tag of `epoch`, as stored in a frame.
+    pub fn tag(epoch: u64) -> u16 {
+        epoch as u16
+    }
+
+    /// Whether a record frame at `offset` with `tag` belongs to the log (not
+    /// a stale frame of an earlier epoch).
+    pub fn admits(&self, offset: u64, tag: u16) -> bool {
+        self.expected_tag(offset) == tag
+    }
+
+    /// The table after a suffix truncation at `at` began a new epoch there:
+    /// entries from `at` on are replaced.
+    #[must_use]
+    pub fn begin(&self, at: u64) -> Self {
+        let next = self.current() + 1;
+        let starts: Vec<(u64, u64)> =
+            self.starts.iter().copied().filter(|e| e.0 < at).chain(std::iter::once((at, next))).collect();
+        Self { starts: starts.into() }
+    }
+
+    /// The table without the entries that no longer describe any offset
+    /// from `from` on (prefix truncation): the entry covering `from` and
+    /// every later one are kept.
+    #[must_use]
+    pub fn from_offset(&self, from: u64) -> Self {
+        let keep = self.starts.partition_point(|e| e.0 <= from).saturating_sub(1);
+        Self { starts: self.starts.get(keep..).unwrap_or_default().into() }
+    }
+
+    /// The entries, ascending.
+    pub fn entries(&self) -> &[(u64, u64)] {
+        &self.starts
+    }
+
+    /// Builds a table from entries; `None` unless both columns strictly
+    /// increase, every epoch is positive, and it fits
+    /// [`EPOCH_ENTRIES_MAX`].
+    pub fn from_entries(entries: Vec<(u64, u64)>) -> Option<Self> {
+        let ordered = entries.windows(2).all(|w| matches!(w, [a, b] if a.0 < b.0 && a.1 < b.1));
+        let positive = entries.first().is_none_or(|e| e.1 > 0);
+        (ordered && positive && entries.len() <= EPOCH_ENTRIES_MAX).then(|| Self { starts: entries.into() })
+    }
+}
+
 /// The log's own durable metadata: what segment files alone cannot say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Meta {
     /// The logical first offset (prefix truncation may leave older records
     /// in the first segment).
@@ -483,51 +583,90 @@ pub struct Meta {
     /// disk; recovery finishes it. Without this flag, a first offset past
     /// the end of the log is corruption.
     pub restart: bool,
+    /// The log's epochs (empty until the first truncation or restart).
+    pub epochs: Epochs,
 }
 
 impl Meta {
-    /// Encodes the metadata file.
-    pub fn encode(&self) -> [u8; META_LEN] {
-        let mut b = [0u8; META_LEN];
-        b[0..8].copy_from_slice(&META_MAGIC);
-        b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    /// Whether a record frame at `offset` whose epoch tag is `tag` belongs
+    /// to the log: it has its offset's epoch ([`Epochs::admits`]), or it
+    /// lies at or after a pending suffix truncation, which cuts it anyway
+    /// (the truncation's intent already began the new epoch there, so the
+    /// records it is about to cut are of an older one).
+    pub fn admits(&self, offset: u64, tag: u16) -> bool {
+        self.truncate_from.is_some_and(|x| offset >= x) || self.epochs.admits(offset, tag)
+    }
+
+    /// Encodes the metadata file: version 1 (36 bytes) while the epoch
+    /// table is empty, version 2 (40 + 16 per entry) after.
+    pub fn encode(&self) -> Vec<u8> {
+        let entries = self.epochs.entries();
+        let version = if entries.is_empty() { META_VERSION_PLAIN } else { META_VERSION_EPOCHS };
+        let mut b = Vec::with_capacity(40 + 16 * entries.len());
+        b.extend_from_slice(&META_MAGIC);
+        b.extend_from_slice(&version.to_le_bytes());
         let mut flags = if self.truncate_from.is_some() { META_PENDING_SUFFIX } else { 0 };
         if self.restart {
             flags |= META_PENDING_RESTART;
         }
-        b[12..16].copy_from_slice(&flags.to_le_bytes());
-        b[16..24].copy_from_slice(&self.first_offset.to_le_bytes());
-        b[24..32].copy_from_slice(&self.truncate_from.unwrap_or(0).to_le_bytes());
-        let crc = crc32fast::hash(&b[0..32]);
-        b[32..36].copy_from_slice(&crc.to_le_bytes());
+        b.extend_from_slice(&flags.to_le_bytes());
+        b.extend_from_slice(&self.first_offset.to_le_bytes());
+        b.extend_from_slice(&self.truncate_from.unwrap_or(0).to_le_bytes());
+        if !entries.is_empty() {
+            b.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+            for (start, epoch) in entries {
+                b.extend_from_slice(&start.to_le_bytes());
+                b.extend_from_slice(&epoch.to_le_bytes());
+            }
+        }
+        let crc = crc32fast::hash(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
         b
     }
 
-    /// Decodes the metadata file.
+    /// Decodes the metadata file. A version this build does not know is
+    /// [`DecodeError::UnknownVersion`].
     pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
-        if b.len() != META_LEN {
-            return Err(DecodeError::Invalid("metadata file has the wrong length"));
+        const SHORT: DecodeError = DecodeError::Invalid("metadata file has the wrong length");
+        if b.len() < META_LEN {
+            return Err(SHORT);
         }
         if b.get(0..8) != Some(&META_MAGIC[..]) {
             return Err(DecodeError::Invalid("metadata file magic mismatch"));
         }
-        let body = b.get(0..32).ok_or(DecodeError::Invalid("short"))?;
-        if u32_at(b, 32) != Some(crc32fast::hash(body)) {
+        let body = b.get(..b.len() - 4).ok_or(SHORT)?;
+        if u32_at(b, b.len() - 4) != Some(crc32fast::hash(body)) {
             return Err(DecodeError::Invalid("metadata file checksum mismatch"));
         }
-        if u32_at(b, 8) != Some(FORMAT_VERSION) {
-            return Err(DecodeError::Invalid("metadata file version unknown"));
-        }
-        let flags = u32_at(b, 12).ok_or(DecodeError::Invalid("short"))?;
+        let version = u32_at(b, 8).ok_or(SHORT)?;
+        let epochs = match version {
+            META_VERSION_PLAIN if b.len() == META_LEN => Epochs::default(),
+            META_VERSION_EPOCHS => {
+                let n = u32_at(b, 32).ok_or(SHORT)? as usize;
+                if n == 0 || n > EPOCH_ENTRIES_MAX || b.len() != 40 + 16 * n {
+                    return Err(SHORT);
+                }
+                let entries = (0..n)
+                    .map(|i| Some((u64_at(b, 36 + 16 * i)?, u64_at(b, 44 + 16 * i)?)))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or(SHORT)?;
+                Epochs::from_entries(entries)
+                    .ok_or(DecodeError::Invalid("metadata file's epoch table is not strictly increasing"))?
+            }
+            META_VERSION_PLAIN => return Err(SHORT),
+            v => return Err(DecodeError::UnknownVersion(v)),
+        };
+        let flags = u32_at(b, 12).ok_or(SHORT)?;
         if flags & !(META_PENDING_SUFFIX | META_PENDING_RESTART) != 0 {
             return Err(DecodeError::Invalid("unknown metadata flags"));
         }
-        let first_offset = u64_at(b, 16).ok_or(DecodeError::Invalid("short"))?;
-        let from = u64_at(b, 24).ok_or(DecodeError::Invalid("short"))?;
+        let first_offset = u64_at(b, 16).ok_or(SHORT)?;
+        let from = u64_at(b, 24).ok_or(SHORT)?;
         Ok(Meta {
             first_offset,
             truncate_from: (flags & META_PENDING_SUFFIX != 0).then_some(from),
             restart: flags & META_PENDING_RESTART != 0,
+            epochs,
         })
     }
 }
@@ -675,6 +814,7 @@ mod tests {
             tombstone: true,
             key: Some(b"key"),
             value: b"value bytes",
+            epoch: 0x1234,
         };
         let mut buf = Vec::new();
         encode_record(&mut buf, &rec);
@@ -692,9 +832,15 @@ mod tests {
     #[test]
     fn empty_key_differs_from_no_key() {
         let mut a = Vec::new();
-        encode_record(&mut a, &RecordRef { offset: 0, timestamp_ms: 0, tombstone: false, key: Some(b""), value: b"" });
+        encode_record(
+            &mut a,
+            &RecordRef { offset: 0, timestamp_ms: 0, tombstone: false, key: Some(b""), value: b"", epoch: 0 },
+        );
         let mut b = Vec::new();
-        encode_record(&mut b, &RecordRef { offset: 0, timestamp_ms: 0, tombstone: false, key: None, value: b"" });
+        encode_record(
+            &mut b,
+            &RecordRef { offset: 0, timestamp_ms: 0, tombstone: false, key: None, value: b"", epoch: 0 },
+        );
         assert_ne!(a, b);
         match decode_frame(&a).unwrap().0 {
             Frame::Record(r) => assert_eq!(r.key, Some(&b""[..])),
@@ -726,7 +872,7 @@ mod tests {
         let mut buf = Vec::new();
         encode_record(
             &mut buf,
-            &RecordRef { offset: 1, timestamp_ms: 2, tombstone: false, key: None, value: &[7; 50] },
+            &RecordRef { offset: 1, timestamp_ms: 2, tombstone: false, key: None, value: &[7; 50], epoch: 0 },
         );
         for len in 0..buf.len() {
             assert!(matches!(decode_frame(&buf[..len]), Err(DecodeError::Incomplete(_))), "len {len}");
@@ -772,18 +918,47 @@ mod tests {
 
     #[test]
     fn meta_round_trips() {
+        let epochs = Epochs::default().begin(9).begin(12).begin(10);
+        assert_eq!(epochs.entries(), &[(9, 1), (10, 3)]);
         for m in [
             Meta::default(),
-            Meta { first_offset: 7, truncate_from: Some(9), restart: false },
-            Meta { first_offset: 70, truncate_from: None, restart: true },
+            Meta { first_offset: 7, truncate_from: Some(9), restart: false, epochs: Epochs::default() },
+            Meta { first_offset: 70, truncate_from: None, restart: true, epochs: Epochs::default() },
+            Meta { first_offset: 7, truncate_from: Some(10), restart: false, epochs: epochs.clone() },
         ] {
-            assert_eq!(Meta::decode(&m.encode()), Ok(m));
-            for i in 0..META_LEN {
+            let b = m.encode();
+            assert_eq!(b.len(), if m.epochs.entries().is_empty() { META_LEN } else { 40 + 16 * 2 });
+            assert_eq!(Meta::decode(&b), Ok(m.clone()));
+            for i in 0..b.len() {
                 let mut b = m.encode();
                 b[i] ^= 4;
                 assert!(Meta::decode(&b).is_err(), "byte {i}");
             }
+            assert!(Meta::decode(&b[..b.len() - 1]).is_err());
         }
+    }
+
+    #[test]
+    fn epochs_say_which_epoch_each_offset_was_written_in() {
+        let e = Epochs::default();
+        assert_eq!((e.current(), e.expected(0), e.expected(u64::MAX)), (0, 0, 0));
+        // truncate_from(10), then (10, 1); truncate_from(20), then (20, 2);
+        // truncate_from(15): epoch 3 from 15 replaces epoch 2 at 20.
+        let e = e.begin(10).begin(20).begin(15);
+        assert_eq!(e.entries(), &[(10, 1), (15, 3)]);
+        assert_eq!([e.expected(9), e.expected(10), e.expected(14), e.expected(15), e.expected(99)], [0, 1, 1, 3, 3]);
+        assert!(e.admits(12, 1) && !e.admits(12, 0) && !e.admits(16, 2) && e.admits(16, 3));
+        // Prefix truncation keeps the entry covering the new first offset.
+        assert_eq!(e.from_offset(12).entries(), &[(10, 1), (15, 3)]);
+        assert_eq!(e.from_offset(15).entries(), &[(15, 3)]);
+        assert_eq!(e.from_offset(5).entries(), &[(10, 1), (15, 3)]);
+        // A newer metadata version is refused as such, not as damage.
+        let mut b = Meta { epochs: e, ..Meta::default() }.encode();
+        b[8] = 3;
+        let n = b.len() - 4;
+        let crc = crc32fast::hash(&b[..n]);
+        b[n..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(Meta::decode(&b), Err(DecodeError::UnknownVersion(3)));
     }
 
     #[test]

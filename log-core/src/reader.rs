@@ -130,7 +130,7 @@ impl Log {
         let src = self.source(seg);
         // One index interval plus room for the frame that straddles its end.
         let chunk = self.config.index_interval_bytes as usize + 1024;
-        let mut cursor = FrameCursor::new(pos, seg.tail.end_pos, chunk);
+        let mut cursor = FrameCursor::new(pos, seg.tail.end_pos, chunk, &self.meta);
         loop {
             match cursor.next_frame(&src) {
                 Ok(Some((at, Frame::Record(r)))) => {
@@ -219,7 +219,7 @@ impl Log {
     /// returns its rebuilt index.
     pub(crate) fn scan_segment(&self, seg: &Segment) -> Result<SparseIndex> {
         let src = self.source(seg);
-        let mut cursor = FrameCursor::new(HEADER_LEN, seg.tail.end_pos, SCAN_CHUNK);
+        let mut cursor = FrameCursor::new(HEADER_LEN, seg.tail.end_pos, SCAN_CHUNK, &self.meta);
         let mut ix = SparseIndex::new(HEADER_LEN);
         let mut expect = seg.base;
         let mut n = 0u64;
@@ -361,7 +361,7 @@ impl<'a> Reader<'a> {
                 self.cursor = Some(Walk {
                     seg,
                     src: log.source(seg),
-                    frames: FrameCursor::growing(pos, seg.tail.end_pos, 16 << 10, SCAN_CHUNK),
+                    frames: FrameCursor::growing(pos, seg.tail.end_pos, 16 << 10, SCAN_CHUNK, &log.meta),
                     expect,
                 });
             }

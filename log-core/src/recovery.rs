@@ -247,7 +247,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
             // it is a no-op while the log ends at `offset`, and the first
             // append clears it before writing a record.
             let first = log.first_offset;
-            match log.write_meta(Meta { first_offset: first, ..Meta::default() }) {
+            match log.write_meta(log.settled_meta(first)) {
                 Err(e) if e.is_disk_full() => {
                     warn!(offset, "disk full: the finished truncation's intent stays in log.meta until the next append")
                 }
@@ -258,7 +258,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
     if log.meta.restart && !log.read_only {
         let first = log.first_offset;
         report.finished_restart.get_or_insert(first);
-        match log.write_meta(Meta { first_offset: first, ..Meta::default() }) {
+        match log.write_meta(log.settled_meta(first)) {
             Err(e) if e.is_disk_full() => {
                 warn!(first, "disk full: the finished restart's intent stays in log.meta until the next append")
             }
@@ -394,7 +394,7 @@ fn read_trailer(file: &dyn FileHandle, len: u64, base: u64) -> io::Result<Option
 /// (durably) or reports corruption, and rebuilds its index.
 fn recover_active(log: &Log, mut seg: Segment, len: u64, report: &mut RecoveryReport) -> Result<Segment> {
     let _span = info_span!("recover_active", segment = %seg.path.display(), len).entered();
-    let (tail, ix, stop_at) = scan_frames(&*seg.file, seg.base, len, log.config.index_interval_bytes)
+    let (tail, ix, stop_at) = scan_frames(&*seg.file, seg.base, len, log.config.index_interval_bytes, &log.meta)
         .map_err(|e| Error::io("reading", seg.path.clone(), e))?;
     report.bytes_scanned = len;
     if let Some((pos, why)) = stop_at {
@@ -428,14 +428,24 @@ fn recover_active(log: &Log, mut seg: Segment, len: u64, report: &mut RecoveryRe
 fn read_meta(log: &Log) -> Result<Meta> {
     let path = log.path_of(META_FILE_NAME);
     let f = log.fs.open(&path, OpenMode::Read).map_err(|e| Error::io("opening", path.clone(), e))?;
-    let mut buf = [0u8; format::META_LEN + 1];
+    // No valid file is longer than a full epoch table; read one byte more
+    // than that at most, so a damaged or foreign file cannot make us
+    // allocate without bound.
+    let max = 40 + 16 * format::EPOCH_ENTRIES_MAX as u64;
+    let len = f.len().map_err(|e| Error::io("reading the size of", path.clone(), e))?.min(max + 1);
+    let mut buf = vec![0u8; len as usize];
     let n = read_full_at(&*f, &mut buf, 0).map_err(|e| Error::io("reading", path.clone(), e))?;
-    Meta::decode(buf.get(..n).unwrap_or_default()).map_err(|e| {
-        Error::corruption(
+    Meta::decode(buf.get(..n).unwrap_or_default()).map_err(|e| match e {
+        format::DecodeError::UnknownVersion(found) => Error::UnsupportedVersion {
+            path: path.clone(),
+            found,
+            supported: format::META_VERSION_EPOCHS,
+        },
+        e => Error::corruption(
             &path,
             0,
-            format!("{e}; it records where the log starts and any unfinished truncation: restore it, or remove it if no truncation was ever done"),
-        )
+            format!("{e}; it records where the log starts, any unfinished truncation and the epochs of its records: restore it from a backup (removing it is safe only if the log never had a suffix truncation or restart)"),
+        ),
     })
 }
 
@@ -443,26 +453,33 @@ fn read_meta(log: &Log) -> Result<Meta> {
 pub(crate) type ScanResult = (Tail, SparseIndex, Option<(u64, &'static str)>);
 
 /// Walks the frames of a segment file from its header to `len`, checking
-/// that they continue each other. Returns the summary and index of the valid
+/// that they continue each other and that each record belongs to the epoch
+/// `meta` gives its offset. Returns the summary and index of the valid
 /// prefix, and where and why the walk stopped early (if it did).
-pub(crate) fn scan_frames(file: &dyn FileHandle, base: u64, len: u64, interval: u32) -> io::Result<ScanResult> {
-    scan_frames_until(file, base, len, interval, u64::MAX, false)
+pub(crate) fn scan_frames(
+    file: &dyn FileHandle,
+    base: u64,
+    len: u64,
+    interval: u32,
+    meta: &Meta,
+) -> io::Result<ScanResult> {
+    scan_frames_until(file, base, len, interval, (u64::MAX, false), meta)
 }
 
 /// Like [`scan_frames`], but stops (without error) at the first record with
-/// offset `until` or later; the summary then ends right before it. In a
-/// compacted segment (`sparse`) offsets may skip.
+/// offset `until.0` or later; the summary then ends right before it. In a
+/// compacted segment (`until.1`) offsets may skip.
 pub(crate) fn scan_frames_until(
     file: &dyn FileHandle,
     base: u64,
     len: u64,
     interval: u32,
-    until: u64,
-    sparse: bool,
+    (until, sparse): (u64, bool),
+    meta: &Meta,
 ) -> io::Result<ScanResult> {
     let mut ix = SparseIndex::new(HEADER_LEN);
     let mut tail = Tail::empty(base);
-    let mut cursor = FrameCursor::new(HEADER_LEN, len, SCAN_CHUNK);
+    let mut cursor = FrameCursor::new(HEADER_LEN, len, SCAN_CHUNK, meta);
     let stop_at = loop {
         match cursor.next_frame(&FileSource(file)) {
             Ok(Some((_, Frame::Record(r)))) if r.offset >= until => break None,

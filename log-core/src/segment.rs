@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 
-use crate::format::{self, DecodeError, Frame, HEADER_LEN};
+use crate::format::{self, DecodeError, Frame, HEADER_LEN, Meta};
 use crate::fs::{FileHandle, read_full_at};
 use crate::index::SparseIndex;
 
@@ -141,6 +141,9 @@ impl ByteSource for FileSource<'_> {
     }
 }
 
+/// Why a walk refuses a record frame of an older epoch.
+pub(crate) const STALE_FRAME: &str = "stale record frame: it was written in an older epoch than the log records for its offset (a write after a suffix truncation was lost)";
+
 /// Read size for sequential scans.
 pub(crate) const SCAN_CHUNK: usize = 256 << 10;
 
@@ -163,19 +166,35 @@ pub(crate) struct FrameCursor {
     max_chunk: usize,
     /// Where in `buf` the last frame returned by `next_frame` lies.
     last: (usize, usize),
+    /// The log's metadata, for its epochs: a record frame of an older
+    /// epoch than its offset's is stale (left behind by a lost write after
+    /// a suffix truncation) and stops the walk like any other invalid frame
+    /// ([`Meta::admits`]).
+    meta: Meta,
 }
 
 impl FrameCursor {
-    /// A cursor over `[pos, end)` that reads `chunk` bytes at a time.
-    pub fn new(pos: u64, end: u64, chunk: usize) -> Self {
+    /// A cursor over `[pos, end)` that reads `chunk` bytes at a time and
+    /// admits only record frames of the epoch `meta` gives their offset.
+    pub fn new(pos: u64, end: u64, chunk: usize, meta: &Meta) -> Self {
         let chunk = chunk.max(format::MARKER_FRAME_LEN);
-        Self { buf: Vec::new(), valid: 0, buf_pos: pos, pos, end, chunk, max_chunk: chunk, last: (0, 0) }
+        Self {
+            buf: Vec::new(),
+            valid: 0,
+            buf_pos: pos,
+            pos,
+            end,
+            chunk,
+            max_chunk: chunk,
+            last: (0, 0),
+            meta: meta.clone(),
+        }
     }
 
     /// A cursor that starts with `first` bytes per read and doubles up to
     /// `max` (for scans of unknown length).
-    pub fn growing(pos: u64, end: u64, first: usize, max: usize) -> Self {
-        let mut c = Self::new(pos, end, first);
+    pub fn growing(pos: u64, end: u64, first: usize, max: usize, meta: &Meta) -> Self {
+        let mut c = Self::new(pos, end, first, meta);
         c.max_chunk = max.max(c.chunk);
         c
     }
@@ -217,6 +236,9 @@ impl FrameCursor {
         let end = start + total as usize;
         let bytes = self.buf.get(start..end).unwrap_or_default();
         match format::decode_frame(bytes) {
+            Ok((Frame::Record(r), _)) if !self.meta.admits(r.offset, r.epoch) => {
+                Err(Stop::Invalid { pos: self.pos, why: STALE_FRAME })
+            }
             Ok((frame, len)) => {
                 debug_assert_eq!(len as u64, total);
                 let at = self.pos;
@@ -226,6 +248,7 @@ impl FrameCursor {
             }
             Err(DecodeError::Invalid(why)) => Err(Stop::Invalid { pos: self.pos, why }),
             Err(DecodeError::Incomplete(_)) => Err(Stop::Torn { pos: self.pos }),
+            Err(DecodeError::UnknownVersion(_)) => Err(Stop::Invalid { pos: self.pos, why: "unknown frame version" }),
         }
     }
 

@@ -38,7 +38,15 @@ impl Log {
         }
         let _span = info_span!("truncate_from", offset).entered();
         self.sync_inner()?;
-        self.write_meta(Meta { first_offset: self.first_offset, truncate_from: Some(offset), restart: false })?;
+        // The intent also begins a new epoch at `offset`: a frame the cut
+        // leaves behind (its rewrite lost by the disk) is then stale, never
+        // read back as the record appended there next.
+        self.write_meta(Meta {
+            first_offset: self.first_offset,
+            truncate_from: Some(offset),
+            restart: false,
+            epochs: self.meta.epochs.begin(offset),
+        })?;
         // From here on the truncation is decided (recovery finishes it), so
         // even if a step fails, this handle shows the log as truncated.
         if let Err(e) = self.cut_suffix(offset) {
@@ -55,7 +63,7 @@ impl Log {
         // failed; the next append clears the intent before it writes a
         // record (`clear_truncation_intent`), so a stale intent can never
         // cut an appended record.
-        if let Err(e) = self.write_meta(Meta { first_offset: self.first_offset, ..Meta::default() }) {
+        if let Err(e) = self.write_meta(self.settled_meta(self.first_offset)) {
             if !e.is_disk_full() {
                 return Err(e);
             }
@@ -72,7 +80,18 @@ impl Log {
         if self.meta.truncate_from.is_none() && !self.meta.restart {
             return Ok(());
         }
-        self.write_meta(Meta { first_offset: self.first_offset, ..Meta::default() })
+        self.write_meta(self.settled_meta(self.first_offset))
+    }
+
+    /// `log.meta` with the first offset `first`, no pending operation, and
+    /// the epochs still needed from `first` on.
+    pub(crate) fn settled_meta(&self, first: u64) -> Meta {
+        // Keep the entry covering the oldest segment still known: it may
+        // hold records below `first` (a prefix truncation keeps the segment
+        // holding `first`, a suffix truncation may leave a segment wholly
+        // below it), and compaction reads them.
+        let oldest = self.segments.keys().next().map_or(first, |b| (*b).min(first));
+        Meta { first_offset: first, truncate_from: None, restart: false, epochs: self.meta.epochs.from_offset(oldest) }
     }
 
     /// After a failed `cut_suffix`: show the log as cut at `offset`, in
@@ -94,7 +113,7 @@ impl Log {
         // (A compacted segment's scan must also have stopped cleanly: one
         // that ran into damage says nothing about the records after it.)
         if let Ok((mut tail, ix, stop)) =
-            crate::recovery::scan_frames_until(&*seg.file, seg.base, len, interval, offset, sparse)
+            crate::recovery::scan_frames_until(&*seg.file, seg.base, len, interval, (offset, sparse), &self.meta)
             && (tail.next_offset == offset || (sparse && stop.is_none() && tail.next_offset <= offset))
         {
             // A compacted segment's records may end before `offset`; it
@@ -143,7 +162,7 @@ impl Log {
                 self.create_segment(self.next_offset, now)?;
             }
         }
-        self.write_meta(Meta { first_offset: offset, ..Meta::default() })?;
+        self.write_meta(self.settled_meta(offset))?;
         self.first_offset = offset;
         self.remove_hidden_segments()?;
         info!(offset, "truncated the log's prefix");
@@ -171,7 +190,13 @@ impl Log {
         let _span = info_span!("restart_at", offset).entered();
         // The decision: once this is durable, recovery finishes the restart.
         // Nothing needs syncing first: every record goes.
-        self.write_meta(Meta { first_offset: offset, truncate_from: None, restart: true })?;
+        // Every record goes: the new epoch is the only one left.
+        self.write_meta(Meta {
+            first_offset: offset,
+            truncate_from: None,
+            restart: true,
+            epochs: self.meta.epochs.begin(offset).from_offset(offset),
+        })?;
         if let Err(e) = self.finish_restart(offset) {
             self.poisoned.get_or_insert_with(|| {
                 format!("restarting the log at offset {offset} failed half-way ({e}); reopen to finish it")
@@ -180,7 +205,7 @@ impl Log {
         }
         // As for a suffix truncation, a full disk may keep the finished
         // intent in `log.meta`; the next append clears it.
-        if let Err(e) = self.write_meta(Meta { first_offset: offset, ..Meta::default() }) {
+        if let Err(e) = self.write_meta(self.settled_meta(offset)) {
             if !e.is_disk_full() {
                 return Err(e);
             }
@@ -408,7 +433,7 @@ impl Log {
                 Err(e) => return Err(self.fail_midway("opening segment", path, e)),
             }
         };
-        let (mut tail, ix, stop) = crate::recovery::scan_frames(&*file, base, pos, interval)
+        let (mut tail, ix, stop) = crate::recovery::scan_frames(&*file, base, pos, interval, &self.meta)
             .map_err(|e| Error::io("reading", path.clone(), e))?;
         if let Some((at, why)) = stop {
             return Err(Error::corruption(&path, at, why));

@@ -90,6 +90,9 @@ impl Log {
         let will_write = will_sync || buffered + batch_bytes >= u64::from(self.config.write_buffer_bytes);
         let snap = will_write.then(|| self.snapshot());
         let interval = self.config.index_interval_bytes;
+        // Every record from `next_offset` on belongs to the current epoch.
+        debug_assert_eq!(self.meta.epochs.expected(self.next_offset), self.meta.epochs.current());
+        let epoch = format::Epochs::tag(self.meta.epochs.current());
         let (Some(active), Some(seg)) = (self.active.as_mut(), self.segments.values_mut().next_back()) else {
             return Err(self.invariant("no active segment after ensure_active"));
         };
@@ -101,6 +104,7 @@ impl Log {
                 tombstone: e.tombstone,
                 key: e.key,
                 value: e.value,
+                epoch,
             };
             let before = active.buf.len();
             format::encode_record(&mut active.buf, &rec);

@@ -187,7 +187,7 @@ impl World {
             // Operations that read (a truncation finds its cut point) may
             // meet damage that a media fault caused.
             Error::Corruption { .. } if self.model.detect_mode => {
-                self.mark("durable corruption detected on read");
+                self.mark_detected(e, "durable corruption detected on read");
             }
             other => self.fail(format!("{what} failed unexpectedly: {other}")),
         }
@@ -215,9 +215,19 @@ impl World {
     fn check_read_error(&mut self, e: &Error) {
         match e {
             Error::Corruption { .. } | Error::Io { .. } if self.model.detect_mode => {
-                self.mark("durable corruption detected on read");
+                self.mark_detected(e, "durable corruption detected on read");
             }
             other => self.fail(format!("read failed where the model has the data: {other}")),
+        }
+    }
+
+    /// Marks a detected media fault; a stale frame (a record of an older
+    /// epoch than its offset's, left by a lost write after a suffix
+    /// truncation) has a mark of its own.
+    fn mark_detected(&mut self, e: &Error, what: &'static str) {
+        self.mark(what);
+        if matches!(e, Error::Corruption { detail, .. } if detail.contains("stale record frame")) {
+            self.mark("stale frame detected");
         }
     }
 
@@ -634,8 +644,11 @@ impl World {
                         // removed the record that superseded it: compaction
                         // decisions are final).
                         Err(Error::Compacted { .. }) if self.model.gone.contains(&o) => {}
-                        Err(Error::Compacted { .. }) if must_go => {
-                            dropped += 1;
+                        // An earlier compaction that failed or was cut by a
+                        // crash may have dropped it (when it was compactable
+                        // then): now that is settled.
+                        Err(Error::Compacted { .. }) if must_go || self.model.maybe_gone.contains(&o) => {
+                            dropped += u64::from(must_go);
                             self.model.gone.insert(o);
                             self.model.maybe_gone.remove(&o);
                         }
@@ -667,7 +680,7 @@ impl World {
                     }
                     Error::Poisoned { .. } if self.model.poisoned => {}
                     Error::Corruption { .. } if self.model.detect_mode => {
-                        self.mark("durable corruption detected on read");
+                        self.mark_detected(&e, "durable corruption detected on read");
                     }
                     other => self.fail(format!("compact failed unexpectedly: {other}")),
                 }
@@ -779,7 +792,7 @@ impl World {
                 self.note(|| format!("open -> {e}"), &[7, 0]);
                 match &e {
                     Error::Corruption { .. } | Error::Io { .. } if self.model.detect_mode => {
-                        self.mark("durable corruption detected at open");
+                        self.mark_detected(&e, "durable corruption detected at open");
                         self.ended = true;
                     }
                     _ => self.fail(format!("the log refused to open where only recoverable faults were injected: {e}")),

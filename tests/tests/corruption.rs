@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use log_core::format::{FileKind, parse_file_name};
+use log_core::format::{self, FileKind, parse_file_name};
 use log_core::{Config, Entry, Error, FixedClock, Log, Options, Record, StdFs};
 use tests::{dir_files, value_for};
 
@@ -155,4 +155,75 @@ fn every_flip_and_cut_of_a_cleanly_closed_log() {
 #[test]
 fn every_flip_and_cut_of_a_crashed_log() {
     corpus(false);
+}
+
+/// Regression (simulator seeds 42744, 46469, 58335, 71910, 88752, 252147 and
+/// 278969 of issue "Sixteen failing seeds beyond the tested range"): after
+/// `truncate_from(x)`, the disk lost the write of the cut's commit marker (a
+/// misdirected write), so the frame of the record that used to be at `x`
+/// stayed where the marker should be, with a valid checksum and the right
+/// offset. Reads returned its bytes instead of the record appended at `x`
+/// afterwards, and a scan counted it as a record (a phantom). Now every
+/// suffix truncation begins a new epoch at `x`, new records carry it, and a
+/// frame of an older epoch is refused as stale.
+#[test]
+fn a_lost_write_after_a_suffix_truncation_never_revives_the_old_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = |read_only| Options {
+        fs: StdFs::shared(),
+        clock: Arc::new(FixedClock(7)),
+        // One index entry per segment: every read walks from the start.
+        config: Config { index_interval_bytes: 1 << 20, ..Config::default() },
+        read_only,
+    };
+    let seg = dir.path().join(format::segment_file_name(0));
+    let mut log = Log::open_with(dir.path(), opts(false)).unwrap();
+    for i in 0..10u64 {
+        log.append(Entry::new(format!("old {i}").as_bytes()).with_key(b"k")).unwrap();
+    }
+    log.sync().unwrap();
+    let before = std::fs::read(&seg).unwrap();
+    log.truncate_from(5).unwrap();
+    // The cut left the file ending in the truncation's commit marker.
+    let marker = std::fs::read(&seg).unwrap().len() - format::MARKER_FRAME_LEN;
+    let mut model: Vec<Vec<u8>> = (0..5).map(|i| format!("old {i}").into_bytes()).collect();
+    for i in 5..10u64 {
+        let v = format!("new {i}").into_bytes();
+        log.append(Entry::new(&v).with_key(b"k")).unwrap();
+        model.push(v);
+    }
+    log.close().unwrap();
+    // The marker's write never reached the disk: what was durable there
+    // before (the old records 5 and 6, whole frames) is still there.
+    let mut after = std::fs::read(&seg).unwrap();
+    let span = marker..marker + format::MARKER_FRAME_LEN;
+    after[span.clone()].copy_from_slice(&before[span]);
+    std::fs::write(&seg, &after).unwrap();
+    for read_only in [true, false] {
+        let log = match Log::open_with(dir.path(), opts(read_only)) {
+            Ok(log) => log,
+            Err(Error::Corruption { .. }) => continue,
+            Err(e) => panic!("unexpected open error: {e}"),
+        };
+        for offset in 5..10 {
+            match log.read(offset) {
+                Err(Error::Corruption { detail, .. }) => assert!(detail.contains("stale"), "{detail}"),
+                Ok(r) => assert_eq!(r.value, model[offset as usize], "offset {offset}: wrong bytes"),
+                Err(e) => panic!("offset {offset}: unexpected error {e}"),
+            }
+        }
+        assert!(matches!(log.read(5), Err(Error::Corruption { .. })), "the stale frame of offset 5 was read back");
+        let mut n_ok = 0;
+        for item in log.iter(..) {
+            match item {
+                Ok(r) => {
+                    assert_eq!(r.value, model[r.offset as usize], "iter: wrong bytes at {}", r.offset);
+                    n_ok += 1;
+                }
+                Err(e) => assert!(matches!(e, Error::Corruption { .. }), "{e}"),
+            }
+        }
+        assert_eq!(n_ok, 5, "only the records before the damage are readable");
+        assert!(!log.verify().problems.is_empty(), "verify found nothing");
+    }
 }

@@ -563,9 +563,17 @@ fn interrupted_restart_is_finished_at_open() {
     log.sync().unwrap();
     drop(log);
     let meta = dir.path().join(format::META_FILE_NAME);
-    std::fs::write(&meta, format::Meta { first_offset: 50, truncate_from: None, restart: false }.encode()).unwrap();
+    std::fs::write(
+        &meta,
+        format::Meta { first_offset: 50, truncate_from: None, restart: false, ..Default::default() }.encode(),
+    )
+    .unwrap();
     assert!(matches!(open(dir.path()), Err(Error::Corruption { .. })));
-    std::fs::write(&meta, format::Meta { first_offset: 50, truncate_from: None, restart: true }.encode()).unwrap();
+    std::fs::write(
+        &meta,
+        format::Meta { first_offset: 50, truncate_from: None, restart: true, ..Default::default() }.encode(),
+    )
+    .unwrap();
     let before = dir_files(dir.path());
     let ro = Log::open_with(dir.path(), opts(StdFs::shared(), true)).unwrap();
     assert_eq!((ro.first_offset(), ro.next_offset()), (50, 50));
@@ -579,7 +587,7 @@ fn interrupted_restart_is_finished_at_open() {
     let b = std::fs::read(&meta).unwrap();
     assert_eq!(
         format::Meta::decode(&b).unwrap(),
-        format::Meta { first_offset: 50, truncate_from: None, restart: false }
+        format::Meta { first_offset: 50, truncate_from: None, restart: false, ..Default::default() }
     );
     assert!(dir_files(dir.path()).iter().any(|n| n.0 == format::segment_file_name(50)));
 }
