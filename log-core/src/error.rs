@@ -89,6 +89,15 @@ pub enum Error {
         example: String,
     },
 
+    /// Another writer holds the log directory's lock: another read-write
+    /// `Log` (or `SharedLog`, or raft-log store) in this process, or another
+    /// process. Nothing was read or changed.
+    #[error("the log at `{}` is locked by another writer (a read-write `Log` in this process or another process, e.g. the application or `seglog`); close that writer first, or open the log read-only (`Log::open_read_only`, `seglog info`/`dump`/`verify`), which takes no lock", path.display())]
+    Locked {
+        /// The log directory.
+        path: PathBuf,
+    },
+
     /// A read-only open found no log.
     #[error("no log at `{}`; a read-only open never creates one: open it read-write first", path.display())]
     NoLog {
@@ -180,6 +189,7 @@ impl Error {
                 Error::NotALogDirectory { path: path.clone(), example: example.clone() }
             }
             Error::NoLog { path } => Error::NoLog { path: path.clone() },
+            Error::Locked { path } => Error::Locked { path: path.clone() },
             Error::OffsetOutOfRange { offset, first, next } => {
                 Error::OffsetOutOfRange { offset: *offset, first: *first, next: *next }
             }

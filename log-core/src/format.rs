@@ -757,7 +757,12 @@ pub enum FileKind {
     Compacted(u64),
     /// `log.compaction`: the manifest of a compaction swap in progress.
     CompactionManifest,
+    /// `log.lock`: the lock file a read-write open holds (empty).
+    Lock,
 }
+
+/// Name of the lock file every read-write open holds an exclusive lock on.
+pub const LOCK_FILE_NAME: &str = "log.lock";
 
 /// Segment file name for a base offset.
 pub fn segment_file_name(base: u64) -> String {
@@ -787,6 +792,9 @@ pub fn parse_file_name(name: &str) -> Option<FileKind> {
     }
     if name == MANIFEST_FILE_NAME {
         return Some(FileKind::CompactionManifest);
+    }
+    if name == LOCK_FILE_NAME {
+        return Some(FileKind::Lock);
     }
     let (stem, ext) = name.split_once('.')?;
     if stem.len() != 20 || !stem.bytes().all(|c| c.is_ascii_digit()) {
@@ -914,6 +922,7 @@ mod tests {
         }
         assert_eq!(parse_file_name("00000000000000000010.log.compacted"), Some(FileKind::Compacted(10)));
         assert_eq!(parse_file_name("log.compaction"), Some(FileKind::CompactionManifest));
+        assert_eq!(parse_file_name("log.lock"), Some(FileKind::Lock));
     }
 
     #[test]

@@ -72,6 +72,10 @@ pub trait FileHandle: Send + Sync + Debug {
     fn sync(&self) -> io::Result<()>;
 }
 
+/// An exclusive lock taken by [`FileSystem::try_lock`]. Dropping it
+/// releases the lock.
+pub trait FileLock: Send + Sync + Debug {}
+
 /// A filesystem: the only way log-core touches storage.
 pub trait FileSystem: Send + Sync + Debug {
     /// Opens `path` in `mode`. A file created by `OpenMode::CreateNew` has a
@@ -101,6 +105,16 @@ pub trait FileSystem: Send + Sync + Debug {
 
     /// Whether `path` exists (cached state).
     fn exists(&self, path: &Path) -> io::Result<bool>;
+
+    /// Takes an exclusive lock on the file `path` without waiting, creating
+    /// the file if it is missing (its contents are never read or written;
+    /// its directory entry need not be durable). Fails with
+    /// `io::ErrorKind::WouldBlock` while anyone else holds it: another
+    /// process, or an earlier lock of the same path taken through any
+    /// handle of this filesystem in this process. The lock is held until
+    /// the returned guard is dropped or the process dies (a crash releases
+    /// it).
+    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;
 }
 
 /// Reads exactly `buf.len()` bytes at `pos`, looping over short reads.

@@ -52,7 +52,7 @@ pub use compact::{CompactionJob, CompactionOutput, CompactionReport};
 pub use config::{Config, RECORD_BYTES_LIMIT, SEGMENT_BYTES_LIMIT, SyncPolicy};
 pub use error::{ConfigError, Error, Result};
 pub use format::RecordRef;
-pub use fs::{FileHandle, FileSystem, OpenMode, read_exact_at, read_full_at, write_all_at};
+pub use fs::{FileHandle, FileLock, FileSystem, OpenMode, read_exact_at, read_full_at, write_all_at};
 pub use group::{CommitPhase, Committer, GroupConfig, GroupStats, OwnedEntry, Pending, SharedLog, Visibility};
 pub use log::{Entry, Log, Options, Record, RecoveryReport};
 pub use reader::{Iter, Reader, VerifyReport};

@@ -182,6 +182,9 @@ pub struct Log {
     pub(crate) meta: crate::format::Meta,
     /// Sealed segments whose index had to be rebuilt by a scan since open.
     pub(crate) indexes_rebuilt: std::sync::atomic::AtomicU64,
+    /// The directory's lock (read-write opens): released when the log is
+    /// dropped, after `Drop` flushed the last accepted bytes.
+    pub(crate) _lock: Option<Box<dyn crate::fs::FileLock>>,
 }
 
 impl fmt::Debug for Log {

@@ -51,6 +51,24 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
         }
         Err(e) => return Err(Error::io("listing the log directory", dir, e)),
     };
+    // One writer per directory: a read-write open holds the lock until the
+    // log is closed or dropped. A directory of foreign files is refused
+    // before a lock file is created in it; the listing is taken again under
+    // the lock (a writer that just closed may have changed it).
+    let (lock, names) = if opts.read_only {
+        (None, names)
+    } else {
+        if let Some(example) = only_foreign(&names) {
+            return Err(Error::NotALogDirectory { path: dir.to_path_buf(), example });
+        }
+        let lock_path = dir.join(format::LOCK_FILE_NAME);
+        let lock = fs.try_lock(&lock_path).map_err(|e| match e.kind() {
+            io::ErrorKind::WouldBlock => Error::Locked { path: dir.to_path_buf() },
+            _ => Error::io("locking", lock_path.clone(), e),
+        })?;
+        let names = fs.read_dir(dir).map_err(|e| Error::io("listing the log directory", dir, e))?;
+        (Some(lock), names)
+    };
 
     let mut bases = Vec::new();
     let mut index_bases = Vec::new();
@@ -66,6 +84,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
             Some(FileKind::Segment(b)) => bases.push(b),
             Some(FileKind::OffsetIndex(b) | FileKind::TimeIndex(b)) => index_bases.push((b, name)),
             Some(FileKind::Temporary) => temporaries.push(name),
+            Some(FileKind::Lock) => {}
             None => report.unknown_files.push(name),
         }
     }
@@ -141,6 +160,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
         report: RecoveryReport::default(),
         meta: Meta::default(),
         indexes_rebuilt: Default::default(),
+        _lock: lock,
     };
     if has_meta {
         log.meta = read_meta(&log)?;
@@ -423,6 +443,15 @@ fn recover_active(log: &Log, mut seg: Segment, len: u64, report: &mut RecoveryRe
     seg.tail = tail;
     let _ = seg.index.set(ix);
     Ok(seg)
+}
+
+/// The first entry of a directory listing that holds entries but none the
+/// log owns (not even a lock file): the wrong directory.
+fn only_foreign(names: &[String]) -> Option<String> {
+    if names.iter().any(|n| parse_file_name(n).is_some()) {
+        return None;
+    }
+    names.first().cloned()
 }
 
 fn read_meta(log: &Log) -> Result<Meta> {

@@ -1,13 +1,13 @@
 //! [`StdFs`]: the real filesystem. The only module of log-core that names
 //! `std::fs`.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::fs::{FileHandle, FileSystem, OpenMode};
+use crate::fs::{FileHandle, FileLock, FileSystem, OpenMode};
 
 /// The operating system's filesystem (Unix: positional I/O, `fdatasync`,
 /// directory `fsync`).
@@ -23,6 +23,23 @@ impl StdFs {
 
 #[derive(Debug)]
 struct StdFile(File);
+
+/// An advisory whole-file lock (`flock`), released on drop and by the death
+/// of the process.
+#[derive(Debug)]
+struct StdLock(File);
+
+impl FileLock for StdLock {}
+
+impl Drop for StdLock {
+    fn drop(&mut self) {
+        // Unlock explicitly rather than rely on closing the file: a child
+        // process forked by another thread holds a reference to the open
+        // file description until its `exec` closes it, and the lock would
+        // outlive this guard until then.
+        let _ = self.0.unlock();
+    }
+}
 
 impl FileHandle for StdFile {
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
@@ -87,5 +104,14 @@ impl FileSystem for StdFs {
 
     fn exists(&self, path: &Path) -> io::Result<bool> {
         path.try_exists()
+    }
+
+    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Box::new(StdLock(file))),
+            Err(TryLockError::WouldBlock) => Err(io::Error::from(io::ErrorKind::WouldBlock)),
+            Err(TryLockError::Error(e)) => Err(e),
+        }
     }
 }

@@ -114,3 +114,50 @@ fn compact_keeps_the_latest_record_per_key() {
     let v = seglog(&["verify", d]);
     assert!(v.status.success() && text(&v).contains("1 records ok, 0 problems"), "{}", text(&v));
 }
+
+/// Issue "One writer per log directory": a second process that writes
+/// (`seglog append`, `truncate`, `compact`) next to a running writer is
+/// refused at once, changes nothing, and says what to do; read-only
+/// subcommands keep working beside it; once the writer is gone, writes work.
+#[test]
+fn a_second_process_cannot_write_while_a_writer_holds_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    build(&dir);
+    let d = dir.to_str().unwrap();
+    let writer = Log::open(&dir, Config::default()).unwrap();
+    let files_before = files(&dir);
+    for args in [
+        vec!["append", d, "--value", "intruder"],
+        vec!["truncate", d, "--from", "3"],
+        vec!["truncate", d, "--before", "3"],
+        vec!["compact", d],
+    ] {
+        let o = seglog(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains("is locked by another writer"), "{args:?}: {}", text(&o));
+        assert_eq!(files(&dir), files_before, "{args:?} changed the directory");
+    }
+    for args in [vec!["info", d], vec!["verify", d], vec!["dump", d, "--count", "2"]] {
+        let o = seglog(&args);
+        assert!(o.status.success(), "{args:?} beside a writer: {}", text(&o));
+    }
+    drop(writer);
+    let o = seglog(&["append", d, "--value", "after"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let log = Log::open_read_only(&dir, Config::default()).unwrap();
+    assert_eq!(log.next_offset(), 19);
+    assert_eq!(log.read(18).unwrap().value, b"after");
+}
+
+/// The log directory's files and their contents (the lock file aside).
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name() != "log.lock")
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    v.sort();
+    v
+}

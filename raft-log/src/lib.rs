@@ -221,12 +221,14 @@ where
             path: dir.clone(),
             source,
         })?;
-        let state = StateFile::<C::NodeId>::open(&opts.fs, &dir)?;
+        // The log first: its directory lock (`Error::Locked` while another
+        // store has it open) also guards `raft.state`.
         let log_dir = dir.join(LOG_DIR_NAME);
         let mut log = Log::open_with(
             &log_dir,
             log_core::Options { fs: Arc::clone(&opts.fs), clock: opts.clock, config: opts.config, read_only: false },
         )?;
+        let state = StateFile::<C::NodeId>::open(&opts.fs, &dir)?;
         // Finish a purge a crash interrupted: the state file is written
         // first, so it may say more was purged than the log shows.
         let purged = state.get().last_purged.clone();

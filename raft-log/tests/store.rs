@@ -38,8 +38,11 @@ fn vote_committed_purged_and_entries_survive_a_restart() {
         store.purge(id(1, 5)).await.unwrap();
         store.truncate(id(1, 18)).await.unwrap();
         store.blocking_append([entry(3, 18)]).await.unwrap();
-        // No clean shutdown: dropped as a killed process would leave it.
+        // No clean shutdown: dropped as a killed process would leave it. The
+        // log's directory lock is free once the committer let go of the log.
+        let closed = store.closed_signal();
         drop(store);
+        closed.wait().await;
 
         let mut store = Store::open(&path).unwrap();
         assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new_committed(3, 2)));
@@ -82,7 +85,9 @@ fn purge_past_the_end_restarts_the_log_after_the_snapshot() {
         assert_eq!((st.last_purged_log_id, st.last_log_id), (Some(id(4, 30)), Some(id(4, 30))));
         assert!(all(&mut store).await.is_empty());
         store.blocking_append([entry(4, 31), entry(5, 32)]).await.unwrap();
+        let closed = store.closed_signal();
         drop(store);
+        closed.wait().await;
         let mut store = Store::open(dir.path()).unwrap();
         let st = store.get_log_state().await.unwrap();
         assert_eq!((st.last_purged_log_id, st.last_log_id), (Some(id(4, 30)), Some(id(5, 32))));
@@ -256,4 +261,29 @@ async fn run_writer(mut store: Store, acks: Arc<Mutex<Acked>>, seed: u64) {
             }
         }
     }
+}
+
+/// Issue "One writer per log directory": while a store has its directory
+/// open, a second store on it is refused with the log's `Locked` error
+/// (before `raft.state` is touched); after a shutdown it opens.
+#[test]
+fn a_second_store_on_an_open_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let mut store = Store::open(dir.path()).unwrap();
+        store.blocking_append((0..5).map(|i| entry(1, i))).await.unwrap();
+        store.save_vote(&Vote::new_committed(2, 1)).await.unwrap();
+        let state_before = std::fs::read(dir.path().join("raft.state")).unwrap();
+        match Store::open(dir.path()) {
+            Err(raft_log::Error::Log(log_core::Error::Locked { .. })) => {}
+            other => panic!("a second store opened or failed otherwise: {:?}", other.map(|_| ())),
+        }
+        assert_eq!(std::fs::read(dir.path().join("raft.state")).unwrap(), state_before);
+        assert_eq!(all(&mut store).await.len(), 5);
+        store.shutdown().await.unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(all(&mut store).await, (0..5).map(|i| entry(1, i)).collect::<Vec<_>>());
+        assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new_committed(2, 1)));
+        store.shutdown().await.unwrap();
+    });
 }

@@ -52,6 +52,10 @@
 //! fits, then fails with `StorageFull`; creating a file needs one free
 //! sector; `set_len` beyond the capacity fails), misdirected writes at sync,
 //! and planted lies ([`Canary`]) for testing checkers.
+//!
+//! Locks (`FileSystem::try_lock`) are kept in memory, no lock file is
+//! created: a lock is held until its guard is dropped or the machine
+//! crashes (the process holding it died).
 
 mod config;
 mod crash;
@@ -216,6 +220,8 @@ impl SimFs {
                 used: 0,
                 power_off_in: None,
                 powered_off: false,
+                locks: Default::default(),
+                next_lock: 1,
             })),
         }
     }
@@ -354,6 +360,14 @@ impl SimFs {
         self.lock().disk_hash()
     }
 
+    /// A hash of the whole state a process could observe or a crash could
+    /// keep: the durable image and the cached view with its pending
+    /// changes. Equal before and after an operation iff it changed nothing.
+    pub fn state_hash(&self) -> u64 {
+        let s = self.lock();
+        s.hash_view(false) ^ s.hash_view(true).rotate_left(1)
+    }
+
     /// Bytes in use (cached view, rounded up to sectors).
     pub fn used_bytes(&self) -> u64 {
         self.lock().used_bytes()
@@ -427,6 +441,26 @@ impl SimFs {
 
     fn chance(s: &mut State, p: f64) -> bool {
         p > 0.0 && s.rng.random_bool(p.min(1.0))
+    }
+}
+
+/// A lock taken by [`SimFs`]'s `try_lock`; dropping it releases the lock
+/// (unless the machine crashed since, which released it already).
+#[derive(Debug)]
+pub struct SimLock {
+    fs: SimFs,
+    path: PathBuf,
+    id: u64,
+}
+
+impl log_core::FileLock for SimLock {}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        let mut s = self.fs.lock();
+        if s.locks.get(&self.path).is_some_and(|&(id, _)| id == self.id) {
+            s.locks.remove(&self.path);
+        }
     }
 }
 
@@ -859,5 +893,27 @@ impl FileSystem for SimFs {
         let s = self.lock();
         s.power_check()?;
         Ok(s.lookup(&normalize(path)).is_some())
+    }
+
+    /// Locks are kept in memory (no lock file is created): held until the
+    /// guard is dropped or the machine crashes.
+    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn log_core::FileLock>> {
+        let path = normalize(path);
+        let mut s = self.lock();
+        s.power_check()?;
+        let (parent, _) = split(&path).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        if s.lookup(&parent) != Some(Node::Dir) {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        }
+        let boot = s.boot;
+        if s.locks.get(&path).is_some_and(|&(_, b)| b == boot) {
+            s.log("lock", &path, String::new(), "WouldBlock");
+            return Err(io::Error::from(io::ErrorKind::WouldBlock));
+        }
+        let id = s.next_lock;
+        s.next_lock += 1;
+        s.locks.insert(path.clone(), (id, boot));
+        s.log("lock", &path, String::new(), "ok");
+        Ok(Box::new(SimLock { fs: self.clone(), path, id }))
     }
 }

@@ -146,6 +146,11 @@ pub(crate) struct State {
     pub power_off_in: Option<u64>,
     /// The power failed: every operation fails until `power_on`.
     pub powered_off: bool,
+    /// Held locks (`try_lock`): path → (lock id, boot it was taken in). A
+    /// lock of an older boot is released: the process holding it died.
+    pub locks: BTreeMap<PathBuf, (u64, u64)>,
+    /// The id of the next lock.
+    pub next_lock: u64,
 }
 
 /// `/a/b/../c` → `/a/c`; relative paths are taken from `/`.
@@ -291,20 +296,30 @@ impl State {
     /// A hash of the durable image (what a crash right now could at best
     /// keep), for determinism checks.
     pub fn disk_hash(&self) -> u64 {
+        self.hash_view(false)
+    }
+
+    /// A hash of the durable image (`cached == false`) or of the cached
+    /// view, pending changes included (`cached == true`).
+    pub fn hash_view(&self, cached: bool) -> u64 {
         let mut h = Fnv::new();
         for (path, d) in &self.dirs {
             h.write(path.to_string_lossy().as_bytes());
-            for (name, node) in &d.durable {
+            for (name, node) in if cached { &d.cached } else { &d.durable } {
                 h.write(name.as_bytes());
                 match node {
                     Node::Dir => h.write(b"/"),
                     Node::File(ino) => {
                         if let Some(i) = self.inodes.get(ino) {
-                            h.write(&(i.durable.len() as u64).to_le_bytes());
-                            h.write(&crc32fast::hash(&i.durable).to_le_bytes());
+                            let bytes = if cached { &i.cached } else { &i.durable };
+                            h.write(&(bytes.len() as u64).to_le_bytes());
+                            h.write(&crc32fast::hash(bytes).to_le_bytes());
                         }
                     }
                 }
+            }
+            if cached {
+                h.write(&(d.pending.len() as u64).to_le_bytes());
             }
         }
         h.finish()

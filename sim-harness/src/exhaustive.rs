@@ -115,6 +115,9 @@ impl FileSystem for Hooked {
     fn exists(&self, path: &Path) -> io::Result<bool> {
         self.fs.exists(path)
     }
+    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn log_core::FileLock>> {
+        self.fs.try_lock(path)
+    }
 }
 
 fn options(fs: Arc<dyn FileSystem>, config: &Config) -> Options {

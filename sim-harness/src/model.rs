@@ -31,6 +31,7 @@ pub const ALL_MARKS: &[&str] = &[
     "dir sync eio",
     "crash during recovery",
     "recovery idempotent",
+    "second writer refused",
     "segment rolled",
     "suffix truncated",
     "prefix truncated",

@@ -897,7 +897,30 @@ impl World {
         if log.indexes_rebuilt() > 0 {
             self.mark("index rebuilt");
         }
+        self.check_second_writer();
         self.log = Some(log);
+    }
+
+    /// One writer per directory: while the log is open, a second read-write
+    /// open is refused at once with `Locked` and changes nothing (neither
+    /// the disk nor the cache), and a read-only open beside it works. Takes
+    /// no randomness, so it leaves every seed's trajectory as it was.
+    fn check_second_writer(&mut self) {
+        let before = self.fs.state_hash();
+        match Log::open_with(Path::new(LOG_DIR), self.options()) {
+            Err(Error::Locked { .. }) => self.mark("second writer refused"),
+            Ok(_) => {
+                self.fail("a second writer opened the log while the first one had it open".into());
+                return;
+            }
+            Err(e) => {
+                self.fail(format!("a second writer got another error than Locked: {e}"));
+                return;
+            }
+        }
+        if self.fs.state_hash() != before {
+            self.fail("a refused second writer changed the filesystem".into());
+        }
     }
 
     /// Recovery must be idempotent: a second open, with no crash between,

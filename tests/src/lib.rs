@@ -24,10 +24,13 @@ pub fn value_for(seed: u64, offset: u64, max_len: usize) -> Vec<u8> {
     (0..len).map(|i| (mix(h.wrapping_add(i as u64)) & 0xff) as u8).collect()
 }
 
-/// Every file of `dir` (not recursive) with its contents, sorted by name.
+/// Every file of `dir` (not recursive) with its contents, sorted by name;
+/// the lock file (`log.lock`, empty, created by the first read-write open
+/// and left in place) is not part of the log's state and is left out.
 pub fn dir_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut v: Vec<_> = std::fs::read_dir(dir)
         .expect("listing the directory")
+        .filter(|e| e.as_ref().map_or(true, |e| e.file_name() != log_core::format::LOCK_FILE_NAME))
         .map(|e| {
             let e = e.expect("reading a directory entry");
             (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).expect("reading a file"))
@@ -172,5 +175,8 @@ impl FileSystem for FailFs {
     }
     fn exists(&self, path: &Path) -> io::Result<bool> {
         StdFs.exists(path)
+    }
+    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn log_core::FileLock>> {
+        StdFs.try_lock(path)
     }
 }

@@ -636,3 +636,74 @@ fn enospc_at_every_write_of_a_restart() {
     }
     assert!(outcomes.0 > 0 && outcomes.1 > 0 && outcomes.2 > 0, "{outcomes:?}");
 }
+
+/// Issue "One writer per log directory": a second read-write open of a
+/// directory that a `Log` (or a `SharedLog`) holds is refused at once with
+/// `Locked`, whose message says what to do, and changes nothing; a
+/// read-only open works beside the writer; closing or dropping the writer
+/// releases the directory.
+#[test]
+fn a_second_writer_is_refused_until_the_first_one_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path()).unwrap();
+    append_n(&mut log, 5);
+    log.sync().unwrap();
+    let before = dir_files(dir.path());
+    match open(dir.path()) {
+        Err(e @ Error::Locked { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("locked by another writer") && msg.contains("read-only"), "{msg}");
+        }
+        other => panic!("a second writer was not refused: {:?}", other.map(|l| l.next_offset())),
+    }
+    assert_eq!(dir_files(dir.path()), before, "the refused open changed the directory");
+    let ro = Log::open_with(dir.path(), opts(StdFs::shared(), true)).unwrap();
+    assert_eq!(ro.next_offset(), 5);
+    drop(ro);
+    log.close().unwrap();
+    let log = open(dir.path()).unwrap();
+    drop(log);
+    // A group-commit front holds the lock until it shut down.
+    let log = open(dir.path()).unwrap();
+    let (shared, committer) = log_core::SharedLog::new(log, log_core::GroupConfig::default()).unwrap();
+    assert!(matches!(open(dir.path()), Err(Error::Locked { .. })));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let commit = tokio::task::spawn_blocking(move || committer.run_blocking());
+        shared.append(log_core::OwnedEntry::new("six")).await.unwrap();
+        shared.shutdown().await.unwrap();
+        commit.await.unwrap().unwrap();
+    });
+    let log = open(dir.path()).unwrap();
+    assert_eq!(log.next_offset(), 6);
+}
+
+/// Issue "One writer per log directory" (item 5): a `log.meta` written by a
+/// newer format version is refused as `UnsupportedVersion` (use a newer
+/// build), never as corruption with advice to delete or restore it; and a
+/// log whose `log.meta` carries epochs (version 2) reopens with them.
+#[test]
+fn a_newer_log_meta_is_unsupported_not_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path()).unwrap();
+    append_n(&mut log, 8);
+    log.truncate_from(5).unwrap();
+    append_n(&mut log, 2);
+    log.close().unwrap();
+    let path = dir.path().join(format::META_FILE_NAME);
+    let mut b = std::fs::read(&path).unwrap();
+    assert_eq!(b.len(), 40 + 16, "one epoch entry");
+    assert_eq!(&b[8..12], &2u32.to_le_bytes());
+    assert_eq!(open(dir.path()).unwrap().next_offset(), 7);
+    b[8..12].copy_from_slice(&3u32.to_le_bytes());
+    let n = b.len() - 4;
+    let crc = crc32fast::hash(&b[..n]);
+    b[n..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &b).unwrap();
+    for read_only in [false, true] {
+        match Log::open_with(dir.path(), opts(StdFs::shared(), read_only)) {
+            Err(Error::UnsupportedVersion { found: 3, path: p, .. }) => assert_eq!(p, path),
+            other => panic!("read_only {read_only}: {:?}", other.map(|l| l.next_offset())),
+        }
+    }
+}
