@@ -161,3 +161,63 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     v.sort();
     v
 }
+
+/// `seglog append` with `input` on standard input.
+fn seglog_stdin(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_seglog"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Issue "One writer per log directory" (item 3): input with a bad line
+/// (invalid UTF-8 after valid lines, or bad hex) used to exit 2 with the
+/// valid lines already in the log. Now the input is read and checked whole
+/// first: a bad line appends nothing and says which line; binary values go
+/// in through `--hex`, `--value-hex` or `--value-file`.
+#[test]
+fn append_is_all_or_nothing_and_binary_safe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    build(&dir);
+    let d = dir.to_str().unwrap();
+    let before = files(&dir);
+    let o = seglog_stdin(&["append", d], b"one\ntwo\n\xff\xfe bad\nfour\n");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("line 3: not UTF-8") && text(&o).contains("nothing was appended"), "{}", text(&o));
+    assert_eq!(files(&dir), before, "a refused append changed the log");
+    let o = seglog_stdin(&["append", d, "--hex"], b"00ff\nzz\n");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("line 2"), "{}", text(&o));
+    assert_eq!(files(&dir), before, "a refused hex append changed the log");
+
+    let o = seglog_stdin(&["append", d, "--hex", "--key-hex", "00"], b"00ff\r\n\nfe0a00\n");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("appended 3 records at offsets 18..21"), "{}", text(&o));
+    let bin = tmp.path().join("value.bin");
+    std::fs::write(&bin, [0u8, 10, 13, 255, 0]).unwrap();
+    let o = seglog(&["append", d, "--value-file", bin.to_str().unwrap(), "--value-hex", "0a0d"]);
+    assert_eq!(o.status.code(), Some(2), "mixing sources is refused: {}", text(&o));
+    let o = seglog(&["append", d, "--value-file", bin.to_str().unwrap(), "--value-file", bin.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = seglog(&["append", d, "--value-hex", "0a0d", "--value-hex", "DEAD"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let log = Log::open_read_only(&dir, Config::default()).unwrap();
+    let got: Vec<(Option<Vec<u8>>, Vec<u8>)> = log.iter(18..).map(|r| r.unwrap()).map(|r| (r.key, r.value)).collect();
+    let want: Vec<(Option<Vec<u8>>, Vec<u8>)> = vec![
+        (Some(vec![0]), vec![0x00, 0xff]),
+        (Some(vec![0]), vec![]),
+        (Some(vec![0]), vec![0xfe, 0x0a, 0x00]),
+        (None, vec![0, 10, 13, 255, 0]),
+        (None, vec![0, 10, 13, 255, 0]),
+        (None, vec![0x0a, 0x0d]),
+        (None, vec![0xde, 0xad]),
+    ];
+    assert_eq!(got, want);
+}

@@ -33,14 +33,33 @@ enum Cmd {
         #[arg(long)]
         hex: bool,
     },
-    /// Append records: `--value`, or one record per line of standard input.
-    /// Syncs before it exits.
+    /// Append records, all or nothing: every input is read and checked
+    /// first, then appended in synced batches; if anything fails, what was
+    /// appended is truncated away again and the command says so.
+    ///
+    /// Values come from `--value` (text), `--value-hex` or `--value-file`
+    /// (each repeatable, one record each, in order), or else one record per
+    /// line of standard input (UTF-8 text, or hex with `--hex`).
     Append {
         dir: PathBuf,
+        /// A value as text (repeatable).
+        #[arg(long, conflicts_with_all = ["value_hex", "value_file", "hex"])]
+        value: Vec<String>,
+        /// A value in hex (repeatable).
+        #[arg(long, conflicts_with_all = ["value_file", "hex"])]
+        value_hex: Vec<String>,
+        /// A file whose bytes are one value (repeatable).
+        #[arg(long, conflicts_with = "hex")]
+        value_file: Vec<PathBuf>,
+        /// Standard input lines are values in hex.
         #[arg(long)]
-        value: Option<String>,
-        #[arg(long)]
+        hex: bool,
+        /// The key of every record, as text.
+        #[arg(long, conflicts_with = "key_hex")]
         key: Option<String>,
+        /// The key of every record, in hex.
+        #[arg(long)]
+        key_hex: Option<String>,
     },
     /// Check every record of every segment, sealed ones included. Exits 1
     /// and names the file and byte position of each problem.
@@ -81,11 +100,90 @@ enum Cmd {
 }
 
 fn show(bytes: &[u8], hex: bool) -> String {
-    if hex {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    } else {
-        String::from_utf8_lossy(bytes).escape_debug().to_string()
+    if hex { hex::encode(bytes) } else { String::from_utf8_lossy(bytes).escape_debug().to_string() }
+}
+
+/// One value per line of standard input, read whole before anything is
+/// appended: UTF-8 text (the line ending removed), or hex with `hex`.
+fn read_stdin_values(hex: bool) -> Result<Vec<Vec<u8>>, String> {
+    let mut values = Vec::new();
+    let mut input = std::io::stdin().lock();
+    for n in 1.. {
+        let mut line = Vec::new();
+        if input.read_until(b'\n', &mut line).map_err(|err| format!("reading standard input: {err}"))? == 0 {
+            break;
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+        }
+        let value = if hex {
+            let text = std::str::from_utf8(&line).map_err(|_| format!("line {n}: not hex; nothing was appended"))?;
+            hex::decode(text.trim()).map_err(|err| format!("line {n}: {err}; nothing was appended"))?
+        } else {
+            std::str::from_utf8(&line).map_err(|err| {
+                format!(
+                    "line {n}: not UTF-8 ({err}); nothing was appended (use --hex or --value-file for binary values)"
+                )
+            })?;
+            line
+        };
+        values.push(value);
     }
+    Ok(values)
+}
+
+/// Bytes of records per synced batch.
+const APPEND_BATCH_BYTES: usize = 16 << 20;
+
+/// Appends `entries` in synced batches (the log syncs every batch); if one
+/// fails, the batches before it are truncated away again, so either every
+/// entry is in the log and durable or none is. Says exactly what happened
+/// when even that fails.
+fn append_all_or_nothing(log: &mut Log, entries: &[Entry<'_>], dir: &std::path::Path) -> Result<(), String> {
+    let start = log.next_offset();
+    let mut i = 0;
+    while i < entries.len() {
+        let mut bytes = 0;
+        let n = entries
+            .get(i..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|e| {
+                bytes += e.value.len() + e.key.map_or(0, <[u8]>::len) + 32;
+                bytes <= APPEND_BATCH_BYTES
+            })
+            .count()
+            .max(1);
+        let batch = entries.get(i..i + n).unwrap_or_default();
+        if let Err(err) = log.append_batch(batch) {
+            let appended = log.next_offset();
+            if appended == start {
+                return Err(match err {
+                    log_core::Error::DiskFull { .. } | log_core::Error::RecordTooLarge { .. } => err.to_string(),
+                    _ => format!(
+                        "{err}; nothing was acknowledged, but records from offset {start} on may still show up when the log is reopened: check with `seglog dump {} --from {start}` before retrying",
+                        dir.display()
+                    ),
+                });
+            }
+            // Earlier batches were synced: take them back out.
+            return Err(match log.truncate_from(start) {
+                Ok(()) => format!(
+                    "{err}; the {} records already appended were truncated away again: nothing was appended",
+                    appended - start
+                ),
+                Err(undo) => format!(
+                    "{err}; records {start}..{appended} had been appended and synced, and truncating them away failed too ({undo}): run `seglog truncate {} --from {start}` once the cause is fixed, then retry",
+                    dir.display()
+                ),
+            });
+        }
+        i += n;
+    }
+    Ok(())
 }
 
 fn run(cmd: Cmd) -> Result<ExitCode, String> {
@@ -140,36 +238,54 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Append { dir, value, key } => {
-            let mut log = Log::open(&dir, Config::default()).map_err(e)?;
-            let key = key.as_deref().map(str::as_bytes);
-            let mut append = |v: &[u8]| -> Result<u64, String> {
-                let mut entry = Entry::new(v);
-                entry.key = key;
-                log.append(entry).map_err(e)
+        Cmd::Append { dir, value, value_hex, value_file, hex, key, key_hex } => {
+            let key = match (key, key_hex) {
+                (Some(k), _) => Some(k.into_bytes()),
+                (None, Some(h)) => Some(hex::decode(h.trim()).map_err(|err| format!("--key-hex: {err}"))?),
+                (None, None) => None,
             };
-            let mut n = 0u64;
-            let first = match value {
-                Some(v) => {
-                    n += 1;
-                    Some(append(v.as_bytes())?)
-                }
-                None => {
-                    let mut first = None;
-                    for line in std::io::stdin().lock().lines() {
-                        let line = line.map_err(|e| format!("reading standard input: {e}"))?;
-                        let off = append(line.as_bytes())?;
-                        first.get_or_insert(off);
-                        n += 1;
-                    }
-                    first
-                }
+            // Everything is read and checked before the log is opened.
+            let values = if !value.is_empty() {
+                value.into_iter().map(String::into_bytes).collect()
+            } else if !value_hex.is_empty() {
+                let decode = |(i, h): (usize, String)| {
+                    hex::decode(h.trim()).map_err(|err| format!("--value-hex number {}: {err}", i + 1))
+                };
+                value_hex.into_iter().enumerate().map(decode).collect::<Result<Vec<_>, _>>()?
+            } else if !value_file.is_empty() {
+                let read = |p: PathBuf| std::fs::read(&p).map_err(|err| format!("reading `{}`: {err}", p.display()));
+                value_file.into_iter().map(read).collect::<Result<Vec<_>, _>>()?
+            } else {
+                read_stdin_values(hex)?
             };
-            log.sync().map_err(e)?;
+            let limit = u64::from(Config::default().record_bytes_max);
+            for (i, v) in values.iter().enumerate() {
+                let size = (v.len() + key.as_ref().map_or(0, Vec::len)) as u64;
+                if size > limit {
+                    return Err(format!(
+                        "record {} is {size} bytes, more than the limit of {limit}; nothing was appended",
+                        i + 1
+                    ));
+                }
+            }
+            let entries: Vec<Entry<'_>> = values
+                .iter()
+                .map(|v| {
+                    let mut entry = Entry::new(v);
+                    entry.key = key.as_deref();
+                    entry
+                })
+                .collect();
+            let config = Config { sync: log_core::SyncPolicy::Always, ..Config::default() };
+            let mut log = Log::open(&dir, config).map_err(e)?;
+            let start = log.next_offset();
+            append_all_or_nothing(&mut log, &entries, &dir)?;
             log.close().map_err(e)?;
-            match first {
-                Some(f) => println!("appended {n} records at offsets {f}..{}, synced", f + n),
-                None => println!("appended nothing"),
+            let n = entries.len() as u64;
+            if n == 0 {
+                println!("appended nothing (no input)");
+            } else {
+                println!("appended {n} records at offsets {start}..{}, synced", start + n);
             }
             Ok(ExitCode::SUCCESS)
         }
