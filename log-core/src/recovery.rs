@@ -194,12 +194,15 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
         if let Some(prev) = log.segments.values().next_back().filter(|p| p.tail.next_offset > log.meta.first_offset)
             && prev.tail.next_offset != seg.base
         {
+            let expected = segment_file_name(prev.tail.next_offset);
             return Err(Error::corruption(
-                &seg.path,
+                log.path_of(&expected),
                 0,
                 format!(
-                    "segments are not contiguous: the previous segment ends before offset {}, this one starts at {}; a segment file is missing or misplaced",
-                    prev.tail.next_offset, seg.base
+                    "segments are not contiguous: the previous segment ends before offset {}, the next file is `{}`, starting at {}: the segment file `{expected}` is missing or misplaced",
+                    prev.tail.next_offset,
+                    seg.path.display(),
+                    seg.base
                 ),
             ));
         }
@@ -228,6 +231,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
             ),
         ));
     }
+    check_start(&log, has_meta)?;
     log.remove_hidden_segments()?;
     if let Some(first) = log.segments.values().next() {
         log.first_offset = log.meta.first_offset.max(first.base);
@@ -259,7 +263,9 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
             ));
         }
         report.finished_truncation = Some(offset);
-        if offset < log.next_offset {
+        // (With no segment left, the cut creates the one at `offset`: a
+        // log with `log.meta` always has a segment.)
+        if offset < log.next_offset || log.segments.is_empty() {
             log.cut_suffix(offset)?;
         }
         if !log.read_only {
@@ -443,6 +449,46 @@ fn recover_active(log: &Log, mut seg: Segment, len: u64, report: &mut RecoveryRe
     seg.tail = tail;
     let _ = seg.index.set(ix);
     Ok(seg)
+}
+
+/// Lost files at the start of the log: where the log starts is known
+/// (`log.meta`'s first offset; without `log.meta`, 0, since every way to
+/// start elsewhere writes it), so the first segment that holds records from
+/// there on must begin at or before it, and a log with `log.meta` has at
+/// least one segment (the last one always survives). Anything else is a
+/// segment file that disappeared, never a log that silently starts later.
+fn check_start(log: &Log, has_meta: bool) -> Result<()> {
+    if log.meta.restart {
+        // A restart drops every segment below its offset by design.
+        return Ok(());
+    }
+    let first = log.meta.first_offset;
+    let why = if has_meta {
+        "`log.meta` says it starts there"
+    } else {
+        "there is no `log.meta`, so it starts at 0; if the log had been prefix-truncated, `log.meta` is what is missing"
+    };
+    let visible =
+        log.segments.values().find(|s| s.tail.next_offset > first).or_else(|| log.segments.values().next_back());
+    match visible {
+        // (A pending suffix truncation may have deleted every segment
+        // before its crash; finishing it creates the new one.)
+        None if has_meta && log.meta.truncate_from.is_none() => Err(Error::corruption(
+            log.path_of(META_FILE_NAME),
+            0,
+            "the log has `log.meta` but no segment file: every segment file is missing (deleted or lost); restore them from a backup or a replica",
+        )),
+        Some(seg) if seg.base > first => Err(Error::corruption(
+            log.path_of(&segment_file_name(first)),
+            0,
+            format!(
+                "the log starts at offset {first} ({why}), but its first segment file is `{}`, starting at offset {}: the segment file holding offset {first} (this one, or one with an earlier base) is missing; restore it from a backup or a replica, or salvage what is left",
+                seg.path.display(),
+                seg.base
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The first entry of a directory listing that holds entries but none the

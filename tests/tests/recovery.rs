@@ -707,3 +707,69 @@ fn a_newer_log_meta_is_unsupported_not_corrupt() {
         }
     }
 }
+
+/// Issue "One writer per log directory" (item 4): a segment file the
+/// on-disk state proves existed is reported as `Corruption` naming it when
+/// it disappears, never accepted as a log that silently starts later: the
+/// first segment (via `log.meta`'s first offset, or offset 0 without it),
+/// every segment (`log.meta` present, no segment), a middle one
+/// (contiguity), and `log.meta` itself after a prefix truncation.
+#[test]
+fn a_lost_segment_file_is_reported_never_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config { segment_records_max: 4, ..Config::default() };
+    let o = |read_only| Options { config: config.clone(), ..opts(StdFs::shared(), read_only) };
+    let mut log = Log::open_with(dir.path(), o(false)).unwrap();
+    append_n(&mut log, 20);
+    log.close().unwrap();
+    let plain = dir_files(dir.path());
+    let seg = |b: u64| format::segment_file_name(b);
+    let lay_out = |files: &[(String, Vec<u8>)], without: &[String]| {
+        for e in std::fs::read_dir(dir.path()).unwrap() {
+            std::fs::remove_file(e.unwrap().path()).unwrap();
+        }
+        for (name, bytes) in files.iter().filter(|(n, _)| !without.contains(n)) {
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        }
+    };
+    let refused = |missing: &str, what: &str| {
+        for read_only in [true, false] {
+            match Log::open_with(dir.path(), o(read_only)) {
+                Err(Error::Corruption { detail, path, .. }) => {
+                    assert!(detail.contains("missing"), "{what}: {detail}");
+                    assert!(
+                        path.ends_with(missing) || detail.contains(missing),
+                        "{what}: {} / {detail}",
+                        path.display()
+                    );
+                }
+                other => {
+                    panic!("{what} (read_only {read_only}): {:?}", other.map(|l| (l.first_offset(), l.next_offset())))
+                }
+            }
+        }
+    };
+    // No prefix truncation: the log starts at 0.
+    lay_out(&plain, &[seg(0)]);
+    refused(&seg(0), "first segment of a plain log");
+    lay_out(&plain, &[seg(8)]);
+    refused("00000000000000000008.log", "middle segment");
+    // After a prefix truncation to 6, the segment holding 6 (base 4) must exist.
+    lay_out(&plain, &[]);
+    let mut log = Log::open_with(dir.path(), o(false)).unwrap();
+    log.truncate_before(6).unwrap();
+    log.close().unwrap();
+    let truncated = dir_files(dir.path());
+    assert!(!truncated.iter().any(|(n, _)| *n == seg(0)), "segment 0 was removed by the prefix truncation");
+    lay_out(&truncated, &[seg(4)]);
+    refused(&seg(6), "the segment holding the first offset");
+    let all_segments: Vec<String> = truncated.iter().map(|(n, _)| n.clone()).filter(|n| n.ends_with(".log")).collect();
+    lay_out(&truncated, &all_segments);
+    refused(format::META_FILE_NAME, "every segment");
+    lay_out(&truncated, &[format::META_FILE_NAME.to_string()]);
+    refused(&seg(0), "log.meta after a prefix truncation");
+    // The intact directory still opens, at 6.
+    lay_out(&truncated, &[]);
+    let log = Log::open_with(dir.path(), o(true)).unwrap();
+    assert_eq!((log.first_offset(), log.next_offset()), (6, 20));
+}
