@@ -45,6 +45,37 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// The disk filled up while `flush` or `sync` was writing records that
+    /// earlier calls had accepted. Nothing changed: those records (offsets
+    /// `durable..next`) are still accepted, readable and not durable, and
+    /// nothing was dropped or appended. Free space and call `sync` again;
+    /// appending them again would duplicate them.
+    #[error("disk full while {op} `{}`: the records at offsets {durable}..{next} are still accepted but not durable, and nothing was dropped or appended; free space (delete old segments with retention, or grow the volume) and sync again, without appending them again", path.display())]
+    DiskFullNotDurable {
+        /// What the log was doing.
+        op: &'static str,
+        /// The file involved.
+        path: PathBuf,
+        /// The durable offset (unchanged).
+        durable: u64,
+        /// The next offset (unchanged).
+        next: u64,
+    },
+
+    /// The disk filled up while `close` was making the accepted records
+    /// durable. The log is closed; everything before `durable` is durable;
+    /// the records at offsets `durable..next` never became durable and may
+    /// or may not be in the log when it is reopened (never acknowledged).
+    #[error("disk full while closing `{}`: the log is closed and offsets below {durable} are durable, but the records at offsets {durable}..{next} were never made durable and may be missing when the log is reopened; free space, reopen, and check where the log ends before appending them again", path.display())]
+    DiskFullAtClose {
+        /// The file involved.
+        path: PathBuf,
+        /// Everything below this offset is durable.
+        durable: u64,
+        /// The next offset the closed log had accepted.
+        next: u64,
+    },
+
     /// An earlier write or sync failed, so the log refuses further writes:
     /// after a failed fsync the kernel may have dropped the data, and retrying
     /// could report lost data as durable.
@@ -161,7 +192,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Whether this is a disk-full error (the log is unchanged and usable).
     pub fn is_disk_full(&self) -> bool {
-        matches!(self, Error::DiskFull { .. })
+        matches!(self, Error::DiskFull { .. } | Error::DiskFullNotDurable { .. } | Error::DiskFullAtClose { .. })
     }
 
     /// Whether this error reports corrupt durable data.
@@ -178,6 +209,12 @@ impl Error {
                 Error::Io { op, path: path.clone(), source: io::Error::new(source.kind(), source.to_string()) }
             }
             Error::DiskFull { op, path } => Error::DiskFull { op, path: path.clone() },
+            Error::DiskFullNotDurable { op, path, durable, next } => {
+                Error::DiskFullNotDurable { op, path: path.clone(), durable: *durable, next: *next }
+            }
+            Error::DiskFullAtClose { path, durable, next } => {
+                Error::DiskFullAtClose { path: path.clone(), durable: *durable, next: *next }
+            }
             Error::Poisoned { cause } => Error::Poisoned { cause: cause.clone() },
             Error::Corruption { path, pos, detail } => {
                 Error::Corruption { path: path.clone(), pos: *pos, detail: detail.clone() }

@@ -140,19 +140,36 @@ impl Log {
     /// Hands every accepted record to the operating system (one write, no
     /// fsync), like `BufWriter::flush`: they then survive a crash of this
     /// process, but not a power failure. Nothing becomes durable.
+    ///
+    /// On a full disk it returns [`Error::DiskFullNotDurable`] and changes
+    /// nothing: the records stay accepted.
     pub fn flush(&mut self) -> Result<()> {
         self.check_writable("flush")?;
-        self.flush_buffer()
+        self.flush_buffer().map_err(|e| self.not_durable(e))
     }
 
     /// Makes every accepted record durable: writes a commit marker, writes
     /// the buffer and fsyncs the active segment. After `Ok`,
     /// [`durable_offset`](Self::durable_offset) equals
     /// [`next_offset`](Self::next_offset). After an fsync error the log is
-    /// poisoned; it never retries one.
+    /// poisoned; it never retries one. On a full disk it returns
+    /// [`Error::DiskFullNotDurable`] and changes nothing: the records stay
+    /// accepted (sync again once space is freed; do not append them again).
     pub fn sync(&mut self) -> Result<()> {
         self.check_writable("sync")?;
-        self.sync_inner()
+        self.sync_inner().map_err(|e| self.not_durable(e))
+    }
+
+    /// A full disk met while writing records earlier calls accepted: they
+    /// stay accepted, and the error says so (`DiskFull` would claim nothing
+    /// was appended, which a caller could take as "append them again").
+    fn not_durable(&self, e: Error) -> Error {
+        match e {
+            Error::DiskFull { op, path } => {
+                Error::DiskFullNotDurable { op, path, durable: self.durable_next, next: self.next_offset }
+            }
+            other => other,
+        }
     }
 
     /// Seals the active segment (if it holds records) and starts a new one.
@@ -194,11 +211,27 @@ impl Log {
         }
         self.check_writable("close")?;
         let _span = info_span!("close", dir = %self.dir.display()).entered();
-        self.sync_inner()?;
+        if let Err(e) = self.sync_inner() {
+            return Err(match e {
+                Error::DiskFull { path, .. } => {
+                    Error::DiskFullAtClose { path, durable: self.durable_next, next: self.next_offset }
+                }
+                other => other,
+            });
+        }
+        // Everything is durable now. The trailer only spares the next open
+        // a scan: a full disk here loses nothing, so the close succeeds.
         if self.active.is_some() {
-            self.write_trailer(MarkerKind::Close)?;
-            if let Some(seg) = self.segments.values().next_back() {
-                self.write_index_files(seg, seg.tail.end_pos);
+            match self.write_trailer(MarkerKind::Close) {
+                Err(e) if e.is_disk_full() => {
+                    warn!(dir = %self.dir.display(), "disk full writing the clean-close trailer; the data is durable, the next open scans the active segment");
+                }
+                Err(e) => return Err(e),
+                Ok(()) => {
+                    if let Some(seg) = self.segments.values().next_back() {
+                        self.write_index_files(seg, seg.tail.end_pos);
+                    }
+                }
             }
         }
         for seg in self.segments.values().filter(|s| s.sealed) {

@@ -706,7 +706,9 @@ async fn supervise(world: Shared) {
             match res {
                 Ok(()) if g.poisoned => g.fail("shutdown closed a poisoned log cleanly".into()),
                 Ok(()) => g.mark("group: clean shutdown drained"),
-                Err(Error::Poisoned { .. } | Error::Io { .. } | Error::DiskFull { .. }) => {}
+                Err(
+                    Error::Poisoned { .. } | Error::Io { .. } | Error::DiskFull { .. } | Error::DiskFullAtClose { .. },
+                ) => {}
                 Err(e) => g.fail(format!("shutdown failed unexpectedly: {e}")),
             }
         }

@@ -170,6 +170,24 @@ impl World {
                     self.fail(format!("{what} hit ENOSPC but offset {next_before} is readable"));
                 }
             }
+            // A sync or flush on a full disk changes nothing: what was
+            // accepted stays accepted and readable, nothing became durable.
+            Error::DiskFullNotDurable { durable, next: reported, .. } => {
+                let last_readable = next_before == log.first_offset()
+                    || match log.read(next_before - 1) {
+                        Ok(_) => true,
+                        Err(Error::Corruption { .. } | Error::Io { .. }) => self.model.detect_mode,
+                        Err(_) => false,
+                    };
+                if next != next_before || *reported != next_before {
+                    self.fail(format!("{what} hit ENOSPC but the end moved from {next_before} to {next}"));
+                } else if *durable != log.durable_offset() || *durable as usize != self.model.durable {
+                    let want = self.model.durable;
+                    self.fail(format!("{what} hit ENOSPC and reports {durable} durable; the model says {want}"));
+                } else if !last_readable {
+                    self.fail(format!("{what} hit ENOSPC and the accepted record {} is no longer readable", next - 1));
+                }
+            }
             Error::Io { .. } => {
                 if !poisoned {
                     self.fail(format!("{what} failed with an I/O error but the log is not poisoned: {e}"));
@@ -1231,6 +1249,14 @@ fn graceful_restart(world: &Shared, handle: &madsim::runtime::Handle, node: mads
         Ok(()) => g.model.synced(),
         Err(Error::Poisoned { .. }) if g.model.poisoned => {}
         Err(Error::Io { .. } | Error::DiskFull { .. }) => {}
+        // The log is closed; records past the durable offset may be lost
+        // (the model already allows that for every unsynced record).
+        Err(Error::DiskFullAtClose { durable, .. }) => {
+            if *durable as usize != g.model.durable {
+                let want = g.model.durable;
+                g.fail(format!("a close that hit a full disk reports {durable} durable, the model {want}"));
+            }
+        }
         Err(e) => g.fail(format!("close failed unexpectedly: {e}")),
     }
     let closed_clean = res.is_ok();

@@ -118,3 +118,67 @@ fn real_enospc_on_tmpfs() {
         "tmpfs: {recovered} records filled 768 KiB; {n_full} appends refused with ENOSPC; 20 more after freeing space"
     );
 }
+
+/// A sync and a close that hit a real full disk (issue "One writer per log
+/// directory", item 2): the sync changes nothing and says the records are
+/// still accepted (syncing again after freeing space keeps each exactly
+/// once); the close reports how far the log is durable, and a reopen finds
+/// that prefix intact.
+#[test]
+fn real_enospc_at_sync_and_close() {
+    let fs = Tmpfs::mount("1m");
+    let dir: PathBuf = fs.path().join("log");
+    let filler = fs.path().join("filler");
+    let config =
+        Config { write_buffer_bytes: 4 << 20, segment_bytes_max: 4 << 20, sync: SyncPolicy::Manual, ..config() };
+    let mut log = Log::open(&dir, config.clone()).unwrap();
+    for _ in 0..10 {
+        let off = log.next_offset();
+        log.append(Entry::new(&value_for(SEED, off, 1500))).unwrap();
+    }
+    log.sync().unwrap();
+    fill(&filler, 64 << 10);
+    // About 150 KiB accepted in memory: more than the disk has left.
+    for _ in 0..100 {
+        let off = log.next_offset();
+        log.append(Entry::new(&value_for(SEED, off, 1500))).unwrap();
+    }
+    let err = log.sync().unwrap_err();
+    match &err {
+        log_core::Error::DiskFullNotDurable { durable: 10, next: 110, .. } => {}
+        other => panic!("expected DiskFullNotDurable 10..110, got {other}"),
+    }
+    assert!(!log.is_poisoned());
+    assert_eq!((log.durable_offset(), log.next_offset()), (10, 110));
+    check_all(&log, 110);
+    std::fs::remove_file(&filler).unwrap();
+    log.sync().unwrap();
+    log.close().unwrap();
+    check_all(&Log::open(&dir, config.clone()).unwrap(), 110);
+
+    // A close on a full disk: the durable prefix survives, nothing else is claimed.
+    let mut log = Log::open(&dir, config.clone()).unwrap();
+    fill(&filler, 64 << 10);
+    for _ in 0..100 {
+        let off = log.next_offset();
+        log.append(Entry::new(&value_for(SEED, off, 1500))).unwrap();
+    }
+    match log.close() {
+        Err(log_core::Error::DiskFullAtClose { durable: 110, next: 210, .. }) => {}
+        other => panic!("expected DiskFullAtClose 110..210, got {other:?}"),
+    }
+    std::fs::remove_file(&filler).unwrap();
+    let log = Log::open(&dir, config).unwrap();
+    assert!((110..=210).contains(&log.next_offset()), "{}", log.next_offset());
+    check_all(&log, log.next_offset());
+}
+
+/// Fills the disk holding `filler` up, then frees `leave` bytes.
+fn fill(filler: &Path, leave: u64) {
+    use std::io::Write as _;
+    let mut f = std::fs::File::create(filler).unwrap();
+    let chunk = vec![0u8; 64 << 10];
+    while f.write_all(&chunk).is_ok() {}
+    let len = f.metadata().unwrap().len();
+    f.set_len(len.saturating_sub(leave)).unwrap();
+}

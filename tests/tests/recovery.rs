@@ -773,3 +773,74 @@ fn a_lost_segment_file_is_reported_never_skipped() {
     let log = Log::open_with(dir.path(), o(true)).unwrap();
     assert_eq!((log.first_offset(), log.next_offset()), (6, 20));
 }
+
+/// Issue "One writer per log directory" (item 2): `DiskFull` promises "the
+/// log is unchanged, nothing was appended", yet `sync` and `close` returned
+/// it while their records stayed accepted (a caller who appended them again
+/// got duplicates), and a close whose data was durable reported a failure.
+/// Now, with ENOSPC at every write of a `sync` and of a `close` in turn:
+/// a sync says `DiskFullNotDurable` and changes nothing (sync again: no
+/// loss, no duplicate); a close says `DiskFullAtClose` with the durable
+/// offset, or succeeds when only its trailer or index writes failed.
+#[test]
+fn enospc_at_every_write_of_sync_and_close_tells_the_truth() {
+    let base = tempfile::tempdir().unwrap();
+    let mut log = open(base.path()).unwrap();
+    append_n(&mut log, 5);
+    log.close().unwrap();
+    let files = dir_files(base.path());
+    let lay_out = |dir: &Path| {
+        for (name, bytes) in &files {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+    };
+    let (mut sync_failures, mut close_failures) = (0, 0);
+    for closing in [false, true] {
+        for n in 0.. {
+            let dir = tempfile::tempdir().unwrap();
+            lay_out(dir.path());
+            let fs = FailFs::new(&[FailOp::Write], n, io::ErrorKind::StorageFull, false);
+            let mut log = Log::open_with(dir.path(), opts(Arc::new(fs.clone()), false)).unwrap();
+            append_n(&mut log, 3);
+            if closing {
+                match log.close() {
+                    Ok(()) => {}
+                    Err(Error::DiskFullAtClose { durable, next, .. }) => {
+                        assert_eq!((durable, next), (5, 8), "n={n}");
+                        close_failures += 1;
+                        let log = open(dir.path()).unwrap();
+                        assert!((5..=8).contains(&log.next_offset()), "n={n}: {}", log.next_offset());
+                        assert_records(&log, log.next_offset());
+                        continue;
+                    }
+                    Err(e) => panic!("n={n}: close failed otherwise: {e}"),
+                }
+            } else {
+                match log.sync() {
+                    Ok(()) => {}
+                    Err(e @ Error::DiskFullNotDurable { durable, next, .. }) => {
+                        assert_eq!((durable, next), (5, 8), "n={n}");
+                        assert!(e.to_string().contains("without appending them again"), "{e}");
+                        assert!(!log.is_poisoned());
+                        assert_eq!(
+                            (log.durable_offset(), log.next_offset()),
+                            (5, 8),
+                            "n={n}: the sync changed the log"
+                        );
+                        assert_records(&log, 8);
+                        sync_failures += 1;
+                        log.sync().unwrap();
+                    }
+                    Err(e) => panic!("n={n}: sync failed otherwise: {e}"),
+                }
+                log.close().unwrap();
+            }
+            let tripped = fs.tripped();
+            assert_records(&open(dir.path()).unwrap(), 8);
+            if !tripped {
+                break;
+            }
+        }
+    }
+    assert!(sync_failures > 0 && close_failures > 0, "{sync_failures} {close_failures}");
+}
