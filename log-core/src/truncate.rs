@@ -445,6 +445,13 @@ impl Log {
             if let Err(e) = file.set_len(pos) {
                 return Err(self.fail_midway("truncating", path, e));
             }
+            // The cut is durable before any byte at `pos` changes: the
+            // segment may be sealed, and a crash that kept the marker's write
+            // but not the cut would leave a footer vouching for bytes that
+            // were overwritten (found by seed 393724).
+            if let Err(e) = file.sync() {
+                return Err(self.fail_midway("fsyncing", path, e));
+            }
             // A commit marker right after the cut: any later damage before it
             // is then provably damage to synced data.
             let now = self.clock.now_ms();
