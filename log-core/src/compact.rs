@@ -204,14 +204,26 @@ impl Log {
         Ok(total)
     }
 
-    /// One past the last offset of the sealed segments (0 if none).
-    pub(crate) fn sealed_end(&self) -> u64 {
-        self.segments.values().filter(|s| s.sealed).map(|s| s.tail.next_offset).max().unwrap_or(0)
+    /// The segments compaction may rewrite: the sealed ones, never the last
+    /// one. (A compacted output is sealed and promises a successor; as the
+    /// last segment it would read as a lost file. The last segment is only
+    /// ever sealed in a log an older build wrote, when a full disk kept the
+    /// open from creating its successor.)
+    fn compactable(&self) -> impl Iterator<Item = &crate::segment::Segment> {
+        let last = self.segments.keys().next_back().copied();
+        self.segments.values().filter(move |s| s.sealed && Some(s.base) != last)
     }
 
-    /// Bytes of the sealed segments that end at or before `end`.
+    /// One past the last offset of the segments compaction may rewrite (0 if
+    /// none).
+    pub(crate) fn sealed_end(&self) -> u64 {
+        self.compactable().map(|s| s.tail.next_offset).max().unwrap_or(0)
+    }
+
+    /// Bytes of the segments compaction may rewrite that end at or before
+    /// `end`.
     pub(crate) fn sealed_bytes_below(&self, end: u64) -> u64 {
-        self.segments.values().filter(|s| s.sealed && s.tail.next_offset <= end).map(|s| s.info().bytes).sum()
+        self.compactable().filter(|s| s.tail.next_offset <= end).map(|s| s.info().bytes).sum()
     }
 
     /// Plans a pass whose key map starts at offset `map_from` (0 for the
@@ -220,9 +232,7 @@ impl Log {
     pub fn compaction_job(&self, map_from: u64) -> Result<Option<CompactionJob>> {
         self.check_writable("compact")?;
         let sources: Vec<Source> = self
-            .segments
-            .values()
-            .filter(|s| s.sealed)
+            .compactable()
             .map(|s| Source {
                 base: s.base,
                 path: s.path.clone(),
@@ -579,7 +589,7 @@ impl Writer {
             fs.remove_file(&path).map_err(io)?;
         }
         let file = fs.open(&path, OpenMode::CreateNew).map_err(io)?;
-        let header = SegmentHeader { base_offset: base, created_ms, sparse: true };
+        let header = SegmentHeader { base_offset: base, created_ms, sparse: true, successor_first: true };
         let mut buf = Vec::with_capacity(WRITE_CHUNK + 4096);
         buf.extend_from_slice(&header.encode());
         Ok(Writer {

@@ -100,13 +100,13 @@ pub enum Error {
     },
 
     /// A file was written by a newer (or unknown) format version.
-    #[error("`{}` has format version {found}, but this build reads version {supported}; open it with a build that supports version {found}", path.display())]
+    #[error("`{}` has format version {found}, but this build reads versions up to {supported}; open it with a build that supports version {found}", path.display())]
     UnsupportedVersion {
         /// The file.
         path: PathBuf,
         /// The version found in the file.
         found: u32,
-        /// The version this build reads and writes.
+        /// The newest version this build reads.
         supported: u32,
     },
 

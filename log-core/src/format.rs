@@ -1,4 +1,4 @@
-//! The on-disk format, version 1: every byte the log writes is encoded and
+//! The on-disk format: every byte the log writes is encoded and
 //! decoded here, and nowhere else. `docs/FORMAT.md` has the byte tables; the
 //! fixture test in `tests/` fails if this module's output changes.
 //!
@@ -7,12 +7,22 @@
 
 use std::fmt;
 
-/// The format version this build writes and reads.
+/// The format version of index files and the compaction manifest.
 pub const FORMAT_VERSION: u32 = 1;
-/// Format version of a compacted segment's header: the same frames, but the
-/// records' offsets are only strictly increasing (compaction left gaps), and
-/// the segment is always sealed.
-pub const SPARSE_SEGMENT_VERSION: u32 = 2;
+/// Segment header version of a plain segment written by a build that seals
+/// a segment only after its successor is durable (so a sealed *last*
+/// segment proves a lost file). Written by this build.
+pub const SEGMENT_VERSION: u32 = 3;
+/// Segment header version of a compacted segment (the same frames, but the
+/// records' offsets are only strictly increasing: compaction left gaps; the
+/// segment is always sealed) with the same promise as [`SEGMENT_VERSION`].
+pub const COMPACTED_SEGMENT_VERSION: u32 = 4;
+/// A plain segment from a build before the successor-first rule (read, never
+/// written).
+pub const LEGACY_SEGMENT_VERSION: u32 = 1;
+/// A compacted segment from a build before the successor-first rule (read,
+/// never written).
+pub const LEGACY_COMPACTED_SEGMENT_VERSION: u32 = 2;
 
 /// Segment file header magic.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"SGLOGSEG";
@@ -96,8 +106,12 @@ pub struct SegmentHeader {
     pub base_offset: u64,
     /// Clock time at creation, for age-based rolling across restarts.
     pub created_ms: u64,
-    /// A compacted segment: offsets may skip (header version 2).
+    /// A compacted segment: offsets may skip (header version 4, or 2).
     pub sparse: bool,
+    /// Written under the successor-first rule (versions 3 and 4): the
+    /// segment is sealed only once the segment after it is durable. False
+    /// only for segments written by older builds (versions 1 and 2).
+    pub successor_first: bool,
 }
 
 /// Why a segment header failed to decode.
@@ -118,7 +132,12 @@ impl SegmentHeader {
     pub fn encode(&self) -> [u8; HEADER_LEN as usize] {
         let mut b = [0u8; HEADER_LEN as usize];
         b[0..8].copy_from_slice(&SEGMENT_MAGIC);
-        let version = if self.sparse { SPARSE_SEGMENT_VERSION } else { FORMAT_VERSION };
+        let version = match (self.sparse, self.successor_first) {
+            (false, true) => SEGMENT_VERSION,
+            (true, true) => COMPACTED_SEGMENT_VERSION,
+            (false, false) => LEGACY_SEGMENT_VERSION,
+            (true, false) => LEGACY_COMPACTED_SEGMENT_VERSION,
+        };
         b[8..12].copy_from_slice(&version.to_le_bytes());
         b[12..16].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
         b[16..24].copy_from_slice(&self.base_offset.to_le_bytes());
@@ -137,7 +156,9 @@ impl SegmentHeader {
         let stored_crc = u32_at(b, 60).ok_or(HeaderError::Short)?;
         let crc_ok = b.get(0..60).map(crc32fast::hash) == Some(stored_crc);
         let version = u32_at(b, 8).ok_or(HeaderError::Short)?;
-        if crc_ok && version != FORMAT_VERSION && version != SPARSE_SEGMENT_VERSION {
+        let known =
+            [LEGACY_SEGMENT_VERSION, LEGACY_COMPACTED_SEGMENT_VERSION, SEGMENT_VERSION, COMPACTED_SEGMENT_VERSION];
+        if crc_ok && !known.contains(&version) {
             return Err(HeaderError::Version(version));
         }
         if !crc_ok {
@@ -152,7 +173,8 @@ impl SegmentHeader {
         Ok(SegmentHeader {
             base_offset: u64_at(b, 16).ok_or(HeaderError::Short)?,
             created_ms: u64_at(b, 24).ok_or(HeaderError::Short)?,
-            sparse: version == SPARSE_SEGMENT_VERSION,
+            sparse: version == COMPACTED_SEGMENT_VERSION || version == LEGACY_COMPACTED_SEGMENT_VERSION,
+            successor_first: version >= SEGMENT_VERSION,
         })
     }
 }
@@ -889,10 +911,11 @@ mod tests {
 
     #[test]
     fn header_and_index_round_trip() {
-        let h = SegmentHeader { base_offset: 77, created_ms: 99, sparse: false };
-        assert_eq!(SegmentHeader::decode(&h.encode()), Ok(h));
-        let sparse = SegmentHeader { sparse: true, ..h };
-        assert_eq!(SegmentHeader::decode(&sparse.encode()), Ok(sparse));
+        let h = SegmentHeader { base_offset: 77, created_ms: 99, sparse: false, successor_first: true };
+        for (sparse, successor_first) in [(false, false), (true, false), (false, true), (true, true)] {
+            let v = SegmentHeader { sparse, successor_first, ..h };
+            assert_eq!(SegmentHeader::decode(&v.encode()), Ok(v));
+        }
         let mut bad = h.encode();
         bad[20] ^= 1;
         assert!(SegmentHeader::decode(&bad).is_err());

@@ -109,6 +109,9 @@ pub struct RecoveryReport {
     pub finished_restart: Option<u64>,
     /// A compaction swap interrupted by a crash was finished at open.
     pub finished_compaction: bool,
+    /// A roll interrupted by a crash (its new segment durable, the old one
+    /// not yet sealed), finished at open: the base of the segment sealed.
+    pub finished_roll: Option<u64>,
 }
 
 /// How to open a log. `Options::default()` is the real filesystem, the
@@ -180,6 +183,9 @@ pub struct Log {
     pub(crate) report: RecoveryReport,
     /// The contents of `log.meta`.
     pub(crate) meta: crate::format::Meta,
+    /// Whether `log.meta` exists on disk (a log whose directory has a
+    /// segment always gets one, written after the segment).
+    pub(crate) meta_on_disk: bool,
     /// Sealed segments whose index had to be rebuilt by a scan since open.
     pub(crate) indexes_rebuilt: std::sync::atomic::AtomicU64,
     /// The directory's lock (read-write opens): released when the log is

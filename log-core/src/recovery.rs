@@ -159,6 +159,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
         closed: false,
         report: RecoveryReport::default(),
         meta: Meta::default(),
+        meta_on_disk: has_meta,
         indexes_rebuilt: Default::default(),
         _lock: lock,
     };
@@ -184,7 +185,8 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
     let n = bases.len();
     for (i, &base) in bases.iter().enumerate() {
         let is_last = i + 1 == n;
-        let seg = open_segment(&log, base, is_last, overrides.get(&base), &mut report)?;
+        let next = (i + 2 == n).then(|| bases.get(n - 1).copied()).flatten();
+        let seg = open_segment(&log, base, (is_last, next), overrides.get(&base), &mut report)?;
         // Segments wholly below the logical start (a prefix truncation's
         // leftovers, possibly brought back by a crash) are hidden.
         if !is_last && seg.tail.next_offset <= log.meta.first_offset {
@@ -291,6 +293,9 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
             other => other?,
         }
     }
+    if !log.read_only && !log.segments.is_empty() {
+        settle_tail(&mut log)?;
+    }
     report.clean = report.clean || log.segments.values().next_back().is_none_or(|s| s.sealed);
     info!(
         first_offset = log.first_offset,
@@ -304,15 +309,38 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
     Ok(log)
 }
 
+/// A log with segments, opened read-write, keeps two promises from then on
+/// (an older build kept neither): its last segment is unsealed, and
+/// `log.meta` exists (written after a segment, so `log.meta` without one is
+/// a lost file). Both only add detection: on a full disk the open goes on
+/// without them (the segment is then created by the first append, the file
+/// at the next open).
+fn settle_tail(log: &mut Log) -> Result<()> {
+    if log.segments.values().next_back().is_some_and(|s| s.sealed) {
+        let now = log.clock.now_ms();
+        match log.create_segment(log.next_offset, now) {
+            Err(e) if e.is_disk_full() => {
+                warn!("disk full: the log's next segment is created at the first append");
+                return Ok(());
+            }
+            other => other?,
+        }
+    }
+    log.ensure_meta_on_disk()
+}
+
+/// Opens segment `base`. `is_last`: it is the last segment; `next`: the
+/// base of the last segment when this one is the one before it (it may be
+/// a roll's unsealed old segment, whose new one is durable and empty).
 fn open_segment(
     log: &Log,
     base: u64,
-    is_last: bool,
+    (is_last, next): (bool, Option<u64>),
     path_override: Option<&PathBuf>,
     report: &mut RecoveryReport,
 ) -> Result<Segment> {
     let path = path_override.cloned().unwrap_or_else(|| log.path_of(&segment_file_name(base)));
-    let mode = if is_last && !log.read_only { OpenMode::ReadWrite } else { OpenMode::Read };
+    let mode = if (is_last || next.is_some()) && !log.read_only { OpenMode::ReadWrite } else { OpenMode::Read };
     let file = log.fs.open(&path, mode).map_err(|e| Error::io("opening segment", &path, e))?;
     let len = file.len().map_err(|e| Error::io("reading the size of", &path, e))?;
 
@@ -321,7 +349,7 @@ fn open_segment(
     let header = match SegmentHeader::decode(hbuf.get(..got).unwrap_or_default()) {
         Ok(h) => h,
         Err(HeaderError::Version(v)) => {
-            return Err(Error::UnsupportedVersion { path, found: v, supported: format::SPARSE_SEGMENT_VERSION });
+            return Err(Error::UnsupportedVersion { path, found: v, supported: format::COMPACTED_SEGMENT_VERSION });
         }
         Err(HeaderError::Short) => {
             return Err(Error::corruption(&path, got as u64, "segment header is truncated"));
@@ -356,6 +384,21 @@ fn open_segment(
             report.n_segments_trusted += 1;
             let tail = tail_of(&m, m.own_pos);
             check_summary(&path, &m, header.sparse)?;
+            // Successor first: this build seals a segment only once the next
+            // one is durable, and a truncation that leaves a sealed segment
+            // last creates the next one before its intent is cleared.
+            if is_last && header.successor_first && log.meta.truncate_from.is_none() && !log.meta.restart {
+                let missing = segment_file_name(m.next_offset);
+                return Err(Error::corruption(
+                    log.path_of(&missing),
+                    0,
+                    format!(
+                        "the last segment `{}` is sealed, but a segment is sealed only after the one that follows it is durable: the segment file `{missing}` (offsets from {} on) is missing; restore it from a backup or a replica, or salvage what is left",
+                        path.display(),
+                        m.next_offset
+                    ),
+                ));
+            }
             Ok(mk(tail, true))
         }
         // A compacted segment is written whole and sealed before it becomes
@@ -379,11 +422,16 @@ fn open_segment(
             let _ = seg.index.set(ix);
             Ok(seg)
         }
-        _ if !is_last => Err(Error::corruption(
-            &path,
-            len.saturating_sub(MARKER_FRAME_LEN as u64),
-            "a sealed segment has no valid footer (only the last segment may be unsealed)",
-        )),
+        _ if !is_last => match next {
+            Some(succ) if is_fresh_segment(log, succ)? => {
+                finish_roll(log, mk(Tail::empty(base), false), len, succ, report)
+            }
+            _ => Err(Error::corruption(
+                &path,
+                len.saturating_sub(MARKER_FRAME_LEN as u64),
+                "a sealed segment has no valid footer (only the last segment may be unsealed)",
+            )),
+        },
         _ => recover_active(log, mk(Tail::empty(base), false), len, report),
     }
 }
@@ -414,6 +462,47 @@ fn read_trailer(file: &dyn FileHandle, len: u64, base: u64) -> io::Result<Option
         Ok((Frame::Marker(m), _)) if m.own_pos == pos && m.base_offset == base => Some(m),
         _ => None,
     })
+}
+
+/// Whether segment `base` holds nothing but its header: a roll's new
+/// segment, created before the old one was sealed.
+fn is_fresh_segment(log: &Log, base: u64) -> Result<bool> {
+    let path = log.path_of(&segment_file_name(base));
+    let file = log.fs.open(&path, OpenMode::Read).map_err(|e| Error::io("opening segment", &path, e))?;
+    Ok(file.len().map_err(|e| Error::io("reading the size of", &path, e))? == HEADER_LEN)
+}
+
+/// A roll interrupted between its two durable steps: the new segment `succ`
+/// exists (empty) and `seg`, the old one, has no footer yet. Every record of
+/// `seg` was synced before `succ` was created, so the scan must reach
+/// `succ`'s base (else records are damaged); then `seg` is sealed (in
+/// memory only for a read-only open).
+fn finish_roll(log: &Log, seg: Segment, len: u64, succ: u64, report: &mut RecoveryReport) -> Result<Segment> {
+    let mut seg = recover_active(log, seg, len, report)?;
+    if seg.tail.next_offset != succ {
+        return Err(Error::corruption(
+            &seg.path,
+            seg.tail.end_pos,
+            format!(
+                "the segment ends before offset {}, but the next segment `{}` begins at {succ}; that segment was created only after every record before it was synced, so records {}..{succ} are damaged",
+                seg.tail.next_offset,
+                segment_file_name(succ),
+                seg.tail.next_offset
+            ),
+        ));
+    }
+    if !log.read_only {
+        let m = crate::writer::marker(MarkerKind::Seal, &seg, seg.tail.end_pos, log.clock.now_ms());
+        let mut frame = Vec::with_capacity(MARKER_FRAME_LEN);
+        format::encode_marker(&mut frame, &m);
+        crate::fs::write_all_at(&*seg.file, &frame, seg.tail.end_pos)
+            .and_then(|()| seg.file.sync())
+            .map_err(|e| Error::io("sealing", seg.path.clone(), e))?;
+    }
+    info!(segment = %seg.path.display(), next_offset = succ, "sealed the old segment of an interrupted roll");
+    seg.sealed = true;
+    report.finished_roll = Some(seg.base);
+    Ok(seg)
 }
 
 /// Scans the active segment after an unclean shutdown, cuts a torn tail

@@ -277,6 +277,7 @@ impl Log {
         match self.replace_file(META_FILE_NAME, &meta.encode()) {
             Ok(()) => {
                 self.meta = meta;
+                self.meta_on_disk = true;
                 Ok(())
             }
             Err((e, _)) => {
@@ -407,7 +408,11 @@ impl Log {
         }
         self.next_offset = offset.max(self.first_offset);
         self.durable_next = self.next_offset;
-        if self.segments.is_empty() && !self.read_only {
+        // The segment left last may be sealed (the cut fell on its end, or
+        // it is compacted), or none is left: the next one is created while
+        // the intent still stands, so the directory never ends in a sealed
+        // segment once the intent is cleared (successor first, see `roll`).
+        if !self.read_only && self.segments.values().next_back().is_none_or(|s| s.sealed) {
             let now = self.clock.now_ms();
             self.create_segment(self.next_offset, now)?;
         }

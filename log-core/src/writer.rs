@@ -195,10 +195,37 @@ impl Log {
     }
 
     /// Seals the active segment and starts a new one at the next offset.
+    ///
+    /// Successor first: the new segment is durable before the footer is
+    /// written, so a sealed segment always has a successor on disk, and a
+    /// sealed *last* segment proves that a file was lost (`docs/FORMAT.md`,
+    /// "Roll"). A crash in between leaves the old segment unsealed and the
+    /// new one empty; recovery seals the old one.
     pub(crate) fn seal_and_create(&mut self, now_ms: u64) -> Result<()> {
         let _span = info_span!("roll", next_offset = self.next_offset).entered();
-        self.seal_active()?;
-        self.create_segment(self.next_offset, now_ms)
+        self.sync_inner()?;
+        let base = self.next_offset;
+        let (path, file) = self.create_segment_file(base, now_ms)?;
+        if let Err(e) = self.write_trailer(MarkerKind::Seal) {
+            // A poisoned log stays as it is (recovery seals the old segment
+            // or finds it sealed). A full disk changed nothing else: the new
+            // segment goes again, durably, before anything more is appended
+            // to the old one (recovery would expect the old one to end where
+            // the new one begins).
+            if self.poisoned.is_none()
+                && let Err(e2) = self.fs.remove_file(&path).and_then(|()| self.fs.sync_dir(&self.dir))
+            {
+                self.poisoned =
+                    Some(format!("removing the new segment `{}` after a failed seal failed: {e2}", path.display()));
+            }
+            return Err(e);
+        }
+        if let Some(seg) = self.segments.values().next_back() {
+            // Best effort: a missing index is rebuilt on first read.
+            self.write_index_files(seg, seg.tail.end_pos + format::MARKER_FRAME_LEN as u64);
+        }
+        self.install_segment(base, path, file, now_ms);
+        Ok(())
     }
 
     /// Closes the log cleanly: makes everything durable and writes a
@@ -555,16 +582,6 @@ impl Log {
         Ok(())
     }
 
-    fn seal_active(&mut self) -> Result<()> {
-        self.sync_inner()?;
-        self.write_trailer(MarkerKind::Seal)?;
-        if let Some(seg) = self.segments.values().next_back() {
-            // Best effort: a missing index is rebuilt on first read.
-            self.write_index_files(seg, seg.tail.end_pos + format::MARKER_FRAME_LEN as u64);
-        }
-        Ok(())
-    }
-
     /// Writes a segment's two index files (temporary, fsync, rename). The
     /// caller syncs the directory. Failures are logged, not returned: indexes
     /// are derived data, rebuilt when missing.
@@ -595,13 +612,42 @@ impl Log {
     /// Creates a new, empty active segment with base `base`: header written
     /// to a temporary file, fsynced, renamed into place, directory fsynced.
     pub(crate) fn create_segment(&mut self, base: u64, now_ms: u64) -> Result<()> {
+        let (path, file) = self.create_segment_file(base, now_ms)?;
+        self.install_segment(base, path, file, now_ms);
+        self.ensure_meta_on_disk()
+    }
+
+    /// Writes `log.meta` if the directory has none (a new log's first
+    /// segment, or a log an older build wrote): from then on, a segment file
+    /// lost with no segment left is detected. A full disk only postpones it
+    /// (to the next segment created or the next open).
+    pub(crate) fn ensure_meta_on_disk(&mut self) -> Result<()> {
+        if self.meta_on_disk || self.read_only {
+            return Ok(());
+        }
+        match self.write_meta(self.settled_meta(self.first_offset)) {
+            Err(e) if e.is_disk_full() => {
+                warn!(dir = %self.dir.display(), "disk full: `log.meta` is written later");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// The durable half of [`create_segment`](Self::create_segment): the
+    /// file exists, with its header, and so does its directory entry.
+    fn create_segment_file(
+        &mut self,
+        base: u64,
+        now_ms: u64,
+    ) -> Result<(std::path::PathBuf, Arc<dyn crate::fs::FileHandle>)> {
         let name = segment_file_name(base);
         let path = self.path_of(&name);
         let tmp = self.path_of(&format!("{name}.tmp"));
         if self.segments.contains_key(&base) {
             return Err(self.invariant("a segment with this base offset already exists"));
         }
-        let header = SegmentHeader { base_offset: base, created_ms: now_ms, sparse: false };
+        let header = SegmentHeader { base_offset: base, created_ms: now_ms, sparse: false, successor_first: true };
         let created = (|| -> io::Result<Arc<dyn crate::fs::FileHandle>> {
             if self.fs.exists(&tmp)? {
                 self.fs.remove_file(&tmp)?;
@@ -630,6 +676,18 @@ impl Log {
             return Err(self.sync_failed(dir, e));
         }
         debug!(base, "created segment");
+        Ok((path, file))
+    }
+
+    /// Makes a segment created by [`create_segment_file`](Self::create_segment_file)
+    /// the active one.
+    fn install_segment(
+        &mut self,
+        base: u64,
+        path: std::path::PathBuf,
+        file: Arc<dyn crate::fs::FileHandle>,
+        now_ms: u64,
+    ) {
         let index = OnceLock::new();
         let _ = index.set(SparseIndex::new(HEADER_LEN));
         self.segments.insert(
@@ -653,7 +711,6 @@ impl Log {
             records_since_marker: 0,
         });
         self.durable_snap = Some(self.snapshot());
-        Ok(())
     }
 }
 

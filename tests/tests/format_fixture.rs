@@ -1,12 +1,20 @@
-//! Format fixtures: a small log committed under `tests/fixtures/v1/`, and the
-//! same log after a key compaction (version-2 compacted segments) under
-//! `tests/fixtures/v2-compacted/`. This build must read them record for
-//! record, and must write exactly the same bytes for the same operations, so
-//! that no format change can be silent.
+//! Format fixtures: small logs committed under `tests/fixtures/`, each
+//! written by the operations below with a fixed clock.
 //!
-//! An intentional format change bumps `FORMAT_VERSION`, adds a new fixture
-//! directory (regenerate with `SEGLOG_BLESS=1 cargo test -p tests --test
-//! format_fixture`) and keeps reading (or clearly refusing) the old one.
+//! * `v3/` (plain segments, header version 3) and `v4-compacted/` (the same
+//!   log after a roll and a key compaction: version-4 compacted segments)
+//!   are what this build writes: it must read them record for record and
+//!   write exactly the same bytes for the same operations, so that no
+//!   format change can be silent.
+//! * `v1/` and `v2-compacted/` were written by builds before the
+//!   successor-first rule (header versions 1 and 2, no `log.meta`): this
+//!   build must read them record for record, and a read-write open must
+//!   upgrade them in place (it adds `log.meta`) and go on appending.
+//!
+//! An intentional format change bumps the version it changes, adds a new
+//! fixture directory (regenerate this build's with `SEGLOG_BLESS=1 cargo
+//! test -p tests --test format_fixture`) and keeps reading (or clearly
+//! refusing) the old ones.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,16 +22,12 @@ use std::sync::Arc;
 use log_core::{Config, Entry, FixedClock, Log, Options, Record, StdFs};
 use tests::dir_files;
 
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/v1")
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
 }
 
-fn compacted_fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/v2-compacted")
-}
-
-/// The v1 fixture's operations, then a roll and a key compaction: version-2
-/// (compacted) segments.
+/// The plain fixture's operations, then a roll and a key compaction:
+/// compacted segments.
 fn write_compacted(dir: &Path) {
     write(dir);
     let mut log = Log::open_with(dir, options(false)).unwrap();
@@ -85,62 +89,92 @@ fn write(dir: &Path) {
     log.close().unwrap();
 }
 
-#[test]
-fn v1_fixture_reads_and_writes_identically() {
-    if std::env::var_os("SEGLOG_BLESS").is_some() {
-        let _ = std::fs::remove_dir_all(fixture_dir());
-        write(&fixture_dir());
-    }
-    let fixture = dir_files(&fixture_dir());
-    assert!(fixture.len() >= 7, "fixture missing: {fixture:?}");
-
-    // Read: a copy, so the committed files are never touched.
+/// A copy of fixture `name`, so the committed files are never touched.
+fn copy_of(name: &str) -> (tempfile::TempDir, Vec<(String, Vec<u8>)>) {
+    let files = dir_files(&fixture(name));
+    assert!(files.len() >= 3, "fixture {name} missing: {files:?}");
     let copy = tempfile::tempdir().unwrap();
-    for (name, bytes) in &fixture {
-        std::fs::write(copy.path().join(name), bytes).unwrap();
+    for (f, bytes) in &files {
+        std::fs::write(copy.path().join(f), bytes).unwrap();
     }
-    let log = Log::open_with(copy.path(), options(true)).unwrap();
-    assert!(log.recovery_report().clean);
-    let got: Vec<Record> = log.iter(..).collect::<Result<_, _>>().unwrap();
-    assert_eq!(got, expected());
-    assert_eq!(log.segments().len(), 3);
-    assert!(log.verify().problems.is_empty());
+    (copy, files)
+}
 
-    // Write: the same operations give the same bytes.
+/// Reads fixture `name` read-only: the expected records, nothing else.
+fn check_reads(name: &str, want: &[Record], n_segments: usize) {
+    let (copy, _) = copy_of(name);
+    let log = Log::open_with(copy.path(), options(true)).unwrap();
+    let got: Vec<Record> = log.iter(..).collect::<Result<_, _>>().unwrap();
+    assert_eq!(got, want, "{name}");
+    assert_eq!(log.next_offset(), 10, "{name}");
+    assert_eq!(log.segments().len(), n_segments, "{name}");
+    assert!(log.verify().problems.is_empty(), "{name}");
+}
+
+/// The same operations give the same bytes as fixture `name`.
+fn check_writes(name: &str, write_it: fn(&Path)) {
+    if std::env::var_os("SEGLOG_BLESS").is_some() {
+        let _ = std::fs::remove_dir_all(fixture(name));
+        write_it(&fixture(name));
+    }
+    let committed = dir_files(&fixture(name));
     let fresh = tempfile::tempdir().unwrap();
-    write(fresh.path());
+    write_it(fresh.path());
     let written = dir_files(fresh.path());
-    assert_eq!(written.iter().map(|f| &f.0).collect::<Vec<_>>(), fixture.iter().map(|f| &f.0).collect::<Vec<_>>());
-    for ((name, a), (_, b)) in written.iter().zip(&fixture) {
-        assert!(a == b, "{name} differs from the v1 fixture: the on-disk format changed");
+    assert_eq!(written.iter().map(|f| &f.0).collect::<Vec<_>>(), committed.iter().map(|f| &f.0).collect::<Vec<_>>());
+    for ((f, a), (_, b)) in written.iter().zip(&committed) {
+        assert!(a == b, "{f} differs from the {name} fixture: the on-disk format changed");
     }
 }
 
-#[test]
-fn v2_compacted_fixture_reads_and_writes_identically() {
-    if std::env::var_os("SEGLOG_BLESS").is_some() {
-        let _ = std::fs::remove_dir_all(compacted_fixture_dir());
-        write_compacted(&compacted_fixture_dir());
-    }
-    let fixture = dir_files(&compacted_fixture_dir());
-    assert!(fixture.len() >= 3, "fixture missing: {fixture:?}");
-    let copy = tempfile::tempdir().unwrap();
-    for (name, bytes) in &fixture {
-        std::fs::write(copy.path().join(name), bytes).unwrap();
-    }
-    let log = Log::open_with(copy.path(), options(true)).unwrap();
+/// A read-write open of an old fixture upgrades it in place: the records
+/// stay, `log.meta` appears, and appends, a roll and a reopen work.
+fn check_upgrades(name: &str, want: &[Record]) {
+    let (copy, old) = copy_of(name);
+    assert!(!old.iter().any(|(f, _)| f == "log.meta"), "{name} predates log.meta");
+    let mut log = Log::open_with(copy.path(), options(false)).unwrap();
+    assert!(copy.path().join("log.meta").exists(), "{name}: the open writes log.meta");
+    log.append(Entry::new(b"after the upgrade")).unwrap();
+    log.roll().unwrap();
+    log.close().unwrap();
+    let log = Log::open_with(copy.path(), options(false)).unwrap();
     let got: Vec<Record> = log.iter(..).collect::<Result<_, _>>().unwrap();
-    assert_eq!(got, expected_compacted());
-    assert_eq!(log.next_offset(), 10);
-    assert!(log.segments().iter().any(|s| s.compacted));
-    assert!(log.verify().problems.is_empty());
-    assert!(matches!(log.read(7), Err(log_core::Error::Compacted { offset: 7 })));
+    assert_eq!(&got[..want.len()], want, "{name}");
+    assert_eq!(got.len(), want.len() + 1, "{name}");
+    assert_eq!(got.last().map(|r| r.value.as_slice()), Some(&b"after the upgrade"[..]));
+    assert!(log.verify().problems.is_empty(), "{name}");
+}
 
-    let fresh = tempfile::tempdir().unwrap();
-    write_compacted(fresh.path());
-    let written = dir_files(fresh.path());
-    assert_eq!(written.iter().map(|f| &f.0).collect::<Vec<_>>(), fixture.iter().map(|f| &f.0).collect::<Vec<_>>());
-    for ((name, a), (_, b)) in written.iter().zip(&fixture) {
-        assert!(a == b, "{name} differs from the v2 compacted fixture: the on-disk format changed");
-    }
+#[test]
+fn v3_fixture_reads_and_writes_identically() {
+    check_writes("v3", write);
+    check_reads("v3", &expected(), 3);
+}
+
+#[test]
+fn v4_compacted_fixture_reads_and_writes_identically() {
+    check_writes("v4-compacted", write_compacted);
+    check_reads("v4-compacted", &expected_compacted(), 3);
+    let (copy, _) = copy_of("v4-compacted");
+    let log = Log::open_with(copy.path(), options(true)).unwrap();
+    assert!(log.segments().iter().any(|s| s.compacted));
+    assert!(matches!(log.read(7), Err(log_core::Error::Compacted { offset: 7 })));
+}
+
+#[test]
+fn v1_fixture_reads_and_upgrades() {
+    check_reads("v1", &expected(), 3);
+    let (copy, _) = copy_of("v1");
+    assert!(Log::open_with(copy.path(), options(true)).unwrap().recovery_report().clean);
+    check_upgrades("v1", &expected());
+}
+
+#[test]
+fn v2_compacted_fixture_reads_and_upgrades() {
+    check_reads("v2-compacted", &expected_compacted(), 3);
+    let (copy, _) = copy_of("v2-compacted");
+    let log = Log::open_with(copy.path(), options(true)).unwrap();
+    assert!(log.segments().iter().any(|s| s.compacted));
+    assert!(matches!(log.read(7), Err(log_core::Error::Compacted { offset: 7 })));
+    check_upgrades("v2-compacted", &expected_compacted());
 }

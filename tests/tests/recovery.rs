@@ -249,13 +249,13 @@ fn unknown_format_version_is_refused() {
     sealed_log(dir.path(), 1);
     let p = seg0(dir.path());
     let mut b = std::fs::read(&p).unwrap();
-    // 1 is a plain segment, 2 a compacted one; 3 is unknown.
-    b[8..12].copy_from_slice(&3u32.to_le_bytes());
+    // 1 and 3 are plain segments, 2 and 4 compacted ones; 5 is unknown.
+    b[8..12].copy_from_slice(&5u32.to_le_bytes());
     let crc = crc(&b[..60]);
     b[60..64].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&p, b).unwrap();
     let err = open(dir.path()).unwrap_err();
-    assert!(matches!(err, Error::UnsupportedVersion { found: 3, supported: 2, .. }), "{err}");
+    assert!(matches!(err, Error::UnsupportedVersion { found: 5, supported: 4, .. }), "{err}");
 }
 
 fn crc(b: &[u8]) -> u32 {
@@ -290,8 +290,9 @@ fn read_only_open_never_writes() {
 #[test]
 fn failed_fsync_poisons_until_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    // File fsyncs: the new segment's header (0), the first sync (1), the second (2).
-    let fs = FailFs::new(&[FailOp::Sync], 2, io::ErrorKind::Other, false);
+    // File fsyncs: the new segment's header (0), the new log's `log.meta`
+    // (1), the first sync (2), the second (3).
+    let fs = FailFs::new(&[FailOp::Sync], 3, io::ErrorKind::Other, false);
     let mut log = Log::open_with(dir.path(), opts(Arc::new(fs.clone()), false)).unwrap();
     append_n(&mut log, 5);
     log.sync().unwrap();
@@ -319,8 +320,9 @@ fn failed_fsync_poisons_until_reopen() {
 #[test]
 fn failed_write_poisons() {
     let dir = tempfile::tempdir().unwrap();
-    // File writes: the new segment's header (0), the first sync (1), the second (2).
-    let fs = FailFs::new(&[FailOp::Write], 2, io::ErrorKind::PermissionDenied, false);
+    // File writes: the new segment's header (0), the new log's `log.meta`
+    // (1), the first sync (2), the second (3).
+    let fs = FailFs::new(&[FailOp::Write], 3, io::ErrorKind::PermissionDenied, false);
     let mut log = Log::open_with(dir.path(), opts(Arc::new(fs), false)).unwrap();
     append_n(&mut log, 5);
     log.sync().unwrap();
@@ -340,8 +342,9 @@ fn failed_write_poisons() {
 #[test]
 fn failed_write_in_the_first_sync_of_a_segment_reverts_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    // File writes: the new segment's header (0), then the first sync's (1).
-    let fs = FailFs::new(&[FailOp::Write], 1, io::ErrorKind::Other, false);
+    // File writes: the new segment's header (0), the new log's `log.meta`
+    // (1), then the first sync's (2).
+    let fs = FailFs::new(&[FailOp::Write], 2, io::ErrorKind::Other, false);
     let mut log = Log::open_with(dir.path(), opts(Arc::new(fs), false)).unwrap();
     append_n(&mut log, 3);
     assert!(matches!(log.sync(), Err(Error::Io { .. })));
@@ -355,8 +358,9 @@ fn failed_write_in_the_first_sync_of_a_segment_reverts_cleanly() {
 #[test]
 fn enospc_leaves_the_log_unchanged_and_it_recovers() {
     let dir = tempfile::tempdir().unwrap();
-    // The third file write hits a full disk (header, first sync, then this).
-    let fs = FailFs::new(&[FailOp::Write], 2, io::ErrorKind::StorageFull, false);
+    // The fourth file write hits a full disk (header, `log.meta`, first
+    // sync, then this).
+    let fs = FailFs::new(&[FailOp::Write], 3, io::ErrorKind::StorageFull, false);
     let config = Config { sync: SyncPolicy::Always, ..Config::default() };
     let mut log = Log::open_with(dir.path(), Options { config, ..opts(Arc::new(fs.clone()), false) }).unwrap();
     log.append(Entry::new(&val(0))).unwrap();
@@ -749,11 +753,30 @@ fn a_lost_segment_file_is_reported_never_skipped() {
             }
         }
     };
-    // No prefix truncation: the log starts at 0.
-    lay_out(&plain, &[seg(0)]);
-    refused(&seg(0), "first segment of a plain log");
-    lay_out(&plain, &[seg(8)]);
-    refused("00000000000000000008.log", "middle segment");
+    // No prefix truncation: the log starts at 0. Every segment file is
+    // missed when lost: the first (the log starts at 0), a middle one (a
+    // gap), the last one (its predecessor is sealed, which happens only once
+    // its successor is durable), the last two.
+    let bases = [0, 4, 8, 12, 16];
+    assert_eq!(plain.iter().filter(|(n, _)| n.ends_with(".log")).count(), bases.len());
+    for b in bases {
+        lay_out(&plain, &[seg(b)]);
+        refused(&seg(b), &format!("segment {b} of a plain log"));
+    }
+    lay_out(&plain, &[seg(12), seg(16)]);
+    refused(&seg(12), "the last two segments");
+    // Lost index files and a lost `log.meta` of a log never truncated lose
+    // nothing: they are rebuilt (the read-write open writes them back).
+    let derived: Vec<String> = plain.iter().map(|(n, _)| n.clone()).filter(|n| !n.ends_with(".log")).collect();
+    assert!(derived.contains(&format::META_FILE_NAME.to_string()), "a new log has log.meta: {derived:?}");
+    for name in &derived {
+        lay_out(&plain, std::slice::from_ref(name));
+        for read_only in [true, false] {
+            let log = Log::open_with(dir.path(), o(read_only)).unwrap_or_else(|e| panic!("without {name}: {e}"));
+            assert_records(&log, 20);
+        }
+        assert!(dir.path().join(format::META_FILE_NAME).exists(), "the read-write open rewrote log.meta");
+    }
     // After a prefix truncation to 6, the segment holding 6 (base 4) must exist.
     lay_out(&plain, &[]);
     let mut log = Log::open_with(dir.path(), o(false)).unwrap();
@@ -843,4 +866,43 @@ fn enospc_at_every_write_of_sync_and_close_tells_the_truth() {
         }
     }
     assert!(sync_failures > 0 && close_failures > 0, "{sync_failures} {close_failures}");
+}
+
+/// Successor first (issue "One writer per log directory", item 4): a roll
+/// makes the new segment durable before it seals the old one. A crash in
+/// between leaves the old segment unsealed and the new one empty: the open
+/// seals the old one, keeping every record. Since every record of the old
+/// segment was synced before the new one was created, a scan that ends
+/// short of the new segment's base is damage, never a torn tail.
+#[test]
+fn an_interrupted_roll_is_finished_and_a_short_old_segment_is_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path()).unwrap();
+    append_n(&mut log, 10);
+    log.roll().unwrap();
+    drop(log);
+    let new_seg = dir.path().join(format::segment_file_name(10));
+    assert_eq!(std::fs::metadata(&new_seg).unwrap().len(), HEADER_LEN);
+    let old = std::fs::read(seg0(dir.path())).unwrap();
+    let unsealed = old.len() - format::MARKER_FRAME_LEN;
+    // The footer never reached the disk.
+    std::fs::write(seg0(dir.path()), &old[..unsealed]).unwrap();
+    let ro = Log::open_with(dir.path(), opts(StdFs::shared(), true)).unwrap();
+    assert_records(&ro, 10);
+    drop(ro);
+    let log = open(dir.path()).unwrap();
+    assert_eq!(log.recovery_report().finished_roll, Some(0));
+    assert_records(&log, 10);
+    assert!(log.segments()[0].sealed);
+    drop(log);
+    assert_eq!(std::fs::read(seg0(dir.path())).unwrap().len(), old.len(), "the open wrote the footer");
+    // The footer and the last record's frame gone: the records were synced
+    // before segment 10 existed, so this is damage.
+    std::fs::write(seg0(dir.path()), &old[..unsealed - format::MARKER_FRAME_LEN - 40]).unwrap();
+    for read_only in [true, false] {
+        match Log::open_with(dir.path(), opts(StdFs::shared(), read_only)) {
+            Err(Error::Corruption { detail, .. }) => assert!(detail.contains("damaged"), "{detail}"),
+            other => panic!("read_only {read_only}: {:?}", other.map(|l| l.next_offset())),
+        }
+    }
 }
