@@ -265,9 +265,11 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
             ));
         }
         report.finished_truncation = Some(offset);
-        // (With no segment left, the cut creates the one at `offset`: a
-        // log with `log.meta` always has a segment.)
-        if offset < log.next_offset || log.segments.is_empty() {
+        // (With no segment left, or the last one sealed because the cut fell
+        // on its end, the cut creates the one at `offset` — before the
+        // intent is cleared, or a sealed last segment would read as a lost
+        // file; found by the `schedule` fuzz inputs.)
+        if offset < log.next_offset || log.segments.values().next_back().is_none_or(|s| s.sealed) {
             log.cut_suffix(offset)?;
         }
         if !log.read_only {

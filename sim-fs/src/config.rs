@@ -88,6 +88,10 @@ pub struct FaultConfig {
     /// Probability, at each crash, that one durable sector becomes
     /// unreadable (reads touching it fail with EIO until it is rewritten).
     pub p_bad_sector_at_crash: f64,
+    /// Probability, at each crash, that one durable file disappears (its
+    /// directory entry and its data): an operator's mistake, a broken
+    /// backup restore, a filesystem repair that dropped an inode.
+    pub p_file_lost_at_crash: f64,
     /// A planted lie (canary runs only).
     pub canary: Option<Canary>,
 }
@@ -105,6 +109,7 @@ impl Default for FaultConfig {
             p_misdirected_write: 0.0,
             p_bitflip_at_crash: 0.0,
             p_bad_sector_at_crash: 0.0,
+            p_file_lost_at_crash: 0.0,
             canary: None,
         }
     }

@@ -231,6 +231,42 @@ impl State {
                 hit: Hit::Durable,
             });
         }
+        let p_lost = self.config.p_file_lost_at_crash;
+        if p_lost > 0.0 && self.rng.random_bool(p_lost.min(1.0)) {
+            self.lose_a_file();
+        }
+    }
+
+    /// One durable file, chosen uniformly among every directory's durable
+    /// file entries, disappears: entry and data.
+    fn lose_a_file(&mut self) {
+        let files: Vec<(PathBuf, String, u64)> = self
+            .dirs
+            .iter()
+            .flat_map(|(p, d)| {
+                d.durable.iter().filter_map(move |(n, node)| match node {
+                    Node::File(ino) => Some((p.clone(), n.clone(), *ino)),
+                    Node::Dir => None,
+                })
+            })
+            .collect();
+        if files.is_empty() {
+            return;
+        }
+        let k = self.rng.random_range(0..files.len());
+        let Some((dir, name, ino)) = files.get(k).cloned() else { return };
+        let len = self.inodes.get(&ino).map_or(0, |i| i.durable.len() as u64);
+        if let Some(d) = self.dirs.get_mut(&dir) {
+            d.durable.remove(&name);
+            d.cached.remove(&name);
+        }
+        let still_linked =
+            self.dirs.values().any(|d| d.durable.values().chain(d.cached.values()).any(|n| *n == Node::File(ino)));
+        if !still_linked {
+            self.inodes.remove(&ino);
+        }
+        self.recount();
+        self.record(FaultRecord { kind: FaultKind::FileLost, path: dir.join(name), pos: 0, len, hit: Hit::Durable });
     }
 
     /// A uniformly chosen byte of durable, linked file data.

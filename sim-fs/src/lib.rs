@@ -38,7 +38,8 @@
 //!    prefix survives and the next write survives up to a random byte, the
 //!    rest of that sector being zeros, garbage or the old bytes);
 //! 4. media faults may strike durable data (a bit flip, an unreadable
-//!    sector), each recorded as a [`FaultRecord`] with `Hit::Durable`.
+//!    sector, a whole file that disappears), each recorded as a
+//!    [`FaultRecord`] with `Hit::Durable`.
 //!
 //! So, for any sequence of operations, the possible images after a crash are
 //! exactly: per directory, its durable entries plus a prefix of its pending
@@ -102,6 +103,8 @@ pub enum FaultKind {
     BadSector,
     /// A read touched an unreadable sector.
     ReadEio,
+    /// A durable file disappeared: its directory entry and its data.
+    FileLost,
     /// A canary lied.
     Lie(Canary),
 }

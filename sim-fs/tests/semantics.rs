@@ -249,6 +249,29 @@ fn media_faults_are_recorded_as_durable_hits() {
 }
 
 #[test]
+fn a_lost_file_disappears_whole_and_is_recorded_as_a_durable_hit() {
+    let fs = fs(FaultConfig { p_file_lost_at_crash: 1.0, ..FaultConfig::default() });
+    for name in ["/a", "/b"] {
+        let f = create(&fs, name, &[7u8; 100]);
+        f.sync().unwrap();
+    }
+    fs.sync_dir(Path::new("/")).unwrap();
+    fs.crash_with(CrashPolicy::LoseAll);
+    let faults = fs.faults();
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    let lost = &faults[0];
+    assert_eq!((lost.kind, lost.hit, lost.len), (FaultKind::FileLost, Hit::Durable, 100));
+    assert!(!fs.exists(&lost.path).unwrap(), "{} is gone", lost.path.display());
+    assert!(fs.durable_contents(&lost.path).is_none());
+    let other = if lost.path == Path::new("/a") { "/b" } else { "/a" };
+    assert_eq!(fs.durable_contents(Path::new(other)).unwrap(), vec![7u8; 100], "the other file is untouched");
+    // Only durable files can be lost: an empty disk loses nothing.
+    let empty = self::fs(FaultConfig { p_file_lost_at_crash: 1.0, ..FaultConfig::default() });
+    empty.crash_with(CrashPolicy::LoseAll);
+    assert!(empty.faults().is_empty());
+}
+
+#[test]
 fn misdirected_writes_land_elsewhere_and_are_recorded() {
     let fs = fs(FaultConfig::default());
     let f = create(&fs, "/a", &[b'o'; 4096]);

@@ -142,9 +142,18 @@ impl World {
     /// Takes in the faults sim-fs injected since the last look.
     fn absorb_faults(&mut self) {
         for f in self.rec.take_faults(&self.fs) {
+            // A lost index or temporary file is derived data or a leftover:
+            // recovery must cope silently, losing nothing.
+            if f.kind == FaultKind::FileLost && derived_or_temporary(&f.path) {
+                self.mark("lost index file rebuilt");
+                continue;
+            }
             if f.hit == Hit::Durable {
                 self.model.detect_mode = true;
                 self.mark("media fault on durable data");
+                if f.kind == FaultKind::FileLost {
+                    self.mark("durable file lost");
+                }
                 // The misdirected write never reached its place: the batch
                 // it belonged to left no evidence on disk, so the batch
                 // before it is the last one as far as the disk can tell
@@ -831,6 +840,9 @@ impl World {
         if r.finished_restart.is_some() {
             self.mark("interrupted restart finished at recovery");
         }
+        if r.finished_roll.is_some() {
+            self.mark("interrupted roll finished at recovery");
+        }
         if !r.temporaries_removed.is_empty() {
             self.mark("temporaries removed at recovery");
         }
@@ -962,6 +974,13 @@ impl World {
             Err(e) => self.fail(format!("the second open after recovery failed: {e}")),
         }
     }
+}
+
+/// Whether a lost file only held derived data (an index) or a leftover (a
+/// temporary): its loss must go unnoticed and lose nothing.
+fn derived_or_temporary(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    name.ends_with(".index") || name.ends_with(".timeindex") || name.ends_with(".tmp")
 }
 
 /// Runs one scenario. `trace` keeps the timeline.

@@ -232,6 +232,7 @@ impl Params {
             p_misdirected_write: if misdirect { rng.random_range(0.005..0.05) } else { 0.0 },
             p_bitflip_at_crash: if flip { rng.random_range(0.1..0.9) } else { 0.0 },
             p_bad_sector_at_crash: if bad { rng.random_range(0.1..0.9) } else { 0.0 },
+            p_file_lost_at_crash: 0.0,
             canary,
         };
         let mut n_crashes = rng.random_range(0..5u32);
@@ -274,6 +275,13 @@ impl Params {
             faults.p_bad_sector_at_crash = 0.0;
             config.retention_bytes = None;
             config.retention_age_ms = None;
+        }
+        // Lost files, from a stream of their own (so every field above stays
+        // what it was for every seed); single-handle world only, like the
+        // other media faults.
+        let mut l = ChaCha8Rng::seed_from_u64(scn.seed ^ 0x1057_F11E);
+        if group.is_none() && canary.is_none() && l.random_bool(0.1) {
+            faults.p_file_lost_at_crash = l.random_range(0.1..0.6);
         }
         // Compaction, from a stream of its own (single-handle world only).
         let mut c = ChaCha8Rng::seed_from_u64(scn.seed ^ 0xC0A1_E5CE);
