@@ -334,6 +334,7 @@ impl Log {
                 tail: o.tail,
                 sealed: true,
                 sparse: true,
+                successor_first: true,
                 index,
                 index_dirty: Default::default(),
             };

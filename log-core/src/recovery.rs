@@ -31,7 +31,7 @@ use crate::format::{
 use crate::fs::{FileHandle, OpenMode, read_full_at};
 use crate::index::SparseIndex;
 use crate::log::{Active, Log, Options, RecoveryReport};
-use crate::segment::{FileSource, FrameCursor, SCAN_CHUNK, Segment, Stop, Tail};
+use crate::segment::{FileSource, FrameCursor, SCAN_CHUNK, STALE_FRAME, Segment, Stop, Tail};
 
 pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
     opts.config.validate()?;
@@ -211,6 +211,9 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
         log.segments.insert(base, seg);
     }
 
+    if !has_meta && let Some(seg) = log.segments.values().find(|s| s.successor_first && s.tail.next_offset > s.base) {
+        return Err(missing_meta(&log, &seg.path));
+    }
     log.first_offset = log.meta.first_offset;
     log.next_offset = log.meta.first_offset;
     // An interrupted restart: its intent is durable, but the empty segment at
@@ -328,7 +331,7 @@ fn settle_tail(log: &mut Log) -> Result<()> {
             other => other?,
         }
     }
-    log.ensure_meta_on_disk()
+    log.ensure_meta_on_disk(true)
 }
 
 /// Opens segment `base`. `is_last`: it is the last segment; `next`: the
@@ -378,6 +381,7 @@ fn open_segment(
         tail,
         sealed,
         sparse: header.sparse,
+        successor_first: header.successor_first,
         index: OnceLock::new(),
         index_dirty: Default::default(),
     };
@@ -466,6 +470,18 @@ fn read_trailer(file: &dyn FileHandle, len: u64, base: u64) -> io::Result<Option
     })
 }
 
+/// `log.meta` is missing, and `segment` proves it existed.
+fn missing_meta(log: &Log, segment: &Path) -> Error {
+    Error::corruption(
+        log.path_of(META_FILE_NAME),
+        0,
+        format!(
+            "`{META_FILE_NAME}` is missing, but `{}` holds records that need it (it is written before a log's first record, and records tagged with an epoch exist only after a truncation it recorded): it was lost. It records where the log starts, any unfinished truncation and the records' epochs; restore it from a backup or a replica, or salvage the records",
+            segment.display()
+        ),
+    )
+}
+
 /// Whether segment `base` holds nothing but its header: a roll's new
 /// segment, created before the old one was sealed.
 fn is_fresh_segment(log: &Log, base: u64) -> Result<bool> {
@@ -514,6 +530,15 @@ fn recover_active(log: &Log, mut seg: Segment, len: u64, report: &mut RecoveryRe
     let (tail, ix, stop_at) = scan_frames(&*seg.file, seg.base, len, log.config.index_interval_bytes, &log.meta)
         .map_err(|e| Error::io("reading", seg.path.clone(), e))?;
     report.bytes_scanned = len;
+    // Without `log.meta`, records are impossible in a segment this build
+    // wrote (the file is written before a log's first record), and so is a
+    // record tagged with an epoch (only truncations and restarts, recorded
+    // there, begin one): the file was lost. Refuse before cutting anything.
+    if !log.meta_on_disk
+        && ((seg.successor_first && tail.n_records > 0) || stop_at.is_some_and(|(_, why)| why == STALE_FRAME))
+    {
+        return Err(missing_meta(log, &seg.path));
+    }
     if let Some((pos, why)) = stop_at {
         debug_assert_eq!(pos, tail.end_pos);
         if let Some(evidence) =

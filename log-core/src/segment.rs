@@ -87,9 +87,11 @@ pub(crate) struct Segment {
     /// For a sealed segment, `tail.end_pos` is the position of its footer.
     pub tail: Tail,
     pub sealed: bool,
-    /// Compacted (header version 2): offsets strictly increase but may
-    /// skip; always sealed.
+    /// Compacted (header version 4, or 2): offsets strictly increase but
+    /// may skip; always sealed.
     pub sparse: bool,
+    /// Written under the successor-first rule (header version 3 or 4).
+    pub successor_first: bool,
 
     /// Loaded lazily for sealed segments; always present for the active one.
     pub index: OnceLock<SparseIndex>,

@@ -76,6 +76,7 @@ impl Log {
         self.clear_truncation_intent()?;
         let now = self.clock.now_ms();
         self.ensure_active(now)?;
+        self.ensure_meta_on_disk(false)?;
         if self.should_roll(batch_bytes, entries.len() as u64, now) {
             self.roll_at(now)?;
         }
@@ -614,20 +615,23 @@ impl Log {
     pub(crate) fn create_segment(&mut self, base: u64, now_ms: u64) -> Result<()> {
         let (path, file) = self.create_segment_file(base, now_ms)?;
         self.install_segment(base, path, file, now_ms);
-        self.ensure_meta_on_disk()
+        Ok(())
     }
 
-    /// Writes `log.meta` if the directory has none (a new log's first
-    /// segment, or a log an older build wrote): from then on, a segment file
-    /// lost with no segment left is detected. A full disk only postpones it
-    /// (to the next segment created or the next open).
-    pub(crate) fn ensure_meta_on_disk(&mut self) -> Result<()> {
+    /// Writes `log.meta` if the directory has none: a new log's, once its
+    /// first segment exists and before its first record (every append
+    /// calls this), or a log an older build wrote (at open). From then on a
+    /// lost `log.meta` is detected (a segment of version 3 or 4 holds
+    /// records), and so is a lost segment with none left (`log.meta` without
+    /// a segment). On a full disk an append fails (`DiskFull`: nothing was
+    /// appended); `lenient` (the open) only postpones it.
+    pub(crate) fn ensure_meta_on_disk(&mut self, lenient: bool) -> Result<()> {
         if self.meta_on_disk || self.read_only {
             return Ok(());
         }
         match self.write_meta(self.settled_meta(self.first_offset)) {
-            Err(e) if e.is_disk_full() => {
-                warn!(dir = %self.dir.display(), "disk full: `log.meta` is written later");
+            Err(e) if lenient && e.is_disk_full() => {
+                warn!(dir = %self.dir.display(), "disk full: `log.meta` is written before the first append");
                 Ok(())
             }
             other => other,
@@ -700,6 +704,7 @@ impl Log {
                 tail: Tail::empty(base),
                 sealed: false,
                 sparse: false,
+                successor_first: true,
                 index,
                 index_dirty: Default::default(),
             },

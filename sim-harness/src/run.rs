@@ -153,6 +153,15 @@ impl World {
                 self.mark("media fault on durable data");
                 if f.kind == FaultKind::FileLost {
                     self.mark("durable file lost");
+                    // The documented limit (docs/FORMAT.md, "Lost files"):
+                    // with every file the log owns gone, the directory is a
+                    // new log. Nothing is left to check.
+                    let left = fs_listing(&self.fs);
+                    if !left.iter().any(|n| n.ends_with(".log") || n == log_core::format::META_FILE_NAME) {
+                        self.mark("every file of the log lost");
+                        self.note(|| "every file of the log is gone: a new log from here on".to_string(), &[0xA11]);
+                        self.ended = true;
+                    }
                 }
                 // The misdirected write never reached its place: the batch
                 // it belonged to left no evidence on disk, so the batch
@@ -782,6 +791,9 @@ impl World {
 
     /// Opens the log after a (re)start and checks what it recovered.
     fn recover(&mut self, after_crash: bool) {
+        if self.stopped() {
+            return;
+        }
         // An open that fails because sim-fs injected an I/O error is retried,
         // as an operator would; one that fails without such a fault is a bug.
         let mut res = Log::open_with(Path::new(LOG_DIR), self.options());
@@ -813,6 +825,9 @@ impl World {
             }
         }
         self.absorb_faults();
+        if self.stopped() {
+            return;
+        }
         let log = match res {
             Ok(log) => log,
             Err(e) => {
