@@ -193,3 +193,19 @@ fn the_seeds_that_found_stale_frames_and_settled_compactions_pass() {
         assert!(out.failure.is_none(), "seed {seed} ({ops} ops): {:?}", out.failure);
     }
 }
+
+/// Seeds that found holes when the simulator began to lose whole files
+/// (sim-fs `FileLost`, issue "One writer per log directory", item 4): a lost
+/// `log.meta` reverted the log's first offset (8245, 8319, 9778, 14937,
+/// 15132) or made epoch-tagged records look stale, so recovery cut them as
+/// a torn tail (13826); now a missing `log.meta` is proved by the records
+/// and refused. In 15953, 16687 and 19673 every file of the log was gone,
+/// the documented limit: the run must end there, not fail.
+#[test]
+fn the_seeds_that_found_lost_files_pass_and_detect_them() {
+    for seed in [8245, 8319, 9778, 13826, 14937, 15132, 15953, 16687, 19673] {
+        let out = run(&Scenario::new(seed, 1000), false);
+        assert!(out.failure.is_none(), "seed {seed}: {:?}", out.failure);
+        assert!(out.marks.contains_key("durable file lost"), "seed {seed} lost no file: {:?}", out.marks);
+    }
+}
