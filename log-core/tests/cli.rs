@@ -221,3 +221,46 @@ fn append_is_all_or_nothing_and_binary_safe() {
     ];
     assert_eq!(got, want);
 }
+
+/// A real full disk half-way through a multi-batch `seglog append`: the
+/// batches already synced are truncated away again, so the command appends
+/// all of its input or none of it. Needs a tmpfs (root, as CI has), for a
+/// real ENOSPC after the first 16 MiB batch.
+#[test]
+fn an_append_that_fills_the_disk_after_its_first_batch_appends_nothing() {
+    let mnt = tempfile::tempdir().unwrap();
+    let out = Command::new("mount").args(["-t", "tmpfs", "-o", "size=20m", "tmpfs"]).arg(mnt.path()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "this test mounts a tmpfs to get a real ENOSPC and needs root (CI runs as root): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.path());
+    let dir = mnt.path().join("log");
+    build(&dir);
+    let before: Vec<_> = Log::open_read_only(&dir, Config::default()).unwrap().iter(..).map(|r| r.unwrap()).collect();
+    // 24 MiB of values, as 64 KiB hex lines: a 16 MiB batch, then one that
+    // cannot fit on the 20 MiB disk.
+    let line = format!("{}\n", "ab".repeat(64 << 10));
+    let input = line.repeat(384);
+    let o = seglog_stdin(&["append", dir.to_str().unwrap(), "--hex"], input.as_bytes());
+    assert!(!o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("truncated away again: nothing was appended"), "the first batch was taken back: {t}");
+    let log = Log::open_read_only(&dir, Config::default()).unwrap();
+    assert_eq!(log.next_offset(), 18, "{t}");
+    let after: Vec<_> = log.iter(..).map(|r| r.unwrap()).collect();
+    assert_eq!(after, before);
+    drop(log);
+    // Space freed (here: it was never used for good), the same input fits
+    // in smaller pieces: the log works on.
+    let o = seglog_stdin(&["append", dir.to_str().unwrap(), "--hex"], line.repeat(8).as_bytes());
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("appended 8 records at offsets 18..26"), "{}", text(&o));
+}

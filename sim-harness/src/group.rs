@@ -395,6 +395,12 @@ impl GWorld {
         match SharedLog::new(log, cfg) {
             Ok((shared, committer)) => {
                 self.shared = Some(shared);
+                // The shared log holds the lock: a second writer (another
+                // process opening the same directory) is refused.
+                match crate::run::second_writer_refused(&self.fs, self.options()) {
+                    Ok(()) => self.mark("group: second writer refused"),
+                    Err(m) => self.fail(m),
+                }
                 Some(committer)
             }
             Err(e) => {

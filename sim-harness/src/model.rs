@@ -55,6 +55,7 @@ pub const ALL_MARKS: &[&str] = &[
     "group: unacknowledged appends survived crash",
     "group: clean shutdown drained",
     "group: compaction beside appends",
+    "group: second writer refused",
 ];
 
 /// What the checker tracks.

@@ -951,20 +951,9 @@ impl World {
     /// the disk nor the cache), and a read-only open beside it works. Takes
     /// no randomness, so it leaves every seed's trajectory as it was.
     fn check_second_writer(&mut self) {
-        let before = self.fs.state_hash();
-        match Log::open_with(Path::new(LOG_DIR), self.options()) {
-            Err(Error::Locked { .. }) => self.mark("second writer refused"),
-            Ok(_) => {
-                self.fail("a second writer opened the log while the first one had it open".into());
-                return;
-            }
-            Err(e) => {
-                self.fail(format!("a second writer got another error than Locked: {e}"));
-                return;
-            }
-        }
-        if self.fs.state_hash() != before {
-            self.fail("a refused second writer changed the filesystem".into());
+        match second_writer_refused(&self.fs, self.options()) {
+            Ok(()) => self.mark("second writer refused"),
+            Err(m) => self.fail(m),
         }
     }
 
@@ -989,6 +978,21 @@ impl World {
             Err(e) => self.fail(format!("the second open after recovery failed: {e}")),
         }
     }
+}
+
+/// A second read-write open while a writer holds the log: refused at once
+/// with `Locked`, and the filesystem (disk and cache) unchanged.
+pub(crate) fn second_writer_refused(fs: &SimFs, options: Options) -> Result<(), String> {
+    let before = fs.state_hash();
+    match Log::open_with(Path::new(LOG_DIR), options) {
+        Err(Error::Locked { .. }) => {}
+        Ok(_) => return Err("a second writer opened the log while the first one had it open".into()),
+        Err(e) => return Err(format!("a second writer got another error than Locked: {e}")),
+    }
+    if fs.state_hash() != before {
+        return Err("a refused second writer changed the filesystem".into());
+    }
+    Ok(())
 }
 
 /// Whether a lost file only held derived data (an index) or a leftover (a
