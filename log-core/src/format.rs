@@ -9,20 +9,23 @@ use std::fmt;
 
 /// The format version of index files and the compaction manifest.
 pub const FORMAT_VERSION: u32 = 1;
-/// Segment header version of a plain segment written by a build that seals
-/// a segment only after its successor is durable (so a sealed *last*
-/// segment proves a lost file). Written by this build.
+/// The segment header version this build writes: the segment is sealed
+/// only after its successor is durable (so a sealed *last* segment proves a
+/// lost file), and the header says the segment's kind (plain or compacted)
+/// in a field of its own, so a later format change bumps only the version.
 pub const SEGMENT_VERSION: u32 = 3;
-/// Segment header version of a compacted segment (the same frames, but the
-/// records' offsets are only strictly increasing: compaction left gaps; the
-/// segment is always sealed) with the same promise as [`SEGMENT_VERSION`].
-pub const COMPACTED_SEGMENT_VERSION: u32 = 4;
 /// A plain segment from a build before the successor-first rule (read, never
-/// written).
+/// written; the version doubled as the kind).
 pub const LEGACY_SEGMENT_VERSION: u32 = 1;
 /// A compacted segment from a build before the successor-first rule (read,
 /// never written).
 pub const LEGACY_COMPACTED_SEGMENT_VERSION: u32 = 2;
+/// Segment kind field (version 3): a plain segment.
+const KIND_FIELD_PLAIN: u32 = 1;
+/// Segment kind field (version 3): a compacted segment (the same frames, but
+/// the records' offsets are only strictly increasing: compaction left gaps;
+/// always sealed).
+const KIND_FIELD_COMPACTED: u32 = 2;
 
 /// Segment file header magic.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"SGLOGSEG";
@@ -106,11 +109,11 @@ pub struct SegmentHeader {
     pub base_offset: u64,
     /// Clock time at creation, for age-based rolling across restarts.
     pub created_ms: u64,
-    /// A compacted segment: offsets may skip (header version 4, or 2).
+    /// A compacted segment: offsets may skip (kind field 2, or version 2).
     pub sparse: bool,
-    /// Written under the successor-first rule (versions 3 and 4): the
-    /// segment is sealed only once the segment after it is durable. False
-    /// only for segments written by older builds (versions 1 and 2).
+    /// Written under the successor-first rule (version 3): the segment is
+    /// sealed only once the segment after it is durable. False only for
+    /// segments written by older builds (versions 1 and 2).
     pub successor_first: bool,
 }
 
@@ -132,12 +135,15 @@ impl SegmentHeader {
     pub fn encode(&self) -> [u8; HEADER_LEN as usize] {
         let mut b = [0u8; HEADER_LEN as usize];
         b[0..8].copy_from_slice(&SEGMENT_MAGIC);
-        let version = match (self.sparse, self.successor_first) {
-            (false, true) => SEGMENT_VERSION,
-            (true, true) => COMPACTED_SEGMENT_VERSION,
+        let version = match (self.successor_first, self.sparse) {
+            (true, _) => SEGMENT_VERSION,
             (false, false) => LEGACY_SEGMENT_VERSION,
-            (true, false) => LEGACY_COMPACTED_SEGMENT_VERSION,
+            (false, true) => LEGACY_COMPACTED_SEGMENT_VERSION,
         };
+        if self.successor_first {
+            let kind = if self.sparse { KIND_FIELD_COMPACTED } else { KIND_FIELD_PLAIN };
+            b[32..36].copy_from_slice(&kind.to_le_bytes());
+        }
         b[8..12].copy_from_slice(&version.to_le_bytes());
         b[12..16].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
         b[16..24].copy_from_slice(&self.base_offset.to_le_bytes());
@@ -156,8 +162,7 @@ impl SegmentHeader {
         let stored_crc = u32_at(b, 60).ok_or(HeaderError::Short)?;
         let crc_ok = b.get(0..60).map(crc32fast::hash) == Some(stored_crc);
         let version = u32_at(b, 8).ok_or(HeaderError::Short)?;
-        let known =
-            [LEGACY_SEGMENT_VERSION, LEGACY_COMPACTED_SEGMENT_VERSION, SEGMENT_VERSION, COMPACTED_SEGMENT_VERSION];
+        let known = [LEGACY_SEGMENT_VERSION, LEGACY_COMPACTED_SEGMENT_VERSION, SEGMENT_VERSION];
         if crc_ok && !known.contains(&version) {
             return Err(HeaderError::Version(version));
         }
@@ -167,14 +172,25 @@ impl SegmentHeader {
         if u32_at(b, 12) != Some(HEADER_LEN as u32) {
             return Err(HeaderError::Invalid("segment header length field is wrong"));
         }
-        if b.get(32..60).is_some_and(|r| r.iter().any(|&x| x != 0)) {
+        let successor_first = version >= SEGMENT_VERSION;
+        let reserved_from = if successor_first { 36 } else { 32 };
+        if b.get(reserved_from..60).is_some_and(|r| r.iter().any(|&x| x != 0)) {
             return Err(HeaderError::Invalid("segment header reserved bytes are not zero"));
         }
+        let sparse = if successor_first {
+            match u32_at(b, 32) {
+                Some(KIND_FIELD_PLAIN) => false,
+                Some(KIND_FIELD_COMPACTED) => true,
+                _ => return Err(HeaderError::Invalid("segment header kind is neither plain nor compacted")),
+            }
+        } else {
+            version == LEGACY_COMPACTED_SEGMENT_VERSION
+        };
         Ok(SegmentHeader {
             base_offset: u64_at(b, 16).ok_or(HeaderError::Short)?,
             created_ms: u64_at(b, 24).ok_or(HeaderError::Short)?,
-            sparse: version == COMPACTED_SEGMENT_VERSION || version == LEGACY_COMPACTED_SEGMENT_VERSION,
-            successor_first: version >= SEGMENT_VERSION,
+            sparse,
+            successor_first,
         })
     }
 }
@@ -916,6 +932,14 @@ mod tests {
             let v = SegmentHeader { sparse, successor_first, ..h };
             assert_eq!(SegmentHeader::decode(&v.encode()), Ok(v));
         }
+        // Version 3 keeps the kind apart from the version.
+        let e = SegmentHeader { sparse: true, ..h }.encode();
+        assert_eq!((u32_at(&e, 8), u32_at(&e, 32)), (Some(3), Some(2)));
+        let mut bad_kind = h.encode();
+        bad_kind[32] = 7;
+        let crc = crc32fast::hash(&bad_kind[..60]);
+        bad_kind[60..64].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(SegmentHeader::decode(&bad_kind), Err(HeaderError::Invalid(_))));
         let mut bad = h.encode();
         bad[20] ^= 1;
         assert!(SegmentHeader::decode(&bad).is_err());

@@ -354,7 +354,7 @@ fn open_segment(
     let header = match SegmentHeader::decode(hbuf.get(..got).unwrap_or_default()) {
         Ok(h) => h,
         Err(HeaderError::Version(v)) => {
-            return Err(Error::UnsupportedVersion { path, found: v, supported: format::COMPACTED_SEGMENT_VERSION });
+            return Err(Error::UnsupportedVersion { path, found: v, supported: format::SEGMENT_VERSION });
         }
         Err(HeaderError::Short) => {
             return Err(Error::corruption(&path, got as u64, "segment header is truncated"));

@@ -87,10 +87,10 @@ pub(crate) struct Segment {
     /// For a sealed segment, `tail.end_pos` is the position of its footer.
     pub tail: Tail,
     pub sealed: bool,
-    /// Compacted (header version 4, or 2): offsets strictly increase but
+    /// Compacted (kind 2 in a version-3 header, or version 2): offsets strictly increase but
     /// may skip; always sealed.
     pub sparse: bool,
-    /// Written under the successor-first rule (header version 3 or 4).
+    /// Written under the successor-first rule (header version 3).
     pub successor_first: bool,
 
     /// Loaded lazily for sealed segments; always present for the active one.

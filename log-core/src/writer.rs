@@ -621,7 +621,7 @@ impl Log {
     /// Writes `log.meta` if the directory has none: a new log's, once its
     /// first segment exists and before its first record (every append
     /// calls this), or a log an older build wrote (at open). From then on a
-    /// lost `log.meta` is detected (a segment of version 3 or 4 holds
+    /// lost `log.meta` is detected (a segment of version 3 holds
     /// records), and so is a lost segment with none left (`log.meta` without
     /// a segment). On a full disk an append fails (`DiskFull`: nothing was
     /// appended); `lenient` (the open) only postpones it.
