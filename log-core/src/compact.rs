@@ -262,6 +262,33 @@ impl Log {
         }))
     }
 
+    /// After a swap: the compacted outputs replace their sources in the
+    /// segment table, with their index files written (best effort: a
+    /// missing index is rebuilt on first read).
+    fn adopt_outputs(&mut self, outputs: Vec<Output>) {
+        for o in outputs {
+            for (b, _) in &o.sources {
+                self.segments.remove(b);
+            }
+            let index = OnceLock::new();
+            let _ = index.set(o.index);
+            let seg = Segment {
+                base: o.base,
+                path: self.path_of(&segment_file_name(o.base)),
+                file: o.file,
+                created_ms: o.created_ms,
+                tail: o.tail,
+                sealed: true,
+                sparse: true,
+                successor_first: true,
+                index,
+                index_dirty: Default::default(),
+            };
+            self.write_index_files(&seg, seg.tail.end_pos + MARKER_FRAME_LEN as u64);
+            self.segments.insert(o.base, seg);
+        }
+    }
+
     /// Installs a pass's output: writes the manifest (the decision), then
     /// replaces the segments, renames the compacted files into place and
     /// removes the manifest. If the segments it read changed meanwhile, the
@@ -320,28 +347,7 @@ impl Log {
                 .get_or_insert_with(|| format!("a compaction swap failed half-way ({e}); reopen the log to finish it"));
             return Err(e.into_midway());
         }
-        for o in outputs {
-            for (b, _) in &o.sources {
-                self.segments.remove(b);
-            }
-            let index = OnceLock::new();
-            let _ = index.set(o.index);
-            let seg = Segment {
-                base: o.base,
-                path: self.path_of(&segment_file_name(o.base)),
-                file: o.file,
-                created_ms: o.created_ms,
-                tail: o.tail,
-                sealed: true,
-                sparse: true,
-                successor_first: true,
-                index,
-                index_dirty: Default::default(),
-            };
-            // Best effort: a missing index is rebuilt on first read.
-            self.write_index_files(&seg, seg.tail.end_pos + MARKER_FRAME_LEN as u64);
-            self.segments.insert(o.base, seg);
-        }
+        self.adopt_outputs(outputs);
         let path = self.path_of(MANIFEST_FILE_NAME);
         let removed = self.fs.remove_file(&path).and_then(|()| self.fs.sync_dir(&self.dir));
         if let Err(e) = removed {

@@ -929,11 +929,10 @@ impl Committer {
         batch
     }
 
-    /// Records the fsync's result and acknowledges or fails every op.
-    /// Returns how many records were acknowledged.
-    fn complete(&self, batch: &mut Batch, fsync: Option<std::io::Result<()>>) -> usize {
-        let fsynced = fsync.is_some();
-        let durable = match self.inner.write_log() {
+    /// Hands the fsync's result to the log (a failure becomes the batch's
+    /// error) and publishes the log's state; returns its durable offset.
+    fn record_fsync(&self, batch: &mut Batch, fsync: Option<std::io::Result<()>>) -> u64 {
+        match self.inner.write_log() {
             Ok(mut guard) => match guard.as_mut() {
                 Some(log) => {
                     if let (Some(plan), Some(res)) = (batch.plan.take(), fsync)
@@ -952,7 +951,14 @@ impl Committer {
                 batch.error.get_or_insert(e);
                 0
             }
-        };
+        }
+    }
+
+    /// Records the fsync's result and acknowledges or fails every op.
+    /// Returns how many records were acknowledged.
+    fn complete(&self, batch: &mut Batch, fsync: Option<std::io::Result<()>>) -> usize {
+        let fsynced = fsync.is_some();
+        let durable = self.record_fsync(batch, fsync);
         let err = || {
             batch.error.as_ref().map_or_else(
                 || Error::Poisoned { cause: "internal: a batch was neither durable nor failed".into() },

@@ -30,6 +30,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+// Guardrails: every public item documented; no library function over 70
+// lines (clippy.toml) unless an `#[expect]` says why it is clearer whole.
+#![warn(missing_docs, clippy::too_many_lines)]
+
 mod clock;
 mod compact;
 mod config;

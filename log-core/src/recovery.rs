@@ -28,21 +28,79 @@ use crate::format::{
     self, FileKind, Frame, HEADER_LEN, HeaderError, MARKER_FRAME_LEN, META_FILE_NAME, Marker, MarkerKind, Meta,
     SegmentHeader, decode_frame, parse_file_name, segment_file_name,
 };
-use crate::fs::{FileHandle, OpenMode, read_full_at};
+use crate::fs::{FileHandle, FileLock, FileSystem, OpenMode, read_full_at};
 use crate::index::SparseIndex;
 use crate::log::{Active, Log, Options, RecoveryReport};
 use crate::segment::{FileSource, FrameCursor, SCAN_CHUNK, STALE_FRAME, Segment, Stop, Tail};
 
+/// Opens the log in `dir`, in phases, each a function below: list the
+/// directory (and take the lock), settle interrupted work (a compaction
+/// swap, leftovers), read the metadata, open the segments (trusting sealed
+/// ones by their footer, scanning the active one, finishing an interrupted
+/// roll), place the log's ends, finish pending intents (restart, suffix
+/// truncation), and, read-write, keep the tail promises (`settle_tail`).
 pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
     opts.config.validate()?;
     let _span = info_span!("open", dir = %dir.display(), read_only = opts.read_only).entered();
-    let fs = Arc::clone(&opts.fs);
     let mut report = RecoveryReport::default();
+    let (lock, names) = list_and_lock(&*opts.fs, dir, opts.read_only, &mut report)?;
+    let mut listing = Listing::classify(names, &mut report);
+    let overrides = settle_compaction(
+        &*opts.fs,
+        dir,
+        opts.read_only,
+        listing.has_manifest,
+        &mut listing.bases,
+        &listing.compacted,
+        &mut report,
+    )?;
+    check_is_a_log(dir, opts.read_only, &listing, &report)?;
+    if !opts.read_only {
+        remove_leftovers(&*opts.fs, dir, &listing, &mut report)?;
+        sync_directories(&*opts.fs, dir)?;
+    }
+    let has_meta = listing.has_meta;
+    let mut log = empty_log(dir, opts, lock, has_meta);
+    if has_meta {
+        log.meta = read_meta(&log)?;
+    }
+    drop_restart_leftovers(&mut log, &mut listing.bases)?;
+    open_segments(&mut log, &listing.bases, &overrides, &mut report)?;
+    if !has_meta && let Some(seg) = log.segments.values().find(|s| s.successor_first && s.tail.next_offset > s.base) {
+        return Err(missing_meta(&log, &seg.path));
+    }
+    place_ends(&mut log, has_meta, &mut report)?;
+    finish_truncation(&mut log, &mut report)?;
+    finish_restart_intent(&mut log, &mut report)?;
+    if !log.read_only && !log.segments.is_empty() {
+        settle_tail(&mut log)?;
+    }
+    report.clean = report.clean || log.segments.values().next_back().is_none_or(|s| s.sealed);
+    info!(
+        first_offset = log.first_offset,
+        next_offset = log.next_offset,
+        n_segments = log.segments.len(),
+        clean = report.clean,
+        torn_bytes = report.torn_bytes,
+        "opened log"
+    );
+    log.report = report;
+    Ok(log)
+}
 
+/// The lock a read-write open holds, and the directory's names.
+type Listed = (Option<Box<dyn FileLock>>, Vec<String>);
+
+/// Phase 1: the directory's names, created if missing (read-write). One
+/// writer per directory: a read-write open holds the lock until the log is
+/// closed or dropped. A directory of foreign files is refused before a lock
+/// file is created in it; the listing is taken again under the lock (a
+/// writer that just closed may have changed it).
+fn list_and_lock(fs: &dyn FileSystem, dir: &Path, read_only: bool, report: &mut RecoveryReport) -> Result<Listed> {
     let names = match fs.read_dir(dir) {
         Ok(names) => names,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if opts.read_only {
+            if read_only {
                 return Err(Error::NoLog { path: dir.to_path_buf() });
             }
             fs.create_dir_all(dir).map_err(|e| Error::io("creating the log directory", dir, e))?;
@@ -51,101 +109,118 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
         }
         Err(e) => return Err(Error::io("listing the log directory", dir, e)),
     };
-    // One writer per directory: a read-write open holds the lock until the
-    // log is closed or dropped. A directory of foreign files is refused
-    // before a lock file is created in it; the listing is taken again under
-    // the lock (a writer that just closed may have changed it).
-    let (lock, names) = if opts.read_only {
-        (None, names)
-    } else {
-        if let Some(example) = only_foreign(&names) {
-            return Err(Error::NotALogDirectory { path: dir.to_path_buf(), example });
-        }
-        let lock_path = dir.join(format::LOCK_FILE_NAME);
-        let lock = fs.try_lock(&lock_path).map_err(|e| match e.kind() {
-            io::ErrorKind::WouldBlock => Error::Locked { path: dir.to_path_buf() },
-            _ => Error::io("locking", lock_path.clone(), e),
-        })?;
-        let names = fs.read_dir(dir).map_err(|e| Error::io("listing the log directory", dir, e))?;
-        (Some(lock), names)
-    };
-
-    let mut bases = Vec::new();
-    let mut index_bases = Vec::new();
-    let mut temporaries = Vec::new();
-    let mut has_meta = false;
-    let mut compacted = Vec::new();
-    let mut has_manifest = false;
-    for name in names {
-        match parse_file_name(&name) {
-            Some(FileKind::Meta) => has_meta = true,
-            Some(FileKind::Compacted(b)) => compacted.push(b),
-            Some(FileKind::CompactionManifest) => has_manifest = true,
-            Some(FileKind::Segment(b)) => bases.push(b),
-            Some(FileKind::OffsetIndex(b) | FileKind::TimeIndex(b)) => index_bases.push((b, name)),
-            Some(FileKind::Temporary) => temporaries.push(name),
-            Some(FileKind::Lock) => {}
-            None => report.unknown_files.push(name),
-        }
+    if read_only {
+        return Ok((None, names));
     }
-    bases.sort_unstable();
-    compacted.sort_unstable();
-    // A compaction swap: finish it if its manifest is durable, else undo it.
-    let overrides = settle_compaction(&*fs, dir, opts.read_only, has_manifest, &mut bases, &compacted, &mut report)?;
-    if bases.is_empty()
-        && index_bases.is_empty()
-        && temporaries.is_empty()
-        && !has_meta
+    if let Some(example) = only_foreign(&names) {
+        return Err(Error::NotALogDirectory { path: dir.to_path_buf(), example });
+    }
+    let lock_path = dir.join(format::LOCK_FILE_NAME);
+    let lock = fs.try_lock(&lock_path).map_err(|e| match e.kind() {
+        io::ErrorKind::WouldBlock => Error::Locked { path: dir.to_path_buf() },
+        _ => Error::io("locking", lock_path.clone(), e),
+    })?;
+    let names = fs.read_dir(dir).map_err(|e| Error::io("listing the log directory", dir, e))?;
+    Ok((Some(lock), names))
+}
+
+/// The directory's names, by what the log makes of them.
+#[derive(Debug, Default)]
+struct Listing {
+    bases: Vec<u64>,
+    index_bases: Vec<(u64, String)>,
+    temporaries: Vec<String>,
+    compacted: Vec<u64>,
+    has_meta: bool,
+    has_manifest: bool,
+}
+
+impl Listing {
+    fn classify(names: Vec<String>, report: &mut RecoveryReport) -> Self {
+        let mut l = Listing::default();
+        for name in names {
+            match parse_file_name(&name) {
+                Some(FileKind::Meta) => l.has_meta = true,
+                Some(FileKind::Compacted(b)) => l.compacted.push(b),
+                Some(FileKind::CompactionManifest) => l.has_manifest = true,
+                Some(FileKind::Segment(b)) => l.bases.push(b),
+                Some(FileKind::OffsetIndex(b) | FileKind::TimeIndex(b)) => l.index_bases.push((b, name)),
+                Some(FileKind::Temporary) => l.temporaries.push(name),
+                Some(FileKind::Lock) => {}
+                None => report.unknown_files.push(name),
+            }
+        }
+        l.bases.sort_unstable();
+        l.compacted.sort_unstable();
+        l
+    }
+}
+
+/// Refuses a directory that holds no log: only foreign files (the wrong
+/// directory), or, read-only, no segment beside foreign files.
+fn check_is_a_log(dir: &Path, read_only: bool, l: &Listing, report: &RecoveryReport) -> Result<()> {
+    if l.bases.is_empty()
+        && l.index_bases.is_empty()
+        && l.temporaries.is_empty()
+        && !l.has_meta
         && let Some(example) = report.unknown_files.first()
     {
         return Err(Error::NotALogDirectory { path: dir.to_path_buf(), example: example.clone() });
     }
-    if bases.is_empty() && opts.read_only && !report.unknown_files.is_empty() {
+    if l.bases.is_empty() && read_only && !report.unknown_files.is_empty() {
         return Err(Error::NoLog { path: dir.to_path_buf() });
     }
     if !report.unknown_files.is_empty() {
         warn!(files = ?report.unknown_files, "ignoring files the log does not own");
     }
+    Ok(())
+}
 
-    // Leftovers of interrupted operations: a temporary is never referenced by
-    // the log (it becomes live only by rename), so removing it undoes the
-    // operation; an index without its segment belongs to a deleted segment.
-    if !opts.read_only {
-        for name in &temporaries {
-            fs.remove_file(&dir.join(name)).map_err(|e| Error::io("removing a temporary file", dir.join(name), e))?;
-        }
-        report.temporaries_removed = temporaries;
-        for (b, name) in &index_bases {
-            if bases.binary_search(b).is_err() {
-                match fs.remove_file(&dir.join(name)) {
-                    Ok(()) => report.orphans_removed.push(name.clone()),
-                    // Already removed by a finished compaction swap.
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io("removing an orphan index", dir.join(name), e)),
-                }
+/// Phase 2 (read-write): leftovers of interrupted operations. A temporary
+/// is never referenced by the log (it becomes live only by rename), so
+/// removing it undoes the operation; an index without its segment belongs
+/// to a deleted segment.
+fn remove_leftovers(fs: &dyn FileSystem, dir: &Path, l: &Listing, report: &mut RecoveryReport) -> Result<()> {
+    for name in &l.temporaries {
+        fs.remove_file(&dir.join(name)).map_err(|e| Error::io("removing a temporary file", dir.join(name), e))?;
+    }
+    report.temporaries_removed = l.temporaries.clone();
+    for (b, name) in &l.index_bases {
+        if l.bases.binary_search(b).is_err() {
+            match fs.remove_file(&dir.join(name)) {
+                Ok(()) => report.orphans_removed.push(name.clone()),
+                // Already removed by a finished compaction swap.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("removing an orphan index", dir.join(name), e)),
             }
         }
-        // The directory entries leading to the log, and the log's own
-        // entries, must be durable before anything is called durable: an
-        // earlier process may have created them and crashed (or failed a
-        // directory sync) before they were. Syncing a clean directory is
-        // nearly free.
-        let mut chain: Vec<PathBuf> = dir
-            .ancestors()
-            .skip(1)
-            .take(64)
-            .map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() })
-            .collect();
-        chain.dedup();
-        for p in chain.iter().rev() {
-            fs.sync_dir(p).map_err(|e| Error::io("syncing a parent directory of the log", p.clone(), e))?;
-        }
-        fs.sync_dir(dir).map_err(|e| Error::io("syncing the log directory", dir, e))?;
     }
+    Ok(())
+}
 
-    let mut log = Log {
-        fs: Arc::clone(&fs),
-        clock: Arc::clone(&opts.clock),
+/// The directory entries leading to the log, and the log's own entries,
+/// must be durable before anything is called durable: an earlier process
+/// may have created them and crashed (or failed a directory sync) before
+/// they were. Syncing a clean directory is nearly free.
+fn sync_directories(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+    let mut chain: Vec<PathBuf> = dir
+        .ancestors()
+        .skip(1)
+        .take(64)
+        .map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() })
+        .collect();
+    chain.dedup();
+    for p in chain.iter().rev() {
+        fs.sync_dir(p).map_err(|e| Error::io("syncing a parent directory of the log", p.clone(), e))?;
+    }
+    fs.sync_dir(dir).map_err(|e| Error::io("syncing the log directory", dir, e))
+}
+
+/// A `Log` with no segment yet, holding the lock (if any).
+fn empty_log(dir: &Path, opts: Options, lock: Option<Box<dyn FileLock>>, has_meta: bool) -> Log {
+    Log {
+        fs: opts.fs,
+        clock: opts.clock,
         dir: dir.to_path_buf(),
         config: opts.config,
         read_only: opts.read_only,
@@ -162,33 +237,43 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
         meta_on_disk: has_meta,
         indexes_rebuilt: Default::default(),
         _lock: lock,
-    };
-    if has_meta {
-        log.meta = read_meta(&log)?;
     }
+}
 
-    // An interrupted restart: every record below its offset is gone, so the
-    // segments below it are not even opened (one of them may be an unsealed
-    // former active segment that is no longer last).
-    if log.meta.restart {
-        let first = log.meta.first_offset;
-        let doomed: Vec<u64> = bases.iter().copied().filter(|b| *b < first).collect();
-        bases.retain(|b| *b >= first);
-        if !log.read_only && !doomed.is_empty() {
-            for base in doomed {
-                log.remove_segment_files(base)?;
-            }
-            fs.sync_dir(dir).map_err(|e| Error::io("syncing the log directory", dir, e))?;
+/// An interrupted restart: every record below its offset is gone, so the
+/// segments below it are not even opened (one of them may be an unsealed
+/// former active segment that is no longer last).
+fn drop_restart_leftovers(log: &mut Log, bases: &mut Vec<u64>) -> Result<()> {
+    if !log.meta.restart {
+        return Ok(());
+    }
+    let first = log.meta.first_offset;
+    let doomed: Vec<u64> = bases.iter().copied().filter(|b| *b < first).collect();
+    bases.retain(|b| *b >= first);
+    if !log.read_only && !doomed.is_empty() {
+        for base in doomed {
+            log.remove_segment_files(base)?;
         }
+        log.fs.sync_dir(&log.dir).map_err(|e| Error::io("syncing the log directory", log.dir.clone(), e))?;
     }
+    Ok(())
+}
 
+/// Phases 4 and 5: opens every segment, oldest first (see `open_segment`),
+/// and checks that they continue each other. Segments wholly below the
+/// logical start (a prefix truncation's leftovers, possibly brought back by
+/// a crash) are kept aside, hidden.
+fn open_segments(
+    log: &mut Log,
+    bases: &[u64],
+    overrides: &BTreeMap<u64, PathBuf>,
+    report: &mut RecoveryReport,
+) -> Result<()> {
     let n = bases.len();
     for (i, &base) in bases.iter().enumerate() {
         let is_last = i + 1 == n;
         let next = (i + 2 == n).then(|| bases.get(n - 1).copied()).flatten();
-        let seg = open_segment(&log, base, (is_last, next), overrides.get(&base), &mut report)?;
-        // Segments wholly below the logical start (a prefix truncation's
-        // leftovers, possibly brought back by a crash) are hidden.
+        let seg = open_segment(log, base, (is_last, next), overrides.get(&base), report)?;
         if !is_last && seg.tail.next_offset <= log.meta.first_offset {
             log.segments.insert(base, seg);
             continue;
@@ -210,14 +295,16 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
         }
         log.segments.insert(base, seg);
     }
+    Ok(())
+}
 
-    if !has_meta && let Some(seg) = log.segments.values().find(|s| s.successor_first && s.tail.next_offset > s.base) {
-        return Err(missing_meta(&log, &seg.path));
-    }
+/// Places the log's first and next offsets and its active segment, after
+/// finishing an interrupted restart (its intent is durable, but the empty
+/// segment at the new first offset may not exist yet) and checking that the
+/// log starts where `log.meta` says (`check_start`).
+fn place_ends(log: &mut Log, has_meta: bool, report: &mut RecoveryReport) -> Result<()> {
     log.first_offset = log.meta.first_offset;
     log.next_offset = log.meta.first_offset;
-    // An interrupted restart: its intent is durable, but the empty segment at
-    // the new first offset may not exist yet. Finish it.
     if log.meta.restart && log.segments.values().next_back().is_none_or(|l| l.tail.next_offset < log.meta.first_offset)
     {
         let first = log.meta.first_offset;
@@ -236,7 +323,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
             ),
         ));
     }
-    check_start(&log, has_meta)?;
+    check_start(log, has_meta)?;
     log.remove_hidden_segments()?;
     if let Some(first) = log.segments.values().next() {
         log.first_offset = log.meta.first_offset.max(first.base);
@@ -254,64 +341,60 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
     }
     log.durable_next = log.next_offset;
     log.durable_snap = Some(log.snapshot());
-    // A suffix truncation that was interrupted: finish it (in memory only
-    // for a read-only open).
-    if let Some(offset) = log.meta.truncate_from {
-        if offset < log.first_offset || offset > log.next_offset {
-            return Err(Error::corruption(
-                log.path_of(META_FILE_NAME),
-                24,
-                format!(
-                    "a pending truncation at offset {offset} lies outside the log {}..{}",
-                    log.first_offset, log.next_offset
-                ),
-            ));
-        }
-        report.finished_truncation = Some(offset);
-        // (With no segment left, or the last one sealed because the cut fell
-        // on its end, the cut creates the one at `offset` — before the
-        // intent is cleared, or a sealed last segment would read as a lost
-        // file; found by the `schedule` fuzz inputs.)
-        if offset < log.next_offset || log.segments.values().next_back().is_none_or(|s| s.sealed) {
-            log.cut_suffix(offset)?;
-        }
-        if !log.read_only {
-            // The cut is complete. On a full disk the intent may stay: redoing
-            // it is a no-op while the log ends at `offset`, and the first
-            // append clears it before writing a record.
-            let first = log.first_offset;
-            match log.write_meta(log.settled_meta(first)) {
-                Err(e) if e.is_disk_full() => {
-                    warn!(offset, "disk full: the finished truncation's intent stays in log.meta until the next append")
-                }
-                other => other?,
-            }
-        }
+    Ok(())
+}
+
+/// Phase 6: a suffix truncation that was interrupted is finished (in memory
+/// only for a read-only open).
+fn finish_truncation(log: &mut Log, report: &mut RecoveryReport) -> Result<()> {
+    let Some(offset) = log.meta.truncate_from else { return Ok(()) };
+    if offset < log.first_offset || offset > log.next_offset {
+        return Err(Error::corruption(
+            log.path_of(META_FILE_NAME),
+            24,
+            format!(
+                "a pending truncation at offset {offset} lies outside the log {}..{}",
+                log.first_offset, log.next_offset
+            ),
+        ));
     }
-    if log.meta.restart && !log.read_only {
+    report.finished_truncation = Some(offset);
+    // (With no segment left, or the last one sealed because the cut fell
+    // on its end, the cut creates the one at `offset` — before the
+    // intent is cleared, or a sealed last segment would read as a lost
+    // file; found by the `schedule` fuzz inputs.)
+    if offset < log.next_offset || log.segments.values().next_back().is_none_or(|s| s.sealed) {
+        log.cut_suffix(offset)?;
+    }
+    if !log.read_only {
+        // The cut is complete. On a full disk the intent may stay: redoing
+        // it is a no-op while the log ends at `offset`, and the first
+        // append clears it before writing a record.
         let first = log.first_offset;
-        report.finished_restart.get_or_insert(first);
         match log.write_meta(log.settled_meta(first)) {
             Err(e) if e.is_disk_full() => {
-                warn!(first, "disk full: the finished restart's intent stays in log.meta until the next append")
+                warn!(offset, "disk full: the finished truncation's intent stays in log.meta until the next append")
             }
             other => other?,
         }
     }
-    if !log.read_only && !log.segments.is_empty() {
-        settle_tail(&mut log)?;
+    Ok(())
+}
+
+/// Phase 6: a finished restart's intent is cleared (read-write).
+fn finish_restart_intent(log: &mut Log, report: &mut RecoveryReport) -> Result<()> {
+    if !log.meta.restart || log.read_only {
+        return Ok(());
     }
-    report.clean = report.clean || log.segments.values().next_back().is_none_or(|s| s.sealed);
-    info!(
-        first_offset = log.first_offset,
-        next_offset = log.next_offset,
-        n_segments = log.segments.len(),
-        clean = report.clean,
-        torn_bytes = report.torn_bytes,
-        "opened log"
-    );
-    log.report = report;
-    Ok(log)
+    let first = log.first_offset;
+    report.finished_restart.get_or_insert(first);
+    match log.write_meta(log.settled_meta(first)) {
+        Err(e) if e.is_disk_full() => {
+            warn!(first, "disk full: the finished restart's intent stays in log.meta until the next append");
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// A log with segments, opened read-write, keeps two promises from then on
@@ -349,29 +432,7 @@ fn open_segment(
     let file = log.fs.open(&path, mode).map_err(|e| Error::io("opening segment", &path, e))?;
     let len = file.len().map_err(|e| Error::io("reading the size of", &path, e))?;
 
-    let mut hbuf = [0u8; HEADER_LEN as usize];
-    let got = read_full_at(&*file, &mut hbuf, 0).map_err(|e| Error::io("reading the header of", &path, e))?;
-    let header = match SegmentHeader::decode(hbuf.get(..got).unwrap_or_default()) {
-        Ok(h) => h,
-        Err(HeaderError::Version(v)) => {
-            return Err(Error::UnsupportedVersion { path, found: v, supported: format::SEGMENT_VERSION });
-        }
-        Err(HeaderError::Short) => {
-            return Err(Error::corruption(&path, got as u64, "segment header is truncated"));
-        }
-        Err(HeaderError::Magic) => {
-            return Err(Error::corruption(&path, 0, "not a segment file (bad magic)"));
-        }
-        Err(HeaderError::Invalid(why)) => return Err(Error::corruption(&path, 0, why)),
-    };
-    if header.base_offset != base {
-        return Err(Error::corruption(
-            &path,
-            16,
-            format!("header says base offset {}, but the file name says {base}", header.base_offset),
-        ));
-    }
-
+    let header = read_header(&*file, &path, base)?;
     let trailer = read_trailer(&*file, len, base).map_err(|e| Error::io("reading the footer of", &path, e))?;
     let mk = |tail: Tail, sealed: bool| Segment {
         base,
@@ -394,16 +455,7 @@ fn open_segment(
             // one is durable, and a truncation that leaves a sealed segment
             // last creates the next one before its intent is cleared.
             if is_last && header.successor_first && log.meta.truncate_from.is_none() && !log.meta.restart {
-                let missing = segment_file_name(m.next_offset);
-                return Err(Error::corruption(
-                    log.path_of(&missing),
-                    0,
-                    format!(
-                        "the last segment `{}` is sealed, but a segment is sealed only after the one that follows it is durable: the segment file `{missing}` (offsets from {} on) is missing; restore it from a backup or a replica, or salvage what is left",
-                        path.display(),
-                        m.next_offset
-                    ),
-                ));
+                return Err(lost_successor(log, &path, m.next_offset));
             }
             Ok(mk(tail, true))
         }
@@ -440,6 +492,46 @@ fn open_segment(
         },
         _ => recover_active(log, mk(Tail::empty(base), false), len, report),
     }
+}
+
+/// Reads and checks segment `base`'s header.
+fn read_header(file: &dyn FileHandle, path: &Path, base: u64) -> Result<SegmentHeader> {
+    let mut hbuf = [0u8; HEADER_LEN as usize];
+    let got = read_full_at(file, &mut hbuf, 0).map_err(|e| Error::io("reading the header of", path, e))?;
+    let header = match SegmentHeader::decode(hbuf.get(..got).unwrap_or_default()) {
+        Ok(h) => h,
+        Err(HeaderError::Version(v)) => {
+            return Err(Error::UnsupportedVersion {
+                path: path.to_path_buf(),
+                found: v,
+                supported: format::SEGMENT_VERSION,
+            });
+        }
+        Err(HeaderError::Short) => return Err(Error::corruption(path, got as u64, "segment header is truncated")),
+        Err(HeaderError::Magic) => return Err(Error::corruption(path, 0, "not a segment file (bad magic)")),
+        Err(HeaderError::Invalid(why)) => return Err(Error::corruption(path, 0, why)),
+    };
+    if header.base_offset != base {
+        return Err(Error::corruption(
+            path,
+            16,
+            format!("header says base offset {}, but the file name says {base}", header.base_offset),
+        ));
+    }
+    Ok(header)
+}
+
+/// The sealed last segment `path` proves its successor, at `next`, lost.
+fn lost_successor(log: &Log, path: &Path, next: u64) -> Error {
+    let missing = segment_file_name(next);
+    Error::corruption(
+        log.path_of(&missing),
+        0,
+        format!(
+            "the last segment `{}` is sealed, but a segment is sealed only after the one that follows it is durable: the segment file `{missing}` (offsets from {next} on) is missing; restore it from a backup or a replica, or salvage what is left",
+            path.display(),
+        ),
+    )
 }
 
 fn tail_of(m: &Marker, end_pos: u64) -> Tail {
@@ -757,29 +849,11 @@ fn settle_compaction(
 ) -> Result<BTreeMap<u64, PathBuf>> {
     let mut overrides = BTreeMap::new();
     let io = |op: &'static str, p: PathBuf| move |e: io::Error| Error::io(op, p, e);
-    let remove = |p: PathBuf| match fs.remove_file(&p) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io("removing", p, e)),
-    };
-    let manifest = if has_manifest {
-        let path = dir.join(format::MANIFEST_FILE_NAME);
-        let f = fs.open(&path, OpenMode::Read).map_err(io("opening", path.clone()))?;
-        let len = f.len().map_err(io("reading the size of", path.clone()))?;
-        let mut buf = vec![0u8; usize::try_from(len.min(1 << 24)).unwrap_or(0)];
-        let got = read_full_at(&*f, &mut buf, 0).map_err(io("reading", path.clone()))?;
-        buf.truncate(got);
-        let m = format::Manifest::decode(&buf).map_err(|e| {
-            Error::corruption(&path, 0, format!("{e:?}; the compaction it describes cannot be finished"))
-        })?;
-        Some(m)
-    } else {
-        None
-    };
+    let manifest = if has_manifest { Some(read_manifest(fs, dir)?) } else { None };
     let Some(manifest) = manifest else {
         if !read_only {
             for &b in compacted {
-                remove(dir.join(format::compacted_file_name(b)))?;
+                remove_if_present(fs, &dir.join(format::compacted_file_name(b)))?;
                 report.temporaries_removed.push(format::compacted_file_name(b));
             }
         }
@@ -814,18 +888,7 @@ fn settle_compaction(
             }
             continue;
         }
-        for b in replaced {
-            remove(dir.join(segment_file_name(b)))?;
-            remove(dir.join(format::index_file_name(format::IndexKind::Offset, b)))?;
-            remove(dir.join(format::index_file_name(format::IndexKind::Time, b)))?;
-        }
-        if has_new {
-            remove(dir.join(format::index_file_name(format::IndexKind::Offset, base)))?;
-            remove(dir.join(format::index_file_name(format::IndexKind::Time, base)))?;
-            let from = dir.join(format::compacted_file_name(base));
-            let to = dir.join(segment_file_name(base));
-            fs.rename(&from, &to).map_err(io("renaming a compacted segment to", to.clone()))?;
-        }
+        swap_in(fs, dir, base, &replaced, has_new)?;
     }
     if read_only {
         return Ok(overrides);
@@ -833,13 +896,58 @@ fn settle_compaction(
     fs.sync_dir(dir).map_err(io("syncing the log directory", dir.to_path_buf()))?;
     for &b in compacted {
         if !manifest.entries.iter().any(|&(base, _)| base == b) {
-            remove(dir.join(format::compacted_file_name(b)))?;
+            remove_if_present(fs, &dir.join(format::compacted_file_name(b)))?;
         }
     }
-    remove(dir.join(format::MANIFEST_FILE_NAME))?;
+    remove_if_present(fs, &dir.join(format::MANIFEST_FILE_NAME))?;
     fs.sync_dir(dir).map_err(io("syncing the log directory", dir.to_path_buf()))?;
     report.finished_compaction = true;
     Ok(overrides)
+}
+
+/// Reads and decodes the compaction manifest `log.compaction`.
+fn read_manifest(fs: &dyn FileSystem, dir: &Path) -> Result<format::Manifest> {
+    let path = dir.join(format::MANIFEST_FILE_NAME);
+    let io = |op: &'static str| {
+        let path = path.clone();
+        move |e: io::Error| Error::io(op, path, e)
+    };
+    let f = fs.open(&path, OpenMode::Read).map_err(io("opening"))?;
+    let len = f.len().map_err(io("reading the size of"))?;
+    let mut buf = vec![0u8; usize::try_from(len.min(1 << 24)).unwrap_or(0)];
+    let got = read_full_at(&*f, &mut buf, 0).map_err(io("reading"))?;
+    buf.truncate(got);
+    format::Manifest::decode(&buf)
+        .map_err(|e| Error::corruption(&path, 0, format!("{e:?}; the compaction it describes cannot be finished")))
+}
+
+/// One manifest entry's swap (idempotent): the segments it `replaced` and
+/// their index files go, and its compacted file (if still there) is renamed
+/// over segment `base`, whose index files go first.
+fn swap_in(fs: &dyn FileSystem, dir: &Path, base: u64, replaced: &[u64], has_new: bool) -> Result<()> {
+    use format::IndexKind::{Offset, Time};
+    for &b in replaced {
+        remove_if_present(fs, &dir.join(segment_file_name(b)))?;
+        remove_if_present(fs, &dir.join(format::index_file_name(Offset, b)))?;
+        remove_if_present(fs, &dir.join(format::index_file_name(Time, b)))?;
+    }
+    if has_new {
+        remove_if_present(fs, &dir.join(format::index_file_name(Offset, base)))?;
+        remove_if_present(fs, &dir.join(format::index_file_name(Time, base)))?;
+        let from = dir.join(format::compacted_file_name(base));
+        let to = dir.join(segment_file_name(base));
+        fs.rename(&from, &to).map_err(|e| Error::io("renaming a compacted segment to", to.clone(), e))?;
+    }
+    Ok(())
+}
+
+/// Removes `path`; a file already gone is fine.
+fn remove_if_present(fs: &dyn FileSystem, path: &Path) -> Result<()> {
+    match fs.remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("removing", path.to_path_buf(), e)),
+    }
 }
 
 /// Whether the segment file at `path` has a valid compacted (version 2)

@@ -119,6 +119,14 @@ impl Log {
         self.next_offset = end;
         debug_assert_eq!(end - start, entries.len() as u64);
 
+        self.write_by_policy(will_sync, will_write, snap)?;
+        Ok(start..end)
+    }
+
+    /// The write an append owes its sync policy: a sync, a flush of a full
+    /// buffer, or nothing. On a full disk the append is undone (`snap`, the
+    /// state before it): `DiskFull` promises an unchanged log.
+    fn write_by_policy(&mut self, will_sync: bool, will_write: bool, snap: Option<Snapshot>) -> Result<()> {
         let res = if will_sync {
             self.sync_inner()
         } else if will_write {
@@ -135,7 +143,7 @@ impl Log {
             }
             return Err(e);
         }
-        Ok(start..end)
+        Ok(())
     }
 
     /// Hands every accepted record to the operating system (one write, no
