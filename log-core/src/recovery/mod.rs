@@ -1,0 +1,493 @@
+//! Opening a log: list the directory, finish or remove leftovers, trust
+//! sealed segments by their footer, and scan only the active segment.
+//!
+//! The active segment's fate after an unclean shutdown is decided frame by
+//! frame. The scan stops at the first frame that does not verify, at byte
+//! `P`. The bytes from `P` on are a *torn tail* (never durable: cut off) unless
+//! the file proves that a sync covering `P` had completed, in which case they
+//! are *corruption* of durable data (reported, never cut). The proof is a
+//! valid marker frame after `P` that either commits a later batch (its batch
+//! starts after `P`) or is itself followed by a valid frame: by the
+//! commit-ordering rule (see `writer`), bytes after a marker are only ever
+//! written once that marker's fsync has returned.
+//!
+//! What stays undetectable: damage inside the last synced batch of the active
+//! segment (or to its commit marker) when nothing was written after that
+//! batch before the crash. Such damage is indistinguishable from a sync that
+//! was torn by the crash, and is cut off as a torn tail.
+
+mod compaction;
+mod scan;
+mod segments;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use tracing::{info, info_span, warn};
+
+use crate::error::{Error, Result};
+use crate::format::{self, FileKind, META_FILE_NAME, Meta, parse_file_name, segment_file_name};
+use crate::fs::{FileLock, FileSystem, OpenMode, read_full_at};
+use crate::log::{Active, Log, Options, RecoveryReport};
+
+use compaction::settle_compaction;
+pub(crate) use scan::{scan_frames, scan_frames_until};
+use segments::{missing_meta, open_segment};
+
+/// Opens the log in `dir`, in phases, each a function below: list the
+/// directory (and take the lock), settle interrupted work (a compaction
+/// swap, leftovers), read the metadata, open the segments (trusting sealed
+/// ones by their footer, scanning the active one, finishing an interrupted
+/// roll), place the log's ends, finish pending intents (restart, suffix
+/// truncation), and, read-write, keep the tail promises (`settle_tail`).
+pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
+    opts.config.validate()?;
+    let _span = info_span!("open", dir = %dir.display(), read_only = opts.read_only).entered();
+    let mut report = RecoveryReport::default();
+    let (lock, names) = list_and_lock(&*opts.fs, dir, opts.read_only, &mut report)?;
+    let mut listing = Listing::classify(names, &mut report);
+    let overrides = settle_compaction(
+        &*opts.fs,
+        dir,
+        opts.read_only,
+        listing.has_manifest,
+        &mut listing.bases,
+        &listing.compacted,
+        &mut report,
+    )?;
+    check_is_a_log(dir, opts.read_only, &listing, &report)?;
+    if !opts.read_only {
+        remove_leftovers(&*opts.fs, dir, &listing, &mut report)?;
+        sync_directories(&*opts.fs, dir)?;
+    }
+    let has_meta = listing.has_meta;
+    let mut log = empty_log(dir, opts, lock, has_meta);
+    if has_meta {
+        log.meta = read_meta(&log)?;
+    }
+    drop_restart_leftovers(&mut log, &mut listing.bases)?;
+    open_segments(&mut log, &listing.bases, &overrides, &mut report)?;
+    if !has_meta && let Some(seg) = log.segments.values().find(|s| s.successor_first && s.tail.next_offset > s.base) {
+        return Err(missing_meta(&log, &seg.path));
+    }
+    place_ends(&mut log, has_meta, &mut report)?;
+    finish_truncation(&mut log, &mut report)?;
+    finish_restart_intent(&mut log, &mut report)?;
+    if !log.read_only && !log.segments.is_empty() {
+        settle_tail(&mut log)?;
+    }
+    report.clean = report.clean || log.segments.values().next_back().is_none_or(|s| s.sealed);
+    info!(
+        first_offset = log.first_offset,
+        next_offset = log.next_offset,
+        n_segments = log.segments.len(),
+        clean = report.clean,
+        torn_bytes = report.torn_bytes,
+        "opened log"
+    );
+    log.report = report;
+    Ok(log)
+}
+
+/// The lock a read-write open holds, and the directory's names.
+type Listed = (Option<Box<dyn FileLock>>, Vec<String>);
+
+/// Phase 1: the directory's names, created if missing (read-write). One
+/// writer per directory: a read-write open holds the lock until the log is
+/// closed or dropped. A directory of foreign files is refused before a lock
+/// file is created in it; the listing is taken again under the lock (a
+/// writer that just closed may have changed it).
+fn list_and_lock(fs: &dyn FileSystem, dir: &Path, read_only: bool, report: &mut RecoveryReport) -> Result<Listed> {
+    let names = match fs.read_dir(dir) {
+        Ok(names) => names,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if read_only {
+                return Err(Error::NoLog { path: dir.to_path_buf() });
+            }
+            fs.create_dir_all(dir).map_err(|e| Error::io("creating the log directory", dir, e))?;
+            report.created = true;
+            Vec::new()
+        }
+        Err(e) => return Err(Error::io("listing the log directory", dir, e)),
+    };
+    if read_only {
+        return Ok((None, names));
+    }
+    if let Some(example) = only_foreign(&names) {
+        return Err(Error::NotALogDirectory { path: dir.to_path_buf(), example });
+    }
+    let lock_path = dir.join(format::LOCK_FILE_NAME);
+    let lock = fs.try_lock(&lock_path).map_err(|e| match e.kind() {
+        io::ErrorKind::WouldBlock => Error::Locked { path: dir.to_path_buf() },
+        _ => Error::io("locking", lock_path.clone(), e),
+    })?;
+    let names = fs.read_dir(dir).map_err(|e| Error::io("listing the log directory", dir, e))?;
+    Ok((Some(lock), names))
+}
+
+/// The directory's names, by what the log makes of them.
+#[derive(Debug, Default)]
+struct Listing {
+    bases: Vec<u64>,
+    index_bases: Vec<(u64, String)>,
+    temporaries: Vec<String>,
+    compacted: Vec<u64>,
+    has_meta: bool,
+    has_manifest: bool,
+}
+
+impl Listing {
+    fn classify(names: Vec<String>, report: &mut RecoveryReport) -> Self {
+        let mut l = Listing::default();
+        for name in names {
+            match parse_file_name(&name) {
+                Some(FileKind::Meta) => l.has_meta = true,
+                Some(FileKind::Compacted(b)) => l.compacted.push(b),
+                Some(FileKind::CompactionManifest) => l.has_manifest = true,
+                Some(FileKind::Segment(b)) => l.bases.push(b),
+                Some(FileKind::OffsetIndex(b) | FileKind::TimeIndex(b)) => l.index_bases.push((b, name)),
+                Some(FileKind::Temporary) => l.temporaries.push(name),
+                Some(FileKind::Lock) => {}
+                None => report.unknown_files.push(name),
+            }
+        }
+        l.bases.sort_unstable();
+        l.compacted.sort_unstable();
+        l
+    }
+}
+
+/// Refuses a directory that holds no log: only foreign files (the wrong
+/// directory), or, read-only, no segment beside foreign files.
+fn check_is_a_log(dir: &Path, read_only: bool, l: &Listing, report: &RecoveryReport) -> Result<()> {
+    if l.bases.is_empty()
+        && l.index_bases.is_empty()
+        && l.temporaries.is_empty()
+        && !l.has_meta
+        && let Some(example) = report.unknown_files.first()
+    {
+        return Err(Error::NotALogDirectory { path: dir.to_path_buf(), example: example.clone() });
+    }
+    if l.bases.is_empty() && read_only && !report.unknown_files.is_empty() {
+        return Err(Error::NoLog { path: dir.to_path_buf() });
+    }
+    if !report.unknown_files.is_empty() {
+        warn!(files = ?report.unknown_files, "ignoring files the log does not own");
+    }
+    Ok(())
+}
+
+/// Phase 2 (read-write): leftovers of interrupted operations. A temporary
+/// is never referenced by the log (it becomes live only by rename), so
+/// removing it undoes the operation; an index without its segment belongs
+/// to a deleted segment.
+fn remove_leftovers(fs: &dyn FileSystem, dir: &Path, l: &Listing, report: &mut RecoveryReport) -> Result<()> {
+    for name in &l.temporaries {
+        fs.remove_file(&dir.join(name)).map_err(|e| Error::io("removing a temporary file", dir.join(name), e))?;
+    }
+    report.temporaries_removed = l.temporaries.clone();
+    for (b, name) in &l.index_bases {
+        if l.bases.binary_search(b).is_err() {
+            match fs.remove_file(&dir.join(name)) {
+                Ok(()) => report.orphans_removed.push(name.clone()),
+                // Already removed by a finished compaction swap.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("removing an orphan index", dir.join(name), e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The directory entries leading to the log, and the log's own entries,
+/// must be durable before anything is called durable: an earlier process
+/// may have created them and crashed (or failed a directory sync) before
+/// they were. Syncing a clean directory is nearly free.
+fn sync_directories(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+    let mut chain: Vec<PathBuf> = dir
+        .ancestors()
+        .skip(1)
+        .take(64)
+        .map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() })
+        .collect();
+    chain.dedup();
+    for p in chain.iter().rev() {
+        fs.sync_dir(p).map_err(|e| Error::io("syncing a parent directory of the log", p.clone(), e))?;
+    }
+    fs.sync_dir(dir).map_err(|e| Error::io("syncing the log directory", dir, e))
+}
+
+/// A `Log` with no segment yet, holding the lock (if any).
+fn empty_log(dir: &Path, opts: Options, lock: Option<Box<dyn FileLock>>, has_meta: bool) -> Log {
+    Log {
+        fs: opts.fs,
+        clock: opts.clock,
+        dir: dir.to_path_buf(),
+        config: opts.config,
+        read_only: opts.read_only,
+        segments: BTreeMap::new(),
+        active: None,
+        first_offset: 0,
+        next_offset: 0,
+        durable_next: 0,
+        poisoned: None,
+        durable_snap: None,
+        closed: false,
+        report: RecoveryReport::default(),
+        meta: Meta::default(),
+        meta_on_disk: has_meta,
+        indexes_rebuilt: Default::default(),
+        _lock: lock,
+    }
+}
+
+/// An interrupted restart: every record below its offset is gone, so the
+/// segments below it are not even opened (one of them may be an unsealed
+/// former active segment that is no longer last).
+fn drop_restart_leftovers(log: &mut Log, bases: &mut Vec<u64>) -> Result<()> {
+    if !log.meta.restart {
+        return Ok(());
+    }
+    let first = log.meta.first_offset;
+    let doomed: Vec<u64> = bases.iter().copied().filter(|b| *b < first).collect();
+    bases.retain(|b| *b >= first);
+    if !log.read_only && !doomed.is_empty() {
+        for base in doomed {
+            log.remove_segment_files(base)?;
+        }
+        log.fs.sync_dir(&log.dir).map_err(|e| Error::io("syncing the log directory", log.dir.clone(), e))?;
+    }
+    Ok(())
+}
+
+/// Phases 4 and 5: opens every segment, oldest first (see `open_segment`),
+/// and checks that they continue each other. Segments wholly below the
+/// logical start (a prefix truncation's leftovers, possibly brought back by
+/// a crash) are kept aside, hidden.
+fn open_segments(
+    log: &mut Log,
+    bases: &[u64],
+    overrides: &BTreeMap<u64, PathBuf>,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    let n = bases.len();
+    for (i, &base) in bases.iter().enumerate() {
+        let is_last = i + 1 == n;
+        let next = (i + 2 == n).then(|| bases.get(n - 1).copied()).flatten();
+        let seg = open_segment(log, base, (is_last, next), overrides.get(&base), report)?;
+        if !is_last && seg.tail.next_offset <= log.meta.first_offset {
+            log.segments.insert(base, seg);
+            continue;
+        }
+        if let Some(prev) = log.segments.values().next_back().filter(|p| p.tail.next_offset > log.meta.first_offset)
+            && prev.tail.next_offset != seg.base
+        {
+            let expected = segment_file_name(prev.tail.next_offset);
+            return Err(Error::corruption(
+                log.path_of(&expected),
+                0,
+                format!(
+                    "segments are not contiguous: the previous segment ends before offset {}, the next file is `{}`, starting at {}: the segment file `{expected}` is missing or misplaced",
+                    prev.tail.next_offset,
+                    seg.path.display(),
+                    seg.base
+                ),
+            ));
+        }
+        log.segments.insert(base, seg);
+    }
+    Ok(())
+}
+
+/// Places the log's first and next offsets and its active segment, after
+/// finishing an interrupted restart (its intent is durable, but the empty
+/// segment at the new first offset may not exist yet) and checking that the
+/// log starts where `log.meta` says (`check_start`).
+fn place_ends(log: &mut Log, has_meta: bool, report: &mut RecoveryReport) -> Result<()> {
+    log.first_offset = log.meta.first_offset;
+    log.next_offset = log.meta.first_offset;
+    if log.meta.restart && log.segments.values().next_back().is_none_or(|l| l.tail.next_offset < log.meta.first_offset)
+    {
+        let first = log.meta.first_offset;
+        report.finished_restart = Some(first);
+        log.finish_restart(first)?;
+    }
+    if let Some(last) = log.segments.values().next_back()
+        && last.tail.next_offset < log.meta.first_offset
+    {
+        return Err(Error::corruption(
+            log.path_of(META_FILE_NAME),
+            16,
+            format!(
+                "the metadata file says the log starts at offset {}, but it ends at {}",
+                log.meta.first_offset, last.tail.next_offset
+            ),
+        ));
+    }
+    check_start(log, has_meta)?;
+    log.remove_hidden_segments()?;
+    if let Some(first) = log.segments.values().next() {
+        log.first_offset = log.meta.first_offset.max(first.base);
+    }
+    if let Some(last) = log.segments.values().next_back() {
+        log.next_offset = last.tail.next_offset;
+        if !last.sealed {
+            log.active = Some(Active {
+                buf: Vec::with_capacity(log.config.write_buffer_bytes as usize + 4096),
+                flushed_pos: last.tail.end_pos,
+                batch_start_pos: last.tail.end_pos,
+                records_since_marker: 0,
+            });
+        }
+    }
+    log.durable_next = log.next_offset;
+    log.durable_snap = Some(log.snapshot());
+    Ok(())
+}
+
+/// Phase 6: a suffix truncation that was interrupted is finished (in memory
+/// only for a read-only open).
+fn finish_truncation(log: &mut Log, report: &mut RecoveryReport) -> Result<()> {
+    let Some(offset) = log.meta.truncate_from else { return Ok(()) };
+    if offset < log.first_offset || offset > log.next_offset {
+        return Err(Error::corruption(
+            log.path_of(META_FILE_NAME),
+            24,
+            format!(
+                "a pending truncation at offset {offset} lies outside the log {}..{}",
+                log.first_offset, log.next_offset
+            ),
+        ));
+    }
+    report.finished_truncation = Some(offset);
+    // (With no segment left, or the last one sealed because the cut fell
+    // on its end, the cut creates the one at `offset` — before the
+    // intent is cleared, or a sealed last segment would read as a lost
+    // file; found by the `schedule` fuzz inputs.)
+    if offset < log.next_offset || log.segments.values().next_back().is_none_or(|s| s.sealed) {
+        log.cut_suffix(offset)?;
+    }
+    if !log.read_only {
+        // The cut is complete. On a full disk the intent may stay: redoing
+        // it is a no-op while the log ends at `offset`, and the first
+        // append clears it before writing a record.
+        let first = log.first_offset;
+        match log.write_meta(log.settled_meta(first)) {
+            Err(e) if e.is_disk_full() => {
+                warn!(offset, "disk full: the finished truncation's intent stays in log.meta until the next append")
+            }
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+/// Phase 6: a finished restart's intent is cleared (read-write).
+fn finish_restart_intent(log: &mut Log, report: &mut RecoveryReport) -> Result<()> {
+    if !log.meta.restart || log.read_only {
+        return Ok(());
+    }
+    let first = log.first_offset;
+    report.finished_restart.get_or_insert(first);
+    match log.write_meta(log.settled_meta(first)) {
+        Err(e) if e.is_disk_full() => {
+            warn!(first, "disk full: the finished restart's intent stays in log.meta until the next append");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// A log with segments, opened read-write, keeps two promises from then on
+/// (an older build kept neither): its last segment is unsealed, and
+/// `log.meta` exists (written after a segment, so `log.meta` without one is
+/// a lost file). Both only add detection: on a full disk the open goes on
+/// without them (the segment is then created by the first append, the file
+/// at the next open).
+fn settle_tail(log: &mut Log) -> Result<()> {
+    if log.segments.values().next_back().is_some_and(|s| s.sealed) {
+        let now = log.clock.now_ms();
+        match log.create_segment(log.next_offset, now) {
+            Err(e) if e.is_disk_full() => {
+                warn!("disk full: the log's next segment is created at the first append");
+                return Ok(());
+            }
+            other => other?,
+        }
+    }
+    log.ensure_meta_on_disk(true)
+}
+
+/// Lost files at the start of the log: where the log starts is known
+/// (`log.meta`'s first offset; without `log.meta`, 0, since every way to
+/// start elsewhere writes it), so the first segment that holds records from
+/// there on must begin at or before it, and a log with `log.meta` has at
+/// least one segment (the last one always survives). Anything else is a
+/// segment file that disappeared, never a log that silently starts later.
+fn check_start(log: &Log, has_meta: bool) -> Result<()> {
+    if log.meta.restart {
+        // A restart drops every segment below its offset by design.
+        return Ok(());
+    }
+    let first = log.meta.first_offset;
+    let why = if has_meta {
+        "`log.meta` says it starts there"
+    } else {
+        "there is no `log.meta`, so it starts at 0; if the log had been prefix-truncated, `log.meta` is what is missing"
+    };
+    let visible =
+        log.segments.values().find(|s| s.tail.next_offset > first).or_else(|| log.segments.values().next_back());
+    match visible {
+        // (A pending suffix truncation may have deleted every segment
+        // before its crash; finishing it creates the new one.)
+        None if has_meta && log.meta.truncate_from.is_none() => Err(Error::corruption(
+            log.path_of(META_FILE_NAME),
+            0,
+            "the log has `log.meta` but no segment file: every segment file is missing (deleted or lost); restore them from a backup or a replica",
+        )),
+        Some(seg) if seg.base > first => Err(Error::corruption(
+            log.path_of(&segment_file_name(first)),
+            0,
+            format!(
+                "the log starts at offset {first} ({why}), but its first segment file is `{}`, starting at offset {}: the segment file holding offset {first} (this one, or one with an earlier base) is missing; restore it from a backup or a replica, or salvage what is left",
+                seg.path.display(),
+                seg.base
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The first entry of a directory listing that holds entries but none the
+/// log owns (not even a lock file): the wrong directory.
+fn only_foreign(names: &[String]) -> Option<String> {
+    if names.iter().any(|n| parse_file_name(n).is_some()) {
+        return None;
+    }
+    names.first().cloned()
+}
+
+fn read_meta(log: &Log) -> Result<Meta> {
+    let path = log.path_of(META_FILE_NAME);
+    let f = log.fs.open(&path, OpenMode::Read).map_err(|e| Error::io("opening", path.clone(), e))?;
+    // No valid file is longer than a full epoch table; read one byte more
+    // than that at most, so a damaged or foreign file cannot make us
+    // allocate without bound.
+    let max = 40 + 16 * format::EPOCH_ENTRIES_MAX as u64;
+    let len = f.len().map_err(|e| Error::io("reading the size of", path.clone(), e))?.min(max + 1);
+    let mut buf = vec![0u8; len as usize];
+    let n = read_full_at(&*f, &mut buf, 0).map_err(|e| Error::io("reading", path.clone(), e))?;
+    Meta::decode(buf.get(..n).unwrap_or_default()).map_err(|e| match e {
+        format::DecodeError::UnknownVersion(found) => Error::UnsupportedVersion {
+            path: path.clone(),
+            found,
+            supported: format::META_VERSION_EPOCHS,
+        },
+        e => Error::corruption(
+            &path,
+            0,
+            format!("{e}; it records where the log starts, any unfinished truncation and the epochs of its records: restore it from a backup (removing it is safe only if the log never had a suffix truncation or restart)"),
+        ),
+    })
+}
