@@ -37,6 +37,7 @@
 mod clock;
 mod compact;
 mod config;
+mod dir;
 mod error;
 pub mod format;
 mod fs;

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use tracing::{info, info_span, warn};
 
 use crate::error::{Error, Result};
-use crate::format::{self, IndexKind, META_FILE_NAME, MarkerKind, Meta, index_file_name, segment_file_name};
+use crate::format::{self, MarkerKind, Meta};
 use crate::fs::{OpenMode, write_all_at};
 use crate::log::{Active, Log};
 use crate::segment::SegmentInfo;
@@ -269,108 +269,6 @@ impl Log {
             self.truncate_before(offset)?;
         }
         Ok(RetentionReport { deleted, first_offset: self.first_offset })
-    }
-
-    /// Writes `log.meta` crash-atomically (temporary, fsync, rename,
-    /// directory fsync).
-    pub(crate) fn write_meta(&mut self, meta: Meta) -> Result<()> {
-        match self.replace_file(META_FILE_NAME, &meta.encode()) {
-            Ok(()) => {
-                self.meta = meta;
-                self.meta_on_disk = true;
-                Ok(())
-            }
-            Err((e, _)) => {
-                let path = self.path_of(META_FILE_NAME);
-                Err(self.write_failed("writing the metadata file", path, e))
-            }
-        }
-    }
-
-    /// Replaces the file `name` in the log directory crash-atomically:
-    /// `<name>.tmp` written, fsynced, renamed over it, directory fsynced.
-    /// On failure, says whether the rename had happened (the new contents
-    /// are then in place and may or may not be durable).
-    pub(crate) fn replace_file(&self, name: &str, bytes: &[u8]) -> std::result::Result<(), (io::Error, bool)> {
-        let path = self.path_of(name);
-        let tmp = self.path_of(&format!("{name}.tmp"));
-        let mut renamed = false;
-        let res = (|| -> io::Result<()> {
-            if self.fs.exists(&tmp)? {
-                self.fs.remove_file(&tmp)?;
-            }
-            let f = self.fs.open(&tmp, OpenMode::CreateNew)?;
-            write_all_at(&*f, bytes, 0)?;
-            f.sync()?;
-            self.fs.rename(&tmp, &path)?;
-            renamed = true;
-            self.fs.sync_dir(&self.dir)
-        })();
-        res.map_err(|e| {
-            if !renamed {
-                let _ = self.fs.remove_file(&tmp);
-            }
-            (e, renamed)
-        })
-    }
-
-    /// Removes segments whose records all lie below `first_offset` (never
-    /// the last one), oldest first, then fsyncs the directory. A crash may
-    /// bring some back; recovery hides and removes them again.
-    pub(crate) fn remove_hidden_segments(&mut self) -> Result<()> {
-        let first = self.first_offset;
-        let n = self.segments.len();
-        let hidden: Vec<u64> = self
-            .segments
-            .values()
-            .take(n.saturating_sub(1))
-            .take_while(|s| s.tail.next_offset <= first)
-            .map(|s| s.base)
-            .collect();
-        if hidden.is_empty() {
-            return Ok(());
-        }
-        for base in &hidden {
-            self.segments.remove(base);
-            if !self.read_only {
-                self.remove_segment_files(*base)?;
-            }
-        }
-        if !self.read_only
-            && let Err(e) = self.fs.sync_dir(&self.dir)
-        {
-            let dir = self.dir.clone();
-            return Err(self.sync_failed(dir, e));
-        }
-        Ok(())
-    }
-
-    /// Removes segment `base`'s two index files (missing ones are fine);
-    /// on failure, the file that could not be removed.
-    pub(crate) fn remove_index_files(&self, base: u64) -> std::result::Result<(), (std::path::PathBuf, io::Error)> {
-        for kind in [IndexKind::Offset, IndexKind::Time] {
-            let p = self.path_of(&index_file_name(kind, base));
-            match self.fs.remove_file(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err((p, e)),
-            }
-        }
-        Ok(())
-    }
-
-    pub(crate) fn remove_segment_files(&mut self, base: u64) -> Result<()> {
-        let names =
-            [segment_file_name(base), index_file_name(IndexKind::Offset, base), index_file_name(IndexKind::Time, base)];
-        for name in names {
-            let path = self.path_of(&name);
-            match self.fs.remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(self.write_failed("removing", path, e)),
-            }
-        }
-        Ok(())
     }
 
     /// Cuts the log at `offset`: deletes every segment from it on (newest

@@ -11,18 +11,15 @@
 use std::io;
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::OnceLock;
 
 use tracing::{debug, info_span, warn};
 
 use crate::config::SyncPolicy;
 use crate::error::{Error, Result};
-use crate::format::{
-    self, HEADER_LEN, Marker, MarkerKind, RecordRef, SegmentHeader, encode_index, index_file_name, segment_file_name,
-};
-use crate::fs::{OpenMode, write_all_at};
+use crate::format::{self, Marker, MarkerKind, RecordRef};
+use crate::fs::write_all_at;
 use crate::index::{IndexMark, SparseIndex};
-use crate::log::{Active, Entry, Log};
+use crate::log::{Entry, Log};
 use crate::segment::{Segment, Tail};
 
 /// What a sync in flight covers: the file to fsync and the offset that is
@@ -290,7 +287,7 @@ impl Log {
         Ok(())
     }
 
-    fn invariant(&mut self, what: &str) -> Error {
+    pub(crate) fn invariant(&mut self, what: &str) -> Error {
         let msg = format!("internal invariant broken: {what}");
         self.poisoned = Some(msg.clone());
         Error::Poisoned { cause: msg }
@@ -589,141 +586,6 @@ impl Log {
             }
         }
         Ok(())
-    }
-
-    /// Writes a segment's two index files (temporary, fsync, rename). The
-    /// caller syncs the directory. Failures are logged, not returned: indexes
-    /// are derived data, rebuilt when missing.
-    pub(crate) fn write_index_files(&self, seg: &Segment, end_pos: u64) {
-        let Some(index) = seg.index.get() else { return };
-        for (kind, file) in index.to_files(seg.base, end_pos) {
-            let name = index_file_name(kind, seg.base);
-            let tmp = self.path_of(&format!("{name}.tmp"));
-            let bytes = encode_index(kind, &file);
-            let res = (|| -> io::Result<()> {
-                if self.fs.exists(&tmp)? {
-                    self.fs.remove_file(&tmp)?;
-                }
-                let f = self.fs.open(&tmp, OpenMode::CreateNew)?;
-                write_all_at(&*f, &bytes, 0)?;
-                f.sync()?;
-                self.fs.rename(&tmp, &self.path_of(&name))
-            })();
-            if let Err(e) = res {
-                warn!(file = %name, error = %e, "could not write index file; it will be rebuilt when needed");
-                let _ = self.fs.remove_file(&tmp);
-            } else {
-                seg.index_dirty.store(false, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// Creates a new, empty active segment with base `base`: header written
-    /// to a temporary file, fsynced, renamed into place, directory fsynced.
-    pub(crate) fn create_segment(&mut self, base: u64, now_ms: u64) -> Result<()> {
-        let (path, file) = self.create_segment_file(base, now_ms)?;
-        self.install_segment(base, path, file, now_ms);
-        Ok(())
-    }
-
-    /// Writes `log.meta` if the directory has none: a new log's, once its
-    /// first segment exists and before its first record (every append
-    /// calls this), or a log an older build wrote (at open). From then on a
-    /// lost `log.meta` is detected (a segment of version 3 holds
-    /// records), and so is a lost segment with none left (`log.meta` without
-    /// a segment). On a full disk an append fails (`DiskFull`: nothing was
-    /// appended); `lenient` (the open) only postpones it.
-    pub(crate) fn ensure_meta_on_disk(&mut self, lenient: bool) -> Result<()> {
-        if self.meta_on_disk || self.read_only {
-            return Ok(());
-        }
-        match self.write_meta(self.settled_meta(self.first_offset)) {
-            Err(e) if lenient && e.is_disk_full() => {
-                warn!(dir = %self.dir.display(), "disk full: `log.meta` is written before the first append");
-                Ok(())
-            }
-            other => other,
-        }
-    }
-
-    /// The durable half of [`create_segment`](Self::create_segment): the
-    /// file exists, with its header, and so does its directory entry.
-    fn create_segment_file(
-        &mut self,
-        base: u64,
-        now_ms: u64,
-    ) -> Result<(std::path::PathBuf, Arc<dyn crate::fs::FileHandle>)> {
-        let name = segment_file_name(base);
-        let path = self.path_of(&name);
-        let tmp = self.path_of(&format!("{name}.tmp"));
-        if self.segments.contains_key(&base) {
-            return Err(self.invariant("a segment with this base offset already exists"));
-        }
-        let header = SegmentHeader { base_offset: base, created_ms: now_ms, sparse: false, successor_first: true };
-        let created = (|| -> io::Result<Arc<dyn crate::fs::FileHandle>> {
-            if self.fs.exists(&tmp)? {
-                self.fs.remove_file(&tmp)?;
-            }
-            let f = self.fs.open(&tmp, OpenMode::CreateNew)?;
-            write_all_at(&*f, &header.encode(), 0)?;
-            Ok(f)
-        })();
-        let file = match created {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = self.fs.remove_file(&tmp);
-                return Err(self.write_failed("creating segment", tmp, e));
-            }
-        };
-        if let Err(e) = file.sync() {
-            let _ = self.fs.remove_file(&tmp);
-            return Err(self.sync_failed(tmp, e));
-        }
-        if let Err(e) = self.fs.rename(&tmp, &path) {
-            let _ = self.fs.remove_file(&tmp);
-            return Err(self.write_failed("renaming a new segment to", path, e));
-        }
-        if let Err(e) = self.fs.sync_dir(&self.dir) {
-            let dir = self.dir.clone();
-            return Err(self.sync_failed(dir, e));
-        }
-        debug!(base, "created segment");
-        Ok((path, file))
-    }
-
-    /// Makes a segment created by [`create_segment_file`](Self::create_segment_file)
-    /// the active one.
-    fn install_segment(
-        &mut self,
-        base: u64,
-        path: std::path::PathBuf,
-        file: Arc<dyn crate::fs::FileHandle>,
-        now_ms: u64,
-    ) {
-        let index = OnceLock::new();
-        let _ = index.set(SparseIndex::new(HEADER_LEN));
-        self.segments.insert(
-            base,
-            Segment {
-                base,
-                path,
-                file,
-                created_ms: now_ms,
-                tail: Tail::empty(base),
-                sealed: false,
-                sparse: false,
-                successor_first: true,
-                index,
-                index_dirty: Default::default(),
-            },
-        );
-        self.active = Some(Active {
-            buf: Vec::with_capacity(self.config.write_buffer_bytes as usize + 4096),
-            flushed_pos: HEADER_LEN,
-            batch_start_pos: HEADER_LEN,
-            records_since_marker: 0,
-        });
-        self.durable_snap = Some(self.snapshot());
     }
 }
 
