@@ -1,0 +1,210 @@
+//! Writing a compacted segment file (`<base>.log.compacted`, or a cut
+//! compacted segment's replacement): records kept, index, seal footer.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use crate::error::{Error, Result};
+use crate::format::{self, HEADER_LEN, Marker, MarkerKind, RecordRef, SegmentHeader, segment_file_name};
+use crate::fs::{FileHandle, FileSystem, OpenMode, write_all_at};
+use crate::index::SparseIndex;
+use crate::log::Log;
+use crate::segment::Tail;
+
+use super::{Source, WRITE_CHUNK, walk};
+
+/// Writes one compacted segment.
+pub(super) struct Writer {
+    fs: Arc<dyn FileSystem>,
+    path: PathBuf,
+    file: Arc<dyn FileHandle>,
+    buf: Vec<u8>,
+    /// Bytes of `buf` start at this file position.
+    buf_pos: u64,
+    pub(super) tail: Tail,
+    index: SparseIndex,
+    interval: u32,
+}
+
+pub(super) struct WriterMark {
+    tail: Tail,
+    index: crate::index::IndexMark,
+}
+
+impl Writer {
+    pub(super) fn create(
+        fs: &Arc<dyn FileSystem>,
+        path: PathBuf,
+        base: u64,
+        created_ms: u64,
+        interval: u32,
+    ) -> Result<Self> {
+        let io = |e: io::Error| write_error("creating a compacted segment", &path, e);
+        if fs.exists(&path).map_err(io)? {
+            fs.remove_file(&path).map_err(io)?;
+        }
+        let file = fs.open(&path, OpenMode::CreateNew).map_err(io)?;
+        let header = SegmentHeader { base_offset: base, created_ms, sparse: true, successor_first: true };
+        let mut buf = Vec::with_capacity(WRITE_CHUNK + 4096);
+        buf.extend_from_slice(&header.encode());
+        Ok(Writer {
+            fs: Arc::clone(fs),
+            path,
+            file,
+            buf,
+            buf_pos: 0,
+            tail: Tail::empty(base),
+            index: SparseIndex::new(HEADER_LEN),
+            interval,
+        })
+    }
+
+    pub(super) fn mark(&self) -> WriterMark {
+        WriterMark { tail: self.tail, index: self.index.mark() }
+    }
+
+    /// Forgets everything written since `m` (a source that did not fit).
+    pub(super) fn rollback(&mut self, m: WriterMark) -> Result<()> {
+        if m.tail.end_pos < self.buf_pos {
+            self.file.set_len(m.tail.end_pos).map_err(|e| write_error("cutting", &self.path, e))?;
+            self.buf.clear();
+            self.buf_pos = m.tail.end_pos;
+        } else {
+            self.buf.truncate((m.tail.end_pos - self.buf_pos) as usize);
+        }
+        self.tail = m.tail;
+        self.index.rollback(m.index);
+        Ok(())
+    }
+
+    pub(super) fn flush(&mut self) -> Result<()> {
+        write_all_at(&*self.file, &self.buf, self.buf_pos).map_err(|e| write_error("writing", &self.path, e))?;
+        self.buf_pos += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Copies the records of `src` that `keep` accepts; the output then
+    /// covers offsets up to `end` (exclusive).
+    pub(super) fn add_source(
+        &mut self,
+        src: &Source,
+        end: u64,
+        mut keep: impl FnMut(&RecordRef<'_>) -> bool,
+    ) -> Result<()> {
+        let mut failed = None;
+        walk(src, |r| {
+            if keep(r) {
+                let at = self.tail.end_pos;
+                let before = self.buf.len();
+                format::encode_record(&mut self.buf, r);
+                let len = (self.buf.len() - before) as u64;
+                self.index.observe(r.offset, at, r.timestamp_ms, self.interval);
+                self.tail.add_record_at(r.offset, r.timestamp_ms, len);
+                if self.buf.len() >= WRITE_CHUNK
+                    && let Err(e) = self.flush()
+                {
+                    failed = Some(e);
+                    return false;
+                }
+            }
+            true
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        self.tail.next_offset = end;
+        Ok(())
+    }
+
+    pub(super) fn abandon(self) {
+        let _ = self.fs.remove_file(&self.path);
+    }
+
+    /// Writes the footer and fsyncs; on failure removes the file.
+    pub(super) fn finish(
+        mut self,
+        base: u64,
+        now_ms: u64,
+    ) -> Result<(Arc<dyn FileHandle>, PathBuf, Tail, SparseIndex)> {
+        let res = (|| -> Result<()> {
+            let m = Marker {
+                kind: MarkerKind::Seal,
+                next_offset: self.tail.next_offset,
+                timestamp_ms: now_ms,
+                n_records: self.tail.n_records,
+                min_ts: self.tail.min_ts,
+                max_ts: self.tail.max_ts,
+                batch_start_pos: self.tail.end_pos,
+                own_pos: self.tail.end_pos,
+                base_offset: base,
+            };
+            format::encode_marker(&mut self.buf, &m);
+            self.flush()?;
+            self.file.sync().map_err(|e| write_error("fsyncing", &self.path, e))
+        })();
+        if let Err(e) = res {
+            let _ = self.fs.remove_file(&self.path);
+            return Err(e);
+        }
+        Ok((self.file, self.path, self.tail, self.index))
+    }
+}
+
+impl Log {
+    /// Cuts the compacted segment `base` before `offset` (suffix truncation
+    /// into compacted data, and recovery finishing one): it is rewritten as
+    /// `<base>.log.tmp` with its records below `offset` and a footer ending
+    /// at `offset`, fsynced, renamed over the segment, and the directory
+    /// fsynced. It stays sealed; the next append starts a new segment. In a
+    /// read-only log only the view changes (reads stop at `offset`).
+    pub(crate) fn cut_compacted(&mut self, base: u64, offset: u64) -> Result<()> {
+        let Some(seg) = self.segments.get(&base) else { return Ok(()) };
+        if self.read_only {
+            return Ok(());
+        }
+        let src = Source {
+            base,
+            path: seg.path.clone(),
+            file: Arc::clone(&seg.file),
+            tail: seg.tail,
+            sparse: true,
+            created_ms: seg.created_ms,
+            meta: self.meta.clone(),
+        };
+        let path = seg.path.clone();
+        let tmp = self.path_of(&format!("{}.tmp", segment_file_name(base)));
+        let interval = self.config.index_interval_bytes;
+        let now = self.clock.now_ms();
+        let written = (|| -> Result<_> {
+            let mut w = Writer::create(&self.fs, tmp.clone(), base, src.created_ms, interval)?;
+            w.add_source(&src, offset, |r| r.offset < offset)?;
+            w.finish(base, now)
+        })();
+        let (file, _, tail, index) = written.inspect_err(|_| {
+            let _ = self.fs.remove_file(&tmp);
+        })?;
+        self.remove_index_files(base).map_err(|(p, e)| Error::io("removing", p, e))?;
+        self.fs.rename(&tmp, &path).map_err(|e| Error::io("renaming a cut compacted segment to", path.clone(), e))?;
+        self.fs.sync_dir(&self.dir).map_err(|e| Error::io("syncing the log directory", self.dir.clone(), e))?;
+        if let Some(seg) = self.segments.get_mut(&base) {
+            seg.file = file;
+            seg.tail = tail;
+            seg.sealed = true;
+            seg.sparse = true;
+            seg.index = OnceLock::new();
+            let _ = seg.index.set(index);
+        }
+        Ok(())
+    }
+}
+
+/// A failed write of a compaction file: the log itself is untouched, so
+/// nothing is poisoned; ENOSPC stays recognisable.
+pub(super) fn write_error(op: &'static str, path: &std::path::Path, e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::StorageFull {
+        return Error::DiskFull { op, path: path.to_path_buf() };
+    }
+    Error::io(op, path.to_path_buf(), e)
+}
