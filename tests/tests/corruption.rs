@@ -2,6 +2,7 @@
 //! byte of every file flipped, and every file cut at every length. Opening
 //! and reading must never panic and never return a byte that differs from
 //! what was written: the answer is a typed error or a valid prefix.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "a test fails loudly")]
 
 use std::path::Path;
 use std::sync::Arc;

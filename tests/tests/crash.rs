@@ -2,6 +2,7 @@
 //! durable offset; the parent kills it with SIGKILL at random moments, then
 //! reopens the log and checks that every reported durable record is present
 //! and byte-identical, and that nothing else appears.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "a test fails loudly")]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -3,6 +3,7 @@
 //! that step and every later one fail, as if the process died there), and
 //! the reopened log must be exactly the state before or the state after —
 //! never a mix.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "a test fails loudly")]
 
 use std::io;
 use std::path::Path;

@@ -2,6 +2,7 @@
 //! development machines have). The log must report a typed disk-full error,
 //! keep its state, open and read on the full disk, and resume appending once
 //! space is freed.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "a test fails loudly")]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -16,6 +16,7 @@
 //! fixture directory (regenerate this build's with `SEGLOG_BLESS=1 cargo
 //! test -p tests --test format_fixture`) and keeps reading (or clearly
 //! refusing) the old ones.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "a test fails loudly")]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! truncations, retention, key compaction and reopens on the real
 //! filesystem, checked after every step against a plain `Vec` of what was
 //! appended (`None` where compaction dropped a record).
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "a test fails loudly")]
 
 use std::sync::Arc;
 

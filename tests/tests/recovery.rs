@@ -2,6 +2,7 @@
 //! tails, rot detected through commit evidence, the documented undetectable
 //! window, clean-close trust, damaged footers and indexes, leftovers, wrong
 //! directories, unknown versions, read-only opens, poisoning and ENOSPC.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "a test fails loudly")]
 
 use std::io;
 use std::path::{Path, PathBuf};
