@@ -372,8 +372,12 @@ fn main() {
         let e = e.unwrap();
         if e.file_name() != "log.lock" {
             std::fs::copy(e.path(), killed.join(e.file_name())).unwrap();
+            // Durable, as the killed writer's synced files were: the open
+            // below must not pay for flushing the copy.
+            File::open(killed.join(e.file_name())).unwrap().sync_all().unwrap();
         }
     }
+    File::open(&killed).unwrap().sync_all().unwrap();
     let dir = killed;
     let active_path = Log::open_read_only(&dir, config()).unwrap().segments().last().unwrap().path.clone();
     let active_len = std::fs::metadata(&active_path).unwrap().len();
