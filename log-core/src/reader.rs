@@ -126,28 +126,20 @@ impl Log {
         Ok(seg)
     }
 
-    fn find_in_segment(&self, seg: &Segment, offset: u64, (mut expect, pos): (u64, u64)) -> Result<(u64, Record)> {
+    fn find_in_segment(&self, seg: &Segment, offset: u64, (expect, pos): (u64, u64)) -> Result<(u64, Record)> {
         let src = self.source(seg);
         // One index interval plus room for the frame that straddles its end.
         let chunk = self.config.index_interval_bytes as usize + 1024;
-        let mut cursor = FrameCursor::new(pos, seg.tail.end_pos, chunk, &self.meta);
+        let mut cursor = FrameCursor::new(pos, seg.tail.end_pos, chunk, &self.meta).expecting(expect, seg.sparse);
         loop {
             match cursor.next_frame(&src) {
                 Ok(Some((at, Frame::Record(r)))) => {
-                    if r.offset != expect && !(seg.sparse && r.offset > expect) {
-                        return Err(Error::corruption(
-                            &seg.path,
-                            at,
-                            format!("expected the record with offset {expect}, found offset {}", r.offset),
-                        ));
-                    }
                     if r.offset == offset {
                         return Ok((at, owned(&r)));
                     }
                     if r.offset > offset {
                         return Err(Error::Compacted { offset });
                     }
-                    expect = r.offset + 1;
                 }
                 Ok(Some((_, Frame::Marker(_)))) => {}
                 Ok(None) if seg.sparse => return Err(Error::Compacted { offset }),
@@ -166,6 +158,11 @@ impl Log {
     pub(crate) fn stop_error(&self, seg: &Segment, stop: Stop) -> Error {
         match stop {
             Stop::Invalid { pos, why } => Error::corruption(&seg.path, pos, why),
+            Stop::Discontinuous { pos, expected, found } => Error::corruption(
+                &seg.path,
+                pos,
+                format!("expected the record with offset {expected}, found offset {found}"),
+            ),
             Stop::Torn { pos } => Error::corruption(&seg.path, pos, "a frame runs past the end of the segment's data"),
             Stop::Io(e) => Error::io("reading", seg.path.clone(), e),
         }
@@ -219,7 +216,8 @@ impl Log {
     /// returns its rebuilt index.
     pub(crate) fn scan_segment(&self, seg: &Segment) -> Result<SparseIndex> {
         let src = self.source(seg);
-        let mut cursor = FrameCursor::new(HEADER_LEN, seg.tail.end_pos, SCAN_CHUNK, &self.meta);
+        let mut cursor =
+            FrameCursor::new(HEADER_LEN, seg.tail.end_pos, SCAN_CHUNK, &self.meta).expecting(seg.base, seg.sparse);
         let mut ix = SparseIndex::new(HEADER_LEN);
         let mut expect = seg.base;
         let mut n = 0u64;
@@ -228,13 +226,6 @@ impl Log {
         loop {
             match cursor.next_frame(&src) {
                 Ok(Some((at, Frame::Record(r)))) => {
-                    if r.offset != expect && !(seg.sparse && r.offset > expect) {
-                        return Err(Error::corruption(
-                            &seg.path,
-                            at,
-                            format!("expected the record with offset {expect}, found offset {}", r.offset),
-                        ));
-                    }
                     ix.observe(r.offset, at, r.timestamp_ms, interval);
                     min_ts = min_ts.min(r.timestamp_ms);
                     max_ts = max_ts.max(r.timestamp_ms);
@@ -311,8 +302,8 @@ pub struct Reader<'a> {
 struct Walk<'a> {
     seg: &'a Segment,
     src: SegSource<'a>,
+    /// Enforces the offset rule (`FrameCursor::expecting`).
     frames: FrameCursor,
-    expect: u64,
 }
 
 impl<'a> Reader<'a> {
@@ -361,23 +352,15 @@ impl<'a> Reader<'a> {
                 self.cursor = Some(Walk {
                     seg,
                     src: log.source(seg),
-                    frames: FrameCursor::growing(pos, seg.tail.end_pos, 16 << 10, SCAN_CHUNK, &log.meta),
-                    expect,
+                    frames: FrameCursor::growing(pos, seg.tail.end_pos, 16 << 10, SCAN_CHUNK, &log.meta)
+                        .expecting(expect, seg.sparse),
                 });
             }
             let Some(w) = self.cursor.as_mut() else {
                 return Ok(false);
             };
             match w.frames.next_frame(&w.src) {
-                Ok(Some((at, Frame::Record(r)))) => {
-                    if r.offset != w.expect && !(w.seg.sparse && r.offset > w.expect) {
-                        return Err(Error::corruption(
-                            &w.seg.path,
-                            at,
-                            format!("expected the record with offset {}, found offset {}", w.expect, r.offset),
-                        ));
-                    }
-                    w.expect = r.offset + 1;
+                Ok(Some((_, Frame::Record(r)))) => {
                     // In a compacted segment the records skip the offsets
                     // compaction dropped: the next one at or after
                     // `self.next` is the one to return.

@@ -122,6 +122,10 @@ impl Segment {
 pub(crate) enum Stop {
     /// The bytes at `pos` are not a valid frame.
     Invalid { pos: u64, why: &'static str },
+    /// The record frame at `pos` breaks the offset rule (see
+    /// [`FrameCursor::expecting`]): it holds `found` where `expected` (or,
+    /// in a compacted segment, a later offset) was due.
+    Discontinuous { pos: u64, expected: u64, found: u64 },
     /// The frame at `pos` runs past the end of the range.
     Torn { pos: u64 },
     /// Reading failed.
@@ -173,6 +177,18 @@ pub(crate) struct FrameCursor {
     /// a suffix truncation) and stops the walk like any other invalid frame
     /// ([`Meta::admits`]).
     meta: Meta,
+    /// The offset rule, when the walk enforces it.
+    rule: Option<OffsetRule>,
+}
+
+/// The offset rule: a plain segment's records are dense from its base
+/// (each the one after the last), a compacted segment's only strictly
+/// increase. Records at or past `until` end the walk and are not checked.
+#[derive(Debug, Clone, Copy)]
+struct OffsetRule {
+    expect: u64,
+    sparse: bool,
+    until: u64,
 }
 
 impl FrameCursor {
@@ -190,7 +206,26 @@ impl FrameCursor {
             max_chunk: chunk,
             last: (0, 0),
             meta: meta.clone(),
+            rule: None,
         }
+    }
+
+    /// Enforces the offset rule from here on: the next record must hold
+    /// `first` (or, `sparse`, a later offset), and each one after it the
+    /// offset after its predecessor (or later). A record that breaks it
+    /// stops the walk with [`Stop::Discontinuous`].
+    pub fn expecting(mut self, first: u64, sparse: bool) -> Self {
+        self.rule = Some(OffsetRule { expect: first, sparse, until: u64::MAX });
+        self
+    }
+
+    /// With [`expecting`](Self::expecting): a record at or past `until` is
+    /// returned unchecked (the walk's caller stops there).
+    pub fn until(mut self, until: u64) -> Self {
+        if let Some(rule) = self.rule.as_mut() {
+            rule.until = until;
+        }
+        self
     }
 
     /// A cursor that starts with `first` bytes per read and doubles up to
@@ -243,6 +278,14 @@ impl FrameCursor {
             }
             Ok((frame, len)) => {
                 debug_assert_eq!(len as u64, total);
+                if let (Frame::Record(r), Some(rule)) = (&frame, self.rule.as_mut())
+                    && r.offset < rule.until
+                {
+                    if r.offset != rule.expect && !(rule.sparse && r.offset > rule.expect) {
+                        return Err(Stop::Discontinuous { pos: self.pos, expected: rule.expect, found: r.offset });
+                    }
+                    rule.expect = r.offset + 1;
+                }
                 let at = self.pos;
                 self.pos += total;
                 self.last = (start, end);

@@ -542,19 +542,11 @@ impl CompactionJob {
 /// Calls `f` on each record of `src` in order until it returns false.
 pub(super) fn walk(src: &Source, mut f: impl FnMut(&RecordRef<'_>) -> bool) -> Result<()> {
     let file = FileSource(&*src.file);
-    let mut cursor = FrameCursor::new(HEADER_LEN, src.tail.end_pos, SCAN_CHUNK, &src.meta);
-    let mut expect = src.base;
+    let mut cursor =
+        FrameCursor::new(HEADER_LEN, src.tail.end_pos, SCAN_CHUNK, &src.meta).expecting(src.base, src.sparse);
     loop {
         match cursor.next_frame(&file) {
-            Ok(Some((at, Frame::Record(r)))) => {
-                if r.offset != expect && !(src.sparse && r.offset > expect) {
-                    return Err(Error::corruption(
-                        &src.path,
-                        at,
-                        format!("expected the record with offset {expect}, found offset {}", r.offset),
-                    ));
-                }
-                expect = r.offset + 1;
+            Ok(Some((_, Frame::Record(r)))) => {
                 if !f(&r) {
                     return Ok(());
                 }
@@ -562,6 +554,13 @@ pub(super) fn walk(src: &Source, mut f: impl FnMut(&RecordRef<'_>) -> bool) -> R
             Ok(Some((_, Frame::Marker(_)))) => {}
             Ok(None) => return Ok(()),
             Err(Stop::Invalid { pos, why }) => return Err(Error::corruption(&src.path, pos, why)),
+            Err(Stop::Discontinuous { pos, expected, found }) => {
+                return Err(Error::corruption(
+                    &src.path,
+                    pos,
+                    format!("expected the record with offset {expected}, found offset {found}"),
+                ));
+            }
             Err(Stop::Torn { pos }) => {
                 return Err(Error::corruption(&src.path, pos, "a frame runs past the end of the segment's data"));
             }

@@ -38,13 +38,11 @@ pub(crate) fn scan_frames_until(
 ) -> io::Result<ScanResult> {
     let mut ix = SparseIndex::new(HEADER_LEN);
     let mut tail = Tail::empty(base);
-    let mut cursor = FrameCursor::new(HEADER_LEN, len, SCAN_CHUNK, meta);
+    let mut cursor = FrameCursor::new(HEADER_LEN, len, SCAN_CHUNK, meta).expecting(base, sparse).until(until);
     let stop_at = loop {
         match cursor.next_frame(&FileSource(file)) {
             Ok(Some((_, Frame::Record(r)))) if r.offset >= until => break None,
-            Ok(Some((at, Frame::Record(r))))
-                if r.offset == tail.next_offset || (sparse && r.offset > tail.next_offset) =>
-            {
+            Ok(Some((at, Frame::Record(r)))) => {
                 let (offset, ts) = (r.offset, r.timestamp_ms);
                 ix.observe(offset, at, ts, interval);
                 let frame_len = cursor.pos() - at;
@@ -64,6 +62,7 @@ pub(crate) fn scan_frames_until(
             Ok(Some((at, _))) => break Some((at, "frame does not continue the records before it")),
             Ok(None) => break None,
             Err(Stop::Invalid { pos, why }) => break Some((pos, why)),
+            Err(Stop::Discontinuous { pos, .. }) => break Some((pos, "frame does not continue the records before it")),
             Err(Stop::Torn { pos }) => break Some((pos, "frame runs past the end of the file")),
             Err(Stop::Io(e)) => return Err(e),
         }
