@@ -313,6 +313,12 @@ impl Log {
         if out.outputs.is_empty() {
             return Ok(report);
         }
+        // Its outputs are segments of this build: `log.meta` first (a log an
+        // older build wrote may not have it yet).
+        if let Err(e) = self.ensure_meta_on_disk(false) {
+            out.discard();
+            return Err(e);
+        }
         let _span = info_span!("compaction_swap", segments = out.outputs.len()).entered();
         // The compacted files' directory entries are durable before the
         // manifest can be: recovery relies on finding them.

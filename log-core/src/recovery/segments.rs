@@ -34,6 +34,13 @@ pub(super) fn open_segment(
     let len = file.len().map_err(|e| Error::io("reading the size of", &path, e))?;
 
     let header = read_header(&*file, &path, base)?;
+    // A segment of this build gets no byte past its header before
+    // `log.meta` exists (it is written before the first record, and nothing
+    // else writes to a segment earlier): bytes there without `log.meta`
+    // prove it lost, even when those bytes no longer verify.
+    if !log.meta_on_disk && header.successor_first && len > HEADER_LEN {
+        return Err(missing_meta(log, &path));
+    }
     let trailer = read_trailer(&*file, len, base).map_err(|e| Error::io("reading the footer of", &path, e))?;
     let mk = |tail: Tail, sealed: bool| Segment {
         base,
