@@ -1,9 +1,9 @@
 //! The log directory's files, below the write, truncation and compaction
 //! paths: creating a segment (header, fsync, rename, directory fsync),
 //! its index files, `log.meta`, replacing a file crash-atomically, and
-//! removing segments. Every file the log creates or removes in its
-//! directory goes through here (compacted files excepted, written by
-//! `compact`).
+//! removing segments. The exceptions: compacted files and the compaction
+//! swap (`compact/`, finished at open by `recovery/compaction.rs`), and the
+//! leftovers an open removes before the log exists (`recovery/mod.rs`).
 
 use std::io;
 use std::sync::{Arc, OnceLock};
@@ -141,7 +141,6 @@ impl Log {
                 tail: Tail::empty(base),
                 sealed: false,
                 sparse: false,
-                successor_first: true,
                 index,
                 index_dirty: Default::default(),
             },

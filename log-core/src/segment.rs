@@ -90,8 +90,6 @@ pub(crate) struct Segment {
     /// Compacted (kind 2 in a version-3 header, or version 2): offsets strictly increase but
     /// may skip; always sealed.
     pub sparse: bool,
-    /// Written under the successor-first rule (header version 3).
-    pub successor_first: bool,
 
     /// Loaded lazily for sealed segments; always present for the active one.
     pub index: OnceLock<SparseIndex>,

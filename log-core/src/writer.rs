@@ -217,10 +217,9 @@ impl Log {
             // or finds it sealed). A full disk changed nothing else: the new
             // segment goes again, durably, before anything more is appended
             // to the old one (recovery would expect the old one to end where
-            // the new one begins).
-            // If that fails too, the log is poisoned and the error says so:
-            // `DiskFull` would promise an unchanged, usable log (found by
-            // seeds 25039, 44963, 103892, 216916 of the 0..400000 run).
+            // the new one begins). If that removal fails, the log is
+            // poisoned and the error says so, not `DiskFull`, which promises
+            // an unchanged, usable log (seeds 25039, 44963, 103892, 216916).
             if self.poisoned.is_none()
                 && let Err(e2) = self.fs.remove_file(&path).and_then(|()| self.fs.sync_dir(&self.dir))
             {

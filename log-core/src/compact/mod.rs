@@ -279,7 +279,6 @@ impl Log {
                 tail: o.tail,
                 sealed: true,
                 sparse: true,
-                successor_first: true,
                 index,
                 index_dirty: Default::default(),
             };

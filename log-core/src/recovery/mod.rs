@@ -33,7 +33,7 @@ use crate::log::{Active, Log, Options, RecoveryReport};
 
 use compaction::settle_compaction;
 pub(crate) use scan::{scan_frames, scan_frames_until};
-use segments::{missing_meta, open_segment};
+use segments::open_segment;
 
 /// Opens the log in `dir`, in phases, each a function below: list the
 /// directory (and take the lock), settle interrupted work (a compaction
@@ -68,9 +68,6 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
     }
     drop_restart_leftovers(&mut log, &mut listing.bases)?;
     open_segments(&mut log, &listing.bases, &overrides, &mut report)?;
-    if !has_meta && let Some(seg) = log.segments.values().find(|s| s.successor_first && s.tail.next_offset > s.base) {
-        return Err(missing_meta(&log, &seg.path));
-    }
     place_ends(&mut log, has_meta, &mut report)?;
     finish_truncation(&mut log, &mut report)?;
     finish_restart_intent(&mut log, &mut report)?;

@@ -50,7 +50,6 @@ pub(super) fn open_segment(
         tail,
         sealed,
         sparse: header.sparse,
-        successor_first: header.successor_first,
         index: OnceLock::new(),
         index_dirty: Default::default(),
     };
@@ -230,13 +229,11 @@ fn recover_active(log: &Log, mut seg: Segment, len: u64, report: &mut RecoveryRe
     let (tail, ix, stop_at) = scan_frames(&*seg.file, seg.base, len, log.config.index_interval_bytes, &log.meta)
         .map_err(|e| Error::io("reading", seg.path.clone(), e))?;
     report.bytes_scanned = len;
-    // Without `log.meta`, records are impossible in a segment this build
-    // wrote (the file is written before a log's first record), and so is a
-    // record tagged with an epoch (only truncations and restarts, recorded
-    // there, begin one): the file was lost. Refuse before cutting anything.
-    if !log.meta_on_disk
-        && ((seg.successor_first && tail.n_records > 0) || stop_at.is_some_and(|(_, why)| why == STALE_FRAME))
-    {
+    // Without `log.meta`, a record tagged with an epoch is impossible (only
+    // truncations and restarts, recorded there, begin one): the file was
+    // lost. This also covers segments of older builds, which the header
+    // check in `open_segment` does not. Refuse before cutting anything.
+    if !log.meta_on_disk && stop_at.is_some_and(|(_, why)| why == STALE_FRAME) {
         return Err(missing_meta(log, &seg.path));
     }
     if let Some((pos, why)) = stop_at {
