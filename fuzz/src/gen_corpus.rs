@@ -128,7 +128,12 @@ fn main() {
         }
     }
     // A compaction manifest, for the decoder.
-    let m = log_core::format::Manifest { entries: vec![(0, 10), (10, 25), (40, 41)] };
+    let entry = |base, next_offset, len| log_core::format::ManifestEntry {
+        base,
+        next_offset,
+        output: Some(log_core::format::FileIdentity { len, crc: 0x5EED }),
+    };
+    let m = log_core::format::Manifest { entries: vec![entry(0, 10, 200), entry(10, 25, 300), entry(40, 41, 90)] };
     write(&root.join("decode_index"), "manifest", &m.encode());
     // Scenario files, as `sim-harness save-scenario` writes them.
     for seed in 0..8u64 {

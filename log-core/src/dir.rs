@@ -155,17 +155,25 @@ impl Log {
     }
 
     /// Writes `log.meta` crash-atomically (temporary, fsync, rename,
-    /// directory fsync).
+    /// directory fsync), naming the current last segment.
     pub(crate) fn write_meta(&mut self, meta: Meta) -> Result<()> {
+        let last_segment = self.segments.keys().next_back().copied();
+        self.store_meta(Meta { last_segment, ..meta }).map_err(|(e, _)| e)
+    }
+
+    /// [`write_meta`](Self::write_meta) with `meta` as given; on failure,
+    /// also says whether the new file had been renamed into place (it may
+    /// then be durable).
+    pub(crate) fn store_meta(&mut self, meta: Meta) -> std::result::Result<(), (crate::Error, bool)> {
         match self.replace_file(META_FILE_NAME, &meta.encode()) {
             Ok(()) => {
                 self.meta = meta;
                 self.meta_on_disk = true;
                 Ok(())
             }
-            Err((e, _)) => {
+            Err((e, renamed)) => {
                 let path = self.path_of(META_FILE_NAME);
-                Err(self.write_failed("writing the metadata file", path, e))
+                Err((self.write_failed("writing the metadata file", path, e), renamed))
             }
         }
     }

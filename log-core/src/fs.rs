@@ -170,3 +170,22 @@ pub fn write_all_at(file: &dyn FileHandle, mut buf: &[u8], mut pos: u64) -> io::
     }
     Ok(())
 }
+
+/// CRC32 of the first `len` bytes of `file`, read in 1 MiB pieces; a file
+/// shorter than `len` is `UnexpectedEof`.
+pub fn crc_of_prefix(file: &dyn FileHandle, len: u64) -> io::Result<crc32fast::Hasher> {
+    let mut h = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; usize::try_from(len.min(1 << 20)).unwrap_or(1 << 20)];
+    let mut pos = 0u64;
+    while pos < len {
+        let want = usize::try_from(len - pos).unwrap_or(usize::MAX).min(buf.len());
+        let piece = buf.get_mut(..want).unwrap_or_default();
+        let got = read_full_at(file, piece, pos)?;
+        if got < want {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file is shorter than expected"));
+        }
+        h.update(piece);
+        pos += want as u64;
+    }
+    Ok(h)
+}

@@ -46,6 +46,7 @@ impl Log {
             truncate_from: Some(offset),
             restart: false,
             epochs: self.meta.epochs.begin(offset),
+            last_segment: None,
         })?;
         // From here on the truncation is decided (recovery finishes it), so
         // even if a step fails, this handle shows the log as truncated.
@@ -91,7 +92,13 @@ impl Log {
         // holding `first`, a suffix truncation may leave a segment wholly
         // below it), and compaction reads them.
         let oldest = self.segments.keys().next().map_or(first, |b| (*b).min(first));
-        Meta { first_offset: first, truncate_from: None, restart: false, epochs: self.meta.epochs.from_offset(oldest) }
+        Meta {
+            first_offset: first,
+            truncate_from: None,
+            restart: false,
+            epochs: self.meta.epochs.from_offset(oldest),
+            last_segment: None,
+        }
     }
 
     /// After a failed `cut_suffix`: show the log as cut at `offset`, in
@@ -196,6 +203,7 @@ impl Log {
             truncate_from: None,
             restart: true,
             epochs: self.meta.epochs.begin(offset).from_offset(offset),
+            last_segment: None,
         })?;
         if let Err(e) = self.finish_restart(offset) {
             self.poisoned.get_or_insert_with(|| {

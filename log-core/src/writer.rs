@@ -16,7 +16,7 @@ use tracing::{debug, info_span, warn};
 
 use crate::config::SyncPolicy;
 use crate::error::{Error, Result};
-use crate::format::{self, Marker, MarkerKind, RecordRef};
+use crate::format::{self, META_FILE_NAME, Marker, MarkerKind, Meta, RecordRef};
 use crate::fs::write_all_at;
 use crate::index::{IndexMark, SparseIndex};
 use crate::log::{Entry, Log};
@@ -212,16 +212,30 @@ impl Log {
         self.sync_inner()?;
         let base = self.next_offset;
         let (path, file) = self.create_segment_file(base, now_ms)?;
-        if let Err(e) = self.write_trailer(MarkerKind::Seal) {
+        // `log.meta` names the new segment before the old one is sealed, so
+        // that from here on losing the new segment is detected even if the
+        // old one's footer is damaged too (seed 239556).
+        let old_meta = self.meta.clone();
+        let sealed = match self.store_meta(Meta { last_segment: Some(base), ..old_meta.clone() }) {
+            Ok(()) => self.write_trailer(MarkerKind::Seal),
+            Err((e, false)) => Err(e),
+            // In place, maybe durable: the new segment must stay.
+            Err((e, true)) => {
+                self.poisoned.get_or_insert_with(|| format!("naming the new segment in `log.meta` failed: {e}"));
+                return Err(e.into_midway());
+            }
+        };
+        if let Err(e) = sealed {
             // A poisoned log stays as it is (recovery seals the old segment
             // or finds it sealed). A full disk changed nothing else: the new
-            // segment goes again, durably, before anything more is appended
-            // to the old one (recovery would expect the old one to end where
-            // the new one begins). If that removal fails, the log is
-            // poisoned and the error says so, not `DiskFull`, which promises
-            // an unchanged, usable log (seeds 25039, 44963, 103892, 216916).
+            // segment goes again, durably, `log.meta` first, before anything
+            // more is appended to the old one (recovery would expect the old
+            // one to end where the new one begins). If that undo fails, the
+            // log is poisoned and the error says so, not `DiskFull`, which
+            // promises an unchanged, usable log (seeds 25039, 44963,
+            // 103892, 216916).
             if self.poisoned.is_none()
-                && let Err(e2) = self.fs.remove_file(&path).and_then(|()| self.fs.sync_dir(&self.dir))
+                && let Err(e2) = self.undo_new_segment(&path, old_meta)
             {
                 self.poisoned =
                     Some(format!("removing the new segment `{}` after a failed seal failed: {e2}", path.display()));
@@ -235,6 +249,18 @@ impl Log {
         }
         self.install_segment(base, path, file, now_ms);
         Ok(())
+    }
+
+    /// Undoes a roll's first steps after its seal hit a full disk:
+    /// `log.meta` as before (if it changed), the new segment removed, the
+    /// directory fsynced.
+    fn undo_new_segment(&mut self, path: &std::path::Path, old_meta: Meta) -> io::Result<()> {
+        if self.meta != old_meta {
+            self.replace_file(META_FILE_NAME, &old_meta.encode()).map_err(|(e, _)| e)?;
+            self.meta = old_meta;
+        }
+        self.fs.remove_file(path)?;
+        self.fs.sync_dir(&self.dir)
     }
 
     /// Closes the log cleanly: makes everything durable and writes a

@@ -200,13 +200,17 @@ fn the_seeds_that_found_stale_frames_and_settled_compactions_pass() {
 /// 15132) or made epoch-tagged records look stale, so recovery cut them as
 /// a torn tail (13826); now a missing `log.meta` is proved by the records
 /// and refused. In 15953, 16687 and 19673 every file of the log was gone,
-/// the documented limit: the run must end there, not fail.
+/// the documented limit: the run must end there, not fail. (Since a roll
+/// also writes `log.meta`, 15953's schedule no longer loses a file; it
+/// must still pass.)
 #[test]
 fn the_seeds_that_found_lost_files_pass_and_detect_them() {
     for seed in [8245, 8319, 9778, 13826, 14937, 15132, 15953, 16687, 19673] {
         let out = run(&Scenario::new(seed, 1000), false);
         assert!(out.failure.is_none(), "seed {seed}: {:?}", out.failure);
-        assert!(out.marks.contains_key("durable file lost"), "seed {seed} lost no file: {:?}", out.marks);
+        if seed != 15953 {
+            assert!(out.marks.contains_key("durable file lost"), "seed {seed} lost no file: {:?}", out.marks);
+        }
     }
 }
 
@@ -223,4 +227,23 @@ fn the_seeds_of_the_400k_run_on_the_successor_first_format_pass() {
         let out = run(&Scenario::new(seed, 1000), false);
         assert!(out.failure.is_none(), "seed {seed}: {:?}", out.failure);
     }
+}
+
+/// The two lost-file seeds the 0..400000 run left open. 350616: the
+/// compacted file a durable swap manifest named was lost, and an older
+/// compacted segment with the same base was taken for it (the manifest now
+/// records each output's length and CRC32). 239556: the last segment was
+/// lost and its predecessor's footer and last batch destroyed, so nothing
+/// proved the predecessor had been sealed (`log.meta` now names the last
+/// segment; the extra write at each roll changes this seed's schedule, and
+/// `a_lost_segment_file_is_reported_never_skipped` keeps the exact case).
+#[test]
+fn the_lost_file_seeds_of_the_400k_run_pass() {
+    for seed in [239_556, 350_616] {
+        let out = run(&Scenario::new(seed, 1000), false);
+        assert!(out.failure.is_none(), "seed {seed}: {:?}", out.failure);
+    }
+    let out = run(&Scenario::new(350_616, 1000), false);
+    assert!(out.marks.contains_key("durable file lost"), "{:?}", out.marks);
+    assert!(out.marks.contains_key("durable corruption detected at open"), "{:?}", out.marks);
 }

@@ -348,3 +348,55 @@ fn a_failed_step_of_a_compaction_leaves_the_old_or_the_new_log() {
     }
     assert!(outcomes.0 > 0 && outcomes.1 > 0 && outcomes.2 > 0, "{outcomes:?}");
 }
+
+/// Seed 350616: a compaction swap's manifest was durable, the compacted
+/// file it names was lost, and the segment in place was an older compacted
+/// segment with the same base. Recovery took it for the renamed output and
+/// finished the swap, keeping a record the pass had dropped. The manifest
+/// now records each output's length and CRC32: a segment in place that is
+/// not the output is `Corruption` naming the missing file; the output
+/// itself in place (the rename had happened) finishes the swap.
+#[test]
+fn a_lost_compacted_file_is_not_mistaken_for_an_older_compacted_segment() {
+    use log_core::format::{FileIdentity, MANIFEST_FILE_NAME, Manifest, ManifestEntry, compacted_file_name};
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    let before = build(&mut log);
+    log.compact().unwrap();
+    let want = all(&log);
+    assert!(want.len() < before.len());
+    log.close().unwrap();
+    let seg0 = dir.path().join(log_core::format::segment_file_name(0));
+    let bytes = std::fs::read(&seg0).unwrap();
+    let next_offset =
+        Log::open_with(dir.path(), Options { read_only: true, ..options() }).unwrap().segments()[0].next_offset;
+    let identity = FileIdentity { len: bytes.len() as u64, crc: crc32fast::hash(&bytes) };
+    let manifest_with =
+        |output| Manifest { entries: vec![ManifestEntry { base: 0, next_offset, output: Some(output) }] };
+    let files = dir_files(dir.path());
+    // The rename had happened: the segment in place is the output.
+    std::fs::write(dir.path().join(MANIFEST_FILE_NAME), manifest_with(identity).encode()).unwrap();
+    let log = open(dir.path());
+    assert!(log.recovery_report().finished_compaction);
+    assert_eq!(all(&log), want);
+    drop(log);
+    assert_eq!(dir_files(dir.path()), files, "finishing the swap changed nothing else");
+    // The output was lost: the segment in place is another file.
+    for other in
+        [FileIdentity { crc: identity.crc ^ 1, ..identity }, FileIdentity { len: identity.len + 1, ..identity }]
+    {
+        std::fs::write(dir.path().join(MANIFEST_FILE_NAME), manifest_with(other).encode()).unwrap();
+        for read_only in [true, false] {
+            match Log::open_with(dir.path(), Options { read_only, ..options() }) {
+                Err(Error::Corruption { detail, .. }) => {
+                    assert!(detail.contains(&compacted_file_name(0)) && detail.contains("missing"), "{detail}");
+                }
+                other => panic!("read_only {read_only}: {:?}", other.map(|l| l.next_offset())),
+            }
+        }
+    }
+}
+
+fn options() -> Options {
+    Options { fs: StdFs::shared(), clock: Arc::new(FixedClock(1_000_000)), config: config(), read_only: false }
+}

@@ -11,6 +11,9 @@
 //!   successor-first rule (header versions 1 and 2, no `log.meta`): this
 //!   build must read them record for record, and a read-write open must
 //!   upgrade them in place (it adds `log.meta`) and go on appending.
+//! * `v3-meta1/` is `v3/` as the build before `log.meta` version 3 wrote it
+//!   (a version-1 `log.meta`, which names no last segment): read, and
+//!   upgraded by a read-write open (`log.meta` rewritten as version 3).
 //!
 //! An intentional format change bumps the version it changes, adds a new
 //! fixture directory (regenerate this build's with `SEGLOG_BLESS=1 cargo
@@ -130,12 +133,16 @@ fn check_writes(name: &str, write_it: fn(&Path)) {
 }
 
 /// A read-write open of an old fixture upgrades it in place: the records
-/// stay, `log.meta` appears, and appends, a roll and a reopen work.
+/// stay, `log.meta` appears (or is rewritten) in the current version,
+/// naming the last segment, and appends, a roll and a reopen work.
 fn check_upgrades(name: &str, want: &[Record]) {
     let (copy, old) = copy_of(name);
-    assert!(!old.iter().any(|(f, _)| f == "log.meta"), "{name} predates log.meta");
+    let old_meta = old.iter().find(|(f, _)| f == "log.meta").map(|(_, b)| b.clone());
+    assert!(old_meta.as_ref().is_none_or(|b| b[8..12] != 3u32.to_le_bytes()), "{name} predates log.meta version 3");
     let mut log = Log::open_with(copy.path(), options(false)).unwrap();
-    assert!(copy.path().join("log.meta").exists(), "{name}: the open writes log.meta");
+    let meta = std::fs::read(copy.path().join("log.meta")).expect("the open writes log.meta");
+    let meta = log_core::format::Meta::decode(&meta).unwrap();
+    assert_eq!(meta.last_segment, log.segments().last().map(|s| s.base_offset), "{name}");
     log.append(Entry::new(b"after the upgrade")).unwrap();
     log.roll().unwrap();
     log.close().unwrap();
@@ -169,6 +176,12 @@ fn v1_fixture_reads_and_upgrades() {
     let (copy, _) = copy_of("v1");
     assert!(Log::open_with(copy.path(), options(true)).unwrap().recovery_report().clean);
     check_upgrades("v1", &expected());
+}
+
+#[test]
+fn v3_meta1_fixture_reads_and_upgrades() {
+    check_reads("v3-meta1", &expected(), 3);
+    check_upgrades("v3-meta1", &expected());
 }
 
 #[test]

@@ -593,7 +593,13 @@ fn interrupted_restart_is_finished_at_open() {
     let b = std::fs::read(&meta).unwrap();
     assert_eq!(
         format::Meta::decode(&b).unwrap(),
-        format::Meta { first_offset: 50, truncate_from: None, restart: false, ..Default::default() }
+        format::Meta {
+            first_offset: 50,
+            truncate_from: None,
+            restart: false,
+            last_segment: Some(50),
+            ..Default::default()
+        }
     );
     assert!(dir_files(dir.path()).iter().any(|n| n.0 == format::segment_file_name(50)));
 }
@@ -687,7 +693,7 @@ fn a_second_writer_is_refused_until_the_first_one_is_gone() {
 /// Issue "One writer per log directory" (item 5): a `log.meta` written by a
 /// newer format version is refused as `UnsupportedVersion` (use a newer
 /// build), never as corruption with advice to delete or restore it; and a
-/// log whose `log.meta` carries epochs (version 2) reopens with them.
+/// log whose `log.meta` carries epochs reopens with them.
 #[test]
 fn a_newer_log_meta_is_unsupported_not_corrupt() {
     let dir = tempfile::tempdir().unwrap();
@@ -698,17 +704,17 @@ fn a_newer_log_meta_is_unsupported_not_corrupt() {
     log.close().unwrap();
     let path = dir.path().join(format::META_FILE_NAME);
     let mut b = std::fs::read(&path).unwrap();
-    assert_eq!(b.len(), 40 + 16, "one epoch entry");
-    assert_eq!(&b[8..12], &2u32.to_le_bytes());
+    assert_eq!(b.len(), 48 + 16, "one epoch entry");
+    assert_eq!(&b[8..12], &3u32.to_le_bytes());
     assert_eq!(open(dir.path()).unwrap().next_offset(), 7);
-    b[8..12].copy_from_slice(&3u32.to_le_bytes());
+    b[8..12].copy_from_slice(&4u32.to_le_bytes());
     let n = b.len() - 4;
     let crc = crc32fast::hash(&b[..n]);
     b[n..].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&path, &b).unwrap();
     for read_only in [false, true] {
         match Log::open_with(dir.path(), opts(StdFs::shared(), read_only)) {
-            Err(Error::UnsupportedVersion { found: 3, path: p, .. }) => assert_eq!(p, path),
+            Err(Error::UnsupportedVersion { found: 4, path: p, .. }) => assert_eq!(p, path),
             other => panic!("read_only {read_only}: {:?}", other.map(|l| l.next_offset())),
         }
     }
@@ -766,7 +772,16 @@ fn a_lost_segment_file_is_reported_never_skipped() {
         refused(&seg(b), &format!("segment {b} of a plain log"));
     }
     lay_out(&plain, &[seg(12), seg(16)]);
-    refused(&seg(12), "the last two segments");
+    refused(&seg(16), "the last two segments");
+    // The last segment lost and its predecessor's footer and last record
+    // destroyed (seed 239556): the predecessor no longer proves it was
+    // sealed, but `log.meta` names the last segment.
+    let mut damaged = plain.clone();
+    let (_, bytes) = damaged.iter_mut().find(|(n, _)| *n == seg(12)).unwrap();
+    let n = bytes.len();
+    bytes[n - format::MARKER_FRAME_LEN - 8..].fill(0);
+    lay_out(&damaged, &[seg(16)]);
+    refused(&seg(16), "the last segment, with its predecessor's end damaged");
     // `log.meta` is written before a log's first record: without it, a
     // segment holding records proves it was lost.
     assert!(plain.iter().any(|(n, _)| n == format::META_FILE_NAME), "a new log has log.meta");

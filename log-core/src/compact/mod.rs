@@ -23,8 +23,8 @@ use tracing::{info, info_span, warn};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    Frame, HEADER_LEN, MANIFEST_FILE_NAME, MARKER_FRAME_LEN, Manifest, Meta, RecordRef, compacted_file_name,
-    segment_file_name,
+    Frame, HEADER_LEN, MANIFEST_FILE_NAME, MARKER_FRAME_LEN, Manifest, ManifestEntry, Meta, RecordRef,
+    compacted_file_name, segment_file_name,
 };
 use crate::fs::{FileHandle, FileSystem};
 use crate::index::SparseIndex;
@@ -139,6 +139,8 @@ struct Output {
     tail: Tail,
     index: SparseIndex,
     created_ms: u64,
+    /// The compacted file's length and checksum, for the manifest.
+    identity: crate::format::FileIdentity,
 }
 
 /// The result of [`CompactionJob::run`]: compacted files on disk, waiting
@@ -156,6 +158,12 @@ pub struct CompactionOutput {
 }
 
 impl CompactionOutput {
+    /// The swap's manifest: each output's range and file identity.
+    fn manifest(&self) -> Manifest {
+        let entry = |o: &Output| ManifestEntry { base: o.base, next_offset: o.next_offset, output: Some(o.identity) };
+        Manifest { entries: self.outputs.iter().map(entry).collect() }
+    }
+
     /// Whether the sealed records were all covered by the key maps so far.
     pub fn is_last_pass(&self) -> bool {
         self.map_end >= self.sealed_end
@@ -326,8 +334,7 @@ impl Log {
             let dir = self.dir.clone();
             return Err(self.write_failed("syncing the log directory", dir, e));
         }
-        let manifest = Manifest { entries: out.outputs.iter().map(|o| (o.base, o.next_offset)).collect() };
-        match self.write_manifest(&manifest) {
+        match self.write_manifest(&out.manifest()) {
             Ok(()) => {}
             // Not in place: nothing was decided.
             Err((e, false)) => {
@@ -520,7 +527,7 @@ impl CompactionJob {
                 w.abandon();
             } else {
                 let base = first.base;
-                let (file, path, tail, index) = w.finish(base, self.now_ms)?;
+                let output::Written { file, path, tail, index, identity } = w.finish(base, self.now_ms)?;
                 group_report.segments_replaced = group.len() as u64;
                 group_report.segments_written = 1;
                 group_report.bytes_before = group.iter().map(|s| s.bytes()).sum();
@@ -535,6 +542,7 @@ impl CompactionJob {
                     tail,
                     index,
                     created_ms: first.created_ms,
+                    identity,
                 });
                 out.report.add(&group_report);
             }

@@ -25,6 +25,19 @@ pub(super) struct Writer {
     pub(super) tail: Tail,
     index: SparseIndex,
     interval: u32,
+    /// CRC32 of the bytes flushed to the file (`0..buf_pos`): with the
+    /// file's length, the identity the compaction manifest records.
+    crc: crc32fast::Hasher,
+}
+
+/// A finished compacted segment file: fsynced, sealed, not yet in place.
+pub(super) struct Written {
+    pub(super) file: Arc<dyn FileHandle>,
+    pub(super) path: PathBuf,
+    pub(super) tail: Tail,
+    pub(super) index: SparseIndex,
+    /// The file's identity: its length and the CRC32 of all its bytes.
+    pub(super) identity: format::FileIdentity,
 }
 
 pub(super) struct WriterMark {
@@ -57,6 +70,7 @@ impl Writer {
             tail: Tail::empty(base),
             index: SparseIndex::new(HEADER_LEN),
             interval,
+            crc: crc32fast::Hasher::new(),
         })
     }
 
@@ -70,6 +84,8 @@ impl Writer {
             self.file.set_len(m.tail.end_pos).map_err(|e| write_error("cutting", &self.path, e))?;
             self.buf.clear();
             self.buf_pos = m.tail.end_pos;
+            self.crc = crate::fs::crc_of_prefix(&*self.file, m.tail.end_pos)
+                .map_err(|e| write_error("reading back", &self.path, e))?;
         } else {
             self.buf.truncate((m.tail.end_pos - self.buf_pos) as usize);
         }
@@ -80,6 +96,7 @@ impl Writer {
 
     pub(super) fn flush(&mut self) -> Result<()> {
         write_all_at(&*self.file, &self.buf, self.buf_pos).map_err(|e| write_error("writing", &self.path, e))?;
+        self.crc.update(&self.buf);
         self.buf_pos += self.buf.len() as u64;
         self.buf.clear();
         Ok(())
@@ -123,11 +140,7 @@ impl Writer {
     }
 
     /// Writes the footer and fsyncs; on failure removes the file.
-    pub(super) fn finish(
-        mut self,
-        base: u64,
-        now_ms: u64,
-    ) -> Result<(Arc<dyn FileHandle>, PathBuf, Tail, SparseIndex)> {
+    pub(super) fn finish(mut self, base: u64, now_ms: u64) -> Result<Written> {
         let res = (|| -> Result<()> {
             let m = Marker {
                 kind: MarkerKind::Seal,
@@ -148,7 +161,8 @@ impl Writer {
             let _ = self.fs.remove_file(&self.path);
             return Err(e);
         }
-        Ok((self.file, self.path, self.tail, self.index))
+        let identity = format::FileIdentity { len: self.buf_pos, crc: self.crc.finalize() };
+        Ok(Written { file: self.file, path: self.path, tail: self.tail, index: self.index, identity })
     }
 }
 
@@ -182,7 +196,7 @@ impl Log {
             w.add_source(&src, offset, |r| r.offset < offset)?;
             w.finish(base, now)
         })();
-        let (file, _, tail, index) = written.inspect_err(|_| {
+        let Written { file, tail, index, .. } = written.inspect_err(|_| {
             let _ = self.fs.remove_file(&tmp);
         })?;
         self.remove_index_files(base).map_err(|(p, e)| Error::io("removing", p, e))?;

@@ -12,6 +12,9 @@ pub const META_VERSION_PLAIN: u32 = 1;
 /// Version of a metadata file with an epoch table (written once the log's
 /// first suffix truncation or restart began epoch 1).
 pub const META_VERSION_EPOCHS: u32 = 2;
+/// Version of a metadata file that names the last segment (and has an
+/// epoch table, possibly empty): the version this build writes.
+pub const META_VERSION: u32 = 3;
 /// Most entries an epoch table may hold (16 MiB of `log.meta`); a decoder
 /// refuses more, so a damaged count cannot make it allocate without bound.
 pub const EPOCH_ENTRIES_MAX: usize = 1 << 20;
@@ -20,6 +23,7 @@ pub const META_FILE_NAME: &str = "log.meta";
 
 const META_PENDING_SUFFIX: u32 = 1;
 const META_PENDING_RESTART: u32 = 2;
+const META_HAS_LAST_SEGMENT: u32 = 4;
 
 /// The log's epochs: which epoch every offset's record must have been
 /// written in. Kafka's leader-epoch file is the shape.
@@ -118,6 +122,13 @@ pub struct Meta {
     pub restart: bool,
     /// The log's epochs (empty until the first truncation or restart).
     pub epochs: Epochs,
+    /// The base of the log's last segment when this file was written
+    /// (`None` in a file of an older build). A roll writes it after the new
+    /// segment is durable and before the old one is sealed, so outside a
+    /// pending intent the directory must hold this segment or a later one:
+    /// otherwise the last segment was lost, whatever the segments left say
+    /// (docs/FORMAT.md, "Lost files").
+    pub last_segment: Option<u64>,
 }
 
 impl Meta {
@@ -130,27 +141,29 @@ impl Meta {
         self.truncate_from.is_some_and(|x| offset >= x) || self.epochs.admits(offset, tag)
     }
 
-    /// Encodes the metadata file: version 1 (36 bytes) while the epoch
-    /// table is empty, version 2 (40 + 16 per entry) after.
+    /// Encodes the metadata file (version 3): magic, version, flags, first
+    /// offset, pending truncation offset, last segment, epoch count and
+    /// entries, CRC32 (`docs/FORMAT.md`, "log.meta").
     pub fn encode(&self) -> Vec<u8> {
         let entries = self.epochs.entries();
-        let version = if entries.is_empty() { META_VERSION_PLAIN } else { META_VERSION_EPOCHS };
-        let mut b = Vec::with_capacity(40 + 16 * entries.len());
+        let mut b = Vec::with_capacity(48 + 16 * entries.len());
         b.extend_from_slice(&META_MAGIC);
-        b.extend_from_slice(&version.to_le_bytes());
+        b.extend_from_slice(&META_VERSION.to_le_bytes());
         let mut flags = if self.truncate_from.is_some() { META_PENDING_SUFFIX } else { 0 };
         if self.restart {
             flags |= META_PENDING_RESTART;
         }
+        if self.last_segment.is_some() {
+            flags |= META_HAS_LAST_SEGMENT;
+        }
         b.extend_from_slice(&flags.to_le_bytes());
         b.extend_from_slice(&self.first_offset.to_le_bytes());
         b.extend_from_slice(&self.truncate_from.unwrap_or(0).to_le_bytes());
-        if !entries.is_empty() {
-            b.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-            for (start, epoch) in entries {
-                b.extend_from_slice(&start.to_le_bytes());
-                b.extend_from_slice(&epoch.to_le_bytes());
-            }
+        b.extend_from_slice(&self.last_segment.unwrap_or(0).to_le_bytes());
+        b.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+        for (start, epoch) in entries {
+            b.extend_from_slice(&start.to_le_bytes());
+            b.extend_from_slice(&epoch.to_le_bytes());
         }
         let crc = crc32fast::hash(&b);
         b.extend_from_slice(&crc.to_le_bytes());
@@ -172,25 +185,34 @@ impl Meta {
             return Err(DecodeError::Invalid("metadata file checksum mismatch"));
         }
         let version = u32_at(b, 8).ok_or(SHORT)?;
-        let epochs = match version {
-            META_VERSION_PLAIN if b.len() == META_LEN => Epochs::default(),
-            META_VERSION_EPOCHS => {
-                let n = u32_at(b, 32).ok_or(SHORT)? as usize;
-                if n == 0 || n > EPOCH_ENTRIES_MAX || b.len() != 40 + 16 * n {
+        // Where the epoch table's count is (version 1 has none).
+        let table_at = match version {
+            META_VERSION_PLAIN if b.len() == META_LEN => None,
+            META_VERSION_EPOCHS => Some(32),
+            META_VERSION => Some(40),
+            META_VERSION_PLAIN => return Err(SHORT),
+            v => return Err(DecodeError::UnknownVersion(v)),
+        };
+        let epochs = match table_at {
+            None => Epochs::default(),
+            Some(at) => {
+                let n = u32_at(b, at).ok_or(SHORT)? as usize;
+                // Version 2 is written only with a non-empty table.
+                let empty_ok = version == META_VERSION;
+                if (n == 0 && !empty_ok) || n > EPOCH_ENTRIES_MAX || b.len() != at + 8 + 16 * n {
                     return Err(SHORT);
                 }
                 let entries = (0..n)
-                    .map(|i| Some((u64_at(b, 36 + 16 * i)?, u64_at(b, 44 + 16 * i)?)))
+                    .map(|i| Some((u64_at(b, at + 4 + 16 * i)?, u64_at(b, at + 12 + 16 * i)?)))
                     .collect::<Option<Vec<_>>>()
                     .ok_or(SHORT)?;
                 Epochs::from_entries(entries)
                     .ok_or(DecodeError::Invalid("metadata file's epoch table is not strictly increasing"))?
             }
-            META_VERSION_PLAIN => return Err(SHORT),
-            v => return Err(DecodeError::UnknownVersion(v)),
         };
         let flags = u32_at(b, 12).ok_or(SHORT)?;
-        if flags & !(META_PENDING_SUFFIX | META_PENDING_RESTART) != 0 {
+        let known = if version == META_VERSION { META_HAS_LAST_SEGMENT } else { 0 };
+        if flags & !(META_PENDING_SUFFIX | META_PENDING_RESTART | known) != 0 {
             return Err(DecodeError::Invalid("unknown metadata flags"));
         }
         let first_offset = u64_at(b, 16).ok_or(SHORT)?;
@@ -200,6 +222,7 @@ impl Meta {
             truncate_from: (flags & META_PENDING_SUFFIX != 0).then_some(from),
             restart: flags & META_PENDING_RESTART != 0,
             epochs,
+            last_segment: if flags & META_HAS_LAST_SEGMENT != 0 { u64_at(b, 32) } else { None },
         })
     }
 }

@@ -103,41 +103,95 @@ fn header_and_index_round_trip() {
 
 #[test]
 fn manifest_round_trips_and_rejects_damage() {
-    let m = Manifest { entries: vec![(0, 10), (10, 25), (40, 41)] };
-    let b = m.encode();
-    assert_eq!(Manifest::decode(&b), Ok(m));
-    for i in 0..b.len() {
-        let mut c = b.clone();
-        c[i] ^= 0x04;
-        assert!(Manifest::decode(&c).is_err(), "byte {i}");
-    }
-    for len in 0..b.len() {
-        assert!(Manifest::decode(&b[..len]).is_err(), "len {len}");
+    let entry = |base, next_offset, output| ManifestEntry { base, next_offset, output };
+    let id = |len, crc| Some(FileIdentity { len, crc });
+    let current = Manifest {
+        entries: vec![entry(0, 10, id(100, 7)), entry(10, 25, id(4096, 0xDEAD_BEEF)), entry(40, 41, id(90, 0))],
+    };
+    let plain = Manifest { entries: vec![entry(0, 10, None), entry(10, 25, None), entry(40, 41, None)] };
+    for (m, version, size) in [(current, MANIFEST_VERSION, 28), (plain, MANIFEST_VERSION_PLAIN, 16)] {
+        let b = m.encode();
+        assert_eq!(b.len(), 20 + 3 * size + 4);
+        assert_eq!(b[8..12], version.to_le_bytes());
+        assert_eq!(Manifest::decode(&b), Ok(m));
+        for i in 0..b.len() {
+            let mut c = b.clone();
+            c[i] ^= 0x04;
+            assert!(Manifest::decode(&c).is_err(), "byte {i}");
+        }
+        for len in 0..b.len() {
+            assert!(Manifest::decode(&b[..len]).is_err(), "len {len}");
+        }
     }
     assert_eq!(parse_file_name("00000000000000000010.log.compacted"), Some(FileKind::Compacted(10)));
     assert_eq!(parse_file_name("log.compaction"), Some(FileKind::CompactionManifest));
     assert_eq!(parse_file_name("log.lock"), Some(FileKind::Lock));
 }
 
+/// A metadata file as builds before version 3 wrote it: version 1 (no
+/// epochs, 36 bytes) or version 2 (a non-empty epoch table).
+fn legacy_meta(m: &Meta) -> Vec<u8> {
+    let entries = m.epochs.entries();
+    let version: u32 = if entries.is_empty() { 1 } else { 2 };
+    let mut b = META_MAGIC.to_vec();
+    b.extend_from_slice(&version.to_le_bytes());
+    let flags = u32::from(m.truncate_from.is_some()) | if m.restart { 2 } else { 0 };
+    b.extend_from_slice(&flags.to_le_bytes());
+    b.extend_from_slice(&m.first_offset.to_le_bytes());
+    b.extend_from_slice(&m.truncate_from.unwrap_or(0).to_le_bytes());
+    if !entries.is_empty() {
+        b.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+        for (start, epoch) in entries {
+            b.extend_from_slice(&start.to_le_bytes());
+            b.extend_from_slice(&epoch.to_le_bytes());
+        }
+    }
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    b
+}
+
 #[test]
 fn meta_round_trips() {
     let epochs = Epochs::default().begin(9).begin(12).begin(10);
     assert_eq!(epochs.entries(), &[(9, 1), (10, 3)]);
-    for m in [
+    let metas = [
         Meta::default(),
-        Meta { first_offset: 7, truncate_from: Some(9), restart: false, epochs: Epochs::default() },
-        Meta { first_offset: 70, truncate_from: None, restart: true, epochs: Epochs::default() },
-        Meta { first_offset: 7, truncate_from: Some(10), restart: false, epochs: epochs.clone() },
-    ] {
+        Meta { first_offset: 7, truncate_from: Some(9), restart: false, epochs: Epochs::default(), last_segment: None },
+        Meta { first_offset: 70, truncate_from: None, restart: true, epochs: Epochs::default(), last_segment: Some(0) },
+        Meta {
+            first_offset: 7,
+            truncate_from: Some(10),
+            restart: false,
+            epochs: epochs.clone(),
+            last_segment: Some(9),
+        },
+        Meta { first_offset: 7, truncate_from: None, restart: false, epochs: epochs.clone(), last_segment: None },
+    ];
+    for m in &metas {
         let b = m.encode();
-        assert_eq!(b.len(), if m.epochs.entries().is_empty() { META_LEN } else { 40 + 16 * 2 });
-        assert_eq!(Meta::decode(&b), Ok(m.clone()));
+        assert_eq!(b[8..12], META_VERSION.to_le_bytes());
+        assert_eq!(b.len(), 48 + 16 * m.epochs.entries().len());
+        assert_eq!(Meta::decode(&b).as_ref(), Ok(m));
         for i in 0..b.len() {
             let mut b = m.encode();
             b[i] ^= 4;
             assert!(Meta::decode(&b).is_err(), "byte {i}");
         }
         assert!(Meta::decode(&b[..b.len() - 1]).is_err());
+    }
+    // Files of older builds (versions 1 and 2) still read; they name no
+    // last segment.
+    for m in &metas {
+        let old = Meta { last_segment: None, ..m.clone() };
+        let b = legacy_meta(&old);
+        assert_eq!(b.len(), if m.epochs.entries().is_empty() { META_LEN } else { 40 + 16 * 2 });
+        assert_eq!(Meta::decode(&b), Ok(old));
+        for i in 0..b.len() {
+            let mut c = b.clone();
+            c[i] ^= 4;
+            assert!(Meta::decode(&c).is_err(), "byte {i}");
+        }
     }
 }
 
@@ -157,11 +211,11 @@ fn epochs_say_which_epoch_each_offset_was_written_in() {
     assert_eq!(e.from_offset(5).entries(), &[(10, 1), (15, 3)]);
     // A newer metadata version is refused as such, not as damage.
     let mut b = Meta { epochs: e, ..Meta::default() }.encode();
-    b[8] = 3;
+    b[8] = 4;
     let n = b.len() - 4;
     let crc = crc32fast::hash(&b[..n]);
     b[n..].copy_from_slice(&crc.to_le_bytes());
-    assert_eq!(Meta::decode(&b), Err(DecodeError::UnknownVersion(3)));
+    assert_eq!(Meta::decode(&b), Err(DecodeError::UnknownVersion(4)));
 }
 
 #[test]

@@ -36,22 +36,20 @@ pub(super) fn settle_compaction(
         }
         return Ok(overrides);
     };
-    for &(base, next) in &manifest.entries {
+    for entry in &manifest.entries {
+        let (base, next) = (entry.base, entry.next_offset);
         let has_new = compacted.binary_search(&base).is_ok();
-        // Without its compacted file, the rename must have happened: the
-        // segment in place must be that compacted segment. Anything else
-        // would make finishing the swap delete records.
-        let renamed =
-            !has_new && bases.binary_search(&base).is_ok() && is_compacted(fs, &dir.join(segment_file_name(base)));
-        if !has_new && !renamed {
-            return Err(Error::corruption(
-                dir.join(format::MANIFEST_FILE_NAME),
-                0,
-                format!(
-                    "the compaction manifest names segment {base}, but its compacted file is missing and {} is not a compacted segment; restore the directory from a backup or salvage it",
-                    segment_file_name(base)
-                ),
-            ));
+        if !has_new {
+            // Without its compacted file, the rename must have happened: the
+            // segment in place must be that compacted file. Anything else
+            // (the file was lost) would make finishing the swap delete
+            // records, or keep ones the pass dropped.
+            let in_place = dir.join(segment_file_name(base));
+            let on_disk = bases.binary_search(&base).is_ok();
+            let renamed = on_disk && is_the_output(fs, &in_place, entry.output)?;
+            if !renamed {
+                return Err(lost_output(dir, base, on_disk));
+            }
         }
         let replaced: Vec<u64> = bases.iter().copied().filter(|&b| b > base && b < next).collect();
         bases.retain(|&b| !(b > base && b < next));
@@ -72,7 +70,7 @@ pub(super) fn settle_compaction(
     }
     fs.sync_dir(dir).map_err(io("syncing the log directory", dir.to_path_buf()))?;
     for &b in compacted {
-        if !manifest.entries.iter().any(|&(base, _)| base == b) {
+        if !manifest.entries.iter().any(|e| e.base == b) {
             remove_if_present(fs, &dir.join(format::compacted_file_name(b)))?;
         }
     }
@@ -127,10 +125,37 @@ fn remove_if_present(fs: &dyn FileSystem, path: &Path) -> Result<()> {
     }
 }
 
-/// Whether the segment file at `path` has a valid compacted (version 2)
-/// header.
-fn is_compacted(fs: &dyn crate::fs::FileSystem, path: &Path) -> bool {
-    let Ok(f) = fs.open(path, OpenMode::Read) else { return false };
-    let mut b = [0u8; HEADER_LEN as usize];
-    matches!(read_full_at(&*f, &mut b, 0), Ok(n) if n == b.len()) && SegmentHeader::decode(&b).is_ok_and(|h| h.sparse)
+/// Whether the segment file at `path` is the compacted file the manifest
+/// entry names: the same length and CRC32 (a version-1 manifest, which has
+/// no identity, only tells a compacted header).
+fn is_the_output(fs: &dyn FileSystem, path: &Path, output: Option<format::FileIdentity>) -> Result<bool> {
+    let io = |op: &'static str| move |e: io::Error| Error::io(op, path.to_path_buf(), e);
+    let f = fs.open(path, OpenMode::Read).map_err(io("opening"))?;
+    let Some(id) = output else {
+        let mut b = [0u8; HEADER_LEN as usize];
+        let n = read_full_at(&*f, &mut b, 0).map_err(io("reading"))?;
+        return Ok(n == b.len() && SegmentHeader::decode(&b).is_ok_and(|h| h.sparse));
+    };
+    if f.len().map_err(io("reading the size of"))? != id.len {
+        return Ok(false);
+    }
+    Ok(crate::fs::crc_of_prefix(&*f, id.len).map_err(io("reading"))?.finalize() == id.crc)
+}
+
+/// The manifest names segment `base`, but its compacted file is gone and
+/// the segment in place (if any) is not it.
+fn lost_output(dir: &Path, base: u64, on_disk: bool) -> Error {
+    let in_place = if on_disk {
+        format!("{} in place is not that file (its length or checksum differs)", segment_file_name(base))
+    } else {
+        format!("there is no {}", segment_file_name(base))
+    };
+    Error::corruption(
+        dir.join(format::MANIFEST_FILE_NAME),
+        0,
+        format!(
+            "the compaction manifest names the compacted segment {}, which is missing, and {in_place}: the file was lost, so the swap cannot be finished; restore the directory from a backup or a replica, or salvage it",
+            format::compacted_file_name(base)
+        ),
+    )
 }

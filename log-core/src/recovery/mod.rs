@@ -67,6 +67,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
         log.meta = read_meta(&log)?;
     }
     drop_restart_leftovers(&mut log, &mut listing.bases)?;
+    check_last_segment(&log, &listing.bases)?;
     open_segments(&mut log, &listing.bases, &overrides, &mut report)?;
     place_ends(&mut log, has_meta, &mut report)?;
     finish_truncation(&mut log, &mut report)?;
@@ -413,7 +414,41 @@ fn settle_tail(log: &mut Log) -> Result<()> {
             other => other?,
         }
     }
-    log.ensure_meta_on_disk(true)
+    let last = log.segments.keys().next_back().copied();
+    if !log.meta_on_disk || log.meta.last_segment == last {
+        return log.ensure_meta_on_disk(true);
+    }
+    // A roll interrupted before `log.meta` named its new segment, or a file
+    // of an older build: name the last segment now.
+    match log.write_meta(log.meta.clone()) {
+        Err(e) if e.is_disk_full() => {
+            warn!("disk full: `log.meta` names the last segment at the next roll");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// `log.meta` names the last segment as it was when written (a roll names
+/// the new segment before it seals the old one). Outside a pending intent
+/// (which may remove segments), the directory must hold that segment or a
+/// later one: otherwise the last segment was lost, and its records (or the
+/// proof that its predecessor was complete) with it.
+fn check_last_segment(log: &Log, bases: &[u64]) -> Result<()> {
+    let Some(named) = log.meta.last_segment else { return Ok(()) };
+    let Some(&newest) = bases.last() else { return Ok(()) };
+    if newest >= named || log.meta.truncate_from.is_some() || log.meta.restart {
+        return Ok(());
+    }
+    let missing = segment_file_name(named);
+    Err(Error::corruption(
+        log.path_of(&missing),
+        0,
+        format!(
+            "`log.meta` says the log's last segment is `{missing}` (offsets from {named} on), but it is missing and the newest segment left is `{}`: the file was lost after records may have been acknowledged in it; restore it from a backup or a replica, or salvage what is left",
+            segment_file_name(newest)
+        ),
+    ))
 }
 
 /// Lost files at the start of the log: where the log starts is known
