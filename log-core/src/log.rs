@@ -9,9 +9,9 @@ use std::sync::Arc;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::error::Result;
+use crate::fs::StdFs;
 use crate::fs::{FileHandle, FileSystem, read_full_at};
 use crate::segment::{ByteSource, Segment, SegmentInfo};
-use crate::std_fs::StdFs;
 
 /// A record to append. Build one with [`Entry::new`] and the `with_*`
 /// methods.
@@ -176,7 +176,12 @@ pub struct Log {
     pub(crate) first_offset: u64,
     pub(crate) next_offset: u64,
     pub(crate) durable_next: u64,
+    /// Why the log refuses writes, as its call sites put it (see
+    /// [`poison_cause`](Self::poison_cause)).
     pub(crate) poisoned: Option<String>,
+    /// The first failure its filesystem saw (`fs::CheckedFs`): set even
+    /// where no call site poisons, so that no mutation follows a failure.
+    pub(crate) fs_failure: crate::fs::Failure,
     /// The active segment's state at the last point everything was durable.
     pub(crate) durable_snap: Option<crate::writer::Snapshot>,
     pub(crate) closed: bool,
@@ -202,7 +207,7 @@ impl fmt::Debug for Log {
             .field("durable_offset", &self.durable_next)
             .field("n_segments", &self.segments.len())
             .field("read_only", &self.read_only)
-            .field("poisoned", &self.poisoned)
+            .field("poisoned", &self.poison_cause())
             .finish_non_exhaustive()
     }
 }
@@ -246,7 +251,13 @@ impl Log {
     /// Whether an earlier write or sync failed; a poisoned log refuses writes
     /// until reopened.
     pub fn is_poisoned(&self) -> bool {
-        self.poisoned.is_some()
+        self.poison_cause().is_some()
+    }
+
+    /// Why the log refuses writes: the call site's account of a failure,
+    /// else the first failure its filesystem saw.
+    pub(crate) fn poison_cause(&self) -> Option<&str> {
+        self.poisoned.as_deref().or_else(|| self.fs_failure.get().map(String::as_str))
     }
 
     /// The log's directory.
@@ -325,7 +336,7 @@ impl Drop for Log {
     fn drop(&mut self) {
         // Like a `BufWriter`: hand accepted bytes to the OS so they survive a
         // process exit (not a power failure: only `sync` promises that).
-        if !self.closed && !self.read_only && self.poisoned.is_none() {
+        if !self.closed && !self.read_only && self.poison_cause().is_none() {
             let _ = self.flush_buffer();
         }
     }

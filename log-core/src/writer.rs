@@ -234,7 +234,7 @@ impl Log {
             // log is poisoned and the error says so, not `DiskFull`, which
             // promises an unchanged, usable log (seeds 25039, 44963,
             // 103892, 216916).
-            if self.poisoned.is_none()
+            if self.poison_cause().is_none()
                 && let Err(e2) = self.undo_new_segment(&path, old_meta)
             {
                 self.poisoned =
@@ -313,8 +313,8 @@ impl Log {
         if self.read_only {
             return Err(Error::ReadOnly { op });
         }
-        if let Some(cause) = &self.poisoned {
-            return Err(Error::Poisoned { cause: cause.clone() });
+        if let Some(cause) = self.poison_cause() {
+            return Err(Error::Poisoned { cause: cause.to_string() });
         }
         Ok(())
     }
@@ -504,8 +504,8 @@ impl Log {
     /// caller must not write to the log (the commit-ordering rule); reading
     /// is fine, so the group-commit front fsyncs without holding its lock.
     pub(crate) fn sync_prepare(&mut self) -> Result<Option<SyncPlan>> {
-        if let Some(cause) = &self.poisoned {
-            return Err(Error::Poisoned { cause: cause.clone() });
+        if let Some(cause) = self.poison_cause() {
+            return Err(Error::Poisoned { cause: cause.to_string() });
         }
         let needs = self.active.as_ref().is_some_and(|a| a.records_since_marker > 0 || !a.buf.is_empty());
         if !needs {

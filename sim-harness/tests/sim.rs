@@ -200,17 +200,16 @@ fn the_seeds_that_found_stale_frames_and_settled_compactions_pass() {
 /// 15132) or made epoch-tagged records look stale, so recovery cut them as
 /// a torn tail (13826); now a missing `log.meta` is proved by the records
 /// and refused. In 15953, 16687 and 19673 every file of the log was gone,
-/// the documented limit: the run must end there, not fail. (Since a roll
-/// also writes `log.meta`, 15953's schedule no longer loses a file; it
-/// must still pass.)
+/// the documented limit: the run must end there, not fail. They must keep
+/// passing; whether each still loses a file depends on its schedule, which
+/// every change to what the log writes moves (that the fault keeps firing
+/// is the mark check of `a_campaign_passes_and_reaches_every_mark`: "durable
+/// file lost").
 #[test]
-fn the_seeds_that_found_lost_files_pass_and_detect_them() {
+fn the_seeds_that_found_lost_files_pass() {
     for seed in [8245, 8319, 9778, 13826, 14937, 15132, 15953, 16687, 19673] {
         let out = run(&Scenario::new(seed, 1000), false);
         assert!(out.failure.is_none(), "seed {seed}: {:?}", out.failure);
-        if seed != 15953 {
-            assert!(out.marks.contains_key("durable file lost"), "seed {seed} lost no file: {:?}", out.marks);
-        }
     }
 }
 

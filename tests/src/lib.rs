@@ -2,9 +2,9 @@
 //! and a filesystem wrapper that fails on command.
 
 use std::io;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use log_core::{FileHandle, FileSystem, OpenMode, StdFs};
 
@@ -69,6 +69,23 @@ struct FailState {
     tripped: AtomicBool,
     /// Mutating operations seen so far (of any kind).
     seen: AtomicU64,
+    /// The file the injected failure hit.
+    failed_path: Mutex<Option<PathBuf>>,
+    /// Every mutating operation that reached the disk after the injected
+    /// failure.
+    after: Mutex<Vec<Mutation>>,
+}
+
+/// A mutating operation that reached the disk (see [`FailFs::after_failure`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mutation {
+    /// `write_at`, `set_len`, `sync`, `sync_dir`, `rename`, `remove_file`
+    /// or `create`.
+    pub op: &'static str,
+    /// The file (for a rename, its target; for `sync_dir`, the directory).
+    pub path: PathBuf,
+    /// For `set_len`: whether it made the file shorter.
+    pub shrinks: bool,
 }
 
 impl FailFs {
@@ -82,6 +99,8 @@ impl FailFs {
                 sticky,
                 tripped: AtomicBool::new(false),
                 seen: AtomicU64::new(0),
+                failed_path: Mutex::new(None),
+                after: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -101,21 +120,35 @@ impl FailFs {
         self.state.seen.load(Ordering::SeqCst)
     }
 
-    fn check(&self, op: FailOp) -> io::Result<()> {
+    /// The file the injected failure hit, once it has.
+    pub fn failed_path(&self) -> Option<PathBuf> {
+        self.state.failed_path.lock().expect("lock").clone()
+    }
+
+    /// Every mutating operation that reached the disk after the injected
+    /// failure (and was not failed itself).
+    pub fn after_failure(&self) -> Vec<Mutation> {
+        self.state.after.lock().expect("lock").clone()
+    }
+
+    fn check(&self, op: FailOp, name: &'static str, path: &Path, shrinks: bool) -> io::Result<()> {
         self.state.seen.fetch_add(1, Ordering::SeqCst);
-        if !self.state.ops.contains(&op) {
-            return Ok(());
-        }
-        if self.state.sticky && self.tripped() {
+        let matching = self.state.ops.contains(&op);
+        if matching && self.state.sticky && self.tripped() {
             return Err(io::Error::from(self.state.kind));
         }
         let left = self.state.countdown.load(Ordering::SeqCst);
-        if left == 0 && !self.tripped() {
+        if matching && left == 0 && !self.tripped() {
             self.state.tripped.store(true, Ordering::SeqCst);
+            *self.state.failed_path.lock().expect("lock") = Some(path.to_path_buf());
             return Err(io::Error::from(self.state.kind));
         }
-        if left > 0 {
+        if matching && left > 0 {
             self.state.countdown.store(left - 1, Ordering::SeqCst);
+        }
+        if self.tripped() {
+            let m = Mutation { op: name, path: path.to_path_buf(), shrinks };
+            self.state.after.lock().expect("lock").push(m);
         }
         Ok(())
     }
@@ -124,6 +157,7 @@ impl FailFs {
 #[derive(Debug)]
 struct FailFile {
     inner: Arc<dyn FileHandle>,
+    path: PathBuf,
     fs: FailFs,
 }
 
@@ -132,18 +166,19 @@ impl FileHandle for FailFile {
         self.inner.read_at(buf, pos)
     }
     fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<usize> {
-        self.fs.check(FailOp::Write)?;
+        self.fs.check(FailOp::Write, "write_at", &self.path, false)?;
         self.inner.write_at(buf, pos)
     }
     fn len(&self) -> io::Result<u64> {
         self.inner.len()
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.fs.check(FailOp::Write)?;
+        let shrinks = self.inner.len()? > len;
+        self.fs.check(FailOp::Write, "set_len", &self.path, shrinks)?;
         self.inner.set_len(len)
     }
     fn sync(&self) -> io::Result<()> {
-        self.fs.check(FailOp::Sync)?;
+        self.fs.check(FailOp::Sync, "sync", &self.path, false)?;
         self.inner.sync()
     }
 }
@@ -151,9 +186,9 @@ impl FileHandle for FailFile {
 impl FileSystem for FailFs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
         if mode == OpenMode::CreateNew {
-            self.check(FailOp::Namespace)?;
+            self.check(FailOp::Namespace, "create", path, false)?;
         }
-        Ok(Arc::new(FailFile { inner: StdFs.open(path, mode)?, fs: self.clone() }))
+        Ok(Arc::new(FailFile { inner: StdFs.open(path, mode)?, path: path.to_path_buf(), fs: self.clone() }))
     }
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         StdFs.create_dir_all(path)
@@ -162,15 +197,15 @@ impl FileSystem for FailFs {
         StdFs.read_dir(path)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.check(FailOp::Namespace)?;
+        self.check(FailOp::Namespace, "rename", to, false)?;
         StdFs.rename(from, to)
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.check(FailOp::Namespace)?;
+        self.check(FailOp::Namespace, "remove_file", path, false)?;
         StdFs.remove_file(path)
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.check(FailOp::SyncDir)?;
+        self.check(FailOp::SyncDir, "sync_dir", path, false)?;
         StdFs.sync_dir(path)
     }
     fn exists(&self, path: &Path) -> io::Result<bool> {

@@ -28,7 +28,7 @@ use tracing::{info, info_span, warn};
 
 use crate::error::{Error, Result};
 use crate::format::{self, FileKind, META_FILE_NAME, Meta, parse_file_name, segment_file_name};
-use crate::fs::{FileLock, FileSystem, OpenMode, read_full_at};
+use crate::fs::{CheckedFs, Failure, FileLock, FileSystem, OpenMode, read_full_at};
 use crate::log::{Active, Log, Options, RecoveryReport};
 
 use compaction::settle_compaction;
@@ -41,8 +41,12 @@ use segments::open_segment;
 /// ones by their footer, scanning the active one, finishing an interrupted
 /// roll), place the log's ends, finish pending intents (restart, suffix
 /// truncation), and, read-write, keep the tail promises (`settle_tail`).
-pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
+pub(crate) fn open(dir: &Path, mut opts: Options) -> Result<Log> {
     opts.config.validate()?;
+    // Every file operation from here on goes through the sticky-failure
+    // wrapper (`fs/checked.rs`).
+    let fs_failure;
+    (opts.fs, fs_failure) = CheckedFs::wrap(opts.fs);
     let _span = info_span!("open", dir = %dir.display(), read_only = opts.read_only).entered();
     let mut report = RecoveryReport::default();
     let (lock, names) = list_and_lock(&*opts.fs, dir, opts.read_only, &mut report)?;
@@ -62,7 +66,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Log> {
         sync_directories(&*opts.fs, dir)?;
     }
     let has_meta = listing.has_meta;
-    let mut log = empty_log(dir, opts, lock, has_meta);
+    let mut log = empty_log(dir, opts, lock, has_meta, fs_failure);
     if has_meta {
         log.meta = read_meta(&log)?;
     }
@@ -217,7 +221,7 @@ fn sync_directories(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
 }
 
 /// A `Log` with no segment yet, holding the lock (if any).
-fn empty_log(dir: &Path, opts: Options, lock: Option<Box<dyn FileLock>>, has_meta: bool) -> Log {
+fn empty_log(dir: &Path, opts: Options, lock: Option<Box<dyn FileLock>>, has_meta: bool, fs_failure: Failure) -> Log {
     Log {
         fs: opts.fs,
         clock: opts.clock,
@@ -230,6 +234,7 @@ fn empty_log(dir: &Path, opts: Options, lock: Option<Box<dyn FileLock>>, has_met
         next_offset: 0,
         durable_next: 0,
         poisoned: None,
+        fs_failure,
         durable_snap: None,
         closed: false,
         report: RecoveryReport::default(),

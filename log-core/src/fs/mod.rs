@@ -21,6 +21,12 @@
 //!
 //! [`StdFs`]: crate::StdFs
 
+mod checked;
+mod std_fs;
+
+pub(crate) use checked::{CheckedFs, Failure};
+pub use std_fs::StdFs;
+
 use std::fmt::Debug;
 use std::io;
 use std::path::Path;

@@ -1,0 +1,162 @@
+//! Sticky failure: the [`FileSystem`] a [`Log`](crate::Log) works through.
+//!
+//! After a write, cut, fsync, rename, removal or directory fsync of one of
+//! the log's own files fails, every later mutating call through this
+//! filesystem fails too, whatever the call site: the disk's state is then
+//! unknown (a failed fsync may have dropped data, Linux "fsyncgate"), and
+//! nothing more may be built on it until a reopen recovers from what is
+//! durable. redb's `CheckedBackend` is the model.
+//!
+//! Three exceptions keep what the log already promises:
+//! * a full disk (`StorageFull`, from any call) is not a failure of this
+//!   kind: each place that can meet it has a designed answer — a partial
+//!   write is cut back and the call returns `Error::DiskFull` with the log
+//!   usable; a temporary whose fsync failed is never renamed into place; a
+//!   failed fsync of a segment poisons the log at its call site (it may
+//!   have dropped acknowledged data) — and the simulator's ENOSPC faults
+//!   check each of them. A removal of a file already gone, or a create of
+//!   one that exists, changed nothing;
+//! * derived files — index files and the `.compacted` outputs of a
+//!   compaction pass that is not yet decided — fail without poisoning (an
+//!   index is rebuilt from its segment; an undecided compaction output is
+//!   discarded);
+//! * shortening a file stays allowed after a failure: that is how the log
+//!   takes back bytes a failed fsync may not have made durable, so that a
+//!   reopen in this process cannot read them back as durable.
+//!
+//! Reads are never refused.
+
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use super::{FileHandle, FileLock, FileSystem, OpenMode};
+use crate::format::{FileKind, parse_file_name};
+
+/// The first failure of a log's filesystem, shared by the [`CheckedFs`]
+/// and the log (which reports it as `Error::Poisoned`).
+pub(crate) type Failure = Arc<OnceLock<String>>;
+
+/// A [`FileSystem`] with sticky failure (module docs).
+#[derive(Debug)]
+pub(crate) struct CheckedFs {
+    inner: Arc<dyn FileSystem>,
+    failure: Failure,
+}
+
+impl CheckedFs {
+    /// Wraps `inner`; the returned [`Failure`] is set by the first failure.
+    pub(crate) fn wrap(inner: Arc<dyn FileSystem>) -> (Arc<dyn FileSystem>, Failure) {
+        let failure = Failure::default();
+        (Arc::new(CheckedFs { inner, failure: Arc::clone(&failure) }), failure)
+    }
+}
+
+/// Whether `path` names a derived file: an index file (or its temporary) or
+/// a compaction output.
+fn is_derived(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return false };
+    let name = name.strip_suffix(".tmp").unwrap_or(name);
+    matches!(parse_file_name(name), Some(FileKind::OffsetIndex(_) | FileKind::TimeIndex(_) | FileKind::Compacted(_)))
+}
+
+/// Refuses a mutation once a failure was recorded.
+fn refuse(failure: &Failure) -> io::Result<()> {
+    match failure.get() {
+        None => Ok(()),
+        Some(first) => Err(io::Error::other(format!(
+            "refused: an earlier operation on the log failed ({first}), so nothing more is written until the log is reopened"
+        ))),
+    }
+}
+
+/// Runs the mutation `f` on `path` (unless refused) and records its failure
+/// (unless it is one of the exceptions in the module docs).
+fn checked<T>(failure: &Failure, op: &str, path: &Path, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    refuse(failure)?;
+    f().inspect_err(|e| {
+        // A full disk is the caller's to handle (module docs); the others
+        // changed nothing.
+        let tolerated =
+            matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::NotFound | io::ErrorKind::AlreadyExists);
+        if !tolerated && !is_derived(path) {
+            let _ = failure.set(format!("{op} `{}` failed: {e}", path.display()));
+        }
+    })
+}
+
+impl FileSystem for CheckedFs {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
+        let file = match mode {
+            OpenMode::Read => return self.inner.open(path, mode),
+            OpenMode::ReadWrite => self.inner.open(path, mode)?,
+            OpenMode::CreateNew => checked(&self.failure, "creating", path, || self.inner.open(path, mode))?,
+        };
+        Ok(Arc::new(CheckedFile { inner: file, path: path.to_path_buf(), failure: Arc::clone(&self.failure) }))
+    }
+
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        refuse(&self.failure)?;
+        self.inner.create_dir_all(path)
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        self.inner.read_dir(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        // A rename is the log's when its target is (a compacted file renamed
+        // over a segment is the swap itself).
+        checked(&self.failure, "renaming to", to, || self.inner.rename(from, to))
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        checked(&self.failure, "removing", path, || self.inner.remove_file(path))
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        checked(&self.failure, "fsyncing the directory", path, || self.inner.sync_dir(path))
+    }
+
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        self.inner.exists(path)
+    }
+
+    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        self.inner.try_lock(path)
+    }
+}
+
+/// A file opened for writing through a [`CheckedFs`].
+#[derive(Debug)]
+struct CheckedFile {
+    inner: Arc<dyn FileHandle>,
+    path: std::path::PathBuf,
+    failure: Failure,
+}
+
+impl FileHandle for CheckedFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.inner.read_at(buf, pos)
+    }
+
+    fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<usize> {
+        checked(&self.failure, "writing", &self.path, || self.inner.write_at(buf, pos))
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        if self.failure.get().is_some() && self.inner.len()? > len {
+            // Taking back bytes a failed fsync may have dropped (module docs).
+            return self.inner.set_len(len);
+        }
+        checked(&self.failure, "cutting", &self.path, || self.inner.set_len(len))
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        checked(&self.failure, "fsyncing", &self.path, || self.inner.sync())
+    }
+}
