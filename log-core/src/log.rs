@@ -183,7 +183,7 @@ pub struct Log {
     /// where no call site poisons, so that no mutation follows a failure.
     pub(crate) fs_failure: crate::fs::Failure,
     /// The active segment's state at the last point everything was durable.
-    pub(crate) durable_snap: Option<crate::writer::Snapshot>,
+    pub(crate) durable_snap: Option<crate::write::Snapshot>,
     pub(crate) closed: bool,
     pub(crate) report: RecoveryReport,
     /// The contents of `log.meta`.

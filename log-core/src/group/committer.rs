@@ -13,7 +13,7 @@ use tracing::{debug, info_span, warn};
 
 use crate::error::{Error, Result};
 use crate::log::Entry;
-use crate::writer::SyncPlan;
+use crate::write::SyncPlan;
 
 use super::*;
 

@@ -12,7 +12,7 @@ use futures_channel::oneshot;
 
 use crate::error::{Error, Result};
 use crate::log::{Log, Record};
-use crate::truncate::RetentionReport;
+use crate::write::truncate::RetentionReport;
 
 use super::*;
 

@@ -8,6 +8,8 @@
 //! marker's batch was durable (recovery relies on this to tell rot from a
 //! torn tail).
 
+pub(crate) mod truncate;
+
 use std::io;
 use std::ops::Range;
 use std::sync::Arc;

@@ -5,6 +5,9 @@
 //! swap (`compact/`, finished at open by `recovery/compaction.rs`), and the
 //! leftovers an open removes before the log exists (`recovery/mod.rs`).
 
+pub(crate) mod index;
+pub(crate) mod segment;
+
 use std::io;
 use std::sync::{Arc, OnceLock};
 
