@@ -14,6 +14,11 @@ fmt-check:
 clippy:
     cargo clippy --workspace --all-targets -- -D warnings
 
+# The fuzz crate (its own workspace): the workspace's lint table, copied and
+# checked, and clippy with warnings denied (nightly).
+fuzz-lint:
+    bash fuzz/lint.sh
+
 # Every test of the workspace (the README's test command).
 test:
     cargo test --workspace
