@@ -58,7 +58,7 @@ impl Writer {
             fs.remove_file(&path).map_err(io)?;
         }
         let file = fs.open(&path, OpenMode::CreateNew).map_err(io)?;
-        let header = SegmentHeader { base_offset: base, created_ms, sparse: true, successor_first: true };
+        let header = SegmentHeader::new(base, created_ms, format::SegmentKind::Compacted);
         let mut buf = Vec::with_capacity(WRITE_CHUNK + 4096);
         buf.extend_from_slice(&header.encode());
         Ok(Writer {

@@ -15,7 +15,8 @@ use tracing::{debug, warn};
 
 use crate::error::Result;
 use crate::format::{
-    HEADER_LEN, IndexKind, META_FILE_NAME, Meta, SegmentHeader, encode_index, index_file_name, segment_file_name,
+    HEADER_LEN, IndexKind, META_FILE_NAME, Meta, SegmentHeader, SegmentKind, encode_index, index_file_name,
+    segment_file_name,
 };
 use crate::fs::{OpenMode, write_all_at};
 use crate::index::SparseIndex;
@@ -91,7 +92,7 @@ impl Log {
         if self.segments.contains_key(&base) {
             return Err(self.invariant("a segment with this base offset already exists"));
         }
-        let header = SegmentHeader { base_offset: base, created_ms: now_ms, sparse: false, successor_first: true };
+        let header = SegmentHeader::new(base, now_ms, SegmentKind::Plain);
         let created = (|| -> io::Result<Arc<dyn crate::fs::FileHandle>> {
             if self.fs.exists(&tmp)? {
                 self.fs.remove_file(&tmp)?;

@@ -74,13 +74,19 @@ fn truncated_frames_are_incomplete_not_panics() {
 
 #[test]
 fn header_and_index_round_trip() {
-    let h = SegmentHeader { base_offset: 77, created_ms: 99, sparse: false, successor_first: true };
-    for (sparse, successor_first) in [(false, false), (true, false), (false, true), (true, true)] {
-        let v = SegmentHeader { sparse, successor_first, ..h };
+    let h = SegmentHeader::new(77, 99, SegmentKind::Plain);
+    let (plain, compacted) = (SegmentKind::Plain, SegmentKind::Compacted);
+    for (kind, version) in [
+        (plain, SegmentVersion::LEGACY_PLAIN),
+        (compacted, SegmentVersion::LEGACY_COMPACTED),
+        (plain, SegmentVersion::CURRENT),
+        (compacted, SegmentVersion::CURRENT),
+    ] {
+        let v = SegmentHeader { kind, version, ..h };
         assert_eq!(SegmentHeader::decode(&v.encode()), Ok(v));
     }
     // Version 3 keeps the kind apart from the version.
-    let e = SegmentHeader { sparse: true, ..h }.encode();
+    let e = SegmentHeader { kind: SegmentKind::Compacted, ..h }.encode();
     assert_eq!((u32_at(&e, 8), u32_at(&e, 32)), (Some(3), Some(2)));
     let mut bad_kind = h.encode();
     bad_kind[32] = 7;

@@ -134,7 +134,7 @@ fn is_the_output(fs: &dyn FileSystem, path: &Path, output: Option<format::FileId
     let Some(id) = output else {
         let mut b = [0u8; HEADER_LEN as usize];
         let n = read_full_at(&*f, &mut b, 0).map_err(io("reading"))?;
-        return Ok(n == b.len() && SegmentHeader::decode(&b).is_ok_and(|h| h.sparse));
+        return Ok(n == b.len() && SegmentHeader::decode(&b).is_ok_and(|h| h.is_compacted()));
     };
     if f.len().map_err(io("reading the size of"))? != id.len {
         return Ok(false);

@@ -38,7 +38,7 @@ pub(super) fn open_segment(
     // `log.meta` exists (it is written before the first record, and nothing
     // else writes to a segment earlier): bytes there without `log.meta`
     // prove it lost, even when those bytes no longer verify.
-    if !log.meta_on_disk && header.successor_first && len > HEADER_LEN {
+    if !log.meta_on_disk && header.version.successor_first() && len > HEADER_LEN {
         return Err(missing_meta(log, &path));
     }
     let trailer = read_trailer(&*file, len, base).map_err(|e| Error::io("reading the footer of", &path, e))?;
@@ -49,7 +49,7 @@ pub(super) fn open_segment(
         created_ms: header.created_ms,
         tail,
         sealed,
-        sparse: header.sparse,
+        sparse: header.is_compacted(),
         index: OnceLock::new(),
         index_dirty: Default::default(),
     };
@@ -57,18 +57,18 @@ pub(super) fn open_segment(
         Some(m) if m.kind == MarkerKind::Seal => {
             report.n_segments_trusted += 1;
             let tail = tail_of(&m, m.own_pos);
-            check_summary(&path, &m, header.sparse)?;
+            check_summary(&path, &m, header.is_compacted())?;
             // Successor first: this build seals a segment only once the next
             // one is durable, and a truncation that leaves a sealed segment
             // last creates the next one before its intent is cleared.
-            if is_last && header.successor_first && log.meta.truncate_from.is_none() && !log.meta.restart {
+            if is_last && header.version.successor_first() && log.meta.truncate_from.is_none() && !log.meta.restart {
                 return Err(lost_successor(log, &path, m.next_offset));
             }
             Ok(mk(tail, true))
         }
         // A compacted segment is written whole and sealed before it becomes
         // part of the log: without a valid footer it is damaged.
-        _ if header.sparse => Err(Error::corruption(
+        _ if header.is_compacted() => Err(Error::corruption(
             &path,
             len.saturating_sub(MARKER_FRAME_LEN as u64),
             "a compacted segment has no valid footer",
