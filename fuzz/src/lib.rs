@@ -129,7 +129,7 @@ fn check_log(fs: &SimFs, log: &Log) {
             &log_core::RecordRef {
                 offset: rec.offset,
                 timestamp_ms: rec.timestamp_ms,
-                tombstone: rec.tombstone,
+                flags: rec.flags,
                 key: rec.key.as_deref(),
                 value: &rec.value,
                 epoch: meta.epochs.expected_tag(rec.offset),

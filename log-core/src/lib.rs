@@ -54,7 +54,7 @@ pub use compact::{CompactionJob, CompactionOutput, CompactionReport};
 pub use config::{Config, RECORD_BYTES_LIMIT, SEGMENT_BYTES_LIMIT, SyncPolicy};
 pub use dir::segment::SegmentInfo;
 pub use error::{ConfigError, Error, Result};
-pub use format::RecordRef;
+pub use format::{RecordFlags, RecordRef};
 pub use fs::StdFs;
 pub use fs::{FileHandle, FileLock, FileSystem, OpenMode, read_exact_at, read_full_at, write_all_at};
 pub use group::{CommitPhase, Committer, GroupConfig, GroupStats, OwnedEntry, Pending, SharedLog, Visibility};

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::error::Result;
+use crate::format::RecordFlags;
 use crate::fs::StdFs;
 use crate::fs::{FileHandle, FileSystem, read_full_at};
 use crate::segment::{ByteSource, Segment, SegmentInfo};
@@ -29,14 +30,14 @@ pub struct Entry<'a> {
     pub value: &'a [u8],
     /// Timestamp in ms since the epoch; `None` takes the log's clock.
     pub timestamp_ms: Option<u64>,
-    /// Marks the record as a deletion of its key.
-    pub tombstone: bool,
+    /// Its flags ([`RecordFlags`]); [`tombstone`](Self::tombstone) sets one.
+    pub flags: RecordFlags,
 }
 
 impl<'a> Entry<'a> {
     /// An unkeyed record with this value, stamped by the log's clock.
     pub fn new(value: &'a [u8]) -> Self {
-        Self { key: None, value, timestamp_ms: None, tombstone: false }
+        Self { key: None, value, timestamp_ms: None, flags: RecordFlags::NONE }
     }
 
     /// Sets the key.
@@ -53,7 +54,7 @@ impl<'a> Entry<'a> {
 
     /// Marks the record as a tombstone.
     pub fn tombstone(mut self) -> Self {
-        self.tombstone = true;
+        self.flags = self.flags.with(RecordFlags::TOMBSTONE);
         self
     }
 
@@ -73,8 +74,8 @@ pub struct Record {
     pub key: Option<Vec<u8>>,
     /// Its value.
     pub value: Vec<u8>,
-    /// Whether it is a tombstone.
-    pub tombstone: bool,
+    /// Its flags (`flags.tombstone()`, ...).
+    pub flags: RecordFlags,
 }
 
 /// What recovery found and did when the log was opened.

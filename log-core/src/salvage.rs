@@ -92,7 +92,7 @@ pub fn salvage_bytes(path: &Path, bytes: &[u8], meta: Option<&Meta>, out: &mut V
                         timestamp_ms: r.timestamp_ms,
                         key: r.key.map(<[u8]>::to_vec),
                         value: r.value.to_vec(),
-                        tombstone: r.tombstone,
+                        flags: r.flags,
                     }));
                 }
                 pos += len;

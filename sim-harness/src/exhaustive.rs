@@ -177,7 +177,7 @@ pub fn run_exhaustive(seed: u64, ops: u32, limit: usize) -> Result<ExhaustiveRep
                     timestamp_ms: 1,
                     key: None,
                     value: value_bytes(seed, off, len),
-                    tombstone: false,
+                    flags: log_core::RecordFlags::NONE,
                 };
                 set_bounds(model.durable, model.accepted.len() + 1);
                 log.append(Entry::new(&rec.value)).map_err(|e| format!("step {step}: append: {e}"))?;

@@ -130,7 +130,9 @@ impl GWorld {
         let tombstone = key.is_some() && self.rng.random_bool(0.05);
         let mut e = OwnedEntry::new(value_of(self.seed, id, len)).with_timestamp(ts_of(id));
         e.key.clone_from(&key);
-        e.tombstone = tombstone;
+        if tombstone {
+            e = e.tombstone();
+        }
         self.subs.insert(id, Sub { key, len, tombstone, seq: None });
         (id, e)
     }
@@ -144,7 +146,7 @@ impl GWorld {
         };
         let ok = rec.value == value_of(self.seed, id, sub.len)
             && rec.key == sub.key
-            && rec.tombstone == sub.tombstone
+            && rec.flags.tombstone() == sub.tombstone
             && rec.timestamp_ms == ts_of(id);
         if !ok {
             self.fail(format!("{what}: wrong bytes for record {id} at offset {}", rec.offset));

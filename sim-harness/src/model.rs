@@ -137,7 +137,7 @@ impl Model {
             timestamp_ms: 0,
             key: None,
             value: Vec::new(),
-            tombstone: false,
+            flags: log_core::RecordFlags::NONE,
         }));
         self.durable = at;
         self.last_batch_start = at;
@@ -178,7 +178,7 @@ impl Model {
                 r.offset < first
                     || r.key.as_deref().is_some_and(|k| {
                         let l = latest.get(k).copied().unwrap_or(r.offset);
-                        l > r.offset || (r.tombstone && r.timestamp_ms.saturating_add(retention_ms) < now_ms)
+                        l > r.offset || (r.flags.tombstone() && r.timestamp_ms.saturating_add(retention_ms) < now_ms)
                     })
             })
             .map(|r| r.offset)

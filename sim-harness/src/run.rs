@@ -341,7 +341,13 @@ impl World {
         let tombstone = key.is_some() && self.rng.random_bool(0.05);
         let explicit_ts = self.rng.random_bool(0.2);
         let ts = if explicit_ts { self.rng.random_range(0..2_000_000_000_000u64) } else { SimClock.now_ms() };
-        let rec = Record { offset, timestamp_ms: ts, key, value: value_bytes(self.scn.seed, offset, len), tombstone };
+        let rec = Record {
+            offset,
+            timestamp_ms: ts,
+            key,
+            value: value_bytes(self.scn.seed, offset, len),
+            flags: if tombstone { log_core::RecordFlags::TOMBSTONE } else { log_core::RecordFlags::NONE },
+        };
         (rec, explicit_ts)
     }
 
@@ -361,7 +367,7 @@ impl World {
                 key: r.key.as_deref(),
                 value: &r.value,
                 timestamp_ms: if e { Some(r.timestamp_ms) } else { None },
-                tombstone: r.tombstone,
+                flags: r.flags,
             })
             .collect();
         let Some(log) = self.log.as_mut() else { return };

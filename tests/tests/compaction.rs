@@ -45,7 +45,7 @@ fn expected(records: &[Record], retention: u64, now: u64) -> Vec<Record> {
         .iter()
         .filter(|r| match &r.key {
             None => true,
-            Some(k) => latest[k.as_slice()] == r.offset && !(r.tombstone && r.timestamp_ms + retention < now),
+            Some(k) => latest[k.as_slice()] == r.offset && !(r.flags.tombstone() && r.timestamp_ms + retention < now),
         })
         .cloned()
         .collect()
@@ -150,7 +150,7 @@ fn tombstones_stay_until_their_own_retention_across_rewrites_and_restarts() {
     for now in [10_600, 11_000, 11_499] {
         clock.set(now);
         log.compact().unwrap();
-        let got: Vec<(u64, bool)> = all(&log).iter().map(|r| (r.offset, r.tombstone)).collect();
+        let got: Vec<(u64, bool)> = all(&log).iter().map(|r| (r.offset, r.flags.tombstone())).collect();
         assert_eq!(got, vec![(1, false), (2, true)], "at {now}");
         drop(log);
         log = open_with(dir.path(), config(), Arc::clone(&shared));

@@ -33,7 +33,7 @@ fn build(dir: &Path, clean: bool) -> (Vec<(String, Vec<u8>)>, Vec<Record>) {
         let mut e = Entry::new(&v).with_timestamp(100 + i);
         e.key = key.as_deref();
         log.append(e).unwrap();
-        model.push(Record { offset: i, timestamp_ms: 100 + i, key, value: v, tombstone: false });
+        model.push(Record { offset: i, timestamp_ms: 100 + i, key, value: v, flags: log_core::RecordFlags::NONE });
         if i % 4 == 3 {
             log.sync().unwrap();
         }

@@ -24,7 +24,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use log_core::{Config, Entry, FixedClock, Log, Options, Record, StdFs};
+use log_core::{Config, Entry, FixedClock, Log, Options, Record, RecordFlags, StdFs};
 use tests::dir_files;
 
 fn fixture(name: &str) -> PathBuf {
@@ -70,7 +70,7 @@ fn expected() -> Vec<Record> {
                 _ => Some(Vec::new()),
             },
             value: if i == 4 { Vec::new() } else { format!("value number {i}").repeat(i as usize + 1).into_bytes() },
-            tombstone: i == 7,
+            flags: if i == 7 { RecordFlags::TOMBSTONE } else { RecordFlags::NONE },
         });
     }
     v
@@ -82,7 +82,7 @@ fn write(dir: &Path) {
     for (i, r) in expected().iter().enumerate() {
         let mut e = Entry::new(&r.value);
         e.key = r.key.as_deref();
-        e.tombstone = r.tombstone;
+        e.flags = r.flags;
         if i % 2 == 1 {
             e.timestamp_ms = Some(r.timestamp_ms);
         }

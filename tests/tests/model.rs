@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use std::collections::BTreeMap;
 
-use log_core::{Config, Entry, Error, FixedClock, Log, Options, Record, StdFs, SyncPolicy};
+use log_core::{Config, Entry, Error, FixedClock, Log, Options, Record, RecordFlags, StdFs, SyncPolicy};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -116,7 +116,7 @@ fn compact_model(model: &mut [Option<Record>], first: u64, sealed_end: usize, re
             r.offset < first
                 || r.key
                     .as_ref()
-                    .is_some_and(|k| latest[k] > r.offset || (r.tombstone && r.timestamp_ms + retention < 500))
+                    .is_some_and(|k| latest[k] > r.offset || (r.flags.tombstone() && r.timestamp_ms + retention < 500))
         });
         if drop {
             *slot = None;
@@ -164,10 +164,11 @@ proptest! {
                     let mut e = Entry::new(&v);
                     e.key = key.as_deref();
                     e.timestamp_ms = ts;
-                    e.tombstone = tombstone;
+                    let flags = if tombstone { RecordFlags::TOMBSTONE } else { RecordFlags::NONE };
+                    e.flags = flags;
                     let off = log.append(e).unwrap();
                     prop_assert_eq!(off, model.len() as u64);
-                    model.push(Some(Record { offset: off, timestamp_ms: ts.unwrap_or(500), key, value: v, tombstone }));
+                    model.push(Some(Record { offset: off, timestamp_ms: ts.unwrap_or(500), key, value: v, flags }));
                 }
                 Op::Batch { n, value_len } => {
                     let vals: Vec<Vec<u8>> = (0..n).map(|i| value(model.len() + i, value_len + i)).collect();
@@ -177,7 +178,7 @@ proptest! {
                     prop_assert_eq!(r.end - r.start, n as u64);
                     for v in vals {
                         let offset = model.len() as u64;
-                        model.push(Some(Record { offset, timestamp_ms: 500, key: Some(b"k".to_vec()), value: v, tombstone: false }));
+                        model.push(Some(Record { offset, timestamp_ms: 500, key: Some(b"k".to_vec()), value: v, flags: RecordFlags::NONE }));
                     }
                 }
                 Op::Sync => {

@@ -232,7 +232,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
             for rec in log.iter(start..start.saturating_add(count)) {
                 let r = rec.map_err(e)?;
                 let key = r.key.as_deref().map_or_else(|| "-".to_string(), |k| show(k, hex));
-                let tomb = if r.tombstone { " (tombstone)" } else { "" };
+                let tomb = if r.flags.tombstone() { " (tombstone)" } else { "" };
                 writeln!(out, "{} ts={} key={key}{tomb} value={}", r.offset, r.timestamp_ms, show(&r.value, hex))
                     .map_err(|e| e.to_string())?;
             }
@@ -344,7 +344,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
                         }
                         let mut entry = Entry::new(&r.value).with_timestamp(r.timestamp_ms);
                         entry.key = r.key.as_deref();
-                        entry.tombstone = r.tombstone;
+                        entry.flags = r.flags;
                         target.append(entry).map_err(e)?;
                         expect = Some(r.offset + 1);
                         saved += 1;

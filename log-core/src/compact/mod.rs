@@ -477,7 +477,7 @@ impl CompactionJob {
             Some(&latest) if latest > r.offset => Fate::Superseded,
             Some(&latest)
                 if latest == r.offset
-                    && r.tombstone
+                    && r.flags.tombstone()
                     && r.timestamp_ms.saturating_add(self.tombstone_retention_ms) < self.now_ms =>
             {
                 Fate::ExpiredTombstone

@@ -28,6 +28,36 @@ const KIND_CLOSE: u8 = 4;
 const FLAG_TOMBSTONE: u8 = 1;
 const FLAG_HAS_KEY: u8 = 2;
 
+/// A record's flags: what it says beyond its offset, timestamp, key and
+/// value. One type carried whole by [`Entry`](crate::Entry),
+/// [`OwnedEntry`](crate::OwnedEntry), [`RecordRef`] and
+/// [`Record`](crate::Record), so that a new flag is defined here (a bit,
+/// a constant, an accessor), in `docs/FORMAT.md` and in a fixture, and
+/// every path that copies records carries it without change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct RecordFlags(u8);
+
+impl RecordFlags {
+    /// No flag.
+    pub const NONE: Self = Self(0);
+    /// The record deletes its key (compaction keeps it until
+    /// `Config::tombstone_retention_ms` after its timestamp).
+    pub const TOMBSTONE: Self = Self(FLAG_TOMBSTONE);
+    /// Every flag this build knows; a frame with any other bit is refused.
+    const KNOWN: u8 = FLAG_TOMBSTONE;
+
+    /// Whether the record is a tombstone.
+    pub fn tombstone(self) -> bool {
+        self.0 & FLAG_TOMBSTONE != 0
+    }
+
+    /// These flags and `other`'s.
+    #[must_use]
+    pub fn with(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+}
+
 /// A record as stored in a frame, borrowing its key and value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordRef<'a> {
@@ -35,8 +65,8 @@ pub struct RecordRef<'a> {
     pub offset: u64,
     /// Timestamp in milliseconds since the epoch.
     pub timestamp_ms: u64,
-    /// Whether the record is a tombstone (a deletion of its key).
-    pub tombstone: bool,
+    /// Its flags (tombstone, ...).
+    pub flags: RecordFlags,
     /// The key, if any.
     pub key: Option<&'a [u8]>,
     /// The value.
@@ -117,9 +147,7 @@ pub fn encode_record(buf: &mut Vec<u8>, rec: &RecordRef<'_>) {
     buf.reserve(RECORD_OVERHEAD + key_len + rec.value.len());
     buf.extend_from_slice(&[0u8; FRAME_PREFIX_LEN]);
     let mut flags = 0u8;
-    if rec.tombstone {
-        flags |= FLAG_TOMBSTONE;
-    }
+    flags |= rec.flags.0;
     if rec.key.is_some() {
         flags |= FLAG_HAS_KEY;
     }
@@ -190,7 +218,7 @@ fn decode_body(body: &[u8]) -> Result<Frame<'_>, DecodeError> {
     let epoch = u16::from_le_bytes(body.get(2..4).and_then(|b| b.try_into().ok()).ok_or(BAD)?);
     match kind {
         KIND_RECORD => {
-            if flags & !(FLAG_TOMBSTONE | FLAG_HAS_KEY) != 0 {
+            if flags & !(RecordFlags::KNOWN | FLAG_HAS_KEY) != 0 {
                 return Err(DecodeError::Invalid("unknown record flags"));
             }
             let offset = u64_at(body, 4).ok_or(BAD)?;
@@ -208,7 +236,7 @@ fn decode_body(body: &[u8]) -> Result<Frame<'_>, DecodeError> {
             Ok(Frame::Record(RecordRef {
                 offset,
                 timestamp_ms,
-                tombstone: flags & FLAG_TOMBSTONE != 0,
+                flags: RecordFlags(flags & RecordFlags::KNOWN),
                 key: has_key.then_some(key),
                 value,
                 epoch,

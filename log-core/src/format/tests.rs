@@ -7,7 +7,7 @@ fn record_round_trips_and_every_bit_flip_is_caught() {
     let rec = RecordRef {
         offset: 42,
         timestamp_ms: 1_700_000_000_000,
-        tombstone: true,
+        flags: RecordFlags::TOMBSTONE,
         key: Some(b"key"),
         value: b"value bytes",
         epoch: 0x1234,
@@ -30,10 +30,13 @@ fn empty_key_differs_from_no_key() {
     let mut a = Vec::new();
     encode_record(
         &mut a,
-        &RecordRef { offset: 0, timestamp_ms: 0, tombstone: false, key: Some(b""), value: b"", epoch: 0 },
+        &RecordRef { offset: 0, timestamp_ms: 0, flags: RecordFlags::NONE, key: Some(b""), value: b"", epoch: 0 },
     );
     let mut b = Vec::new();
-    encode_record(&mut b, &RecordRef { offset: 0, timestamp_ms: 0, tombstone: false, key: None, value: b"", epoch: 0 });
+    encode_record(
+        &mut b,
+        &RecordRef { offset: 0, timestamp_ms: 0, flags: RecordFlags::NONE, key: None, value: b"", epoch: 0 },
+    );
     assert_ne!(a, b);
     match decode_frame(&a).unwrap().0 {
         Frame::Record(r) => assert_eq!(r.key, Some(&b""[..])),
@@ -65,7 +68,7 @@ fn truncated_frames_are_incomplete_not_panics() {
     let mut buf = Vec::new();
     encode_record(
         &mut buf,
-        &RecordRef { offset: 1, timestamp_ms: 2, tombstone: false, key: None, value: &[7; 50], epoch: 0 },
+        &RecordRef { offset: 1, timestamp_ms: 2, flags: RecordFlags::NONE, key: None, value: &[7; 50], epoch: 0 },
     );
     for len in 0..buf.len() {
         assert!(matches!(decode_frame(&buf[..len]), Err(DecodeError::Incomplete(_))), "len {len}");

@@ -82,8 +82,8 @@ pub struct OwnedEntry {
     pub value: Vec<u8>,
     /// Explicit timestamp; `None` takes the log's clock when it is appended.
     pub timestamp_ms: Option<u64>,
-    /// Whether the record deletes its key.
-    pub tombstone: bool,
+    /// Its flags ([`RecordFlags`](crate::format::RecordFlags)).
+    pub flags: crate::format::RecordFlags,
 }
 
 impl OwnedEntry {
@@ -106,18 +106,13 @@ impl OwnedEntry {
 
     /// Marks the record as a tombstone for its key.
     pub fn tombstone(mut self) -> Self {
-        self.tombstone = true;
+        self.flags = self.flags.with(crate::format::RecordFlags::TOMBSTONE);
         self
     }
 
     /// The borrowed form [`Log::append`] takes.
     pub fn as_entry(&self) -> Entry<'_> {
-        Entry {
-            key: self.key.as_deref(),
-            value: &self.value,
-            timestamp_ms: self.timestamp_ms,
-            tombstone: self.tombstone,
-        }
+        Entry { key: self.key.as_deref(), value: &self.value, timestamp_ms: self.timestamp_ms, flags: self.flags }
     }
 
     pub(super) fn payload_len(&self) -> u64 {
@@ -127,12 +122,7 @@ impl OwnedEntry {
 
 impl From<Entry<'_>> for OwnedEntry {
     fn from(e: Entry<'_>) -> Self {
-        Self {
-            key: e.key.map(<[u8]>::to_vec),
-            value: e.value.to_vec(),
-            timestamp_ms: e.timestamp_ms,
-            tombstone: e.tombstone,
-        }
+        Self { key: e.key.map(<[u8]>::to_vec), value: e.value.to_vec(), timestamp_ms: e.timestamp_ms, flags: e.flags }
     }
 }
 

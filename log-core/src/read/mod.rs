@@ -281,7 +281,7 @@ fn owned(r: &format::RecordRef<'_>) -> Record {
         timestamp_ms: r.timestamp_ms,
         key: r.key.map(<[u8]>::to_vec),
         value: r.value.to_vec(),
-        tombstone: r.tombstone,
+        flags: r.flags,
     }
 }
 

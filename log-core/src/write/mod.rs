@@ -101,7 +101,7 @@ impl Log {
             let rec = RecordRef {
                 offset: seg.tail.next_offset,
                 timestamp_ms: e.timestamp_ms.unwrap_or(now),
-                tombstone: e.tombstone,
+                flags: e.flags,
                 key: e.key,
                 value: e.value,
                 epoch,
