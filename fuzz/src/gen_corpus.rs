@@ -115,9 +115,9 @@ fn main() {
             write(&root.join(target), &format!("{name}-{fname}"), body);
             if fname.ends_with(".log") {
                 // Each frame alone, for the frame decoder.
-                let mut pos = log_core::format::HEADER_LEN as usize;
+                let mut pos = log_core::inspect::HEADER_LEN as usize;
                 let mut k = 0;
-                while let Ok((_, len)) = log_core::format::decode_frame(&body[pos.min(body.len())..]) {
+                while let Ok((_, len)) = log_core::inspect::decode_frame(&body[pos.min(body.len())..]) {
                     if k < 4 {
                         write(&root.join("decode_frame"), &format!("{name}-{fname}-{k}"), &body[pos..pos + len]);
                     }
@@ -128,12 +128,12 @@ fn main() {
         }
     }
     // A compaction manifest, for the decoder.
-    let entry = |base, next_offset, len| log_core::format::ManifestEntry {
+    let entry = |base, next_offset, len| log_core::inspect::ManifestEntry {
         base,
         next_offset,
-        output: Some(log_core::format::FileIdentity { len, crc: 0x5EED }),
+        output: Some(log_core::inspect::FileIdentity { len, crc: 0x5EED }),
     };
-    let m = log_core::format::Manifest { entries: vec![entry(0, 10, 200), entry(10, 25, 300), entry(40, 41, 90)] };
+    let m = log_core::inspect::Manifest { entries: vec![entry(0, 10, 200), entry(10, 25, 300), entry(40, 41, 90)] };
     write(&root.join("decode_index"), "manifest", &m.encode());
     // Scenario files, as `sim-harness save-scenario` writes them.
     for seed in 0..8u64 {

@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use log_core::format::{self, IndexKind, index_file_name, segment_file_name};
+use log_core::inspect::{self, IndexKind, index_file_name, segment_file_name};
 use log_core::{Config, FileSystem, FixedClock, Log, OpenMode, Options};
 use sim_fs::{FaultConfig, SimFs};
 
@@ -26,7 +26,7 @@ fn name_for(selector: u8) -> String {
         0 => segment_file_name(base),
         1 => index_file_name(IndexKind::Offset, base),
         2 => index_file_name(IndexKind::Time, base),
-        3 => format::META_FILE_NAME.to_string(),
+        3 => inspect::META_FILE_NAME.to_string(),
         4 => format!("{}.tmp", segment_file_name(base)),
         _ => "notes.txt".to_string(),
     }
@@ -112,8 +112,8 @@ pub fn check_recovery(data: &[u8]) {
 fn check_log(fs: &SimFs, log: &Log) {
     let segments = log.segments();
     let meta = fs
-        .contents(&Path::new(DIR).join(format::META_FILE_NAME))
-        .and_then(|b| format::Meta::decode(&b).ok())
+        .contents(&Path::new(DIR).join(inspect::META_FILE_NAME))
+        .and_then(|b| inspect::Meta::decode(&b).ok())
         .unwrap_or_default();
     for item in log.iter(..) {
         let Ok(rec) = item else { return };
@@ -124,7 +124,7 @@ fn check_log(fs: &SimFs, log: &Log) {
             .unwrap_or_else(|| panic!("record {} lies in no segment", rec.offset));
         let bytes = fs.contents(&seg.path).unwrap_or_default();
         let mut frame = Vec::new();
-        format::encode_record(
+        inspect::encode_record(
             &mut frame,
             &log_core::RecordRef {
                 offset: rec.offset,

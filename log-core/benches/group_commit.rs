@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use log_core::format::RECORD_OVERHEAD;
+use log_core::inspect::RECORD_OVERHEAD;
 use log_core::{Config, Entry, GroupConfig, Log, OwnedEntry, SharedLog};
 
 const VALUE: usize = 100;

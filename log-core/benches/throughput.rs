@@ -25,7 +25,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use log_core::format::RECORD_OVERHEAD;
+use log_core::inspect::RECORD_OVERHEAD;
 use log_core::{Config, Entry, Log};
 
 struct Row {

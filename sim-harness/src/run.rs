@@ -157,7 +157,7 @@ impl World {
                     // with every file the log owns gone, the directory is a
                     // new log. Nothing is left to check.
                     let left = fs_listing(&self.fs);
-                    if !left.iter().any(|n| n.ends_with(".log") || n == log_core::format::META_FILE_NAME) {
+                    if !left.iter().any(|n| n.ends_with(".log") || n == log_core::inspect::META_FILE_NAME) {
                         self.mark("every file of the log lost");
                         self.note(|| "every file of the log is gone: a new log from here on".to_string(), &[0xA11]);
                         self.ended = true;

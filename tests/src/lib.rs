@@ -30,7 +30,7 @@ pub fn value_for(seed: u64, offset: u64, max_len: usize) -> Vec<u8> {
 pub fn dir_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut v: Vec<_> = std::fs::read_dir(dir)
         .expect("listing the directory")
-        .filter(|e| e.as_ref().map_or(true, |e| e.file_name() != log_core::format::LOCK_FILE_NAME))
+        .filter(|e| e.as_ref().map_or(true, |e| e.file_name() != log_core::inspect::LOCK_FILE_NAME))
         .map(|e| {
             let e = e.expect("reading a directory entry");
             (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).expect("reading a file"))

@@ -358,7 +358,7 @@ fn a_failed_step_of_a_compaction_leaves_the_old_or_the_new_log() {
 /// itself in place (the rename had happened) finishes the swap.
 #[test]
 fn a_lost_compacted_file_is_not_mistaken_for_an_older_compacted_segment() {
-    use log_core::format::{FileIdentity, MANIFEST_FILE_NAME, Manifest, ManifestEntry, compacted_file_name};
+    use log_core::inspect::{FileIdentity, MANIFEST_FILE_NAME, Manifest, ManifestEntry, compacted_file_name};
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path());
     let before = build(&mut log);
@@ -366,7 +366,7 @@ fn a_lost_compacted_file_is_not_mistaken_for_an_older_compacted_segment() {
     let want = all(&log);
     assert!(want.len() < before.len());
     log.close().unwrap();
-    let seg0 = dir.path().join(log_core::format::segment_file_name(0));
+    let seg0 = dir.path().join(log_core::inspect::segment_file_name(0));
     let bytes = std::fs::read(&seg0).unwrap();
     let next_offset =
         Log::open_with(dir.path(), Options { read_only: true, ..options() }).unwrap().segments()[0].next_offset;

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use log_core::format::{self, FileKind, parse_file_name};
+use log_core::inspect::{self, FileKind, parse_file_name};
 use log_core::{Config, Entry, Error, FixedClock, Log, Options, Record, StdFs};
 use tests::{dir_files, value_for};
 
@@ -177,7 +177,7 @@ fn a_lost_write_after_a_suffix_truncation_never_revives_the_old_record() {
         config: Config { index_interval_bytes: 1 << 20, ..Config::default() },
         read_only,
     };
-    let seg = dir.path().join(format::segment_file_name(0));
+    let seg = dir.path().join(inspect::segment_file_name(0));
     let mut log = Log::open_with(dir.path(), opts(false)).unwrap();
     for i in 0..10u64 {
         log.append(Entry::new(format!("old {i}").as_bytes()).with_key(b"k")).unwrap();
@@ -186,7 +186,7 @@ fn a_lost_write_after_a_suffix_truncation_never_revives_the_old_record() {
     let before = std::fs::read(&seg).unwrap();
     log.truncate_from(5).unwrap();
     // The cut left the file ending in the truncation's commit marker.
-    let marker = std::fs::read(&seg).unwrap().len() - format::MARKER_FRAME_LEN;
+    let marker = std::fs::read(&seg).unwrap().len() - inspect::MARKER_FRAME_LEN;
     let mut model: Vec<Vec<u8>> = (0..5).map(|i| format!("old {i}").into_bytes()).collect();
     for i in 5..10u64 {
         let v = format!("new {i}").into_bytes();
@@ -197,7 +197,7 @@ fn a_lost_write_after_a_suffix_truncation_never_revives_the_old_record() {
     // The marker's write never reached the disk: what was durable there
     // before (the old records 5 and 6, whole frames) is still there.
     let mut after = std::fs::read(&seg).unwrap();
-    let span = marker..marker + format::MARKER_FRAME_LEN;
+    let span = marker..marker + inspect::MARKER_FRAME_LEN;
     after[span.clone()].copy_from_slice(&before[span]);
     std::fs::write(&seg, &after).unwrap();
     for read_only in [true, false] {

@@ -141,7 +141,7 @@ fn check_upgrades(name: &str, want: &[Record]) {
     assert!(old_meta.as_ref().is_none_or(|b| b[8..12] != 3u32.to_le_bytes()), "{name} predates log.meta version 3");
     let mut log = Log::open_with(copy.path(), options(false)).unwrap();
     let meta = std::fs::read(copy.path().join("log.meta")).expect("the open writes log.meta");
-    let meta = log_core::format::Meta::decode(&meta).unwrap();
+    let meta = log_core::inspect::Meta::decode(&meta).unwrap();
     assert_eq!(meta.last_segment, log.segments().last().map(|s| s.base_offset), "{name}");
     log.append(Entry::new(b"after the upgrade")).unwrap();
     log.roll().unwrap();

@@ -8,7 +8,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use log_core::format::{self, HEADER_LEN, MARKER_FRAME_LEN, RECORD_OVERHEAD};
+use log_core::inspect::{self, HEADER_LEN, MARKER_FRAME_LEN, RECORD_OVERHEAD};
 use log_core::{Config, Entry, Error, FixedClock, Log, ManualClock, Options, StdFs, SyncPolicy};
 use tests::{FailFs, FailOp, dir_files};
 
@@ -36,7 +36,7 @@ fn append_n(log: &mut Log, n: u64) {
 }
 
 fn seg0(dir: &Path) -> PathBuf {
-    dir.join(format::segment_file_name(0))
+    dir.join(inspect::segment_file_name(0))
 }
 
 fn flip(path: &Path, pos: u64) {
@@ -162,7 +162,7 @@ fn clean_close_is_trusted_and_rot_is_caught_on_read() {
     assert_eq!(errs.len(), 1);
     let report = log.verify();
     assert_eq!(report.problems.len(), 1);
-    assert!(report.problems[0].to_string().contains(&format::segment_file_name(0)));
+    assert!(report.problems[0].to_string().contains(&inspect::segment_file_name(0)));
 }
 
 fn sealed_log(dir: &Path, n_segments: u64) -> Config {
@@ -188,7 +188,7 @@ fn damaged_footer_of_a_sealed_segment_is_corruption() {
 fn missing_middle_segment_is_reported_as_a_gap() {
     let dir = tempfile::tempdir().unwrap();
     sealed_log(dir.path(), 3);
-    std::fs::remove_file(dir.path().join(format::segment_file_name(10))).unwrap();
+    std::fs::remove_file(dir.path().join(inspect::segment_file_name(10))).unwrap();
     let err = open(dir.path()).unwrap_err();
     assert!(err.to_string().contains("not contiguous"), "{err}");
 }
@@ -201,16 +201,16 @@ fn missing_or_damaged_indexes_are_rebuilt() {
         Log::open_with(dir.path(), Options { config: config.clone(), ..opts(StdFs::shared(), false) }).unwrap();
     append_n(&mut log, 120);
     log.close().unwrap();
-    std::fs::remove_file(dir.path().join(format::index_file_name(format::IndexKind::Offset, 0))).unwrap();
-    let tix = dir.path().join(format::index_file_name(format::IndexKind::Time, 50));
+    std::fs::remove_file(dir.path().join(inspect::index_file_name(inspect::IndexKind::Offset, 0))).unwrap();
+    let tix = dir.path().join(inspect::index_file_name(inspect::IndexKind::Time, 50));
     flip(&tix, 45);
     let log = Log::open_with(dir.path(), Options { config: config.clone(), ..opts(StdFs::shared(), false) }).unwrap();
     assert_records(&log, 120);
     log.close().unwrap();
     // close() wrote the rebuilt indexes back.
-    assert!(dir.path().join(format::index_file_name(format::IndexKind::Offset, 0)).exists());
+    assert!(dir.path().join(inspect::index_file_name(inspect::IndexKind::Offset, 0)).exists());
     let fixed = std::fs::read(&tix).unwrap();
-    assert!(format::decode_index(format::IndexKind::Time, &fixed).is_ok());
+    assert!(inspect::decode_index(inspect::IndexKind::Time, &fixed).is_ok());
 }
 
 #[test]
@@ -568,16 +568,16 @@ fn interrupted_restart_is_finished_at_open() {
     append_n(&mut log, 7);
     log.sync().unwrap();
     drop(log);
-    let meta = dir.path().join(format::META_FILE_NAME);
+    let meta = dir.path().join(inspect::META_FILE_NAME);
     std::fs::write(
         &meta,
-        format::Meta { first_offset: 50, truncate_from: None, restart: false, ..Default::default() }.encode(),
+        inspect::Meta { first_offset: 50, truncate_from: None, restart: false, ..Default::default() }.encode(),
     )
     .unwrap();
     assert!(matches!(open(dir.path()), Err(Error::Corruption { .. })));
     std::fs::write(
         &meta,
-        format::Meta { first_offset: 50, truncate_from: None, restart: true, ..Default::default() }.encode(),
+        inspect::Meta { first_offset: 50, truncate_from: None, restart: true, ..Default::default() }.encode(),
     )
     .unwrap();
     let before = dir_files(dir.path());
@@ -592,8 +592,8 @@ fn interrupted_restart_is_finished_at_open() {
     drop(log);
     let b = std::fs::read(&meta).unwrap();
     assert_eq!(
-        format::Meta::decode(&b).unwrap(),
-        format::Meta {
+        inspect::Meta::decode(&b).unwrap(),
+        inspect::Meta {
             first_offset: 50,
             truncate_from: None,
             restart: false,
@@ -601,7 +601,7 @@ fn interrupted_restart_is_finished_at_open() {
             ..Default::default()
         }
     );
-    assert!(dir_files(dir.path()).iter().any(|n| n.0 == format::segment_file_name(50)));
+    assert!(dir_files(dir.path()).iter().any(|n| n.0 == inspect::segment_file_name(50)));
 }
 
 /// ENOSPC at every write of a restart: `DiskFull` with the log unchanged,
@@ -702,7 +702,7 @@ fn a_newer_log_meta_is_unsupported_not_corrupt() {
     log.truncate_from(5).unwrap();
     append_n(&mut log, 2);
     log.close().unwrap();
-    let path = dir.path().join(format::META_FILE_NAME);
+    let path = dir.path().join(inspect::META_FILE_NAME);
     let mut b = std::fs::read(&path).unwrap();
     assert_eq!(b.len(), 48 + 16, "one epoch entry");
     assert_eq!(&b[8..12], &3u32.to_le_bytes());
@@ -735,7 +735,7 @@ fn a_lost_segment_file_is_reported_never_skipped() {
     append_n(&mut log, 20);
     log.close().unwrap();
     let plain = dir_files(dir.path());
-    let seg = |b: u64| format::segment_file_name(b);
+    let seg = |b: u64| inspect::segment_file_name(b);
     let lay_out = |files: &[(String, Vec<u8>)], without: &[String]| {
         for e in std::fs::read_dir(dir.path()).unwrap() {
             std::fs::remove_file(e.unwrap().path()).unwrap();
@@ -779,14 +779,14 @@ fn a_lost_segment_file_is_reported_never_skipped() {
     let mut damaged = plain.clone();
     let (_, bytes) = damaged.iter_mut().find(|(n, _)| *n == seg(12)).unwrap();
     let n = bytes.len();
-    bytes[n - format::MARKER_FRAME_LEN - 8..].fill(0);
+    bytes[n - inspect::MARKER_FRAME_LEN - 8..].fill(0);
     lay_out(&damaged, &[seg(16)]);
     refused(&seg(16), "the last segment, with its predecessor's end damaged");
     // `log.meta` is written before a log's first record: without it, a
     // segment holding records proves it was lost.
-    assert!(plain.iter().any(|(n, _)| n == format::META_FILE_NAME), "a new log has log.meta");
-    lay_out(&plain, &[format::META_FILE_NAME.to_string()]);
-    refused(format::META_FILE_NAME, "log.meta of a log never truncated");
+    assert!(plain.iter().any(|(n, _)| n == inspect::META_FILE_NAME), "a new log has log.meta");
+    lay_out(&plain, &[inspect::META_FILE_NAME.to_string()]);
+    refused(inspect::META_FILE_NAME, "log.meta of a log never truncated");
     // Lost index files lose nothing: they are rebuilt.
     let derived: Vec<String> =
         plain.iter().map(|(n, _)| n.clone()).filter(|n| n.ends_with(".index") || n.ends_with(".timeindex")).collect();
@@ -809,9 +809,9 @@ fn a_lost_segment_file_is_reported_never_skipped() {
     refused(&seg(6), "the segment holding the first offset");
     let all_segments: Vec<String> = truncated.iter().map(|(n, _)| n.clone()).filter(|n| n.ends_with(".log")).collect();
     lay_out(&truncated, &all_segments);
-    refused(format::META_FILE_NAME, "every segment");
-    lay_out(&truncated, &[format::META_FILE_NAME.to_string()]);
-    refused(format::META_FILE_NAME, "log.meta after a prefix truncation");
+    refused(inspect::META_FILE_NAME, "every segment");
+    lay_out(&truncated, &[inspect::META_FILE_NAME.to_string()]);
+    refused(inspect::META_FILE_NAME, "log.meta after a prefix truncation");
     // The intact directory still opens, at 6.
     lay_out(&truncated, &[]);
     let log = Log::open_with(dir.path(), o(true)).unwrap();
@@ -902,10 +902,10 @@ fn an_interrupted_roll_is_finished_and_a_short_old_segment_is_damage() {
     append_n(&mut log, 10);
     log.roll().unwrap();
     drop(log);
-    let new_seg = dir.path().join(format::segment_file_name(10));
+    let new_seg = dir.path().join(inspect::segment_file_name(10));
     assert_eq!(std::fs::metadata(&new_seg).unwrap().len(), HEADER_LEN);
     let old = std::fs::read(seg0(dir.path())).unwrap();
-    let unsealed = old.len() - format::MARKER_FRAME_LEN;
+    let unsealed = old.len() - inspect::MARKER_FRAME_LEN;
     // The footer never reached the disk.
     std::fs::write(seg0(dir.path()), &old[..unsealed]).unwrap();
     let ro = Log::open_with(dir.path(), opts(StdFs::shared(), true)).unwrap();
@@ -919,7 +919,7 @@ fn an_interrupted_roll_is_finished_and_a_short_old_segment_is_damage() {
     assert_eq!(std::fs::read(seg0(dir.path())).unwrap().len(), old.len(), "the open wrote the footer");
     // The footer and the last record's frame gone: the records were synced
     // before segment 10 existed, so this is damage.
-    std::fs::write(seg0(dir.path()), &old[..unsealed - format::MARKER_FRAME_LEN - 40]).unwrap();
+    std::fs::write(seg0(dir.path()), &old[..unsealed - inspect::MARKER_FRAME_LEN - 40]).unwrap();
     for read_only in [true, false] {
         match Log::open_with(dir.path(), opts(StdFs::shared(), read_only)) {
             Err(Error::Corruption { detail, .. }) => assert!(detail.contains("damaged"), "{detail}"),

@@ -72,7 +72,7 @@ pub struct RecordRef<'a> {
     /// The value.
     pub value: &'a [u8],
     /// The low 16 bits of the epoch the record was written in (body bytes
-    /// 2..4; see [`Epochs`]). 0 in every log that never had a suffix
+    /// 2..4; see [`Epochs`](super::Epochs)). 0 in every log that never had a suffix
     /// truncation or restart.
     pub epoch: u16,
 }
@@ -124,6 +124,7 @@ pub enum Frame<'a> {
 }
 
 /// Frame length of a record with this key and value.
+#[cfg(test)]
 pub fn record_frame_len(key: Option<&[u8]>, value: &[u8]) -> u64 {
     (RECORD_OVERHEAD + key.map_or(0, <[u8]>::len) + value.len()) as u64
 }

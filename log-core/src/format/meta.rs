@@ -33,7 +33,7 @@ const META_HAS_LAST_SEGMENT: u32 = 4;
 /// left over from before the truncation (a write that was lost, e.g.
 /// misdirected, leaves it in place with a valid checksum and the right
 /// offset) carries an older epoch and is refused as stale instead of being
-/// returned. Frames store the epoch's low 16 bits ([`RecordRef::epoch`]).
+/// returned. Frames store the epoch's low 16 bits ([`RecordRef::epoch`](super::RecordRef::epoch)).
 ///
 /// The table is a list of `(start offset, epoch)`, both strictly
 /// increasing; offsets below the first entry belong to epoch 0, and the
@@ -98,7 +98,7 @@ impl Epochs {
 
     /// Builds a table from entries; `None` unless both columns strictly
     /// increase, every epoch is positive, and it fits
-    /// [`EPOCH_ENTRIES_MAX`].
+    /// `EPOCH_ENTRIES_MAX` (2²⁰).
     pub fn from_entries(entries: Vec<(u64, u64)>) -> Option<Self> {
         let ordered = entries.windows(2).all(|w| matches!(w, [a, b] if a.0 < b.0 && a.1 < b.1));
         let positive = entries.first().is_none_or(|e| e.1 > 0);

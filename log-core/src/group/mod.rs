@@ -16,7 +16,7 @@
 //!   already durable and poisons the log (every later append fails too);
 //! - a full disk fails the batch and takes its records back out of the log
 //!   (the cut is fsynced), so an append reported as failed with
-//!   [`Error::DiskFull`] never reappears; the log keeps working after space
+//!   [`Error::DiskFull`](crate::Error::DiskFull) never reappears; the log keeps working after space
 //!   is freed;
 //! - readers never see part of a record: they read under a shared lock that
 //!   the committer holds exclusively only while it changes the log's state.

@@ -18,7 +18,7 @@ use super::*;
 
 /// A group-commit handle on a [`Log`]: `Clone + Send + Sync`, for any number
 /// of producer and reader tasks. Created with its [`Committer`] by
-/// [`SharedLog::new`]; see the [module docs](self) for how to run that.
+/// [`SharedLog::new`]; see the [module docs](crate::group) for how to run that.
 pub struct SharedLog {
     pub(super) inner: Arc<Inner>,
 }

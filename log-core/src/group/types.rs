@@ -20,7 +20,7 @@ pub struct GroupConfig {
     pub queue_records_max: usize,
     /// Most record bytes waiting in the queue.
     pub queue_bytes_max: u64,
-    /// How long [`Committer::run_blocking`] may hold a batch open for the
+    /// How long [`Committer::run_blocking`](crate::Committer::run_blocking) may hold a batch open for the
     /// producers it just acknowledged to come back (zero: never). After
     /// acknowledging `k` records, if fewer than `queued + k` records are
     /// queued, it waits up to `linger` for them before writing. With many
@@ -110,7 +110,7 @@ impl OwnedEntry {
         self
     }
 
-    /// The borrowed form [`Log::append`] takes.
+    /// The borrowed form [`Log::append`](crate::Log::append) takes.
     pub fn as_entry(&self) -> Entry<'_> {
         Entry { key: self.key.as_deref(), value: &self.value, timestamp_ms: self.timestamp_ms, flags: self.flags }
     }
@@ -141,7 +141,7 @@ pub struct GroupStats {
     pub largest_batch: u64,
 }
 
-/// Where a commit stands, for [`Committer::run_with`]'s pause hook.
+/// Where a commit stands, for [`Committer::run_with`](crate::Committer::run_with)'s pause hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommitPhase {
     /// The batch is written (with its commit marker); its fsync is next.
