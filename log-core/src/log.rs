@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::error::Result;
-use crate::format::RecordFlags;
+use crate::format::{RecordFlags, RecordRef};
 use crate::fs::StdFs;
 use crate::fs::{FileHandle, FileSystem, read_full_at};
 use crate::segment::{ByteSource, Segment, SegmentInfo};
@@ -76,6 +76,19 @@ pub struct Record {
     pub value: Vec<u8>,
     /// Its flags (`flags.tombstone()`, ...).
     pub flags: RecordFlags,
+}
+
+impl Record {
+    /// An owned copy of a record as stored.
+    pub(crate) fn from_ref(r: &RecordRef<'_>) -> Self {
+        Record {
+            offset: r.offset,
+            timestamp_ms: r.timestamp_ms,
+            key: r.key.map(<[u8]>::to_vec),
+            value: r.value.to_vec(),
+            flags: r.flags,
+        }
+    }
 }
 
 /// What recovery found and did when the log was opened.
@@ -184,7 +197,7 @@ pub struct Log {
     /// where no call site poisons, so that no mutation follows a failure.
     pub(crate) fs_failure: crate::fs::Failure,
     /// The active segment's state at the last point everything was durable.
-    pub(crate) durable_snap: Option<crate::write::Snapshot>,
+    pub(crate) durable_snap: Option<crate::dir::failure::Snapshot>,
     pub(crate) closed: bool,
     pub(crate) report: RecoveryReport,
     /// The contents of `log.meta`.

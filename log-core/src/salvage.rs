@@ -87,13 +87,7 @@ pub fn salvage_bytes(path: &Path, bytes: &[u8], meta: Option<&Meta>, out: &mut V
                     out.push(Found::Damaged { path: path.to_path_buf(), from: from as u64, to: pos as u64 });
                 }
                 if let Frame::Record(r) = frame {
-                    out.push(Found::Record(Record {
-                        offset: r.offset,
-                        timestamp_ms: r.timestamp_ms,
-                        key: r.key.map(<[u8]>::to_vec),
-                        value: r.value.to_vec(),
-                        flags: r.flags,
-                    }));
+                    out.push(Found::Record(Record::from_ref(&r)));
                 }
                 pos += len;
             }

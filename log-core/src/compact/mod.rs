@@ -23,21 +23,18 @@ use tracing::{info, info_span, warn};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    Frame, HEADER_LEN, MANIFEST_FILE_NAME, MARKER_FRAME_LEN, Manifest, ManifestEntry, Meta, RecordRef,
-    compacted_file_name, segment_file_name,
+    MANIFEST_FILE_NAME, MARKER_FRAME_LEN, Manifest, ManifestEntry, RecordRef, compacted_file_name, segment_file_name,
 };
 use crate::fs::{FileHandle, FileSystem};
 use crate::index::SparseIndex;
 use crate::log::Log;
-use crate::segment::{FileSource, FrameCursor, SCAN_CHUNK, Segment, Stop, Tail};
+use crate::segment::{Segment, Tail};
 
 /// Bytes a key map entry costs besides the key itself (the table slot with
 /// its `Vec` header and offset, load-factor slack, the key's allocation).
 /// The map is only ever probed, never iterated, so its hashing order cannot
 /// leak into results.
 const MAP_ENTRY_OVERHEAD: u64 = 64;
-/// Output is written in chunks of this size.
-pub(super) const WRITE_CHUNK: usize = 1 << 20;
 
 /// What a compaction did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -87,27 +84,6 @@ impl CompactionReport {
         self.bytes_rewritten += o.bytes_rewritten;
         self.bytes_before += o.bytes_before;
         self.bytes_after += o.bytes_after;
-    }
-}
-
-/// A sealed segment as the job saw it.
-#[derive(Debug, Clone)]
-pub(super) struct Source {
-    pub(super) base: u64,
-    pub(super) path: PathBuf,
-    pub(super) file: Arc<dyn FileHandle>,
-    pub(super) tail: Tail,
-    pub(super) sparse: bool,
-    pub(super) created_ms: u64,
-    /// The log's metadata (for its epochs) when the job was planned: a
-    /// later suffix truncation changes them only at offsets the job does
-    /// not read.
-    pub(super) meta: Meta,
-}
-
-impl Source {
-    fn bytes(&self) -> u64 {
-        self.tail.end_pos + MARKER_FRAME_LEN as u64
     }
 }
 
@@ -552,36 +528,4 @@ impl CompactionJob {
     }
 }
 
-/// Calls `f` on each record of `src` in order until it returns false.
-pub(super) fn walk(src: &Source, mut f: impl FnMut(&RecordRef<'_>) -> bool) -> Result<()> {
-    let file = FileSource(&*src.file);
-    let mut cursor =
-        FrameCursor::new(HEADER_LEN, src.tail.end_pos, SCAN_CHUNK, &src.meta).expecting(src.base, src.sparse);
-    loop {
-        match cursor.next_frame(&file) {
-            Ok(Some((_, Frame::Record(r)))) => {
-                if !f(&r) {
-                    return Ok(());
-                }
-            }
-            Ok(Some((_, Frame::Marker(_)))) => {}
-            Ok(None) => return Ok(()),
-            Err(Stop::Invalid { pos, why }) => return Err(Error::corruption(&src.path, pos, why)),
-            Err(Stop::Discontinuous { pos, expected, found }) => {
-                return Err(Error::corruption(
-                    &src.path,
-                    pos,
-                    format!("expected the record with offset {expected}, found offset {found}"),
-                ));
-            }
-            Err(Stop::Torn { pos }) => {
-                return Err(Error::corruption(&src.path, pos, "a frame runs past the end of the segment's data"));
-            }
-            Err(Stop::Io(e)) => return Err(Error::io("reading", src.path.clone(), e)),
-        }
-    }
-}
-
-mod output;
-
-use output::Writer;
+use crate::dir::compacted::{self as output, Source, Writer, walk};

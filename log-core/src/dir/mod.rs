@@ -5,7 +5,12 @@
 //! swap (`compact/`, finished at open by `recovery/compaction.rs`), and the
 //! leftovers an open removes before the log exists (`recovery/mod.rs`).
 
+pub(crate) mod compacted;
+pub(crate) mod cut;
+pub(crate) mod failure;
 pub(crate) mod index;
+pub(crate) mod indexes;
+pub(crate) mod scan;
 pub(crate) mod segment;
 
 use std::io;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 
-use crate::format::{self, DecodeError, Frame, HEADER_LEN, Meta};
+use crate::format::{self, DecodeError, Frame, HEADER_LEN, Marker, MarkerKind, Meta};
 use crate::fs::{FileHandle, read_full_at};
 use crate::index::SparseIndex;
 
@@ -339,5 +339,20 @@ impl FrameCursor {
             return Err(Stop::Torn { pos: self.pos });
         }
         Ok(())
+    }
+}
+
+/// A marker describing `seg` as it stands.
+pub(crate) fn marker(kind: MarkerKind, seg: &Segment, batch_start_pos: u64, now_ms: u64) -> Marker {
+    Marker {
+        kind,
+        next_offset: seg.tail.next_offset,
+        timestamp_ms: now_ms,
+        n_records: seg.tail.n_records,
+        min_ts: seg.tail.min_ts,
+        max_ts: seg.tail.max_ts,
+        batch_start_pos,
+        own_pos: seg.tail.end_pos,
+        base_offset: seg.base,
     }
 }

@@ -17,7 +17,6 @@
 //! was torn by the crash, and is cut off as a torn tail.
 
 mod compaction;
-mod scan;
 mod segments;
 
 use std::collections::BTreeMap;
@@ -32,7 +31,6 @@ use crate::fs::{CheckedFs, Failure, FileLock, FileSystem, OpenMode, read_full_at
 use crate::log::{Active, Log, Options, RecoveryReport};
 
 use compaction::settle_compaction;
-pub(crate) use scan::{scan_frames, scan_frames_until};
 use segments::open_segment;
 
 /// Opens the log in `dir`, in phases, each a function below: list the

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use tracing::{info, info_span, warn};
 
-use super::scan::{durable_evidence, scan_frames};
+use crate::dir::scan::{durable_evidence, scan_frames};
 use crate::error::{Error, Result};
 use crate::format::{
     self, Frame, HEADER_LEN, HeaderError, MARKER_FRAME_LEN, META_FILE_NAME, Marker, MarkerKind, SegmentHeader,
@@ -209,7 +209,7 @@ fn finish_roll(log: &Log, seg: Segment, len: u64, succ: u64, report: &mut Recove
         ));
     }
     if !log.read_only {
-        let m = crate::write::marker(MarkerKind::Seal, &seg, seg.tail.end_pos, log.clock.now_ms());
+        let m = crate::segment::marker(MarkerKind::Seal, &seg, seg.tail.end_pos, log.clock.now_ms());
         let mut frame = Vec::with_capacity(MARKER_FRAME_LEN);
         format::encode_marker(&mut frame, &m);
         crate::fs::write_all_at(&*seg.file, &frame, seg.tail.end_pos)

@@ -1,5 +1,6 @@
-//! The frame walk of a segment file at open (and for a suffix cut), and
-//! the search for proof that damaged bytes had been synced.
+//! The frame walk of a segment file (recovery's scan of the active
+//! segment, a suffix cut), and the search for proof that damaged bytes had
+//! been synced.
 
 use std::io;
 
@@ -73,7 +74,7 @@ pub(crate) fn scan_frames_until(
 /// Looks past a bad frame at `bad_pos` for proof that it had been synced.
 /// Returns a description of the proof, or `None` if the bytes from `bad_pos`
 /// may be an unsynced, torn tail.
-pub(super) fn durable_evidence(file: &dyn FileHandle, bad_pos: u64, len: u64, base: u64) -> io::Result<Option<String>> {
+pub(crate) fn durable_evidence(file: &dyn FileHandle, bad_pos: u64, len: u64, base: u64) -> io::Result<Option<String>> {
     let rest_len = usize::try_from(len - bad_pos).map_err(|_| io::Error::other("segment too large"))?;
     let mut rest = vec![0u8; rest_len];
     let got = read_full_at(file, &mut rest, bad_pos)?;

@@ -1,28 +1,31 @@
-//! Writing a compacted segment file (`<base>.log.compacted`, or a cut
-//! compacted segment's replacement): records kept, index, seal footer.
+//! Compacted segment files, for compaction (`compact/`) and a suffix cut
+//! into compacted data (`dir/cut.rs`): reading a sealed segment as a
+//! source (`Source`, `walk`), and writing a compacted segment file
+//! (`<base>.log.compacted`, or a cut compacted segment's replacement):
+//! records kept, index, seal footer (`Writer`, `cut_compacted`).
 
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
-use crate::format::{self, HEADER_LEN, Marker, MarkerKind, RecordRef, SegmentHeader, segment_file_name};
+use crate::format::{
+    self, Frame, HEADER_LEN, MARKER_FRAME_LEN, Marker, MarkerKind, Meta, RecordRef, SegmentHeader, segment_file_name,
+};
 use crate::fs::{FileHandle, FileSystem, OpenMode, write_all_at};
 use crate::index::SparseIndex;
 use crate::log::Log;
-use crate::segment::Tail;
-
-use super::{Source, WRITE_CHUNK, walk};
+use crate::segment::{FileSource, FrameCursor, SCAN_CHUNK, Stop, Tail};
 
 /// Writes one compacted segment.
-pub(super) struct Writer {
+pub(crate) struct Writer {
     fs: Arc<dyn FileSystem>,
     path: PathBuf,
     file: Arc<dyn FileHandle>,
     buf: Vec<u8>,
     /// Bytes of `buf` start at this file position.
     buf_pos: u64,
-    pub(super) tail: Tail,
+    pub(crate) tail: Tail,
     index: SparseIndex,
     interval: u32,
     /// CRC32 of the bytes flushed to the file (`0..buf_pos`): with the
@@ -31,22 +34,22 @@ pub(super) struct Writer {
 }
 
 /// A finished compacted segment file: fsynced, sealed, not yet in place.
-pub(super) struct Written {
-    pub(super) file: Arc<dyn FileHandle>,
-    pub(super) path: PathBuf,
-    pub(super) tail: Tail,
-    pub(super) index: SparseIndex,
+pub(crate) struct Written {
+    pub(crate) file: Arc<dyn FileHandle>,
+    pub(crate) path: PathBuf,
+    pub(crate) tail: Tail,
+    pub(crate) index: SparseIndex,
     /// The file's identity: its length and the CRC32 of all its bytes.
-    pub(super) identity: format::FileIdentity,
+    pub(crate) identity: format::FileIdentity,
 }
 
-pub(super) struct WriterMark {
+pub(crate) struct WriterMark {
     tail: Tail,
     index: crate::index::IndexMark,
 }
 
 impl Writer {
-    pub(super) fn create(
+    pub(crate) fn create(
         fs: &Arc<dyn FileSystem>,
         path: PathBuf,
         base: u64,
@@ -74,12 +77,12 @@ impl Writer {
         })
     }
 
-    pub(super) fn mark(&self) -> WriterMark {
+    pub(crate) fn mark(&self) -> WriterMark {
         WriterMark { tail: self.tail, index: self.index.mark() }
     }
 
     /// Forgets everything written since `m` (a source that did not fit).
-    pub(super) fn rollback(&mut self, m: WriterMark) -> Result<()> {
+    pub(crate) fn rollback(&mut self, m: WriterMark) -> Result<()> {
         if m.tail.end_pos < self.buf_pos {
             self.file.set_len(m.tail.end_pos).map_err(|e| write_error("cutting", &self.path, e))?;
             self.buf.clear();
@@ -94,7 +97,7 @@ impl Writer {
         Ok(())
     }
 
-    pub(super) fn flush(&mut self) -> Result<()> {
+    pub(crate) fn flush(&mut self) -> Result<()> {
         write_all_at(&*self.file, &self.buf, self.buf_pos).map_err(|e| write_error("writing", &self.path, e))?;
         self.crc.update(&self.buf);
         self.buf_pos += self.buf.len() as u64;
@@ -104,7 +107,7 @@ impl Writer {
 
     /// Copies the records of `src` that `keep` accepts; the output then
     /// covers offsets up to `end` (exclusive).
-    pub(super) fn add_source(
+    pub(crate) fn add_source(
         &mut self,
         src: &Source,
         end: u64,
@@ -135,12 +138,12 @@ impl Writer {
         Ok(())
     }
 
-    pub(super) fn abandon(self) {
+    pub(crate) fn abandon(self) {
         let _ = self.fs.remove_file(&self.path);
     }
 
     /// Writes the footer and fsyncs; on failure removes the file.
-    pub(super) fn finish(mut self, base: u64, now_ms: u64) -> Result<Written> {
+    pub(crate) fn finish(mut self, base: u64, now_ms: u64) -> Result<Written> {
         let res = (|| -> Result<()> {
             let m = Marker {
                 kind: MarkerKind::Seal,
@@ -216,9 +219,63 @@ impl Log {
 
 /// A failed write of a compaction file: the log itself is untouched, so
 /// nothing is poisoned; ENOSPC stays recognisable.
-pub(super) fn write_error(op: &'static str, path: &std::path::Path, e: io::Error) -> Error {
+pub(crate) fn write_error(op: &'static str, path: &std::path::Path, e: io::Error) -> Error {
     if e.kind() == io::ErrorKind::StorageFull {
         return Error::DiskFull { op, path: path.to_path_buf() };
     }
     Error::io(op, path.to_path_buf(), e)
+}
+
+/// Output is written in chunks of this size.
+const WRITE_CHUNK: usize = 1 << 20;
+
+/// A sealed segment as the job saw it.
+#[derive(Debug, Clone)]
+pub(crate) struct Source {
+    pub(crate) base: u64,
+    pub(crate) path: PathBuf,
+    pub(crate) file: Arc<dyn FileHandle>,
+    pub(crate) tail: Tail,
+    pub(crate) sparse: bool,
+    pub(crate) created_ms: u64,
+    /// The log's metadata (for its epochs) when the job was planned: a
+    /// later suffix truncation changes them only at offsets the job does
+    /// not read.
+    pub(crate) meta: Meta,
+}
+
+impl Source {
+    pub(crate) fn bytes(&self) -> u64 {
+        self.tail.end_pos + MARKER_FRAME_LEN as u64
+    }
+}
+
+/// Calls `f` on each record of `src` in order until it returns false.
+pub(crate) fn walk(src: &Source, mut f: impl FnMut(&RecordRef<'_>) -> bool) -> Result<()> {
+    let file = FileSource(&*src.file);
+    let mut cursor =
+        FrameCursor::new(HEADER_LEN, src.tail.end_pos, SCAN_CHUNK, &src.meta).expecting(src.base, src.sparse);
+    loop {
+        match cursor.next_frame(&file) {
+            Ok(Some((_, Frame::Record(r)))) => {
+                if !f(&r) {
+                    return Ok(());
+                }
+            }
+            Ok(Some((_, Frame::Marker(_)))) => {}
+            Ok(None) => return Ok(()),
+            Err(Stop::Invalid { pos, why }) => return Err(Error::corruption(&src.path, pos, why)),
+            Err(Stop::Discontinuous { pos, expected, found }) => {
+                return Err(Error::corruption(
+                    &src.path,
+                    pos,
+                    format!("expected the record with offset {expected}, found offset {found}"),
+                ));
+            }
+            Err(Stop::Torn { pos }) => {
+                return Err(Error::corruption(&src.path, pos, "a frame runs past the end of the segment's data"));
+            }
+            Err(Stop::Io(e)) => return Err(Error::io("reading", src.path.clone(), e)),
+        }
+    }
 }
