@@ -1,6 +1,10 @@
 //! Frame decoder on arbitrary bytes: never panics, and whatever decodes
 //! re-encodes to exactly the bytes it came from.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "a fuzz target or tool fails loudly: a panic is the finding")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "a fuzz target or tool fails loudly: a panic is the finding"
+)]
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

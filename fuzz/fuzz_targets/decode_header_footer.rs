@@ -1,7 +1,11 @@
 //! Segment header and seal footer decoders on arbitrary bytes: never panic,
 //! and whatever decodes re-encodes to exactly the bytes it came from. The
 //! input is a would-be segment file: a 64-byte header, then a footer frame.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "a fuzz target or tool fails loudly: a panic is the finding")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "a fuzz target or tool fails loudly: a panic is the finding"
+)]
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -4,7 +4,11 @@
 //! read-write) and reading everything must never panic and only return
 //! typed errors; every record returned must be a valid frame that is
 //! present, byte for byte, in the segment file it was read from.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "a fuzz target or tool fails loudly: a panic is the finding")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "a fuzz target or tool fails loudly: a panic is the finding"
+)]
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,7 +1,11 @@
 //! Scenario files (what `sim-harness run --save-failures` and
 //! `save-scenario` write) as input: any that decodes is run, capped at 300
 //! operations, and must pass the checker. The seed corpus is scenario files.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "a fuzz target or tool fails loudly: a panic is the finding")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "a fuzz target or tool fails loudly: a panic is the finding"
+)]
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -2,7 +2,11 @@
 //! fault (through `arbitrary`), run by the simulator against its model
 //! checker on `SimFs`. A crash minimizes (`cargo fuzz tmin schedule FILE`)
 //! to a short schedule that `sim-harness schedule FILE` replays.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "a fuzz target or tool fails loudly: a panic is the finding")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "a fuzz target or tool fails loudly: a panic is the finding"
+)]
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
