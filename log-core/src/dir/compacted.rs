@@ -203,8 +203,10 @@ impl Log {
             let _ = self.fs.remove_file(&tmp);
         })?;
         self.remove_index_files(base).map_err(|(p, e)| Error::io("removing", p, e))?;
-        self.fs.rename(&tmp, &path).map_err(|e| Error::io("renaming a cut compacted segment to", path.clone(), e))?;
-        self.fs.sync_dir(&self.dir).map_err(|e| Error::io("syncing the log directory", self.dir.clone(), e))?;
+        self.install_temporary(&tmp, &path).map_err(|(e, renamed)| match renamed {
+            false => Error::io("renaming a cut compacted segment to", path.clone(), e),
+            true => Error::io("syncing the log directory", self.dir.clone(), e),
+        })?;
         if let Some(seg) = self.segments.get_mut(&base) {
             seg.file = file;
             seg.tail = tail;

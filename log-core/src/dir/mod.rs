@@ -99,10 +99,7 @@ impl Log {
         }
         let header = SegmentHeader::new(base, now_ms, SegmentKind::Plain);
         let created = (|| -> io::Result<Arc<dyn crate::fs::FileHandle>> {
-            if self.fs.exists(&tmp)? {
-                self.fs.remove_file(&tmp)?;
-            }
-            let f = self.fs.open(&tmp, OpenMode::CreateNew)?;
+            let f = self.fresh_temporary(&tmp)?;
             write_all_at(&*f, &header.encode(), 0)?;
             Ok(f)
         })();
@@ -117,13 +114,16 @@ impl Log {
             let _ = self.fs.remove_file(&tmp);
             return Err(self.sync_failed(tmp, e));
         }
-        if let Err(e) = self.fs.rename(&tmp, &path) {
-            let _ = self.fs.remove_file(&tmp);
-            return Err(self.write_failed("renaming a new segment to", path, e));
-        }
-        if let Err(e) = self.fs.sync_dir(&self.dir) {
-            let dir = self.dir.clone();
-            return Err(self.sync_failed(dir, e));
+        match self.install_temporary(&tmp, &path) {
+            Ok(()) => {}
+            Err((e, false)) => {
+                let _ = self.fs.remove_file(&tmp);
+                return Err(self.write_failed("renaming a new segment to", path, e));
+            }
+            Err((e, true)) => {
+                let dir = self.dir.clone();
+                return Err(self.sync_failed(dir, e));
+            }
         }
         debug!(base, "created segment");
         Ok((path, file))
@@ -194,24 +194,42 @@ impl Log {
     pub(crate) fn replace_file(&self, name: &str, bytes: &[u8]) -> std::result::Result<(), (io::Error, bool)> {
         let path = self.path_of(name);
         let tmp = self.path_of(&format!("{name}.tmp"));
-        let mut renamed = false;
-        let res = (|| -> io::Result<()> {
-            if self.fs.exists(&tmp)? {
-                self.fs.remove_file(&tmp)?;
-            }
-            let f = self.fs.open(&tmp, OpenMode::CreateNew)?;
+        let written = (|| -> io::Result<()> {
+            let f = self.fresh_temporary(&tmp)?;
             write_all_at(&*f, bytes, 0)?;
-            f.sync()?;
-            self.fs.rename(&tmp, &path)?;
-            renamed = true;
-            self.fs.sync_dir(&self.dir)
+            f.sync()
         })();
-        res.map_err(|e| {
+        written.map_err(|e| (e, false)).and_then(|()| self.install_temporary(&tmp, &path)).map_err(|(e, renamed)| {
             if !renamed {
                 let _ = self.fs.remove_file(&tmp);
             }
             (e, renamed)
         })
+    }
+
+    /// The first step of installing a file crash-atomically: an empty
+    /// temporary `tmp` (a stale one is removed first).
+    pub(crate) fn fresh_temporary(&self, tmp: &std::path::Path) -> io::Result<Arc<dyn crate::fs::FileHandle>> {
+        if self.fs.exists(tmp)? {
+            self.fs.remove_file(tmp)?;
+        }
+        self.fs.open(tmp, OpenMode::CreateNew)
+    }
+
+    /// The last steps of installing a file crash-atomically, once the
+    /// temporary `tmp` holds its contents and was fsynced: the rename over
+    /// `to`, then the directory fsync. On failure, says whether the rename
+    /// had happened (the new file is then in place and may or may not be
+    /// durable); a temporary left behind is the caller's to remove. The one
+    /// protocol behind `log.meta`, the compaction manifest, new segments
+    /// and cut compacted segments (`docs/FORMAT.md`, "Crash protocols").
+    pub(crate) fn install_temporary(
+        &self,
+        tmp: &std::path::Path,
+        to: &std::path::Path,
+    ) -> std::result::Result<(), (io::Error, bool)> {
+        self.fs.rename(tmp, to).map_err(|e| (e, false))?;
+        self.fs.sync_dir(&self.dir).map_err(|e| (e, true))
     }
 
     /// Removes segments whose records all lie below `first_offset` (never
