@@ -236,9 +236,13 @@ fn the_seeds_of_the_400k_run_on_the_successor_first_format_pass() {
 /// proved the predecessor had been sealed (`log.meta` now names the last
 /// segment; the extra write at each roll changes this seed's schedule, and
 /// `a_lost_segment_file_is_reported_never_skipped` keeps the exact case).
+/// 30202 (the rerun of 0..400000 on the fixes): records recovery kept after
+/// the last commit marker, then damaged, were cut as a torn tail with the
+/// next batch; they now get a commit marker at recovery
+/// (`damage_to_records_recovery_kept_is_corruption_not_a_torn_tail`).
 #[test]
 fn the_lost_file_seeds_of_the_400k_run_pass() {
-    for seed in [239_556, 350_616] {
+    for seed in [239_556, 350_616, 30_202] {
         let out = run(&Scenario::new(seed, 1000), false);
         assert!(out.failure.is_none(), "seed {seed}: {:?}", out.failure);
     }

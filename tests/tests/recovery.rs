@@ -85,12 +85,48 @@ fn torn_tail_is_cut_durably_and_appends_continue() {
     assert!(!r.clean);
     assert_eq!(r.torn_tail, Some((seg0(dir.path()), tail_start() + FRAME)));
     assert_eq!(r.torn_bytes, 7);
-    assert_eq!(std::fs::metadata(seg0(dir.path())).unwrap().len(), tail_start() + FRAME);
+    // Cut at the torn frame; the kept, uncommitted record then gets a
+    // commit marker of its own (seed 30202).
+    assert_eq!(std::fs::metadata(seg0(dir.path())).unwrap().len(), tail_start() + FRAME + MARKER);
+    let bytes = std::fs::read(seg0(dir.path())).unwrap();
+    match inspect::decode_frame(&bytes[(tail_start() + FRAME) as usize..]) {
+        Ok((inspect::Frame::Marker(m), _)) => {
+            assert_eq!((m.kind, m.next_offset, m.own_pos), (inspect::MarkerKind::Commit, 21, tail_start() + FRAME));
+            assert_eq!(m.batch_start_pos, m.own_pos, "an empty batch: the record before it was synced first");
+        }
+        other => panic!("no commit marker after the recovered record: {other:?}"),
+    }
     assert_records(&log, 21);
     assert_eq!(log.durable_offset(), 21);
     append_n(&mut log, 2);
     log.close().unwrap();
     assert_records(&open(dir.path()).unwrap(), 23);
+}
+
+/// Seed 30202: records recovery keeps after the last commit marker are
+/// durable from then on; damage to them must be reported, never cut as a
+/// torn tail (which loses records the log called durable). Their own commit
+/// marker proves them synced.
+#[test]
+fn damage_to_records_recovery_kept_is_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    two_batches(dir.path(), 3);
+    let f = std::fs::OpenOptions::new().write(true).open(seg0(dir.path())).unwrap();
+    f.set_len(tail_start() + FRAME + 7).unwrap();
+    drop(f);
+    let log = open(dir.path()).unwrap();
+    assert_eq!(log.durable_offset(), 21);
+    drop(log);
+    let mut bytes = std::fs::read(seg0(dir.path())).unwrap();
+    bytes[(tail_start() + 30) as usize] ^= 0x10;
+    std::fs::write(seg0(dir.path()), &bytes).unwrap();
+    match open(dir.path()) {
+        Err(Error::Corruption { pos, detail, .. }) => {
+            assert_eq!(pos, tail_start(), "{detail}");
+            assert!(detail.contains("committed"), "{detail}");
+        }
+        other => panic!("damage to a durable record was not reported: {:?}", other.map(|l| l.next_offset())),
+    }
 }
 
 #[test]

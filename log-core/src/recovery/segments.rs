@@ -14,7 +14,7 @@ use crate::format::{
     self, Frame, HEADER_LEN, HeaderError, MARKER_FRAME_LEN, META_FILE_NAME, Marker, MarkerKind, SegmentHeader,
     decode_frame, segment_file_name,
 };
-use crate::fs::{FileHandle, OpenMode, read_full_at};
+use crate::fs::{FileHandle, OpenMode, read_full_at, write_all_at};
 use crate::log::{Log, RecoveryReport};
 use crate::segment::{STALE_FRAME, Segment, Tail};
 
@@ -254,12 +254,58 @@ fn recover_active(log: &Log, mut seg: Segment, len: u64, report: &mut RecoveryRe
             seg.file.set_len(pos).map_err(|e| Error::io("truncating the torn tail of", seg.path.clone(), e))?;
         }
     }
+    let mut tail = tail;
     if !log.read_only {
         // Whatever was recovered becomes durable before anything is appended
         // after it (this also persists the cut above).
         seg.file.sync().map_err(|e| Error::io("fsyncing", seg.path.clone(), e))?;
+        close_recovered_batch(log, &seg, &mut tail)?;
     }
     seg.tail = tail;
     let _ = seg.index.set(ix);
     Ok(seg)
+}
+
+/// Records recovered after the last commit marker (they were written but
+/// not yet committed when the log stopped, and recovery kept them, synced,
+/// and now calls them durable) get a commit marker of their own, fsynced,
+/// as a suffix cut does: damage to them is then provably damage to synced
+/// data (`durable_evidence`: a later batch was committed), instead of
+/// looking like a torn tail together with the next batch (seed 30202).
+/// The marker's batch is empty (it starts at the marker), as the records
+/// before it were synced before it was written. A full disk leaves the
+/// records without it (cut back durably): the log stays usable.
+fn close_recovered_batch(log: &Log, seg: &Segment, tail: &mut Tail) -> Result<()> {
+    let pos = tail.end_pos;
+    if pos <= HEADER_LEN
+        || read_trailer(&*seg.file, pos, seg.base).map_err(|e| Error::io("reading", seg.path.clone(), e))?.is_some()
+    {
+        return Ok(());
+    }
+    let m = crate::segment::marker(MarkerKind::Commit, seg, pos, log.clock.now_ms());
+    let m = Marker {
+        next_offset: tail.next_offset,
+        n_records: tail.n_records,
+        min_ts: tail.min_ts,
+        max_ts: tail.max_ts,
+        own_pos: pos,
+        ..m
+    };
+    let mut frame = Vec::with_capacity(MARKER_FRAME_LEN);
+    format::encode_marker(&mut frame, &m);
+    let written = write_all_at(&*seg.file, &frame, pos).and_then(|()| seg.file.sync());
+    match written {
+        Ok(()) => {
+            tail.end_pos = pos + frame.len() as u64;
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::StorageFull => {
+            warn!(segment = %seg.path.display(), "disk full: the recovered records get their commit marker with the next sync");
+            seg.file
+                .set_len(pos)
+                .and_then(|()| seg.file.sync())
+                .map_err(|e| Error::io("cutting back a partial commit marker in", seg.path.clone(), e))
+        }
+        Err(e) => Err(Error::io("writing a commit marker after the recovered records to", seg.path.clone(), e)),
+    }
 }
