@@ -186,10 +186,7 @@ pub fn crc_of_prefix(file: &dyn FileHandle, len: u64) -> io::Result<crc32fast::H
     while pos < len {
         let want = usize::try_from(len - pos).unwrap_or(usize::MAX).min(buf.len());
         let piece = buf.get_mut(..want).unwrap_or_default();
-        let got = read_full_at(file, piece, pos)?;
-        if got < want {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file is shorter than expected"));
-        }
+        read_exact_at(file, piece, pos)?;
         h.update(piece);
         pos += want as u64;
     }
