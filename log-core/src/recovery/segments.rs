@@ -282,14 +282,16 @@ fn close_recovered_batch(log: &Log, seg: &Segment, tail: &mut Tail) -> Result<()
     {
         return Ok(());
     }
-    let m = crate::segment::marker(MarkerKind::Commit, seg, pos, log.clock.now_ms());
     let m = Marker {
+        kind: MarkerKind::Commit,
         next_offset: tail.next_offset,
+        timestamp_ms: log.clock.now_ms(),
         n_records: tail.n_records,
         min_ts: tail.min_ts,
         max_ts: tail.max_ts,
+        batch_start_pos: pos,
         own_pos: pos,
-        ..m
+        base_offset: seg.base,
     };
     let mut frame = Vec::with_capacity(MARKER_FRAME_LEN);
     format::encode_marker(&mut frame, &m);
