@@ -13,7 +13,9 @@ pub trait Clock: Send + Sync + Debug {
     fn now_ms(&self) -> u64;
 }
 
-/// The operating system's wall clock.
+/// The operating system's wall clock, read precisely (`SystemTime::now`):
+/// about 20 ns a read on a Linux VM, a fifth of a small append. The log's
+/// default is the cheaper [`CoarseClock`].
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
@@ -24,6 +26,33 @@ impl Clock for SystemClock {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs().saturating_mul(1000).saturating_add(u64::from(d.subsec_millis())))
             .unwrap_or(0)
+    }
+}
+
+/// The operating system's wall clock, read coarsely: on Linux
+/// `CLOCK_REALTIME_COARSE`, the time of the last timer tick, which costs a
+/// few nanoseconds (no hardware counter is read) and lags the precise clock
+/// by at most one tick — `clock_getres(CLOCK_REALTIME_COARSE)`, 4 ms on a
+/// kernel with `HZ=250`, 1 ms with `HZ=1000`. A record stamped by it may
+/// therefore carry a time up to one tick earlier than [`SystemClock`] would
+/// give it. Elsewhere it reads `SystemTime::now`. The default clock of
+/// [`Log::open`](crate::Log::open).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CoarseClock;
+
+impl Clock for CoarseClock {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn now_ms(&self) -> u64 {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+        // A clock set before 1970 reads as the epoch, as `SystemClock` does.
+        let secs = u64::try_from(t.tv_sec).unwrap_or(0);
+        let millis = u64::try_from(t.tv_nsec / 1_000_000).unwrap_or(0);
+        secs.saturating_mul(1000).saturating_add(millis)
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn now_ms(&self) -> u64 {
+        SystemClock.now_ms()
     }
 }
 

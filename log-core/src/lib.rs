@@ -50,7 +50,7 @@ mod recovery;
 pub mod salvage;
 mod write;
 
-pub use clock::{Clock, FixedClock, ManualClock, SystemClock};
+pub use clock::{Clock, CoarseClock, FixedClock, ManualClock, SystemClock};
 pub use compact::{CompactionJob, CompactionOutput, CompactionReport};
 pub use config::{Config, RECORD_BYTES_LIMIT, SEGMENT_BYTES_LIMIT, SyncPolicy};
 pub use dir::segment::SegmentInfo;

@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, CoarseClock};
 use crate::config::Config;
 use crate::error::Result;
 use crate::format::{RecordFlags, RecordRef};
@@ -129,7 +129,7 @@ pub struct RecoveryReport {
 }
 
 /// How to open a log. `Options::default()` is the real filesystem, the
-/// system clock, the default [`Config`], read-write.
+/// coarse system clock ([`CoarseClock`]), the default [`Config`], read-write.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// The filesystem to use.
@@ -144,7 +144,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { fs: StdFs::shared(), clock: Arc::new(SystemClock), config: Config::default(), read_only: false }
+        Self { fs: StdFs::shared(), clock: Arc::new(CoarseClock), config: Config::default(), read_only: false }
     }
 }
 

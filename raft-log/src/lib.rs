@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use log_core::{
-    Clock, Config, FileSystem, GroupConfig, Log, OwnedEntry, Pending, SharedLog, StdFs, SystemClock, Visibility,
+    Clock, CoarseClock, Config, FileSystem, GroupConfig, Log, OwnedEntry, Pending, SharedLog, StdFs, Visibility,
 };
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{
@@ -135,7 +135,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             fs: StdFs::shared(),
-            clock: Arc::new(SystemClock),
+            clock: Arc::new(CoarseClock),
             config: Config::default(),
             group: GroupConfig::default(),
             committer: CommitterMode::Thread,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 
-use crate::format::{self, DecodeError, Frame, HEADER_LEN, Marker, MarkerKind, Meta};
+use crate::format::{self, DecodeError, Frame, HEADER_LEN, Marker, MarkerKind, Meta, RecordRef};
 use crate::fs::{FileHandle, read_full_at};
 use crate::index::SparseIndex;
 
@@ -168,8 +168,9 @@ pub(crate) struct FrameCursor {
     /// scans read big.
     chunk: usize,
     max_chunk: usize,
-    /// Where in `buf` the last frame returned by `next_frame` lies.
-    last: (usize, usize),
+    /// The last record `next_frame` returned, by position in `buf`, so
+    /// that it can be lent again without decoding it twice.
+    last: Option<LastRecord>,
     /// The log's metadata, for its epochs: a record frame of an older
     /// epoch than its offset's is stale (left behind by a lost write after
     /// a suffix truncation) and stops the walk like any other invalid frame
@@ -177,6 +178,20 @@ pub(crate) struct FrameCursor {
     meta: Meta,
     /// The offset rule, when the walk enforces it.
     rule: Option<OffsetRule>,
+}
+
+/// Where the last record a [`FrameCursor`] returned lies in its buffer, and
+/// its fixed fields.
+#[derive(Debug, Clone, Copy)]
+struct LastRecord {
+    offset: u64,
+    timestamp_ms: u64,
+    flags: format::RecordFlags,
+    epoch: u16,
+    has_key: bool,
+    key_at: usize,
+    value_at: usize,
+    end: usize,
 }
 
 /// The offset rule: a plain segment's records are dense from its base
@@ -202,7 +217,7 @@ impl FrameCursor {
             end,
             chunk,
             max_chunk: chunk,
-            last: (0, 0),
+            last: None,
             meta: meta.clone(),
             rule: None,
         }
@@ -286,7 +301,23 @@ impl FrameCursor {
                 }
                 let at = self.pos;
                 self.pos += total;
-                self.last = (start, end);
+                self.last = match &frame {
+                    Frame::Record(r) => {
+                        let key_at = start + format::RECORD_OVERHEAD;
+                        let value_at = key_at + r.key.map_or(0, <[u8]>::len);
+                        Some(LastRecord {
+                            offset: r.offset,
+                            timestamp_ms: r.timestamp_ms,
+                            flags: r.flags,
+                            epoch: r.epoch,
+                            has_key: r.key.is_some(),
+                            key_at,
+                            value_at,
+                            end,
+                        })
+                    }
+                    Frame::Marker(_) => None,
+                };
                 Ok(Some((at, frame)))
             }
             Err(DecodeError::Invalid(why)) => Err(Stop::Invalid { pos: self.pos, why }),
@@ -295,10 +326,19 @@ impl FrameCursor {
         }
     }
 
-    /// The frame last returned by `next_frame` (already verified), again.
-    pub fn last_frame(&self) -> Option<Frame<'_>> {
-        let bytes = self.buf.get(self.last.0..self.last.1)?;
-        format::decode_verified_frame(bytes)
+    /// The record last returned by `next_frame` (already verified), again,
+    /// without decoding it again; `None` if that frame was a marker.
+    pub fn last_record(&self) -> Option<RecordRef<'_>> {
+        let l = self.last.as_ref()?;
+        let key = if l.has_key { Some(self.buf.get(l.key_at..l.value_at)?) } else { None };
+        Some(RecordRef {
+            offset: l.offset,
+            timestamp_ms: l.timestamp_ms,
+            flags: l.flags,
+            key,
+            value: self.buf.get(l.value_at..l.end)?,
+            epoch: l.epoch,
+        })
     }
 
     /// Makes `want` bytes from `pos` available in `buf`, or fails with `Torn`
@@ -321,7 +361,7 @@ impl FrameCursor {
         self.buf.copy_within(start..self.valid, 0);
         self.valid -= start;
         self.buf_pos = self.pos;
-        self.last = (0, 0);
+        self.last = None;
         let remaining = self.end - self.pos;
         let target = want.max(self.chunk as u64).min(remaining) as usize;
         self.chunk = (self.chunk * 2).min(self.max_chunk);

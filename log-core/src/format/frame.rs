@@ -206,12 +206,6 @@ pub fn decode_frame(b: &[u8]) -> Result<(Frame<'_>, usize), DecodeError> {
     Ok((frame, total as usize))
 }
 
-/// Decodes a frame whose checksum was already verified by [`decode_frame`]
-/// (for re-reading a frame without hashing it twice).
-pub(crate) fn decode_verified_frame(b: &[u8]) -> Option<Frame<'_>> {
-    decode_body(b.get(FRAME_PREFIX_LEN..)?).ok()
-}
-
 fn decode_body(body: &[u8]) -> Result<Frame<'_>, DecodeError> {
     const BAD: DecodeError = DecodeError::Invalid("frame body too short for its kind");
     let kind = *body.first().ok_or(BAD)?;

@@ -160,10 +160,7 @@ impl<'a> Reader<'a> {
     #[expect(clippy::should_implement_trait, reason = "a lending cursor cannot implement Iterator")]
     pub fn next(&mut self) -> Option<Result<RecordRef<'_>>> {
         match self.advance() {
-            Ok(true) => self.cursor.as_ref().and_then(|w| match w.frames.last_frame() {
-                Some(Frame::Record(r)) => Some(Ok(r)),
-                _ => None,
-            }),
+            Ok(true) => self.cursor.as_ref().and_then(|w| w.frames.last_record()).map(Ok),
             Ok(false) => None,
             Err(e) => {
                 self.failed = true;

@@ -43,12 +43,19 @@ pub(crate) fn open(dir: &Path, mut opts: Options) -> Result<Log> {
     opts.config.validate()?;
     // Every file operation from here on goes through the sticky-failure
     // wrapper (`fs/checked.rs`).
-    let fs_failure;
-    (opts.fs, fs_failure) = CheckedFs::wrap(opts.fs);
+    let (fs_failure, dir_debt);
+    (opts.fs, fs_failure, dir_debt) = CheckedFs::wrap(opts.fs, dir);
     let _span = info_span!("open", dir = %dir.display(), read_only = opts.read_only).entered();
     let mut report = RecoveryReport::default();
     let (lock, names) = list_and_lock(&*opts.fs, dir, opts.read_only, &mut report)?;
     let mut listing = Listing::classify(names, &mut report);
+    let new_log = report.created || listing.holds_nothing();
+    if !opts.read_only && !new_log {
+        // An existing log: its directory fsync is paid by the first
+        // mutation, not here (`fs/checked.rs`, "The directory fsync an open
+        // owes"); an open that writes nothing fsyncs nothing.
+        dir_debt.owe();
+    }
     let overrides = settle_compaction(
         &*opts.fs,
         dir,
@@ -61,7 +68,13 @@ pub(crate) fn open(dir: &Path, mut opts: Options) -> Result<Log> {
     check_is_a_log(dir, opts.read_only, &listing, &report)?;
     if !opts.read_only {
         remove_leftovers(&*opts.fs, dir, &listing, &mut report)?;
-        sync_directories(&*opts.fs, dir)?;
+        if new_log {
+            // The entries leading to a new log: an earlier process may have
+            // created them and crashed before they were durable.
+            sync_directories(&*opts.fs, dir)?;
+        } else if !report.temporaries_removed.is_empty() || !report.orphans_removed.is_empty() {
+            opts.fs.sync_dir(dir).map_err(|e| Error::io("syncing the log directory", dir, e))?;
+        }
     }
     let has_meta = listing.has_meta;
     let mut log = empty_log(dir, opts, lock, has_meta, fs_failure);
@@ -156,6 +169,17 @@ impl Listing {
         l.compacted.sort_unstable();
         l
     }
+
+    /// Whether the directory holds no file of a log (a new log: created by
+    /// this open, or empty, or holding only the lock file).
+    fn holds_nothing(&self) -> bool {
+        self.bases.is_empty()
+            && self.index_bases.is_empty()
+            && self.temporaries.is_empty()
+            && self.compacted.is_empty()
+            && !self.has_meta
+            && !self.has_manifest
+    }
 }
 
 /// Refuses a directory that holds no log: only foreign files (the wrong
@@ -200,10 +224,12 @@ fn remove_leftovers(fs: &dyn FileSystem, dir: &Path, l: &Listing, report: &mut R
     Ok(())
 }
 
-/// The directory entries leading to the log, and the log's own entries,
+/// The directory entries leading to a new log, and the log's own entries,
 /// must be durable before anything is called durable: an earlier process
 /// may have created them and crashed (or failed a directory sync) before
-/// they were. Syncing a clean directory is nearly free.
+/// they were. An existing log's parents were synced when it was new (this
+/// runs before its first file is written); its own directory is synced by
+/// the first mutation of each open (`fs/checked.rs`).
 fn sync_directories(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
     let mut chain: Vec<PathBuf> = dir
         .ancestors()
