@@ -29,9 +29,11 @@ use crate::log::{Active, Log};
 use crate::segment::{Segment, Tail};
 
 impl Log {
-    /// Writes a segment's two index files (temporary, fsync, rename). The
-    /// caller syncs the directory. Failures are logged, not returned: indexes
-    /// are derived data, rebuilt when missing.
+    /// Writes a segment's two index files (temporary, rename; no fsync: an
+    /// index file is CRC-checked and must describe the segment's exact
+    /// length, so one that a crash left empty, torn or stale is rebuilt
+    /// from its segment, and nothing is lost). Failures are logged, not
+    /// returned: indexes are derived data, rebuilt when missing.
     pub(crate) fn write_index_files(&self, seg: &Segment, end_pos: u64) {
         let Some(index) = seg.index.get() else { return };
         for (kind, file) in index.to_files(seg.base, end_pos) {
@@ -44,7 +46,6 @@ impl Log {
                 }
                 let f = self.fs.open(&tmp, OpenMode::CreateNew)?;
                 write_all_at(&*f, &bytes, 0)?;
-                f.sync()?;
                 self.fs.rename(&tmp, &self.path_of(&name))
             })();
             if let Err(e) = res {

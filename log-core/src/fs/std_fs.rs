@@ -1,11 +1,24 @@
 //! [`StdFs`]: the real filesystem. The only module of log-core that names
 //! `std::fs`.
+//!
+//! **Write-behind.** Once `WRITE_BEHIND_BYTES` have been written to a file
+//! since its last fsync, a background thread (one per process,
+//! `seglog-write-behind`) fdatasyncs it, so the disk writes while the log
+//! keeps appending and a later `sync` — a roll's fsync of a 64 MiB segment,
+//! or the user's — finds little left to write. It only adds fsyncs: what
+//! is durable when is unchanged ([`FileHandle::sync`] still fsyncs). A
+//! failed background fsync may have dropped the data (Linux reports the
+//! error once, to whichever call on the file asks first), so it is kept and
+//! every later [`FileHandle::sync`] of the file fails with it; the two
+//! paths take the same lock, so no fsync error can slip between them.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Sender, channel};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use crate::fs::{FileHandle, FileLock, FileSystem, OpenMode};
 
@@ -21,8 +34,56 @@ impl StdFs {
     }
 }
 
+/// Bytes written to a file since its last fsync after which the
+/// write-behind thread fsyncs it (module docs).
+const WRITE_BEHIND_BYTES: u64 = 2 << 20;
+
 #[derive(Debug)]
-struct StdFile(File);
+struct StdFile {
+    file: Arc<File>,
+    /// `None` for a file opened read-only.
+    behind: Option<Arc<WriteBehind>>,
+}
+
+/// A writable file's write-behind state (module docs).
+#[derive(Debug, Default)]
+struct WriteBehind {
+    /// Bytes written since the last fsync was started.
+    unsynced: AtomicU64,
+    /// A background fsync is queued or running.
+    queued: AtomicBool,
+    /// Held across every fsync of the file; holds the first error of a
+    /// background fsync, which every later `sync` returns.
+    sync: Mutex<Option<(io::ErrorKind, String)>>,
+}
+
+/// A background fsync to run: the file and its write-behind state.
+type Job = (Arc<File>, Arc<WriteBehind>);
+
+/// The write-behind thread's queue (module docs).
+fn write_behind_queue() -> &'static Mutex<Sender<Job>> {
+    static QUEUE: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
+    QUEUE.get_or_init(|| {
+        let (tx, rx) = channel::<Job>();
+        let spawned = std::thread::Builder::new().name("seglog-write-behind".into()).spawn(move || {
+            for (file, behind) in rx {
+                let mut kept = behind.sync.lock().unwrap_or_else(PoisonError::into_inner);
+                if kept.is_none()
+                    && let Err(e) = file.sync_data()
+                {
+                    *kept = Some((e.kind(), format!("a background fdatasync failed: {e}")));
+                }
+                behind.queued.store(false, Ordering::SeqCst);
+            }
+        });
+        if spawned.is_err() {
+            // No thread: the receiver is gone, sends fail, and every fsync
+            // stays in the foreground.
+            tracing::warn!("could not start the write-behind thread; fsyncs stay in the foreground");
+        }
+        Mutex::new(tx)
+    })
+}
 
 /// An advisory whole-file lock (`flock`), released on drop and by the death
 /// of the process.
@@ -43,25 +104,45 @@ impl Drop for StdLock {
 
 impl FileHandle for StdFile {
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
-        self.0.read_at(buf, pos)
+        self.file.read_at(buf, pos)
     }
 
     fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<usize> {
-        self.0.write_at(buf, pos)
+        let n = self.file.write_at(buf, pos)?;
+        if let Some(behind) = &self.behind
+            && behind.unsynced.fetch_add(n as u64, Ordering::Relaxed) + n as u64 >= WRITE_BEHIND_BYTES
+            && !behind.queued.swap(true, Ordering::SeqCst)
+        {
+            behind.unsynced.store(0, Ordering::Relaxed);
+            let queue = write_behind_queue().lock().unwrap_or_else(PoisonError::into_inner);
+            if queue.send((Arc::clone(&self.file), Arc::clone(behind))).is_err() {
+                behind.queued.store(false, Ordering::SeqCst);
+            }
+        }
+        Ok(n)
     }
 
     fn len(&self) -> io::Result<u64> {
-        Ok(self.0.metadata()?.len())
+        Ok(self.file.metadata()?.len())
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
+        self.file.set_len(len)
     }
 
     fn sync(&self) -> io::Result<()> {
+        let Some(behind) = &self.behind else {
+            return self.file.sync_data();
+        };
+        // Waits for a background fsync in flight (module docs).
+        let kept = behind.sync.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((kind, msg)) = kept.as_ref() {
+            return Err(io::Error::new(*kind, msg.clone()));
+        }
+        behind.unsynced.store(0, Ordering::Relaxed);
         // fdatasync persists the data and the metadata needed to read it back,
         // which includes the file size.
-        self.0.sync_data()
+        self.file.sync_data()
     }
 }
 
@@ -73,7 +154,9 @@ impl FileSystem for StdFs {
             OpenMode::ReadWrite => opts.read(true).write(true),
             OpenMode::CreateNew => opts.read(true).write(true).create_new(true),
         };
-        Ok(Arc::new(StdFile(opts.open(path)?)))
+        let file = Arc::new(opts.open(path)?);
+        let behind = (mode != OpenMode::Read).then(Arc::default);
+        Ok(Arc::new(StdFile { file, behind }))
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
