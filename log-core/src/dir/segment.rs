@@ -284,13 +284,13 @@ impl FrameCursor {
         }
         let start = (self.pos - self.buf_pos) as usize;
         let end = start + total as usize;
-        let bytes = self.buf.get(start..end).unwrap_or_default();
-        match format::decode_frame(bytes) {
-            Ok((Frame::Record(r), _)) if !self.meta.admits(r.offset, r.epoch) => {
+        let bytes = self.buf.get(start..end).ok_or(Stop::Torn { pos: self.pos })?;
+        // The length field was checked above against the format's limits.
+        match format::decode_sized_frame(bytes) {
+            Ok(Frame::Record(r)) if !self.meta.admits(r.offset, r.epoch) => {
                 Err(Stop::Invalid { pos: self.pos, why: STALE_FRAME })
             }
-            Ok((frame, len)) => {
-                debug_assert_eq!(len as u64, total);
+            Ok(frame) => {
                 if let (Frame::Record(r), Some(rule)) = (&frame, self.rule.as_mut())
                     && r.offset < rule.until
                 {

@@ -1,6 +1,6 @@
 //! Frames: records and markers, each with a CRC-checked prefix.
 
-use super::{DecodeError, HEADER_LEN, u32_at, u64_at};
+use super::{DecodeError, HEADER_LEN, crc32, u32_at, u64_at};
 
 /// Size of the frame prefix: CRC32 (u32) over everything after it, then the
 /// body length (u32).
@@ -135,7 +135,7 @@ fn finish_frame(buf: &mut [u8], start: usize) {
     if let Some(l) = buf.get_mut(start + 4..start + FRAME_PREFIX_LEN) {
         l.copy_from_slice(&body_len.to_le_bytes());
     }
-    let crc = crc32fast::hash(buf.get(start + 4..).unwrap_or_default());
+    let crc = crc32(buf.get(start + 4..).unwrap_or_default());
     if let Some(c) = buf.get_mut(start..start + 4) {
         c.copy_from_slice(&crc.to_le_bytes());
     }
@@ -196,14 +196,23 @@ pub fn decode_frame(b: &[u8]) -> Result<(Frame<'_>, usize), DecodeError> {
         return Err(DecodeError::Invalid("frame length beyond the format's limit"));
     }
     let total = FRAME_PREFIX_LEN as u64 + body_len;
-    let covered = b.get(4..total as usize).ok_or(DecodeError::Incomplete(total))?;
-    let body = covered.get(4..).ok_or(DecodeError::Incomplete(total))?;
-    let stored_crc = u32_at(b, 0).ok_or(DecodeError::Incomplete(total))?;
-    if crc32fast::hash(covered) != stored_crc {
+    let frame = b.get(..total as usize).ok_or(DecodeError::Incomplete(total))?;
+    Ok((decode_sized_frame(frame)?, total as usize))
+}
+
+/// Decodes `b`, which is exactly one frame long by its length field (the
+/// caller checked the field against the format's limits): verifies the CRC
+/// and decodes the body. The walk's fast path ([`decode_frame`] does the
+/// length checks first).
+pub(crate) fn decode_sized_frame(b: &[u8]) -> Result<Frame<'_>, DecodeError> {
+    const SHORT: DecodeError = DecodeError::Invalid("frame shorter than its prefix");
+    let covered = b.get(4..).ok_or(SHORT)?;
+    let body = covered.get(4..).ok_or(SHORT)?;
+    let stored_crc = u32_at(b, 0).ok_or(SHORT)?;
+    if crc32(covered) != stored_crc {
         return Err(DecodeError::Invalid("frame checksum mismatch"));
     }
-    let frame = decode_body(body)?;
-    Ok((frame, total as usize))
+    decode_body(body)
 }
 
 fn decode_body(body: &[u8]) -> Result<Frame<'_>, DecodeError> {
