@@ -74,6 +74,8 @@ struct FailState {
     /// Every mutating operation that reached the disk after the injected
     /// failure.
     after: Mutex<Vec<Mutation>>,
+    /// Every mutating operation that reached the disk.
+    all: Mutex<Vec<Mutation>>,
 }
 
 /// A mutating operation that reached the disk (see [`FailFs::after_failure`]).
@@ -101,6 +103,7 @@ impl FailFs {
                 seen: AtomicU64::new(0),
                 failed_path: Mutex::new(None),
                 after: Mutex::new(Vec::new()),
+                all: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -131,6 +134,12 @@ impl FailFs {
         self.state.after.lock().expect("lock").clone()
     }
 
+    /// Every mutating operation that reached the disk, in order, and
+    /// forgets them.
+    pub fn take_mutations(&self) -> Vec<Mutation> {
+        std::mem::take(&mut *self.state.all.lock().expect("lock"))
+    }
+
     fn check(&self, op: FailOp, name: &'static str, path: &Path, shrinks: bool) -> io::Result<()> {
         self.state.seen.fetch_add(1, Ordering::SeqCst);
         let matching = self.state.ops.contains(&op);
@@ -146,10 +155,11 @@ impl FailFs {
         if matching && left > 0 {
             self.state.countdown.store(left - 1, Ordering::SeqCst);
         }
+        let m = Mutation { op: name, path: path.to_path_buf(), shrinks };
         if self.tripped() {
-            let m = Mutation { op: name, path: path.to_path_buf(), shrinks };
-            self.state.after.lock().expect("lock").push(m);
+            self.state.after.lock().expect("lock").push(m.clone());
         }
+        self.state.all.lock().expect("lock").push(m);
         Ok(())
     }
 }

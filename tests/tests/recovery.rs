@@ -963,3 +963,50 @@ fn an_interrupted_roll_is_finished_and_a_short_old_segment_is_damage() {
         }
     }
 }
+
+/// The directory fsyncs of an open (`fs/checked.rs`, "The directory fsync
+/// an open owes"): a new log syncs its parents and itself at open; a clean
+/// reopen changes nothing and fsyncs nothing; the first mutation after it
+/// — here the first append's write — is preceded by a fsync of the log
+/// directory; a reopen after a crash fsyncs the directory before recovery
+/// writes anything.
+#[test]
+fn a_clean_open_fsyncs_nothing_and_the_first_write_pays_the_directory_fsync() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("a/log");
+    let fs = FailFs::passthrough();
+    let syncs_of = |ms: &[tests::Mutation], p: &Path| ms.iter().filter(|m| m.op == "sync_dir" && m.path == p).count();
+
+    let mut log = Log::open_with(&dir, opts(Arc::new(fs.clone()), false)).unwrap();
+    let at_create = fs.take_mutations();
+    assert_eq!(syncs_of(&at_create, &dir), 1, "{at_create:?}");
+    assert_eq!(syncs_of(&at_create, &root.path().join("a")), 1, "a new log syncs its parents: {at_create:?}");
+    append_n(&mut log, 10);
+    log.sync().unwrap();
+    log.close().unwrap();
+    fs.take_mutations();
+
+    let mut log = Log::open_with(&dir, opts(Arc::new(fs.clone()), false)).unwrap();
+    assert!(log.recovery_report().clean);
+    assert_eq!(fs.take_mutations(), vec![], "a clean open changes nothing and fsyncs nothing");
+    assert_records(&log, 10);
+    append_n(&mut log, 1);
+    log.sync().unwrap();
+    let first_write = fs.take_mutations();
+    assert_eq!(first_write.first().map(|m| (m.op, m.path.clone())), Some(("sync_dir", dir.clone())), "{first_write:?}");
+    assert_eq!(syncs_of(&first_write, &dir), 1, "paid once: {first_write:?}");
+    assert_eq!(syncs_of(&first_write, &root.path().join("a")), 0, "an existing log's parents are not synced again");
+    // A crash: the handle vanishes without a clean close (its lock with it).
+    drop(log);
+    fs.take_mutations();
+
+    let log = Log::open_with(&dir, opts(Arc::new(fs.clone()), false)).unwrap();
+    assert!(!log.recovery_report().clean);
+    let at_recovery = fs.take_mutations();
+    assert_eq!(
+        at_recovery.first().map(|m| (m.op, m.path.clone())),
+        Some(("sync_dir", dir.clone())),
+        "recovery writes only after the owed directory fsync: {at_recovery:?}"
+    );
+    assert_records(&log, 11);
+}
