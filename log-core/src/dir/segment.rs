@@ -326,6 +326,19 @@ impl FrameCursor {
         }
     }
 
+    /// The offset of the next record frame (markers are checked and
+    /// skipped), `Ok(None)` at exactly `end`; the record itself is lent by
+    /// [`last_record`](Self::last_record). The readers' walk.
+    pub fn next_record(&mut self, src: &dyn ByteSource) -> Result<Option<u64>, Stop> {
+        loop {
+            match self.next_frame(src)? {
+                None => return Ok(None),
+                Some((_, Frame::Record(r))) => return Ok(Some(r.offset)),
+                Some((_, Frame::Marker(_))) => {}
+            }
+        }
+    }
+
     /// The record last returned by `next_frame` (already verified), again,
     /// without decoding it again; `None` if that frame was a marker.
     pub fn last_record(&self) -> Option<RecordRef<'_>> {

@@ -5,7 +5,7 @@
 use std::ops::{Bound, RangeBounds};
 
 use crate::error::{Error, Result};
-use crate::format::{Frame, HEADER_LEN, RecordRef};
+use crate::format::{HEADER_LEN, RecordRef};
 use crate::log::{Log, Record, SegSource};
 use crate::segment::{FrameCursor, SCAN_CHUNK, Segment, SegmentInfo};
 
@@ -190,21 +190,20 @@ impl<'a> Reader<'a> {
             let Some(w) = self.cursor.as_mut() else {
                 return Ok(false);
             };
-            match w.frames.next_frame(&w.src) {
-                Ok(Some((_, Frame::Record(r)))) => {
+            match w.frames.next_record(&w.src) {
+                Ok(Some(offset)) => {
                     // In a compacted segment the records skip the offsets
                     // compaction dropped: the next one at or after
                     // `self.next` is the one to return.
-                    if r.offset >= self.next {
-                        if r.offset >= self.end {
+                    if offset >= self.next {
+                        if offset >= self.end {
                             self.next = self.end;
                             return Ok(false);
                         }
-                        self.next = r.offset + 1;
+                        self.next = offset + 1;
                         return Ok(true);
                     }
                 }
-                Ok(Some((_, Frame::Marker(_)))) => {}
                 Ok(None) if w.seg.sparse => {
                     // The rest of the segment's range was compacted away.
                     self.next = self.next.max(w.seg.tail.next_offset);
