@@ -795,13 +795,11 @@ impl World {
         free_space_if_full(&self.fs, faults, &mut self.rec.marks);
     }
 
-    /// Opens the log after a (re)start and checks what it recovered.
-    fn recover(&mut self, after_crash: bool) {
-        if self.stopped() {
-            return;
-        }
-        // An open that fails because sim-fs injected an I/O error is retried,
-        // as an operator would; one that fails without such a fault is a bug.
+    /// Opens the log read-write. An open that fails because sim-fs injected
+    /// an I/O error (or a full disk) is retried, as an operator would; one
+    /// that fails without such a fault is returned, for the caller to judge
+    /// (a bug, unless it expects detected corruption).
+    fn open_retrying(&mut self) -> Result<Log, Error> {
         let mut res = Log::open_with(Path::new(LOG_DIR), self.options());
         for _ in 0..20 {
             let before = self.rec.faults_seen();
@@ -830,6 +828,15 @@ impl World {
                 _ => break,
             }
         }
+        res
+    }
+
+    /// Opens the log after a (re)start and checks what it recovered.
+    fn recover(&mut self, after_crash: bool) {
+        if self.stopped() {
+            return;
+        }
+        let res = self.open_retrying();
         self.absorb_faults();
         if self.stopped() {
             return;
@@ -969,7 +976,14 @@ impl World {
         let Some(log) = self.log.take() else { return };
         let n = log.next_offset();
         drop(log);
-        match Log::open_with(Path::new(LOG_DIR), self.options()) {
+        // Injected faults may fail this open too (its directory fsync, its
+        // writes): retried as in `recover`.
+        let res = self.open_retrying();
+        self.absorb_faults();
+        if self.stopped() {
+            return;
+        }
+        match res {
             Ok(log) => {
                 if log.next_offset() != n {
                     self.fail(format!("recovery is not idempotent: {n} records, then {}", log.next_offset()));

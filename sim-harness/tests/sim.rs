@@ -250,3 +250,18 @@ fn the_lost_file_seeds_of_the_400k_run_pass() {
     assert!(out.marks.contains_key("durable file lost"), "{:?}", out.marks);
     assert!(out.marks.contains_key("durable corruption detected at open"), "{:?}", out.marks);
 }
+
+/// Seed 16324, found by the first campaign after an open of an existing log
+/// stopped fsyncing its directory up front (the fsync is now owed to the
+/// open's first mutation): the second open of the idempotency check paid
+/// it, met an injected directory-fsync EIO and was failed by the checker,
+/// which retried such opens only after a crash. The second open now
+/// retries injected faults like every other open, and the log's error names
+/// the owed directory fsync instead of only the file it was about to change.
+#[test]
+fn the_owed_directory_fsync_seed_passes() {
+    let out = run(&Scenario::new(16_324, 1000), false);
+    assert!(out.failure.is_none(), "{:?}", out.failure);
+    assert!(out.marks.contains_key("dir sync eio"), "{:?}", out.marks);
+    assert!(out.marks.contains_key("recovery idempotent"), "{:?}", out.marks);
+}

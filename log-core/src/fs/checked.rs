@@ -73,10 +73,21 @@ impl DirDebt {
         self.owed.store(true, Ordering::SeqCst);
     }
 
-    /// Pays the fsync if it is owed.
+    /// Pays the fsync if it is owed. Its error names the directory (the
+    /// caller's error names the file it was about to change).
     fn pay(&self) -> io::Result<()> {
         if self.owed.load(Ordering::SeqCst) {
-            checked(&self.failure, "fsyncing the directory", &self.dir, || self.fs.sync_dir(&self.dir))?;
+            checked(&self.failure, "fsyncing the directory", &self.dir, || self.fs.sync_dir(&self.dir)).map_err(
+                |e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!(
+                            "the fsync of the log directory `{}` owed since the open, due before this change, failed: {e}",
+                            self.dir.display()
+                        ),
+                    )
+                },
+            )?;
             self.owed.store(false, Ordering::SeqCst);
         }
         Ok(())
