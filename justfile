@@ -58,3 +58,7 @@ bench-group *ARGS:
 # The operator CLI on a log directory, e.g. `just seglog verify /var/lib/app/log`.
 seglog *ARGS:
     cargo run --release -p log-core --features cli --bin seglog -- {{ARGS}}
+
+# seglog next to commitlog, okaywal and raft-engine (peer-bench/README.md).
+peer-bench *ARGS:
+    cd peer-bench && cargo run --release -- {{ARGS}}
