@@ -169,9 +169,11 @@ fn main() {
     // The hot-path issue's targets, next to the figures, misses marked.
     println!("\n{:<62} {:>9} {:>8}", "target (hot-path issue)", "measured", "target");
     for (linger_us, producers, speedup) in speedups {
-        let bound = match producers {
-            1 => 0.95,
-            64 => 40.0,
+        // One producer: the default (no linger), which waits for nobody;
+        // a linger trades a single producer's latency for batch size.
+        let bound = match (producers, linger_us) {
+            (1, 0) => 0.95,
+            (64, _) => 40.0,
             _ => continue,
         };
         println!(
