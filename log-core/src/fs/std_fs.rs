@@ -52,6 +52,8 @@ struct WriteBehind {
     unsynced: AtomicU64,
     /// A background fsync is queued or running.
     queued: AtomicBool,
+    /// Background fsyncs that ran.
+    background_syncs: AtomicU64,
     /// Held across every fsync of the file; holds the first error of a
     /// background fsync, which every later `sync` returns.
     sync: Mutex<Option<(io::ErrorKind, String)>>,
@@ -73,6 +75,8 @@ fn write_behind_queue() -> &'static Mutex<Sender<Job>> {
                 {
                     *kept = Some((e.kind(), format!("a background fdatasync failed: {e}")));
                 }
+                drop(kept);
+                behind.background_syncs.fetch_add(1, Ordering::SeqCst);
                 behind.queued.store(false, Ordering::SeqCst);
             }
         });
@@ -196,5 +200,57 @@ impl FileSystem for StdFs {
             Err(TryLockError::WouldBlock) => Err(io::Error::from(io::ErrorKind::WouldBlock)),
             Err(TryLockError::Error(e)) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A background fsync that failed is returned by every later `sync` of
+    /// the file, even though the kernel would report it only once (to the
+    /// background call) and the foreground fdatasync itself succeeds.
+    #[test]
+    fn a_failed_background_fsync_fails_every_later_sync() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let file = StdFs.open(&dir.path().join("f"), OpenMode::CreateNew)?;
+        file.write_at(b"abc", 0)?;
+        file.sync()?;
+        let std_file = StdFile { file: Arc::new(File::open(dir.path().join("f"))?), behind: Some(Arc::default()) };
+        if let Some(behind) = &std_file.behind {
+            *behind.sync.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some((io::ErrorKind::Other, "a background fdatasync failed: EIO".into()));
+        }
+        for _ in 0..2 {
+            let err = std_file.sync().err().map(|e| e.to_string());
+            assert_eq!(err.as_deref(), Some("a background fdatasync failed: EIO"));
+        }
+        Ok(())
+    }
+
+    /// Writing up to the threshold runs exactly one background fsync; a
+    /// later `sync` works.
+    #[test]
+    fn write_behind_runs_after_the_threshold() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("f");
+        let file = StdFile {
+            file: Arc::new(OpenOptions::new().read(true).write(true).create_new(true).open(&path)?),
+            behind: Some(Arc::default()),
+        };
+        let chunk = vec![7u8; 1 << 20];
+        for i in 0..(WRITE_BEHIND_BYTES / chunk.len() as u64) {
+            file.write_at(&chunk, i * chunk.len() as u64)?;
+        }
+        let behind = file.behind.as_ref().map(Arc::clone).ok_or_else(|| io::Error::other("no state"))?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while behind.background_syncs.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(behind.background_syncs.load(Ordering::SeqCst), 1, "one background fsync after the threshold");
+        assert!(behind.unsynced.load(Ordering::SeqCst) < WRITE_BEHIND_BYTES);
+        file.sync()?;
+        assert_eq!(file.len()?, WRITE_BEHIND_BYTES);
+        Ok(())
     }
 }
