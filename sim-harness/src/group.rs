@@ -30,6 +30,7 @@ use rand_chacha::ChaCha8Rng;
 use sim_fs::plugin::SimFsPlugin;
 use sim_fs::{FaultConfig, FaultKind, SimFs};
 
+use crate::marks::Mark;
 use crate::record::Recorder;
 use crate::run::{LOG_DIR, Outcome, SimClock, free_space_if_full, fs_listing, sim_time_limit};
 use crate::scenario::{GroupParams, Params, Scenario, value_bytes};
@@ -100,7 +101,7 @@ impl GWorld {
         self.rec.note(line, code);
     }
 
-    fn mark(&mut self, m: &'static str) {
+    fn mark(&mut self, m: Mark) {
         self.rec.mark(m);
     }
 
@@ -198,7 +199,7 @@ impl GWorld {
         let seq = self.subs.get(&id).and_then(|s| s.seq).unwrap_or(0);
         // Acknowledged before a truncation that cut it: no longer a fact.
         if self.cuts.iter().any(|&(boundary, at)| seq < boundary && offset >= at) {
-            self.mark("group: acknowledgement of a record since truncated");
+            self.mark(Mark::GroupAckOfTruncatedRecord);
             return;
         }
         match self.facts.insert(offset, id) {
@@ -243,17 +244,17 @@ impl GWorld {
                     self.fail(format!("{range:?} acknowledged while the durable offset is {durable}"));
                     return;
                 }
-                self.mark("group: append acknowledged");
+                self.mark(Mark::GroupAppendAcknowledged);
                 for (o, &id) in range.zip(ids) {
                     self.fact("acknowledgement", o, id);
                 }
             }
             Err(Error::DiskFull { .. }) => {
-                self.mark("group: enospc failed a batch");
+                self.mark(Mark::GroupEnospcFailedBatch);
                 self.full_failed.extend(ids);
             }
             Err(Error::Io { .. }) => {
-                self.mark("group: eio failed a batch");
+                self.mark(Mark::GroupEioFailedBatch);
                 self.poisoned = true;
             }
             Err(Error::Poisoned { .. }) => self.poisoned = true,
@@ -281,7 +282,7 @@ impl GWorld {
                         self.fact("a durable reader", o, id);
                     }
                     if !recs.is_empty() {
-                        self.mark("group: durable reader saw records");
+                        self.mark(Mark::GroupDurableReaderSawRecords);
                     }
                 }
             }
@@ -377,7 +378,7 @@ impl GWorld {
             }
         }
         if got.keys().next_back().is_some_and(|&o| self.facts.keys().next_back().is_none_or(|&f| o > f)) {
-            self.mark("group: unacknowledged appends survived crash");
+            self.mark(Mark::GroupUnackedSurvivedCrash);
         }
         self.facts = got;
         self.cuts.clear();
@@ -400,7 +401,7 @@ impl GWorld {
                 // The shared log holds the lock: a second writer (another
                 // process opening the same directory) is refused.
                 match crate::run::second_writer_refused(&self.fs, self.options()) {
-                    Ok(()) => self.mark("group: second writer refused"),
+                    Ok(()) => self.mark(Mark::GroupSecondWriterRefused),
                     Err(m) => self.fail(m),
                 }
                 Some(committer)
@@ -560,7 +561,7 @@ fn spawn_boot(world: &Shared, node: &madsim::runtime::NodeHandle, committer: log
                 match res {
                     Ok(r) => {
                         if r.segments_written > 0 {
-                            g.mark("group: compaction beside appends");
+                            g.mark(Mark::GroupCompactionBesideAppends);
                         }
                     }
                     // A failed swap (after its manifest) poisons the log; a
@@ -613,7 +614,7 @@ async fn truncate(w: &Shared, shared: &SharedLog, at: u64, p: u32) {
         match res {
             Ok(()) => {
                 if at > g.first {
-                    g.mark("prefix truncated");
+                    g.mark(Mark::PrefixTruncated);
                     g.first = at;
                 }
             }
@@ -643,7 +644,7 @@ async fn truncate(w: &Shared, shared: &SharedLog, at: u64, p: u32) {
     g.note(|| format!("p{p} truncate_from {at} -> {res:?}"), &[24, at, res.is_ok() as u64]);
     match res {
         Ok(()) => {
-            g.mark("suffix truncated");
+            g.mark(Mark::SuffixTruncated);
             g.cuts.push((boundary, at));
             let cut: Vec<u64> = g.facts.range(at..).map(|(&o, _)| o).collect();
             for o in cut {
@@ -713,7 +714,7 @@ async fn supervise(world: Shared) {
             g.note(|| format!("SHUTDOWN -> {res:?}"), &[25, res.is_ok() as u64]);
             match res {
                 Ok(()) if g.poisoned => g.fail("shutdown closed a poisoned log cleanly".into()),
-                Ok(()) => g.mark("group: clean shutdown drained"),
+                Ok(()) => g.mark(Mark::GroupCleanShutdownDrained),
                 Err(
                     Error::Poisoned { .. } | Error::Io { .. } | Error::DiskFull { .. } | Error::DiskFullAtClose { .. },
                 ) => {}
@@ -729,7 +730,7 @@ async fn supervise(world: Shared) {
         handle.restart(node.id());
         let mut g = lock(&world);
         if in_flight {
-            g.mark("group: crash with a batch in flight");
+            g.mark(Mark::GroupCrashWithBatchInFlight);
         }
         let files = fs_listing(&fs);
         g.note(|| format!("CRASH (graceful: {graceful}); files {files:?}"), &[26, files.len() as u64]);
@@ -792,6 +793,6 @@ async fn liveness(
         }
     }
     if !g.stopped() {
-        g.mark("liveness after faults");
+        g.mark(Mark::LivenessAfterFaults);
     }
 }

@@ -10,6 +10,7 @@
 pub mod campaign;
 pub mod exhaustive;
 pub mod group;
+pub mod marks;
 pub mod model;
 mod record;
 pub mod run;

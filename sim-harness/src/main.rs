@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use sim_fs::Canary;
 use sim_harness::campaign::{campaign, replay_command};
 use sim_harness::exhaustive::run_exhaustive;
-use sim_harness::model::ALL_MARKS;
+use sim_harness::marks::Mark;
 use sim_harness::run::run;
 use sim_harness::scenario::Scenario;
 
@@ -176,14 +176,14 @@ fn main() -> ExitCode {
                 }
             }
             let secs = report.elapsed.as_secs_f64();
-            println!(
-                "marks: {}",
-                ALL_MARKS
-                    .iter()
-                    .map(|m| format!("{m}={}", report.marks.get(m).copied().unwrap_or(0)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            let hits = |m: &Mark| report.marks.get(m.name()).copied().unwrap_or(0);
+            println!("marks: {}", Mark::ALL.iter().map(|m| format!("{m}={}", hits(m))).collect::<Vec<_>>().join(", "));
+            let blind: Vec<&str> = Mark::ALL.iter().filter(|m| hits(m) == 0).map(|m| m.name()).collect();
+            if blind.is_empty() {
+                println!("blind spots: none (every mark was hit)");
+            } else {
+                println!("blind spots (marks never hit): {}", blind.join(", "));
+            }
             println!(
                 "speed: {} seeds, {} ops in {secs:.1} s: {:.0} seeds/s, {:.0} ops/s",
                 total,

@@ -9,54 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use log_core::Record;
 
-/// Counters of rare paths: a mark never hit is a blind spot.
+/// Counters of rare paths ([`Mark`](crate::marks::Mark)), by name: a mark
+/// never hit is a blind spot.
 pub type Marks = BTreeMap<&'static str, u64>;
-
-/// Every mark the harness knows, so a summary can show the ones never hit.
-pub const ALL_MARKS: &[&str] = &[
-    "torn tail truncated",
-    "unsynced records lost in crash",
-    "unsynced records survived crash",
-    "durable corruption detected at open",
-    "durable corruption detected on read",
-    "media fault on durable data",
-    "lost directory entry",
-    "temporaries removed at recovery",
-    "index rebuilt",
-    "clean reopen trusted footer",
-    "enospc mid-append",
-    "enospc on sync",
-    "fsync eio",
-    "write eio",
-    "dir sync eio",
-    "crash during recovery",
-    "recovery idempotent",
-    "second writer refused",
-    "segment rolled",
-    "suffix truncated",
-    "prefix truncated",
-    "log restarted past its end",
-    "interrupted restart finished at recovery",
-    "interrupted roll finished at recovery",
-    "durable file lost",
-    "lost index file rebuilt",
-    "compaction dropped records",
-    "compaction dropped a tombstone",
-    "compaction in several passes",
-    "crash during compaction",
-    "compaction finished at recovery",
-    "retention deleted segments",
-    "liveness after faults",
-    "group: append acknowledged",
-    "group: durable reader saw records",
-    "group: crash with a batch in flight",
-    "group: eio failed a batch",
-    "group: enospc failed a batch",
-    "group: unacknowledged appends survived crash",
-    "group: clean shutdown drained",
-    "group: compaction beside appends",
-    "group: second writer refused",
-];
 
 /// What the checker tracks.
 #[derive(Debug, Clone, Default)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use sim_fs::{FaultKind, FaultRecord, Fnv, Hit, SimFs};
 
+use crate::marks::Mark;
 use crate::model::Marks;
 use crate::run::{Outcome, panic_message};
 use crate::scenario::Scenario;
@@ -40,8 +41,8 @@ impl Recorder {
     }
 
     /// Counts a rare path.
-    pub(crate) fn mark(&mut self, m: &'static str) {
-        *self.marks.entry(m).or_insert(0) += 1;
+    pub(crate) fn mark(&mut self, m: Mark) {
+        *self.marks.entry(m.name()).or_insert(0) += 1;
     }
 
     /// Records the first failed check (later ones are ignored).
@@ -61,9 +62,9 @@ impl Recorder {
             let durable = f.hit == Hit::Durable;
             self.note(|| format!("fault {f}"), &[0xFA, u64::from(durable), f.pos, f.len]);
             match f.kind {
-                FaultKind::SyncEio => self.mark("fsync eio"),
-                FaultKind::WriteEio => self.mark("write eio"),
-                FaultKind::DirSyncEio => self.mark("dir sync eio"),
+                FaultKind::SyncEio => self.mark(Mark::FsyncEio),
+                FaultKind::WriteEio => self.mark(Mark::WriteEio),
+                FaultKind::DirSyncEio => self.mark(Mark::DirSyncEio),
                 _ => {}
             }
         }

@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use sim_fs::plugin::SimFsPlugin;
 use sim_fs::{FaultConfig, FaultKind, Hit, SimFs};
 
+use crate::marks::Mark;
 use crate::model::{Marks, Model};
 use crate::record::Recorder;
 use crate::scenario::{Params, Scenario, value_bytes};
@@ -118,7 +119,7 @@ impl World {
         self.rec.note(line, code);
     }
 
-    fn mark(&mut self, m: &'static str) {
+    fn mark(&mut self, m: Mark) {
         self.rec.mark(m);
     }
 
@@ -145,20 +146,20 @@ impl World {
             // A lost index or temporary file is derived data or a leftover:
             // recovery must cope silently, losing nothing.
             if f.kind == FaultKind::FileLost && derived_or_temporary(&f.path) {
-                self.mark("lost index file rebuilt");
+                self.mark(Mark::LostIndexFileRebuilt);
                 continue;
             }
             if f.hit == Hit::Durable {
                 self.model.detect_mode = true;
-                self.mark("media fault on durable data");
+                self.mark(Mark::MediaFaultOnDurableData);
                 if f.kind == FaultKind::FileLost {
-                    self.mark("durable file lost");
+                    self.mark(Mark::DurableFileLost);
                     // The documented limit (docs/FORMAT.md, "Lost files"):
                     // with every file the log owns gone, the directory is a
                     // new log. Nothing is left to check.
                     let left = fs_listing(&self.fs);
                     if !left.iter().any(|n| n.ends_with(".log") || n == log_core::inspect::META_FILE_NAME) {
-                        self.mark("every file of the log lost");
+                        self.mark(Mark::EveryFileLost);
                         self.note(|| "every file of the log is gone: a new log from here on".to_string(), &[0xA11]);
                         self.ended = true;
                     }
@@ -223,7 +224,7 @@ impl World {
             // Operations that read (a truncation finds its cut point) may
             // meet damage that a media fault caused.
             Error::Corruption { .. } if self.model.detect_mode => {
-                self.mark_detected(e, "durable corruption detected on read");
+                self.mark_detected(e, Mark::CorruptionDetectedOnRead);
             }
             other => self.fail(format!("{what} failed unexpectedly: {other}")),
         }
@@ -251,7 +252,7 @@ impl World {
     fn check_read_error(&mut self, e: &Error) {
         match e {
             Error::Corruption { .. } | Error::Io { .. } if self.model.detect_mode => {
-                self.mark_detected(e, "durable corruption detected on read");
+                self.mark_detected(e, Mark::CorruptionDetectedOnRead);
             }
             other => self.fail(format!("read failed where the model has the data: {other}")),
         }
@@ -260,10 +261,10 @@ impl World {
     /// Marks a detected media fault; a stale frame (a record of an older
     /// epoch than its offset's, left by a lost write after a suffix
     /// truncation) has a mark of its own.
-    fn mark_detected(&mut self, e: &Error, what: &'static str) {
+    fn mark_detected(&mut self, e: &Error, what: Mark) {
         self.mark(what);
         if matches!(e, Error::Corruption { detail, .. } if detail.contains("stale record frame")) {
-            self.mark("stale frame detected");
+            self.mark(Mark::StaleFrameDetected);
         }
     }
 
@@ -321,7 +322,7 @@ impl World {
             let first = log.first_offset();
             if first > self.model.first {
                 self.model.first = first;
-                self.mark("retention deleted segments");
+                self.mark(Mark::RetentionDeletedSegments);
             }
         }
     }
@@ -400,7 +401,7 @@ impl World {
             }
             Err(e) => {
                 if e.is_disk_full() {
-                    self.mark("enospc mid-append");
+                    self.mark(Mark::EnospcMidAppend);
                 }
                 let indeterminate = matches!(e, Error::Io { .. }) && !self.model.poisoned;
                 self.check_write_error("append", &e, next);
@@ -430,7 +431,7 @@ impl World {
             }
             Err(e) => {
                 if e.is_disk_full() {
-                    self.mark("enospc on sync");
+                    self.mark(Mark::EnospcOnSync);
                 }
                 self.check_write_error("sync", &e, next);
             }
@@ -553,7 +554,7 @@ impl World {
                 }
                 // Truncating at the end is a no-op: it makes nothing durable.
                 if at < next {
-                    self.mark("suffix truncated");
+                    self.mark(Mark::SuffixTruncated);
                     self.model.accepted.truncate(at as usize);
                     self.model.forget_from(at);
                     self.model.durable = at as usize;
@@ -598,7 +599,7 @@ impl World {
         match res {
             Ok(()) => {
                 if at > first {
-                    self.mark("prefix truncated");
+                    self.mark(Mark::PrefixTruncated);
                 }
                 self.model.first = now_first;
                 if now_first != at.max(first) {
@@ -643,7 +644,7 @@ impl World {
         );
         if struck {
             // The machine died inside the compaction: reboot from the disk.
-            self.mark("crash during compaction");
+            self.mark(Mark::CrashDuringCompaction);
             self.model.maybe_gone.extend(may.iter().copied().filter(|o| !self.model.gone.contains(o)));
             let old = self.log.take();
             drop(old);
@@ -655,10 +656,10 @@ impl World {
         match res {
             Ok(report) => {
                 if report.passes > 1 {
-                    self.mark("compaction in several passes");
+                    self.mark(Mark::CompactionInPasses);
                 }
                 if report.tombstones_dropped > 0 {
-                    self.mark("compaction dropped a tombstone");
+                    self.mark(Mark::CompactionDroppedTombstone);
                 }
                 let Some(log) = self.log.as_ref() else { return };
                 // Exactly the compactable records below the sealed end are
@@ -705,7 +706,7 @@ impl World {
                     }
                 }
                 if dropped > 0 {
-                    self.mark("compaction dropped records");
+                    self.mark(Mark::CompactionDroppedRecords);
                 }
             }
             Err(e) => {
@@ -722,7 +723,7 @@ impl World {
                     }
                     Error::Poisoned { .. } if self.model.poisoned => {}
                     Error::Corruption { .. } if self.model.detect_mode => {
-                        self.mark_detected(&e, "durable corruption detected on read");
+                        self.mark_detected(&e, Mark::CorruptionDetectedOnRead);
                     }
                     other => self.fail(format!("compact failed unexpectedly: {other}")),
                 }
@@ -739,7 +740,7 @@ impl World {
         self.note(|| format!("c{client} restart_at {at} -> {res:?}"), &[24, at, res.is_ok() as u64]);
         match res {
             Ok(()) => {
-                self.mark("log restarted past its end");
+                self.mark(Mark::RestartedPastEnd);
                 self.model.restart(at);
                 if (now_first, now_next) != (at, at) {
                     self.fail(format!("restart_at({at}) left the log at {now_first}..{now_next}"));
@@ -782,7 +783,7 @@ impl World {
             Ok(()) => {
                 self.model.synced();
                 if rolled {
-                    self.mark("segment rolled");
+                    self.mark(Mark::SegmentRolled);
                 }
             }
             Err(e) => self.check_write_error("roll", &e, next),
@@ -820,7 +821,7 @@ impl World {
                     );
                     if fsync_failed {
                         self.fs.crash();
-                        self.mark("reboot after fsync eio at open");
+                        self.mark(Mark::RebootAfterFsyncEioAtOpen);
                     }
                     self.free_space_if_full(&new_faults);
                     res = Log::open_with(Path::new(LOG_DIR), self.options());
@@ -847,7 +848,7 @@ impl World {
                 self.note(|| format!("open -> {e}"), &[7, 0]);
                 match &e {
                     Error::Corruption { .. } | Error::Io { .. } if self.model.detect_mode => {
-                        self.mark_detected(&e, "durable corruption detected at open");
+                        self.mark_detected(&e, Mark::CorruptionDetectedAtOpen);
                         self.ended = true;
                     }
                     _ => self.fail(format!("the log refused to open where only recoverable faults were injected: {e}")),
@@ -863,27 +864,27 @@ impl World {
             &[7, 1, n as u64],
         );
         if r.torn_tail.is_some() {
-            self.mark("torn tail truncated");
+            self.mark(Mark::TornTailTruncated);
         }
         if r.finished_restart.is_some() {
-            self.mark("interrupted restart finished at recovery");
+            self.mark(Mark::InterruptedRestartFinished);
         }
         if r.finished_roll.is_some() {
-            self.mark("interrupted roll finished at recovery");
+            self.mark(Mark::InterruptedRollFinished);
         }
         if !r.temporaries_removed.is_empty() {
-            self.mark("temporaries removed at recovery");
+            self.mark(Mark::TemporariesRemoved);
         }
         if after_crash {
             if n < self.model.accepted.len() {
-                self.mark("unsynced records lost in crash");
+                self.mark(Mark::UnsyncedLostInCrash);
             }
             if n > self.model.durable {
-                self.mark("unsynced records survived crash");
+                self.mark(Mark::UnsyncedSurvivedCrash);
             }
         }
         if self.model.maybe_restart.is_some_and(|at| at == log.first_offset() && at as usize == n) {
-            self.mark("log restarted past its end");
+            self.mark(Mark::RestartedPastEnd);
             self.model.restart(n as u64);
         }
         if let Err(m) = self.model.check_recovered_len(n) {
@@ -910,7 +911,7 @@ impl World {
             return;
         }
         if log.recovery_report().finished_compaction {
-            self.mark("compaction finished at recovery");
+            self.mark(Mark::CompactionFinishedAtRecovery);
         }
         // What an interrupted compaction did is now settled.
         if complete {
@@ -953,7 +954,7 @@ impl World {
         }
         // The full read above loaded every segment's index.
         if log.indexes_rebuilt() > 0 {
-            self.mark("index rebuilt");
+            self.mark(Mark::IndexRebuilt);
         }
         self.check_second_writer();
         self.log = Some(log);
@@ -965,7 +966,7 @@ impl World {
     /// no randomness, so it leaves every seed's trajectory as it was.
     fn check_second_writer(&mut self) {
         match second_writer_refused(&self.fs, self.options()) {
-            Ok(()) => self.mark("second writer refused"),
+            Ok(()) => self.mark(Mark::SecondWriterRefused),
             Err(m) => self.fail(m),
         }
     }
@@ -989,7 +990,7 @@ impl World {
                     self.fail(format!("recovery is not idempotent: {n} records, then {}", log.next_offset()));
                 }
                 self.log = Some(log);
-                self.mark("recovery idempotent");
+                self.mark(Mark::RecoveryIdempotent);
             }
             Err(e) if self.model.detect_mode => {
                 self.note(|| format!("second open -> {e}"), &[8]);
@@ -1284,7 +1285,7 @@ async fn supervise(world: Shared) {
             g.rng.random_bool(p_crash_in_recovery)
         };
         if again && !lock(&world).stopped() {
-            lock(&world).mark("crash during recovery");
+            lock(&world).mark(Mark::CrashDuringRecovery);
             crash_and_recover(&world, &handle, node.id(), &fs);
         }
         if !lock(&world).stopped() {
@@ -1333,7 +1334,7 @@ fn graceful_restart(world: &Shared, handle: &madsim::runtime::Handle, node: mads
         } else if let Some(log) = g.log.as_ref()
             && log.recovery_report().clean
         {
-            g.mark("clean reopen trusted footer");
+            g.mark(Mark::CleanReopenTrustedFooter);
         }
     }
 }
@@ -1354,7 +1355,7 @@ fn crash_and_recover(world: &Shared, handle: &madsim::runtime::Handle, node: mad
         &[9, files_after.len() as u64],
     );
     if files_before.iter().any(|f| !files_after.contains(f)) {
-        g.mark("lost directory entry");
+        g.mark(Mark::LostDirectoryEntry);
     }
     g.absorb_faults();
     g.recover(true);
@@ -1419,6 +1420,6 @@ fn liveness(world: &Shared, handle: &madsim::runtime::Handle, node: madsim::task
         }
     }
     if !g.stopped() {
-        g.mark("liveness after faults");
+        g.mark(Mark::LivenessAfterFaults);
     }
 }

