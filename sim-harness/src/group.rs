@@ -34,6 +34,7 @@ use crate::marks::Mark;
 use crate::record::Recorder;
 use crate::run::{LOG_DIR, Outcome, SimClock, free_space_if_full, fs_listing, sim_time_limit};
 use crate::scenario::{GroupParams, Params, Scenario, value_bytes};
+use crate::trace::Event;
 
 /// What the checker knows of one submitted record.
 #[derive(Debug, Clone)]
@@ -97,8 +98,12 @@ fn ts_of(id: u64) -> u64 {
 }
 
 impl GWorld {
-    fn note(&mut self, line: impl FnOnce() -> String, code: &[u64]) {
-        self.rec.note(line, code);
+    fn note(&mut self, line: impl FnOnce() -> String, event: Event, data: &[u64]) {
+        self.rec.note(line, event, data);
+    }
+
+    fn comment(&mut self, line: impl FnOnce() -> String) {
+        self.rec.comment(line);
     }
 
     fn mark(&mut self, m: Mark) {
@@ -221,7 +226,7 @@ impl GWorld {
     }
 
     fn on_resolved(&mut self, p: u32, ids: &[u64], res: Result<std::ops::Range<u64>, Error>) {
-        self.note(|| format!("p{p} {ids:?} -> {res:?}"), &[20, ids.len() as u64, res.is_ok() as u64]);
+        self.note(|| format!("p{p} {ids:?} -> {res:?}"), Event::GroupResolved, &[ids.len() as u64, res.is_ok() as u64]);
         match res {
             Ok(range) => {
                 if range.end - range.start != ids.len() as u64 {
@@ -240,7 +245,7 @@ impl GWorld {
                         .any(|&(boundary, at)| seq < boundary && at < range.end);
                 if durable < range.end && !cut_since {
                     let (cuts, cutting) = (self.cuts.clone(), self.cutting.clone());
-                    self.note(|| format!("seq {seq} cuts {cuts:?} cutting {cutting:?}"), &[]);
+                    self.comment(|| format!("seq {seq} cuts {cuts:?} cutting {cutting:?}"));
                     self.fail(format!("{range:?} acknowledged while the durable offset is {durable}"));
                     return;
                 }
@@ -266,7 +271,8 @@ impl GWorld {
     fn on_read(&mut self, vis: Visibility, from: u64, res: Result<Vec<Record>, Error>) {
         self.note(
             || format!("read {vis:?} from {from} -> {:?}", res.as_ref().map(Vec::len)),
-            &[21, from, res.as_ref().map_or(u64::MAX, |r| r.len() as u64)],
+            Event::GroupRead,
+            &[from, res.as_ref().map_or(u64::MAX, |r| r.len() as u64)],
         );
         match res {
             Ok(recs) => {
@@ -317,7 +323,7 @@ impl GWorld {
                         self.fs.crash();
                     }
                     free_space_if_full(&self.fs, &new, &mut self.rec.marks);
-                    self.note(|| "open failed on an injected fault, retrying".into(), &[22, 2]);
+                    self.note(|| "open failed on an injected fault, retrying".into(), Event::GroupOpen, &[2]);
                     res = Log::open_with(Path::new(LOG_DIR), self.options());
                 }
                 _ => break,
@@ -332,7 +338,7 @@ impl GWorld {
             }
         };
         let (first, n) = (log.first_offset(), log.next_offset());
-        self.note(|| format!("open -> {first}..{n}"), &[22, first, n]);
+        self.note(|| format!("open -> {first}..{n}"), Event::GroupOpen, &[first, n]);
         if first != self.first && Some(first) != self.maybe_first {
             self.fail(format!("first offset {first} after recovery, the model says {}", self.first));
             return None;
@@ -448,7 +454,7 @@ pub(crate) fn run_group(scn: &Scenario, params: Params, gp: GroupParams, trace: 
     {
         let mut w = lock(&world);
         let gp = w.gp.clone();
-        w.note(|| format!("group-commit world: {gp:?}"), &[]);
+        w.comment(|| format!("group-commit world: {gp:?}"));
     }
     let w2 = Arc::clone(&world);
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(supervise(w2))));
@@ -557,7 +563,7 @@ fn spawn_boot(world: &Shared, node: &madsim::runtime::NodeHandle, committer: log
                 let res = shared.compact().await;
                 let poisoned = shared.is_poisoned();
                 let mut g = lock(&w);
-                g.note(|| format!("compactor -> {res:?}"), &[28, res.is_ok() as u64]);
+                g.note(|| format!("compactor -> {res:?}"), Event::GroupCompactor, &[res.is_ok() as u64]);
                 match res {
                     Ok(r) => {
                         if r.segments_written > 0 {
@@ -610,7 +616,11 @@ async fn truncate(w: &Shared, shared: &SharedLog, at: u64, p: u32) {
     if before {
         let res = shared.truncate_before(at).await;
         let mut g = lock(w);
-        g.note(|| format!("p{p} truncate_before {at} -> {res:?}"), &[23, at, res.is_ok() as u64]);
+        g.note(
+            || format!("p{p} truncate_before {at} -> {res:?}"),
+            Event::GroupTruncateBefore,
+            &[at, res.is_ok() as u64],
+        );
         match res {
             Ok(()) => {
                 if at > g.first {
@@ -633,7 +643,7 @@ async fn truncate(w: &Shared, shared: &SharedLog, at: u64, p: u32) {
         let mut g = lock(w);
         g.cutting.push(at);
         let b = g.next_seq;
-        g.note(|| format!("p{p} truncate_from {at} queued at position {b}"), &[27, at, b]);
+        g.note(|| format!("p{p} truncate_from {at} queued at position {b}"), Event::GroupTruncateFromQueued, &[at, b]);
         b
     };
     let res = shared.truncate_from(at).await;
@@ -641,7 +651,7 @@ async fn truncate(w: &Shared, shared: &SharedLog, at: u64, p: u32) {
     if let Some(i) = g.cutting.iter().position(|&c| c == at) {
         g.cutting.swap_remove(i);
     }
-    g.note(|| format!("p{p} truncate_from {at} -> {res:?}"), &[24, at, res.is_ok() as u64]);
+    g.note(|| format!("p{p} truncate_from {at} -> {res:?}"), Event::GroupTruncateFrom, &[at, res.is_ok() as u64]);
     match res {
         Ok(()) => {
             g.mark(Mark::SuffixTruncated);
@@ -711,7 +721,7 @@ async fn supervise(world: Shared) {
             // Let the producers take in their last acknowledgements.
             madsim::time::sleep(Duration::from_millis(think_ms + 1)).await;
             let mut g = lock(&world);
-            g.note(|| format!("SHUTDOWN -> {res:?}"), &[25, res.is_ok() as u64]);
+            g.note(|| format!("SHUTDOWN -> {res:?}"), Event::GroupShutdown, &[res.is_ok() as u64]);
             match res {
                 Ok(()) if g.poisoned => g.fail("shutdown closed a poisoned log cleanly".into()),
                 Ok(()) => g.mark(Mark::GroupCleanShutdownDrained),
@@ -733,7 +743,7 @@ async fn supervise(world: Shared) {
             g.mark(Mark::GroupCrashWithBatchInFlight);
         }
         let files = fs_listing(&fs);
-        g.note(|| format!("CRASH (graceful: {graceful}); files {files:?}"), &[26, files.len() as u64]);
+        g.note(|| format!("CRASH (graceful: {graceful}); files {files:?}"), Event::GroupCrash, &[files.len() as u64]);
         g.absorb_faults();
         if last {
             // Liveness: faults off, the log must take and keep appends.

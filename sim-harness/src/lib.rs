@@ -16,3 +16,4 @@ mod record;
 pub mod run;
 pub mod scenario;
 pub mod schedule;
+mod trace;

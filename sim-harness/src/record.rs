@@ -11,6 +11,7 @@ use crate::marks::Mark;
 use crate::model::Marks;
 use crate::run::{Outcome, panic_message};
 use crate::scenario::Scenario;
+use crate::trace::Event;
 
 /// The record of one run.
 #[derive(Debug)]
@@ -30,10 +31,16 @@ impl Recorder {
     }
 
     /// Hashes `code` and, when tracing, adds `line` at the simulated time.
-    pub(crate) fn note(&mut self, line: impl FnOnce() -> String, code: &[u64]) {
-        for c in code {
+    pub(crate) fn note(&mut self, line: impl FnOnce() -> String, event: Event, data: &[u64]) {
+        for c in std::iter::once(event.code()).chain(data.iter().copied()) {
             self.hash.write(&c.to_le_bytes());
         }
+        self.comment(line);
+    }
+
+    /// A timeline line that the trace hash does not cover (a description of
+    /// what the seed chose, already fixed by the seed).
+    pub(crate) fn comment(&mut self, line: impl FnOnce() -> String) {
         if let Some(t) = &mut self.timeline {
             let now = madsim::time::TimeHandle::try_current().map_or(Duration::ZERO, |t| t.elapsed());
             t.push(format!("{:>10.3}ms {}", now.as_secs_f64() * 1e3, line()));
@@ -48,7 +55,7 @@ impl Recorder {
     /// Records the first failed check (later ones are ignored).
     pub(crate) fn fail(&mut self, msg: String) {
         if self.failure.is_none() {
-            self.note(|| format!("CHECK FAILED: {msg}"), &[0xFA11]);
+            self.note(|| format!("CHECK FAILED: {msg}"), Event::CheckFailed, &[]);
             self.failure = Some(msg);
         }
     }
@@ -60,7 +67,7 @@ impl Recorder {
         self.faults_seen += new.len();
         for f in &new {
             let durable = f.hit == Hit::Durable;
-            self.note(|| format!("fault {f}"), &[0xFA, u64::from(durable), f.pos, f.len]);
+            self.note(|| format!("fault {f}"), Event::Fault, &[u64::from(durable), f.pos, f.len]);
             match f.kind {
                 FaultKind::SyncEio => self.mark(Mark::FsyncEio),
                 FaultKind::WriteEio => self.mark(Mark::WriteEio),

@@ -18,6 +18,7 @@ use crate::marks::Mark;
 use crate::model::{Marks, Model};
 use crate::record::Recorder;
 use crate::scenario::{Params, Scenario, value_bytes};
+use crate::trace::Event;
 
 /// The log's directory on the simulated disk.
 pub const LOG_DIR: &str = "/data/log";
@@ -115,9 +116,10 @@ fn lock(w: &Shared) -> MutexGuard<'_, World> {
 }
 
 impl World {
-    fn note(&mut self, line: impl FnOnce() -> String, code: &[u64]) {
-        self.rec.note(line, code);
+    fn note(&mut self, line: impl FnOnce() -> String, event: Event, data: &[u64]) {
+        self.rec.note(line, event, data);
     }
+
 
     fn mark(&mut self, m: Mark) {
         self.rec.mark(m);
@@ -160,7 +162,11 @@ impl World {
                     let left = fs_listing(&self.fs);
                     if !left.iter().any(|n| n.ends_with(".log") || n == log_core::inspect::META_FILE_NAME) {
                         self.mark(Mark::EveryFileLost);
-                        self.note(|| "every file of the log is gone: a new log from here on".to_string(), &[0xA11]);
+                        self.note(
+                            || "every file of the log is gone: a new log from here on".to_string(),
+                            Event::EveryFileGone,
+                            &[],
+                        );
                         self.ended = true;
                     }
                 }
@@ -380,7 +386,8 @@ impl World {
         let bytes: usize = recs.iter().map(|r| r.value.len()).sum();
         self.note(
             || format!("c{client} append n={n} bytes={bytes} -> {res:?}"),
-            &[1, n as u64, bytes as u64, res.is_ok() as u64],
+            Event::Append,
+            &[n as u64, bytes as u64, res.is_ok() as u64],
         );
         match res {
             Ok(range) => {
@@ -420,7 +427,7 @@ impl World {
         let Some(log) = self.log.as_mut() else { return };
         let next = log.next_offset();
         let res = log.sync();
-        self.note(|| format!("c{client} sync -> {res:?}"), &[2, res.is_ok() as u64]);
+        self.note(|| format!("c{client} sync -> {res:?}"), Event::Sync, &[res.is_ok() as u64]);
         match res {
             Ok(()) => {
                 if self.model.poisoned {
@@ -453,7 +460,8 @@ impl World {
                     res.as_ref().map_or_else(|e| e.to_string(), |r| format!("{} bytes", r.value.len()))
                 )
             },
-            &[3, off, res.is_ok() as u64],
+            Event::Read,
+            &[off, res.is_ok() as u64],
         );
         self.check_read(res, off);
     }
@@ -464,7 +472,7 @@ impl World {
         let a = self.rng.random_range(first..=next);
         let b = self.rng.random_range(a..=next.min(a + 64));
         let got: Vec<Result<Record, Error>> = log.iter(a..b).collect();
-        self.note(|| format!("c{client} iter {a}..{b} -> {} items", got.len()), &[4, a, b, got.len() as u64]);
+        self.note(|| format!("c{client} iter {a}..{b} -> {} items", got.len()), Event::Iter, &[a, b, got.len() as u64]);
         self.check_records(&format!("iter({a}..{b})"), got, a, b);
     }
 
@@ -515,7 +523,7 @@ impl World {
         let ts = self.rng.random_range(0..2_100_000_000_000u64);
         let res = log.offset_for_timestamp(ts);
         let (first, n) = (log.first_offset() as usize, log.next_offset() as usize);
-        self.note(|| format!("c{client} offset_for_timestamp {ts} -> {res:?}"), &[5, ts]);
+        self.note(|| format!("c{client} offset_for_timestamp {ts} -> {res:?}"), Event::OffsetForTimestamp, &[ts]);
         // The first record at or after `ts` that compaction did not remove;
         // one it may have removed may be skipped.
         let mut allowed = Vec::new();
@@ -545,7 +553,11 @@ impl World {
         // Mostly a short suffix, as Raft conflicts are.
         let at = next.saturating_sub(self.rng.random_range(0..=8)).max(first);
         let res = log.truncate_from(at);
-        self.note(|| format!("c{client} truncate_from {at} -> {res:?}"), &[12, at, res.is_ok() as u64]);
+        self.note(
+            || format!("c{client} truncate_from {at} -> {res:?}"),
+            Event::TruncateFrom,
+            &[at, res.is_ok() as u64],
+        );
         match res {
             Ok(()) => {
                 if self.model.poisoned {
@@ -595,7 +607,11 @@ impl World {
         let at = self.rng.random_range(first..=next);
         let res = log.truncate_before(at);
         let now_first = log.first_offset();
-        self.note(|| format!("c{client} truncate_before {at} -> {res:?}"), &[13, at, res.is_ok() as u64]);
+        self.note(
+            || format!("c{client} truncate_before {at} -> {res:?}"),
+            Event::TruncateBefore,
+            &[at, res.is_ok() as u64],
+        );
         match res {
             Ok(()) => {
                 if at > first {
@@ -640,7 +656,8 @@ impl World {
         self.fs.power_on();
         self.note(
             || format!("c{client} compact (sealed below {sealed_end}, crash at step {crash_at:?}) -> {res:?}"),
-            &[25, sealed_end, res.is_ok() as u64, struck as u64],
+            Event::Compact,
+            &[sealed_end, res.is_ok() as u64, struck as u64],
         );
         if struck {
             // The machine died inside the compaction: reboot from the disk.
@@ -648,7 +665,7 @@ impl World {
             self.model.maybe_gone.extend(may.iter().copied().filter(|o| !self.model.gone.contains(o)));
             let old = self.log.take();
             drop(old);
-            self.note(|| "CRASH during compaction".into(), &[9, 0]);
+            self.note(|| "CRASH during compaction".into(), Event::Crash, &[0]);
             self.absorb_faults();
             self.recover(true);
             return;
@@ -737,7 +754,7 @@ impl World {
         let at = next + self.rng.random_range(1..=20);
         let res = log.restart_at(at);
         let (now_first, now_next, poisoned) = (log.first_offset(), log.next_offset(), log.is_poisoned());
-        self.note(|| format!("c{client} restart_at {at} -> {res:?}"), &[24, at, res.is_ok() as u64]);
+        self.note(|| format!("c{client} restart_at {at} -> {res:?}"), Event::RestartAt, &[at, res.is_ok() as u64]);
         match res {
             Ok(()) => {
                 self.mark(Mark::RestartedPastEnd);
@@ -778,7 +795,7 @@ impl World {
         let n_before = log.segments().len();
         let res = log.roll();
         let rolled = log.segments().len() > n_before;
-        self.note(|| format!("bg roll -> {res:?}"), &[6, res.is_ok() as u64]);
+        self.note(|| format!("bg roll -> {res:?}"), Event::BackgroundRoll, &[res.is_ok() as u64]);
         match res {
             Ok(()) => {
                 self.model.synced();
@@ -817,7 +834,8 @@ impl World {
                 Err(Error::Io { .. } | Error::DiskFull { .. }) if injected_eio => {
                     self.note(
                         || format!("open failed on an injected fault, retrying: {:?}", res.as_ref().err()),
-                        &[7, 2],
+                        Event::Open,
+                        &[2],
                     );
                     if fsync_failed {
                         self.fs.crash();
@@ -845,7 +863,7 @@ impl World {
         let log = match res {
             Ok(log) => log,
             Err(e) => {
-                self.note(|| format!("open -> {e}"), &[7, 0]);
+                self.note(|| format!("open -> {e}"), Event::Open, &[0]);
                 match &e {
                     Error::Corruption { .. } | Error::Io { .. } if self.model.detect_mode => {
                         self.mark_detected(&e, Mark::CorruptionDetectedAtOpen);
@@ -861,7 +879,8 @@ impl World {
         let (durable, accepted) = (self.model.durable, self.model.accepted.len());
         self.note(
             || format!("open -> recovered {n} records (durable {durable}, accepted {accepted}), report {r:?}"),
-            &[7, 1, n as u64],
+            Event::Open,
+            &[1, n as u64],
         );
         if r.torn_tail.is_some() {
             self.mark(Mark::TornTailTruncated);
@@ -993,7 +1012,7 @@ impl World {
                 self.mark(Mark::RecoveryIdempotent);
             }
             Err(e) if self.model.detect_mode => {
-                self.note(|| format!("second open -> {e}"), &[8]);
+                self.note(|| format!("second open -> {e}"), Event::SecondOpenFailed, &[]);
                 self.ended = true;
             }
             Err(e) => self.fail(format!("the second open after recovery failed: {e}")),
@@ -1118,7 +1137,7 @@ pub fn run_schedule(sched: &crate::schedule::Schedule, trace: bool) -> Outcome {
                     continue;
                 }
             }
-            w.note(|| format!("step {i}: {step:?}"), &[0x5C, i as u64]);
+            w.note(|| format!("step {i}: {step:?}"), Event::ScheduleStep, &[i as u64]);
             w.ops_done += 1;
             match *step {
                 Step::Append => w.op_append(0, 1),
@@ -1140,14 +1159,14 @@ pub fn run_schedule(sched: &crate::schedule::Schedule, trace: bool) -> Outcome {
                         .unwrap_or(sim_fs::CrashPolicy::LoseAll);
                     w.fs.crash_with(policy);
                     drop(w.log.take());
-                    w.note(|| format!("CRASH ({policy:?})"), &[9]);
+                    w.note(|| format!("CRASH ({policy:?})"), Event::Crash, &[]);
                     w.absorb_faults();
                     w.recover(true);
                 }
                 Step::CleanReopen => {
                     if let Some(log) = w.log.take() {
                         let res = log.close();
-                        w.note(|| format!("CLEAN CLOSE -> {res:?}"), &[11, res.is_ok() as u64]);
+                        w.note(|| format!("CLEAN CLOSE -> {res:?}"), Event::CleanClose, &[res.is_ok() as u64]);
                         if res.is_ok() {
                             if w.model.poisoned {
                                 w.fail("close succeeded on a poisoned log".into());
@@ -1302,7 +1321,7 @@ fn graceful_restart(world: &Shared, handle: &madsim::runtime::Handle, node: mads
     let Some(log) = g.log.take() else { return };
     let next = log.next_offset();
     let res = log.close();
-    g.note(|| format!("CLEAN CLOSE -> {res:?}"), &[11, res.is_ok() as u64]);
+    g.note(|| format!("CLEAN CLOSE -> {res:?}"), Event::CleanClose, &[res.is_ok() as u64]);
     match &res {
         Ok(()) if g.model.poisoned => g.fail("close succeeded on a poisoned log".into()),
         Ok(()) => g.model.synced(),
@@ -1352,7 +1371,8 @@ fn crash_and_recover(world: &Shared, handle: &madsim::runtime::Handle, node: mad
     let policy = SimFsPlugin::current().crashes().last().map(|c| c.1);
     g.note(
         || format!("CRASH ({policy:?}); files before {files_before:?} after {files_after:?}"),
-        &[9, files_after.len() as u64],
+        Event::Crash,
+        &[files_after.len() as u64],
     );
     if files_before.iter().any(|f| !files_after.contains(f)) {
         g.mark(Mark::LostDirectoryEntry);
@@ -1390,7 +1410,7 @@ fn liveness(world: &Shared, handle: &madsim::runtime::Handle, node: madsim::task
         }
     }
     let mut g = lock(world);
-    g.note(|| "liveness phase: faults off".into(), &[10]);
+    g.note(|| "liveness phase: faults off".into(), Event::LivenessPhase, &[]);
     for _ in 0..10 {
         g.op_append(0, 1);
     }

@@ -1,0 +1,103 @@
+//! Trace events: what each timeline line records. The trace hash of a run
+//! covers, for every event, its code and then its data (the numbers each
+//! call of `note` passes), so two runs with the same hash took the same
+//! steps with the same results. One closed enum, so a new kind of line is a
+//! variant here with a code; codes are fixed (changing one changes every
+//! trace hash), and two variants of different worlds may share one.
+
+/// A kind of timeline line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// A client's append: records, bytes, success.
+    Append,
+    /// A client's sync: success.
+    Sync,
+    /// A read by offset: offset, success.
+    Read,
+    /// An iteration: range start and end, items.
+    Iter,
+    /// A time lookup: the timestamp.
+    OffsetForTimestamp,
+    /// The background roller's roll: success.
+    BackgroundRoll,
+    /// An open: 0 failed, 1 recovered (and how many records), 2 retried
+    /// after an injected fault.
+    Open,
+    /// The idempotency check's second open failed.
+    SecondOpenFailed,
+    /// A crash (what follows depends on the call site: nothing, 0 for a
+    /// crash during compaction, or the number of files left).
+    Crash,
+    /// Faults switched off for the liveness phase.
+    LivenessPhase,
+    /// A clean close: success.
+    CleanClose,
+    /// A suffix truncation: offset, success.
+    TruncateFrom,
+    /// A prefix truncation: offset, success.
+    TruncateBefore,
+    /// A restart past the end: offset, success.
+    RestartAt,
+    /// A compaction: sealed end, success, whether a crash struck.
+    Compact,
+    /// Every file of the log is gone: a new log from here.
+    EveryFileGone,
+    /// One step of a fuzz schedule: its index.
+    ScheduleStep,
+    /// The first failed check.
+    CheckFailed,
+    /// An injected fault: whether it hit durable data, position, length.
+    Fault,
+    /// Group world: a producer's appends resolved: ids, success.
+    GroupResolved,
+    /// Group world: a read at a visibility: start, records (or u64::MAX).
+    GroupRead,
+    /// Group world: an open: 2 retried, or first and next offset.
+    GroupOpen,
+    /// Group world: a prefix truncation: offset, success.
+    GroupTruncateBefore,
+    /// Group world: a suffix truncation: offset, success.
+    GroupTruncateFrom,
+    /// Group world: a suffix truncation queued: offset, queue position.
+    GroupTruncateFromQueued,
+    /// Group world: the shutdown: success.
+    GroupShutdown,
+    /// Group world: a crash: files left.
+    GroupCrash,
+    /// Group world: the compactor task: success.
+    GroupCompactor,
+}
+
+impl Event {
+    /// The code the trace hash covers.
+    pub(crate) fn code(self) -> u64 {
+        match self {
+            Event::Append => 1,
+            Event::Sync => 2,
+            Event::Read => 3,
+            Event::Iter => 4,
+            Event::OffsetForTimestamp => 5,
+            Event::BackgroundRoll => 6,
+            Event::Open => 7,
+            Event::SecondOpenFailed => 8,
+            Event::Crash => 9,
+            Event::LivenessPhase => 10,
+            Event::CleanClose => 11,
+            Event::TruncateFrom => 12,
+            Event::TruncateBefore => 13,
+            Event::GroupResolved => 20,
+            Event::GroupRead => 21,
+            Event::GroupOpen => 22,
+            Event::GroupTruncateBefore => 23,
+            Event::RestartAt | Event::GroupTruncateFrom => 24,
+            Event::Compact | Event::GroupShutdown => 25,
+            Event::GroupCrash => 26,
+            Event::GroupTruncateFromQueued => 27,
+            Event::GroupCompactor => 28,
+            Event::ScheduleStep => 0x5C,
+            Event::Fault => 0xFA,
+            Event::EveryFileGone => 0xA11,
+            Event::CheckFailed => 0xFA11,
+        }
+    }
+}
