@@ -31,7 +31,7 @@ use sim_fs::plugin::SimFsPlugin;
 use sim_fs::{FaultConfig, FaultKind, SimFs};
 
 use crate::marks::Mark;
-use crate::record::Recorder;
+use crate::record::{Recorder, fails_calls};
 use crate::run::{LOG_DIR, Outcome, SimClock, free_space_if_full, fs_listing, sim_time_limit};
 use crate::scenario::{GroupParams, Params, Scenario, value_bytes};
 use crate::trace::Event;
@@ -314,9 +314,7 @@ impl GWorld {
             let before = self.rec.faults_seen();
             self.absorb_faults();
             let new = self.fs.faults_since(before);
-            let injected = new.iter().any(|f| {
-                matches!(f.kind, FaultKind::SyncEio | FaultKind::DirSyncEio | FaultKind::WriteEio | FaultKind::Enospc)
-            });
+            let injected = new.iter().any(|f| fails_calls(&f.kind));
             match &res {
                 Err(Error::Io { .. } | Error::DiskFull { .. }) if injected => {
                     if new.iter().any(|f| f.kind == FaultKind::SyncEio) {

@@ -107,3 +107,10 @@ impl Recorder {
         }
     }
 }
+
+/// Whether an injected fault makes a filesystem call fail (EIO of a write,
+/// an fsync or a directory fsync, or a full disk): an open that fails after
+/// one is retried, as an operator would; both worlds ask this.
+pub(crate) fn fails_calls(kind: &FaultKind) -> bool {
+    matches!(kind, FaultKind::SyncEio | FaultKind::DirSyncEio | FaultKind::WriteEio | FaultKind::Enospc)
+}

@@ -16,7 +16,7 @@ use sim_fs::{FaultConfig, FaultKind, Hit, SimFs};
 
 use crate::marks::Mark;
 use crate::model::{Marks, Model};
-use crate::record::Recorder;
+use crate::record::{Recorder, fails_calls};
 use crate::scenario::{Params, Scenario, value_bytes};
 use crate::trace::Event;
 
@@ -119,7 +119,6 @@ impl World {
     fn note(&mut self, line: impl FnOnce() -> String, event: Event, data: &[u64]) {
         self.rec.note(line, event, data);
     }
-
 
     fn mark(&mut self, m: Mark) {
         self.rec.mark(m);
@@ -823,9 +822,7 @@ impl World {
             let before = self.rec.faults_seen();
             self.absorb_faults();
             let new_faults = self.fs.faults_since(before);
-            let injected_eio = new_faults.iter().any(|f| {
-                matches!(f.kind, FaultKind::SyncEio | FaultKind::DirSyncEio | FaultKind::WriteEio | FaultKind::Enospc)
-            });
+            let injected_eio = new_faults.iter().any(|f| fails_calls(&f.kind));
             // After a failed fsync the page cache holds data the disk will
             // never get: retrying in the same boot would read it back. The
             // operator's retry is a reboot (the cache is dropped).
