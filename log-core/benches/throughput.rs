@@ -23,13 +23,16 @@
 )]
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use log_core::inspect::RECORD_OVERHEAD;
 use log_core::{Config, Entry, Log};
+
+#[path = "common/loops.rs"]
+mod loops;
 
 struct Row {
     name: String,
@@ -55,10 +58,6 @@ fn config() -> Config {
     Config::default()
 }
 
-fn payload(len: usize, i: u64) -> Vec<u8> {
-    (0..len).map(|j| (i as usize + j) as u8).collect()
-}
-
 /// How a write workload ends.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum End {
@@ -69,26 +68,9 @@ enum End {
     Sync,
 }
 
+/// The raw write loop ([`loops::raw_write`]) ending as `end` says.
 fn raw_write(path: &Path, n: u64, frame: usize, sync_every: Option<u64>, end: End) -> Duration {
-    let buf_bytes = config().write_buffer_bytes as usize;
-    let rec = payload(frame, 0);
-    let t = Instant::now();
-    let f = File::create(path).unwrap();
-    let mut w = BufWriter::with_capacity(buf_bytes, f);
-    for i in 0..n {
-        w.write_all(&rec).unwrap();
-        if let Some(k) = sync_every
-            && (i + 1) % k == 0
-        {
-            w.flush().unwrap();
-            w.get_ref().sync_data().unwrap();
-        }
-    }
-    w.flush().unwrap();
-    if end == End::Sync {
-        w.get_ref().sync_data().unwrap();
-    }
-    t.elapsed()
+    loops::raw_write(path, n, frame, sync_every, end == End::Sync)
 }
 
 fn log_append(dir: &Path, n: u64, len: usize, batch: usize, sync_every: Option<u64>, end: End) -> Duration {
@@ -104,7 +86,7 @@ fn log_append_with(
     sync_every: Option<u64>,
     end: End,
 ) -> Duration {
-    let v = payload(len, 0);
+    let v = loops::payload(len, 0);
     let t = Instant::now();
     let mut log = Log::open(dir, config).unwrap();
     let entries: Vec<Entry<'_>> = (0..batch).map(|_| Entry::new(&v)).collect();
@@ -147,58 +129,6 @@ fn median_pair(mut log: impl FnMut() -> Duration, mut raw: impl FnMut() -> Durat
     l.sort();
     r.sort();
     (l[1], r[1])
-}
-
-fn raw_seq_read(path: &Path) -> (Duration, u64) {
-    let t = Instant::now();
-    let mut r = BufReader::with_capacity(256 << 10, File::open(path).unwrap());
-    let mut prefix = [0u8; 8];
-    let mut body = Vec::new();
-    let mut n = 0u64;
-    let mut sum = 0u64;
-    while r.read_exact(&mut prefix).is_ok() {
-        let len = u32::from_le_bytes(prefix[4..8].try_into().unwrap()) as usize;
-        body.resize(len, 0);
-        r.read_exact(&mut body).unwrap();
-        sum = sum.wrapping_add(body.len() as u64);
-        n += 1;
-    }
-    std::hint::black_box(sum);
-    (t.elapsed(), n)
-}
-
-/// The raw file for `raw_seq_read`: `n` frames of the log's size for
-/// `len`-byte values, with the body length at bytes 4..8 as in the log.
-fn raw_frames(path: &Path, n: u64, len: usize) {
-    let mut frame = payload(RECORD_OVERHEAD + len, 0);
-    frame[4..8].copy_from_slice(&((RECORD_OVERHEAD - 8 + len) as u32).to_le_bytes());
-    let mut out = BufWriter::with_capacity(256 << 10, File::create(path).unwrap());
-    for _ in 0..n {
-        out.write_all(&frame).unwrap();
-    }
-    out.flush().unwrap();
-}
-
-/// Scans with the borrowing reader (`owned: false`) or the owning iterator.
-fn log_seq_read(dir: &Path, owned: bool) -> (Duration, u64) {
-    let log = Log::open_read_only(dir, config()).unwrap();
-    let t = Instant::now();
-    let mut n = 0u64;
-    let mut sum = 0u64;
-    if owned {
-        for r in log.iter(..) {
-            sum = sum.wrapping_add(r.unwrap().value.len() as u64);
-            n += 1;
-        }
-    } else {
-        let mut reader = log.reader(..);
-        while let Some(r) = reader.next() {
-            sum = sum.wrapping_add(r.unwrap().value.len() as u64);
-            n += 1;
-        }
-    }
-    std::hint::black_box(sum);
-    (t.elapsed(), n)
 }
 
 fn random_offsets(n: u64, count: u64) -> Vec<u64> {
@@ -246,7 +176,7 @@ fn print_targets(targets: &[Target]) {
 /// segment is nearly full, and goes on appending until it is killed.
 fn kill_child(dir: &Path) -> ! {
     let mut log = Log::open(dir, config()).unwrap();
-    let v = payload(1024, 1);
+    let v = loops::payload(1024, 1);
     let limit = config().segment_bytes_max - (4 << 20);
     let mut said = false;
     let mut i = 0u64;
@@ -380,16 +310,16 @@ fn main() {
 
     // 2. Sequential read of everything written in 1, borrowing and owning,
     //    against a raw loop over frames of the same size.
-    raw_frames(&raw_path, n, 100);
+    loops::raw_frames(&raw_path, n, 100);
     for (owned, target) in [(false, 0.80), (true, 0.75)] {
         let (log_d, raw_d) = median_pair(
             || {
-                let (d, got) = log_seq_read(&dir, owned);
+                let (d, got) = loops::seglog_scan(&dir, owned);
                 assert_eq!(got, n);
                 d
             },
             || {
-                let (d, got) = raw_seq_read(&raw_path);
+                let (d, got) = loops::raw_read(&raw_path, false);
                 assert_eq!(got, n);
                 d
             },

@@ -16,13 +16,13 @@
     reason = "benchmark harness: any failure aborts the run loudly"
 )]
 
+#[path = "../../log-core/benches/common/loops.rs"]
+mod loops;
 mod peers;
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use log_core::inspect::RECORD_OVERHEAD;
 
@@ -38,59 +38,9 @@ pub struct Workload {
 /// The systems, by name; `raw` is the baseline.
 pub const SYSTEMS: [&str; 4] = ["seglog", "commitlog", "okaywal", "raft-engine"];
 
-pub fn payload(len: usize, i: u64) -> Vec<u8> {
-    (0..len).map(|j| (i as usize).wrapping_add(j) as u8).collect()
-}
-
-/// The raw loop: the bytes seglog would write (its frame size per record)
-/// through a `BufWriter` of seglog's buffer size, one `fdatasync` at the end.
+/// The raw write loop for `w`: seglog's frame bytes, one fdatasync at the end.
 fn raw_write(path: &Path, w: Workload) -> Duration {
-    let frame = payload(RECORD_OVERHEAD + w.len, 0);
-    let buf = log_core::Config::default().write_buffer_bytes as usize;
-    let t = Instant::now();
-    let mut out = BufWriter::with_capacity(buf, File::create(path).unwrap());
-    for _ in 0..w.n {
-        out.write_all(&frame).unwrap();
-    }
-    out.flush().unwrap();
-    out.get_ref().sync_data().unwrap();
-    t.elapsed()
-}
-
-/// The raw read loop: a `BufReader` of 256 KiB, each frame read by its
-/// length prefix into a reused buffer; with `crc`, its CRC32 checked too
-/// (the floor of a loop that checks what seglog checks).
-fn raw_read(path: &Path, crc: bool) -> (Duration, u64) {
-    let t = Instant::now();
-    let mut r = BufReader::with_capacity(256 << 10, File::open(path).unwrap());
-    let mut prefix = [0u8; 8];
-    let mut body = Vec::new();
-    let mut n = 0u64;
-    let mut sum = 0u64;
-    while r.read_exact(&mut prefix).is_ok() {
-        let len = u32::from_le_bytes(prefix[4..8].try_into().unwrap()) as usize;
-        body.resize(len, 0);
-        r.read_exact(&mut body).unwrap();
-        if crc {
-            sum = sum.wrapping_add(u64::from(crc32fast::hash(&body)));
-        }
-        sum = sum.wrapping_add(body.len() as u64);
-        n += 1;
-    }
-    std::hint::black_box(sum);
-    (t.elapsed(), n)
-}
-
-/// The raw file in seglog's frame layout (length at bytes 4..8), for
-/// `raw_read`.
-fn raw_frames(path: &Path, n: u64, len: usize) {
-    let mut frame = payload(RECORD_OVERHEAD + len, 0);
-    frame[4..8].copy_from_slice(&((RECORD_OVERHEAD - 8 + len) as u32).to_le_bytes());
-    let mut out = BufWriter::with_capacity(256 << 10, File::create(path).unwrap());
-    for _ in 0..n {
-        out.write_all(&frame).unwrap();
-    }
-    out.flush().unwrap();
+    loops::raw_write(path, w.n, RECORD_OVERHEAD + w.len, None, true)
 }
 
 /// Fisher–Yates with a fixed xorshift: a different order every round,
@@ -188,8 +138,8 @@ fn main() {
         // read back with its natural read API (checksums verified).
         let w = writes[0];
         let raw_path = fresh(root.path(), "raw");
-        raw_frames(&raw_path, w.n, w.len);
-        let (raw_a, n) = raw_read(&raw_path, false);
+        loops::raw_frames(&raw_path, w.n, w.len);
+        let (raw_a, n) = loops::raw_read(&raw_path, false);
         assert_eq!(n, w.n);
         let mut readers: Vec<&str> = peers::READERS.to_vec();
         shuffle(&mut readers, &mut seed);
@@ -202,9 +152,9 @@ fn main() {
             }
             times.push((*s, peers::read(s, &dir, w.n)));
         }
-        let (crc_d, _) = raw_read(&raw_path, true);
+        let (crc_d, _) = loops::raw_read(&raw_path, true);
         times.push(("raw + crc32", crc_d));
-        let (raw_b, _) = raw_read(&raw_path, false);
+        let (raw_b, _) = loops::raw_read(&raw_path, false);
         let raw = (raw_a + raw_b) / 2;
         for (s, d) in times {
             table.add(read_w, s, raw.as_secs_f64() / d.as_secs_f64());

@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::{Workload, payload};
+use crate::Workload;
+use crate::loops::{self, payload};
 
 /// Read workloads: a system, and for seglog the read API.
 pub const READERS: [&str; 4] = ["seglog reader", "seglog iter", "commitlog", "raft-engine"];
@@ -22,8 +23,8 @@ pub fn write(system: &str, dir: &Path, w: Workload) -> Duration {
 
 pub fn read(reader: &str, dir: &Path, n: u64) -> Duration {
     let (d, got) = match reader {
-        "seglog reader" => seglog_read(dir, false),
-        "seglog iter" => seglog_read(dir, true),
+        "seglog reader" => loops::seglog_scan(dir, false),
+        "seglog iter" => loops::seglog_scan(dir, true),
         "commitlog" => commitlog_read(dir),
         "raft-engine" => raft_engine_read(dir, n),
         other => panic!("unknown reader {other}"),
@@ -65,27 +66,6 @@ fn seglog_write(dir: &Path, w: Workload) -> Duration {
     let d = t.elapsed();
     log.close().unwrap();
     d
-}
-
-fn seglog_read(dir: &Path, owned: bool) -> (Duration, u64) {
-    use log_core::{Config, Log};
-    let log = Log::open_read_only(dir, Config::default()).unwrap();
-    let t = Instant::now();
-    let (mut n, mut sum) = (0u64, 0u64);
-    if owned {
-        for r in log.iter(..) {
-            sum = sum.wrapping_add(r.unwrap().value.len() as u64);
-            n += 1;
-        }
-    } else {
-        let mut reader = log.reader(..);
-        while let Some(r) = reader.next() {
-            sum = sum.wrapping_add(r.unwrap().value.len() as u64);
-            n += 1;
-        }
-    }
-    std::hint::black_box(sum);
-    (t.elapsed(), n)
 }
 
 fn commitlog_options(dir: &Path) -> commitlog::LogOptions {
