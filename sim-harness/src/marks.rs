@@ -78,6 +78,8 @@ pub enum Mark {
     CompactionFinishedAtRecovery,
     /// "retention deleted segments"
     RetentionDeletedSegments,
+    /// "time lookup at a stored timestamp"
+    TimeLookupAtStoredTimestamp,
     /// "liveness after faults"
     LivenessAfterFaults,
     /// "group: append acknowledged"
@@ -140,6 +142,7 @@ impl Mark {
         Mark::CrashDuringCompaction,
         Mark::CompactionFinishedAtRecovery,
         Mark::RetentionDeletedSegments,
+        Mark::TimeLookupAtStoredTimestamp,
         Mark::LivenessAfterFaults,
         Mark::GroupAppendAcknowledged,
         Mark::GroupDurableReaderSawRecords,
@@ -191,6 +194,7 @@ impl Mark {
             Mark::CrashDuringCompaction => "crash during compaction",
             Mark::CompactionFinishedAtRecovery => "compaction finished at recovery",
             Mark::RetentionDeletedSegments => "retention deleted segments",
+            Mark::TimeLookupAtStoredTimestamp => "time lookup at a stored timestamp",
             Mark::LivenessAfterFaults => "liveness after faults",
             Mark::GroupAppendAcknowledged => "group: append acknowledged",
             Mark::GroupDurableReaderSawRecords => "group: durable reader saw records",

@@ -519,9 +519,23 @@ impl World {
 
     fn op_time_lookup(&mut self, client: u32) {
         let Some(log) = self.log.as_ref() else { return };
-        let ts = self.rng.random_range(0..2_100_000_000_000u64);
-        let res = log.offset_for_timestamp(ts);
         let (first, n) = (log.first_offset() as usize, log.next_offset() as usize);
+        // Mostly at and around a stored timestamp (equal, one before, one
+        // after), where an off-by-one in the time index or the scan would
+        // show; else anywhere (before the first, between, after the last).
+        let stored = self.model.accepted.get(first..n).unwrap_or_default();
+        let ts = match (self.rng.random_range(0..4u32), stored.is_empty()) {
+            (k @ 0..=2, false) => {
+                let at = stored.get(self.rng.random_range(0..stored.len())).map_or(0, |r| r.timestamp_ms);
+                match k {
+                    0 => at,
+                    1 => at.saturating_sub(1),
+                    _ => at.saturating_add(1),
+                }
+            }
+            _ => self.rng.random_range(0..2_100_000_000_000u64),
+        };
+        let res = log.offset_for_timestamp(ts);
         self.note(|| format!("c{client} offset_for_timestamp {ts} -> {res:?}"), Event::OffsetForTimestamp, &[ts]);
         // The first record at or after `ts` that compaction did not remove;
         // one it may have removed may be skipped.
@@ -539,8 +553,13 @@ impl World {
             allowed.push(None);
         }
         let want = allowed.first().copied().flatten();
+        let exact = want.is_some_and(|o| self.model.accepted.get(o as usize).is_some_and(|r| r.timestamp_ms == ts));
         match res {
-            Ok(got) if allowed.contains(&got) => {}
+            Ok(got) if allowed.contains(&got) => {
+                if exact {
+                    self.mark(Mark::TimeLookupAtStoredTimestamp);
+                }
+            }
             Ok(got) => self.fail(format!("offset_for_timestamp({ts}) = {got:?}, model says {want:?}")),
             Err(e) => self.check_read_error(&e),
         }
