@@ -12,6 +12,7 @@ pub mod exhaustive;
 pub mod group;
 pub mod marks;
 pub mod model;
+pub mod op;
 mod record;
 pub mod run;
 pub mod scenario;

@@ -12,10 +12,11 @@ use log_core::{Clock, Entry, Error, Log, Options, Record};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sim_fs::plugin::SimFsPlugin;
-use sim_fs::{FaultConfig, FaultKind, Hit, SimFs};
+use sim_fs::{CrashPolicy, FaultConfig, FaultKind, Hit, SimFs};
 
 use crate::marks::Mark;
 use crate::model::{Marks, Model};
+use crate::op::{FaultStep, Op};
 use crate::record::{Recorder, fails_calls};
 use crate::scenario::{Params, Scenario, value_bytes};
 use crate::trace::Event;
@@ -107,6 +108,9 @@ struct World {
     /// Corruption was detected where a fault allowed it: the run ends early.
     ended: bool,
     rec: Recorder,
+    /// The madsim node the log runs on (its kill is the power failure);
+    /// `None` for a schedule, whose disk crashes directly.
+    node: Option<(madsim::runtime::Handle, madsim::task::NodeId)>,
 }
 
 type Shared = Arc<Mutex<World>>;
@@ -273,40 +277,34 @@ impl World {
         }
     }
 
-    /// One client operation.
+    /// One client operation of a seed: drawn from the seed's swarm mix and
+    /// run by the executor.
     fn step(&mut self, client: u32) {
         if self.stopped() || self.ops_done >= self.phase_end || self.log.is_none() {
             return;
         }
         self.ops_done += 1;
-        let w = self.params.weights;
-        let mut pick = self.rng.random_range(0..w.total().max(1));
-        let mut take = |weight: u32| {
-            let hit = pick < weight;
-            pick = pick.saturating_sub(weight);
-            hit
-        };
-        if take(w.append) {
-            self.op_append(client, 1);
-        } else if take(w.batch) {
-            let n = self.rng.random_range(2..8);
-            self.op_append(client, n);
-        } else if take(w.sync) {
-            self.op_sync(client);
-        } else if take(w.read) {
-            self.op_read(client);
-        } else if take(w.iter) {
-            self.op_iter(client);
-        } else if take(w.time_lookup) {
-            self.op_time_lookup(client);
-        } else if take(w.truncate_from) {
-            self.op_truncate_from(client);
-        } else if take(w.compact) {
-            self.op_compact(client);
-        } else if self.rng.random_bool(0.25) {
-            self.op_restart(client);
-        } else {
-            self.op_truncate_before(client);
+        let op = Op::draw(&mut self.rng, &self.params);
+        self.exec(client, op);
+    }
+
+    /// The executor: runs `op` as task `client`, checks what it returned
+    /// against the model, and takes in the faults it met.
+    pub(crate) fn exec(&mut self, client: u32, op: Op) {
+        match op {
+            Op::Append { n } => self.op_append(client, n),
+            Op::Sync => self.op_sync(client),
+            Op::Read => self.op_read(client),
+            Op::Iter => self.op_iter(client),
+            Op::TimeLookup => self.op_time_lookup(client),
+            Op::Roll => self.op_roll(client),
+            Op::TruncateFrom => self.op_truncate_from(client),
+            Op::TruncateBefore => self.op_truncate_before(client),
+            Op::RestartAt => self.op_restart(client),
+            Op::Compact { power_fail_at } => self.op_compact_at(client, power_fail_at),
+            Op::Crash { policy, twice } => self.crash_op(policy, twice),
+            Op::CleanRestart => self.clean_restart(),
+            Op::Fault(f) => self.set_fault_plan(f),
         }
         self.absorb_faults();
         self.absorb_durable();
@@ -669,14 +667,6 @@ impl World {
         }
     }
 
-    /// Key compaction of the sealed segments; sometimes the power fails at
-    /// a random filesystem step of it, and the node restarts from the disk.
-    fn op_compact(&mut self, client: u32) {
-        let Some(cp) = self.params.compaction else { return };
-        let crash_at = self.rng.random_bool(cp.p_crash).then(|| self.rng.random_range(0..40u64));
-        self.op_compact_at(client, crash_at);
-    }
-
     /// Compaction with the power failing before filesystem step `crash_at`
     /// of it (if it gets that far).
     pub(crate) fn op_compact_at(&mut self, client: u32, crash_at: Option<u64>) {
@@ -824,7 +814,7 @@ impl World {
         }
     }
 
-    fn op_roll(&mut self) {
+    fn op_roll(&mut self, client: u32) {
         let Some(log) = self.log.as_mut() else { return };
         if self.model.poisoned {
             return;
@@ -833,7 +823,7 @@ impl World {
         let n_before = log.segments().len();
         let res = log.roll();
         let rolled = log.segments().len() > n_before;
-        self.note(|| format!("bg roll -> {res:?}"), Event::BackgroundRoll, &[res.is_ok() as u64]);
+        self.note(|| format!("c{client} roll -> {res:?}"), Event::BackgroundRoll, &[res.is_ok() as u64]);
         match res {
             Ok(()) => {
                 self.model.synced();
@@ -843,8 +833,6 @@ impl World {
             }
             Err(e) => self.check_write_error("roll", &e, next),
         }
-        self.absorb_faults();
-        self.absorb_durable();
     }
 
     fn free_space_if_full(&mut self, faults: &[sim_fs::FaultRecord]) {
@@ -1056,6 +1044,180 @@ impl World {
     }
 }
 
+impl World {
+    /// The machine loses power (under `policy`, else one the disk's plan
+    /// draws) and boots again: on madsim the node is killed (the sim-fs
+    /// plugin crashes its disk) and restarted; without madsim the disk
+    /// crashes directly. The dead process's log handle is dropped after the
+    /// crash, so its buffered bytes hit stale handles and are lost.
+    fn power_cycle(&mut self, policy: Option<CrashPolicy>) -> Option<CrashPolicy> {
+        match self.node.clone() {
+            Some((handle, id)) => {
+                handle.kill(id);
+                drop(self.log.take());
+                handle.restart(id);
+                SimFsPlugin::current().crashes().last().map(|c| c.1)
+            }
+            None => {
+                let policy = match policy {
+                    Some(p) => {
+                        self.fs.crash_with(p);
+                        p
+                    }
+                    None => self.fs.crash(),
+                };
+                drop(self.log.take());
+                Some(policy)
+            }
+        }
+    }
+
+    /// A crash and the recovery checked against the model; with `twice`
+    /// the power fails again right after the first recovery; then a second
+    /// open must find the same log.
+    fn crash_op(&mut self, policy: Option<CrashPolicy>, twice: bool) {
+        self.crash_and_recover(policy);
+        if twice && !self.stopped() {
+            self.mark(Mark::CrashDuringRecovery);
+            self.crash_and_recover(policy);
+        }
+        if !self.stopped() {
+            self.check_idempotent();
+        }
+    }
+
+    fn crash_and_recover(&mut self, policy: Option<CrashPolicy>) {
+        let files_before = fs_listing(&self.fs);
+        let policy = self.power_cycle(policy);
+        let files_after = fs_listing(&self.fs);
+        self.note(
+            || format!("CRASH ({policy:?}); files before {files_before:?} after {files_after:?}"),
+            Event::Crash,
+            &[files_after.len() as u64],
+        );
+        if files_before.iter().any(|f| !files_after.contains(f)) {
+            self.mark(Mark::LostDirectoryEntry);
+        }
+        self.absorb_faults();
+        self.recover(true);
+    }
+
+    /// A clean shutdown (close) and a machine restart: a close that
+    /// succeeded keeps everything accepted, and the open trusts the
+    /// clean-close footers instead of scanning.
+    fn clean_restart(&mut self) {
+        let Some(log) = self.log.take() else { return };
+        let next = log.next_offset();
+        let res = log.close();
+        self.note(|| format!("CLEAN CLOSE -> {res:?}"), Event::CleanClose, &[res.is_ok() as u64]);
+        match &res {
+            Ok(()) if self.model.poisoned => self.fail("close succeeded on a poisoned log".into()),
+            Ok(()) => self.model.synced(),
+            Err(Error::Poisoned { .. }) if self.model.poisoned => {}
+            Err(Error::Io { .. } | Error::DiskFull { .. }) => {}
+            // The log is closed; records past the durable offset may be
+            // lost (the model already allows that for every unsynced one).
+            Err(Error::DiskFullAtClose { durable, .. }) => {
+                if *durable as usize != self.model.durable {
+                    let want = self.model.durable;
+                    self.fail(format!("a close that hit a full disk reports {durable} durable, the model {want}"));
+                }
+            }
+            Err(e) => self.fail(format!("close failed unexpectedly: {e}")),
+        }
+        let closed_clean = res.is_ok();
+        self.absorb_faults();
+        // The process exits and the machine restarts: the crash of its
+        // disk must lose nothing after a successful close.
+        self.power_cycle(None);
+        self.recover(true);
+        if closed_clean && !self.stopped() && !self.model.detect_mode {
+            let n = self.log.as_ref().map_or(0, Log::next_offset);
+            if n != next {
+                self.fail(format!("a clean close kept {n} of {next} records"));
+            } else if let Some(log) = self.log.as_ref()
+                && log.recovery_report().clean
+            {
+                self.mark(Mark::CleanReopenTrustedFooter);
+            }
+        }
+    }
+
+    /// A schedule's change of the fault plan (crash policies stay).
+    fn set_fault_plan(&mut self, f: FaultStep) {
+        let base = FaultConfig {
+            crash_policies: self.fs.config().crash_policies,
+            canary: self.fs.config().canary,
+            ..FaultConfig::default()
+        };
+        let c = match f {
+            FaultStep::Off => base,
+            FaultStep::SyncEio => FaultConfig { p_sync_eio: 0.2, ..base },
+            FaultStep::WriteEio => FaultConfig { p_write_eio: 0.2, ..base },
+            FaultStep::DirSyncEio => FaultConfig { p_dir_sync_eio: 0.2, ..base },
+            FaultStep::ShortIo => FaultConfig { p_short_io: 0.5, ..base },
+            FaultStep::DiskFull { room_kib } => {
+                FaultConfig { capacity_bytes: Some(self.fs.used_bytes() + u64::from(room_kib) * 1024), ..base }
+            }
+            FaultStep::Misdirected => FaultConfig { p_misdirected_write: 0.1, ..base },
+            FaultStep::BitflipAtCrash => FaultConfig { p_bitflip_at_crash: 1.0, ..base },
+            FaultStep::BadSectorAtCrash => FaultConfig { p_bad_sector_at_crash: 1.0, ..base },
+            FaultStep::FileLostAtCrash => FaultConfig { p_file_lost_at_crash: 0.5, ..base },
+        };
+        self.note(|| format!("fault plan: {f:?}"), Event::FaultPlan, &[]);
+        self.fs.set_config(c);
+    }
+
+    /// Faults stop; the log must make progress: reopen (after a crash, if
+    /// it was poisoned or closed), append, sync, read back.
+    fn liveness(&mut self) {
+        if self.stopped() {
+            return;
+        }
+        self.fs.set_config(FaultConfig { canary: self.fs.config().canary, ..FaultConfig::default() });
+        // A poisoned log must be reopened; a crash first makes that
+        // realistic.
+        if self.model.poisoned || self.log.is_none() {
+            self.crash_and_recover(None);
+            if self.stopped() {
+                return;
+            }
+        }
+        self.note(|| "liveness phase: faults off".into(), Event::LivenessPhase, &[]);
+        for _ in 0..10 {
+            self.op_append(0, 1);
+        }
+        self.op_sync(0);
+        if self.stopped() {
+            return;
+        }
+        let (n, durable) = match self.log.as_ref() {
+            Some(log) => (log.next_offset() as usize, log.durable_offset() as usize),
+            None => return,
+        };
+        if n != self.model.accepted.len() || durable != n {
+            let msg = format!(
+                "no progress once faults stopped: {n} records, {durable} durable, model {}",
+                self.model.accepted.len()
+            );
+            self.fail(msg);
+            return;
+        }
+        self.absorb_durable();
+        let first = self.log.as_ref().map_or(0, Log::first_offset);
+        let from = (n.saturating_sub(10) as u64).max(first);
+        for off in from..n as u64 {
+            let res = self.log.as_ref().map(|l| l.read(off));
+            if let Some(res) = res {
+                self.check_read(res, off);
+            }
+        }
+        if !self.stopped() {
+            self.mark(Mark::LivenessAfterFaults);
+        }
+    }
+}
+
 /// A second read-write open while a writer holds the log: refused at once
 /// with `Locked`, and the filesystem (disk and cache) unchanged.
 pub(crate) fn second_writer_refused(fs: &SimFs, options: Options) -> Result<(), String> {
@@ -1110,6 +1272,7 @@ pub fn run(scn: &Scenario, trace: bool) -> Outcome {
         phase_end: 0,
         ended: false,
         rec: Recorder::new(trace),
+        node: None,
     }));
     let w2 = Arc::clone(&world);
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(supervise(w2))));
@@ -1131,7 +1294,6 @@ pub fn run(scn: &Scenario, trace: bool) -> Outcome {
 /// configuration comes from the schedule's seed; faults only from its
 /// steps. Ends with the liveness check.
 pub fn run_schedule(sched: &crate::schedule::Schedule, trace: bool) -> Outcome {
-    use crate::schedule::{FaultStep, Step};
     let scn = Scenario::new(sched.seed, sched.steps.len() as u32);
     let params = match Params::derive(&scn) {
         Ok(p) => p,
@@ -1146,10 +1308,10 @@ pub fn run_schedule(sched: &crate::schedule::Schedule, trace: bool) -> Outcome {
             };
         }
     };
-    let base_faults = FaultConfig { crash_policies: sim_fs::CrashPolicy::ALL.to_vec(), ..FaultConfig::default() };
+    let base_faults = FaultConfig { crash_policies: CrashPolicy::ALL.to_vec(), ..FaultConfig::default() };
     let mut w = World {
         scn: scn.clone(),
-        fs: SimFs::new(sched.seed ^ 0xD15C, base_faults.clone()),
+        fs: SimFs::new(sched.seed ^ 0xD15C, base_faults),
         params,
         log: None,
         model: Model::default(),
@@ -1158,10 +1320,11 @@ pub fn run_schedule(sched: &crate::schedule::Schedule, trace: bool) -> Outcome {
         phase_end: u32::MAX,
         ended: false,
         rec: Recorder::new(trace),
+        node: None,
     };
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         w.recover(false);
-        for (i, step) in sched.steps.iter().enumerate() {
+        for (i, &op) in sched.steps.iter().enumerate() {
             if w.stopped() {
                 break;
             }
@@ -1173,86 +1336,11 @@ pub fn run_schedule(sched: &crate::schedule::Schedule, trace: bool) -> Outcome {
                     continue;
                 }
             }
-            w.note(|| format!("step {i}: {step:?}"), Event::ScheduleStep, &[i as u64]);
+            w.note(|| format!("step {i}: {op:?}"), Event::ScheduleStep, &[i as u64]);
             w.ops_done += 1;
-            match *step {
-                Step::Append => w.op_append(0, 1),
-                Step::Batch { n } => w.op_append(0, usize::from(n % 8) + 2),
-                Step::Sync => w.op_sync(0),
-                Step::Read => w.op_read(0),
-                Step::Iter => w.op_iter(0),
-                Step::TimeLookup => w.op_time_lookup(0),
-                Step::Roll => w.op_roll(),
-                Step::TruncateFrom => w.op_truncate_from(0),
-                Step::TruncateBefore => w.op_truncate_before(0),
-                Step::Compact { power_fail_at } => {
-                    w.op_compact_at(0, power_fail_at.checked_sub(1).map(u64::from));
-                }
-                Step::Crash { policy } => {
-                    let policy = sim_fs::CrashPolicy::ALL
-                        .get(usize::from(policy) % 4)
-                        .copied()
-                        .unwrap_or(sim_fs::CrashPolicy::LoseAll);
-                    w.fs.crash_with(policy);
-                    drop(w.log.take());
-                    w.note(|| format!("CRASH ({policy:?})"), Event::Crash, &[]);
-                    w.absorb_faults();
-                    w.recover(true);
-                }
-                Step::CleanReopen => {
-                    if let Some(log) = w.log.take() {
-                        let res = log.close();
-                        w.note(|| format!("CLEAN CLOSE -> {res:?}"), Event::CleanClose, &[res.is_ok() as u64]);
-                        if res.is_ok() {
-                            if w.model.poisoned {
-                                w.fail("close succeeded on a poisoned log".into());
-                            }
-                            w.model.synced();
-                        }
-                    }
-                    w.fs.crash();
-                    w.absorb_faults();
-                    w.recover(true);
-                }
-                Step::Fault(f) => {
-                    let c = match f {
-                        FaultStep::Off => base_faults.clone(),
-                        FaultStep::SyncEio => FaultConfig { p_sync_eio: 0.2, ..base_faults.clone() },
-                        FaultStep::WriteEio => FaultConfig { p_write_eio: 0.2, ..base_faults.clone() },
-                        FaultStep::DirSyncEio => FaultConfig { p_dir_sync_eio: 0.2, ..base_faults.clone() },
-                        FaultStep::ShortIo => FaultConfig { p_short_io: 0.5, ..base_faults.clone() },
-                        FaultStep::DiskFull { room_kib } => FaultConfig {
-                            capacity_bytes: Some(w.fs.used_bytes() + u64::from(room_kib) * 1024),
-                            ..base_faults.clone()
-                        },
-                    };
-                    w.fs.set_config(c);
-                }
-            }
-            w.absorb_faults();
-            w.absorb_durable();
+            w.exec(0, op);
         }
-        // Liveness: faults off, a crash if the log was poisoned.
-        if !w.stopped() {
-            w.fs.set_config(base_faults.clone());
-            if w.model.poisoned || w.log.is_none() {
-                w.fs.crash();
-                drop(w.log.take());
-                w.absorb_faults();
-                w.recover(true);
-            }
-            if !w.stopped() && w.log.is_some() {
-                for _ in 0..3 {
-                    w.op_append(0, 1);
-                }
-                w.op_sync(0);
-                let (n, durable) = w.log.as_ref().map_or((0, 0), |l| (l.next_offset(), l.durable_offset()));
-                if !w.stopped() && (n as usize != w.model.accepted.len() || durable != n) {
-                    let want = w.model.accepted.len();
-                    w.fail(format!("no progress once faults stopped: {n} records, {durable} durable, model {want}"));
-                }
-            }
-        }
+        w.liveness();
     }));
     w.rec.outcome(scn, &w.fs, w.ops_done, res.err())
 }
@@ -1272,8 +1360,12 @@ async fn supervise(world: Shared) {
             w.scn.ops,
         )
     };
-    SimFsPlugin::current().attach(node.id(), fs.clone());
-    lock(&world).recover(false);
+    SimFsPlugin::current().attach(node.id(), fs);
+    {
+        let mut w = lock(&world);
+        w.node = Some((handle.clone(), node.id()));
+        w.recover(false);
+    }
 
     let mut ends: Vec<u32> = crash_at.clone();
     ends.push(total_ops);
@@ -1313,7 +1405,9 @@ async fn supervise(world: Shared) {
                     if g.stopped() || g.ops_done >= g.phase_end {
                         break;
                     }
-                    g.op_roll();
+                    if g.log.is_some() && !g.model.poisoned {
+                        g.exec(n_clients, Op::Roll);
+                    }
                 }
             });
         }
@@ -1328,93 +1422,17 @@ async fn supervise(world: Shared) {
         if phase + 1 == ends.len() || lock(&world).stopped() {
             break;
         }
-        let graceful = lock(&world).rng.random_bool(0.25);
-        if graceful {
-            graceful_restart(&world, &handle, node.id());
-            continue;
-        }
-        crash_and_recover(&world, &handle, node.id(), &fs);
-        // Sometimes crash again right after recovery.
-        let again = {
-            let mut g = lock(&world);
-            g.rng.random_bool(p_crash_in_recovery)
+        // The phase ends with a restart of the node: a clean one, or a
+        // power failure (sometimes a second one right after recovery).
+        let mut g = lock(&world);
+        let op = if g.rng.random_bool(0.25) {
+            Op::CleanRestart
+        } else {
+            Op::Crash { policy: None, twice: g.rng.random_bool(p_crash_in_recovery) }
         };
-        if again && !lock(&world).stopped() {
-            lock(&world).mark(Mark::CrashDuringRecovery);
-            crash_and_recover(&world, &handle, node.id(), &fs);
-        }
-        if !lock(&world).stopped() {
-            lock(&world).check_idempotent();
-        }
+        g.exec(0, op);
     }
-    liveness(&world, &handle, node.id(), &fs);
-}
-
-/// A clean shutdown (close) and restart: everything accepted must come back
-/// and the open must trust the clean-close trailer instead of scanning.
-fn graceful_restart(world: &Shared, handle: &madsim::runtime::Handle, node: madsim::task::NodeId) {
-    let mut g = lock(world);
-    let Some(log) = g.log.take() else { return };
-    let next = log.next_offset();
-    let res = log.close();
-    g.note(|| format!("CLEAN CLOSE -> {res:?}"), Event::CleanClose, &[res.is_ok() as u64]);
-    match &res {
-        Ok(()) if g.model.poisoned => g.fail("close succeeded on a poisoned log".into()),
-        Ok(()) => g.model.synced(),
-        Err(Error::Poisoned { .. }) if g.model.poisoned => {}
-        Err(Error::Io { .. } | Error::DiskFull { .. }) => {}
-        // The log is closed; records past the durable offset may be lost
-        // (the model already allows that for every unsynced record).
-        Err(Error::DiskFullAtClose { durable, .. }) => {
-            if *durable as usize != g.model.durable {
-                let want = g.model.durable;
-                g.fail(format!("a close that hit a full disk reports {durable} durable, the model {want}"));
-            }
-        }
-        Err(e) => g.fail(format!("close failed unexpectedly: {e}")),
-    }
-    let closed_clean = res.is_ok();
-    g.absorb_faults();
-    drop(g);
-    // The process exits and the machine restarts: killing the node crashes
-    // its disk, which after a successful close must lose nothing.
-    handle.kill(node);
-    handle.restart(node);
-    let mut g = lock(world);
-    g.recover(true);
-    if closed_clean && !g.stopped() && !g.model.detect_mode {
-        let n = g.log.as_ref().map_or(0, Log::next_offset);
-        if n != next {
-            g.fail(format!("a clean close kept {n} of {next} records"));
-        } else if let Some(log) = g.log.as_ref()
-            && log.recovery_report().clean
-        {
-            g.mark(Mark::CleanReopenTrustedFooter);
-        }
-    }
-}
-
-fn crash_and_recover(world: &Shared, handle: &madsim::runtime::Handle, node: madsim::task::NodeId, fs: &SimFs) {
-    let files_before = fs_listing(fs);
-    // Kill first (the plugin crashes the disk), then let the dead process's
-    // log go: its buffered bytes hit stale handles and are lost.
-    handle.kill(node);
-    let old = lock(world).log.take();
-    drop(old);
-    handle.restart(node);
-    let files_after = fs_listing(fs);
-    let mut g = lock(world);
-    let policy = SimFsPlugin::current().crashes().last().map(|c| c.1);
-    g.note(
-        || format!("CRASH ({policy:?}); files before {files_before:?} after {files_after:?}"),
-        Event::Crash,
-        &[files_after.len() as u64],
-    );
-    if files_before.iter().any(|f| !files_after.contains(f)) {
-        g.mark(Mark::LostDirectoryEntry);
-    }
-    g.absorb_faults();
-    g.recover(true);
+    lock(&world).liveness();
 }
 
 /// An open refused by a full disk (it must write to finish recovering): the
@@ -1430,52 +1448,4 @@ pub(crate) fn free_space_if_full(fs: &SimFs, faults: &[sim_fs::FaultRecord], mar
 pub(crate) fn fs_listing(fs: &SimFs) -> Vec<String> {
     use log_core::FileSystem;
     fs.read_dir(&PathBuf::from(LOG_DIR)).unwrap_or_default()
-}
-
-/// Faults stop; the log must make progress: reopen, append, sync, read.
-fn liveness(world: &Shared, handle: &madsim::runtime::Handle, node: madsim::task::NodeId, fs: &SimFs) {
-    if lock(world).stopped() {
-        return;
-    }
-    fs.set_config(FaultConfig { canary: fs.config().canary, ..FaultConfig::default() });
-    // A poisoned log must be reopened; a crash first makes that realistic.
-    if lock(world).model.poisoned {
-        crash_and_recover(world, handle, node, fs);
-        if lock(world).stopped() {
-            return;
-        }
-    }
-    let mut g = lock(world);
-    g.note(|| "liveness phase: faults off".into(), Event::LivenessPhase, &[]);
-    for _ in 0..10 {
-        g.op_append(0, 1);
-    }
-    g.op_sync(0);
-    if g.stopped() {
-        return;
-    }
-    let (n, durable) = match g.log.as_ref() {
-        Some(log) => (log.next_offset() as usize, log.durable_offset() as usize),
-        None => return,
-    };
-    if n != g.model.accepted.len() || durable != n {
-        let msg = format!(
-            "no progress once faults stopped: {n} records, {durable} durable, model {}",
-            g.model.accepted.len()
-        );
-        g.fail(msg);
-        return;
-    }
-    g.absorb_durable();
-    let first = g.log.as_ref().map_or(0, Log::first_offset);
-    let from = (n.saturating_sub(10) as u64).max(first);
-    for off in from..n as u64 {
-        let res = g.log.as_ref().map(|l| l.read(off));
-        if let Some(res) = res {
-            g.check_read(res, off);
-        }
-    }
-    if !g.stopped() {
-        g.mark(Mark::LivenessAfterFaults);
-    }
 }

@@ -18,7 +18,7 @@ pub(crate) enum Event {
     Iter,
     /// A time lookup: the timestamp.
     OffsetForTimestamp,
-    /// The background roller's roll: success.
+    /// A roll (the background roller's or a schedule's): success.
     BackgroundRoll,
     /// An open: 0 failed, 1 recovered (and how many records), 2 retried
     /// after an injected fault.
@@ -44,6 +44,8 @@ pub(crate) enum Event {
     EveryFileGone,
     /// One step of a fuzz schedule: its index.
     ScheduleStep,
+    /// A schedule changed the disk's fault plan.
+    FaultPlan,
     /// The first failed check.
     CheckFailed,
     /// An injected fault: whether it hit durable data, position, length.
@@ -95,6 +97,7 @@ impl Event {
             Event::GroupTruncateFromQueued => 27,
             Event::GroupCompactor => 28,
             Event::ScheduleStep => 0x5C,
+            Event::FaultPlan => 0x5D,
             Event::Fault => 0xFA,
             Event::EveryFileGone => 0xA11,
             Event::CheckFailed => 0xFA11,

@@ -10,7 +10,7 @@ use sim_harness::exhaustive::run_exhaustive;
 use sim_harness::marks::Mark;
 use sim_harness::run::{run, run_schedule};
 use sim_harness::scenario::{Params, Scenario};
-use sim_harness::schedule::{Schedule, Step};
+use sim_harness::schedule::{Op, Schedule};
 
 const OPS: u32 = 1000;
 
@@ -127,7 +127,7 @@ fn schedules_from_arbitrary_bytes_pass_the_checker() {
     for (i, input) in inputs.iter().enumerate() {
         let sched = Schedule::from_bytes(input);
         steps += sched.steps.len();
-        crashes += sched.steps.iter().filter(|s| matches!(s, Step::Crash { .. })).count();
+        crashes += sched.steps.iter().filter(|s| matches!(s, Op::Crash { .. })).count();
         let out = run_schedule(&sched, false);
         assert!(out.failure.is_none(), "input {i}: {:?}", out.failure);
         assert_eq!(run_schedule(&sched, false).trace_hash, out.trace_hash, "input {i} is not deterministic");
