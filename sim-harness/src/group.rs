@@ -31,8 +31,9 @@ use sim_fs::plugin::SimFsPlugin;
 use sim_fs::{FaultConfig, FaultKind, SimFs};
 
 use crate::marks::Mark;
+use crate::node::{free_space_if_full, fs_listing};
 use crate::record::{Recorder, fails_calls};
-use crate::run::{LOG_DIR, Outcome, SimClock, free_space_if_full, fs_listing, sim_time_limit};
+use crate::run::{LOG_DIR, Outcome, SimClock, sim_time_limit};
 use crate::scenario::{GroupParams, Params, Scenario, value_bytes};
 use crate::trace::Event;
 
@@ -404,7 +405,7 @@ impl GWorld {
                 self.shared = Some(shared);
                 // The shared log holds the lock: a second writer (another
                 // process opening the same directory) is refused.
-                match crate::run::second_writer_refused(&self.fs, self.options()) {
+                match crate::check::fs_effects::second_writer_refused(&self.fs, self.options()) {
                     Ok(()) => self.mark(Mark::GroupSecondWriterRefused),
                     Err(m) => self.fail(m),
                 }

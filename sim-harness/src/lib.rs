@@ -8,13 +8,17 @@
 //! trace hash.
 
 pub mod campaign;
+mod check;
 pub mod exhaustive;
 pub mod group;
 pub mod marks;
 pub mod model;
+mod node;
 pub mod op;
+mod ops;
 mod record;
 pub mod run;
 pub mod scenario;
 pub mod schedule;
 mod trace;
+mod world;

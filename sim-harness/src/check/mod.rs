@@ -1,0 +1,18 @@
+//! The checkers of the single-handle world, one file per concern. Each
+//! file's header says what it verifies and what it does not.
+//!
+//! - `durability`: nothing acknowledged durable is lost; failed writes
+//!   leave what their error allows; recovery is idempotent.
+//! - `content`: records read back are the model's, byte for byte, dense
+//!   and in order.
+//! - `read_api`: each read API (`read`, `iter`, `reader`,
+//!   `offset_for_timestamp`) against the model.
+//! - `fs_effects`: a refused second writer changes nothing; lost derived
+//!   files lose nothing; media faults are detected, never returned.
+//! - `liveness`: progress once faults stop.
+
+mod content;
+mod durability;
+pub(crate) mod fs_effects;
+mod liveness;
+mod read_api;

@@ -1,0 +1,147 @@
+//! Read-API checker: `read`, `iter`, the lending `reader` and
+//! `offset_for_timestamp`, each compared with the model.
+//!
+//! Verifies: a read at a random offset between the first and the end;
+//! scans of random ranges (half through `reader`, its lent records copied
+//! out); time lookups at, one before and one after stored timestamps, and
+//! anywhere, against a brute-force search of the model (records compaction
+//! may have removed may be skipped).
+//!
+//! Does not verify: reads at the `Durable` visibility (the group world
+//! does), or read-only opens.
+
+use log_core::{Error, Log, Record};
+use rand::RngExt;
+
+use crate::marks::Mark;
+use crate::trace::Event;
+use crate::world::World;
+
+impl World {
+    pub(crate) fn op_read(&mut self, client: u32) {
+        let Some(log) = self.log.as_ref() else { return };
+        let (first, next) = (log.first_offset(), log.next_offset());
+        if next == first {
+            return;
+        }
+        let off = self.rng.random_range(first..next);
+        let res = log.read(off);
+        self.note(
+            || {
+                format!(
+                    "c{client} read {off} -> {}",
+                    res.as_ref().map_or_else(|e| e.to_string(), |r| format!("{} bytes", r.value.len()))
+                )
+            },
+            Event::Read,
+            &[off, res.is_ok() as u64],
+        );
+        self.check_read(res, off);
+    }
+
+    pub(crate) fn op_iter(&mut self, client: u32) {
+        let Some(log) = self.log.as_ref() else { return };
+        let (first, next) = (log.first_offset(), log.next_offset());
+        let a = self.rng.random_range(first..=next);
+        let b = self.rng.random_range(a..=next.min(a + 64));
+        // Half the scans through the lending `reader()` (by the parity of
+        // `a`, so the seed's draws are unchanged): its records are copied
+        // out field by field, and must match the model as `iter`'s do.
+        let lending = a % 2 == 1;
+        let got: Vec<Result<Record, Error>> = if lending {
+            let mut out = Vec::new();
+            let mut reader = log.reader(a..b);
+            while let Some(item) = reader.next() {
+                out.push(item.map(|r| Record {
+                    offset: r.offset,
+                    timestamp_ms: r.timestamp_ms,
+                    key: r.key.map(<[u8]>::to_vec),
+                    value: r.value.to_vec(),
+                    flags: r.flags,
+                }));
+            }
+            out
+        } else {
+            log.iter(a..b).collect()
+        };
+        self.note(|| format!("c{client} iter {a}..{b} -> {} items", got.len()), Event::Iter, &[a, b, got.len() as u64]);
+        let api = if lending { "reader" } else { "iter" };
+        self.check_records(&format!("{api}({a}..{b})"), got, a, b);
+    }
+
+    pub(crate) fn op_time_lookup(&mut self, client: u32) {
+        let Some(log) = self.log.as_ref() else { return };
+        let (first, n) = (log.first_offset() as usize, log.next_offset() as usize);
+        // Mostly at and around a stored timestamp (equal, one before, one
+        // after), where an off-by-one in the time index or the scan would
+        // show; else anywhere (before the first, between, after the last).
+        let stored = self.model.accepted.get(first..n).unwrap_or_default();
+        let ts = match (self.rng.random_range(0..4u32), stored.is_empty()) {
+            (k @ 0..=2, false) => {
+                let at = stored.get(self.rng.random_range(0..stored.len())).map_or(0, |r| r.timestamp_ms);
+                match k {
+                    0 => at,
+                    1 => at.saturating_sub(1),
+                    _ => at.saturating_add(1),
+                }
+            }
+            _ => self.rng.random_range(0..2_100_000_000_000u64),
+        };
+        let res = log.offset_for_timestamp(ts);
+        self.note(|| format!("c{client} offset_for_timestamp {ts} -> {res:?}"), Event::OffsetForTimestamp, &[ts]);
+        // The first record at or after `ts` that compaction did not remove;
+        // one it may have removed may be skipped.
+        let mut allowed = Vec::new();
+        for r in self.model.accepted.get(first..n).unwrap_or_default() {
+            if r.timestamp_ms < ts || self.model.gone.contains(&r.offset) {
+                continue;
+            }
+            allowed.push(Some(r.offset));
+            if !self.model.maybe_gone.contains(&r.offset) {
+                break;
+            }
+        }
+        if allowed.last().is_none_or(|o| o.is_some_and(|o| self.model.maybe_gone.contains(&o))) {
+            allowed.push(None);
+        }
+        let want = allowed.first().copied().flatten();
+        let exact = want.is_some_and(|o| self.model.accepted.get(o as usize).is_some_and(|r| r.timestamp_ms == ts));
+        match res {
+            Ok(got) if allowed.contains(&got) => {
+                if exact {
+                    self.mark(Mark::TimeLookupAtStoredTimestamp);
+                }
+            }
+            Ok(got) => self.fail(format!("offset_for_timestamp({ts}) = {got:?}, model says {want:?}")),
+            Err(e) => self.check_read_error(&e),
+        }
+    }
+
+    /// `segments()` of a recovered log: contiguous from the first segment's
+    /// base, only the last one active, ending at the log's end `n`.
+    pub(crate) fn check_segments(&mut self, log: &Log, first: u64, n: usize) -> bool {
+        // Segments contiguous, only the last one active.
+        let segs = log.segments();
+        let mut next = segs.first().map_or(first, |s| s.base_offset);
+        for (i, s) in segs.iter().enumerate() {
+            if s.base_offset != next {
+                self.fail(format!(
+                    "segments not contiguous: {} starts at {}, expected {next}",
+                    s.path.display(),
+                    s.base_offset
+                ));
+                return false;
+            }
+            if !s.sealed && i + 1 != segs.len() {
+                self.fail(format!("unsealed segment {} is not the last", s.path.display()));
+                return false;
+            }
+            next = s.next_offset;
+        }
+        if next as usize != n {
+            self.fail(format!("segments end at {next}, log says {n}"));
+            return false;
+        }
+        true
+    }
+}

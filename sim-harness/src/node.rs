@@ -1,0 +1,257 @@
+//! The node's lifecycle, one for seeds and schedules: power failures
+//! (killing the madsim node, or crashing the disk directly), clean
+//! restarts, opens retried after injected faults as an operator would, and
+//! recovery, whose result `check/durability.rs` and `check/content.rs`
+//! judge.
+
+use std::path::{Path, PathBuf};
+
+use log_core::{Error, Log};
+use sim_fs::plugin::SimFsPlugin;
+use sim_fs::{CrashPolicy, FaultConfig, FaultKind, SimFs};
+
+use crate::marks::Mark;
+use crate::model::Marks;
+use crate::op::FaultStep;
+use crate::record::fails_calls;
+use crate::run::LOG_DIR;
+use crate::trace::Event;
+use crate::world::World;
+
+impl World {
+    /// The machine loses power (under `policy`, else one the disk's plan
+    /// draws) and boots again: on madsim the node is killed (the sim-fs
+    /// plugin crashes its disk) and restarted; without madsim the disk
+    /// crashes directly. The dead process's log handle is dropped after the
+    /// crash, so its buffered bytes hit stale handles and are lost.
+    pub(crate) fn power_cycle(&mut self, policy: Option<CrashPolicy>) -> Option<CrashPolicy> {
+        match self.node.clone() {
+            Some((handle, id)) => {
+                handle.kill(id);
+                drop(self.log.take());
+                handle.restart(id);
+                SimFsPlugin::current().crashes().last().map(|c| c.1)
+            }
+            None => {
+                let policy = match policy {
+                    Some(p) => {
+                        self.fs.crash_with(p);
+                        p
+                    }
+                    None => self.fs.crash(),
+                };
+                drop(self.log.take());
+                Some(policy)
+            }
+        }
+    }
+
+    /// A crash and the recovery checked against the model; with `twice`
+    /// the power fails again right after the first recovery; then a second
+    /// open must find the same log.
+    pub(crate) fn crash_op(&mut self, policy: Option<CrashPolicy>, twice: bool) {
+        self.crash_and_recover(policy);
+        if twice && !self.stopped() {
+            self.mark(Mark::CrashDuringRecovery);
+            self.crash_and_recover(policy);
+        }
+        if !self.stopped() {
+            self.check_idempotent();
+        }
+    }
+
+    pub(crate) fn crash_and_recover(&mut self, policy: Option<CrashPolicy>) {
+        let files_before = fs_listing(&self.fs);
+        let policy = self.power_cycle(policy);
+        let files_after = fs_listing(&self.fs);
+        self.note(
+            || format!("CRASH ({policy:?}); files before {files_before:?} after {files_after:?}"),
+            Event::Crash,
+            &[files_after.len() as u64],
+        );
+        if files_before.iter().any(|f| !files_after.contains(f)) {
+            self.mark(Mark::LostDirectoryEntry);
+        }
+        self.absorb_faults();
+        self.recover(true);
+    }
+
+    /// A clean shutdown (close) and a machine restart: a close that
+    /// succeeded keeps everything accepted, and the open trusts the
+    /// clean-close footers instead of scanning.
+    pub(crate) fn clean_restart(&mut self) {
+        let Some(log) = self.log.take() else { return };
+        let next = log.next_offset();
+        let res = log.close();
+        self.note(|| format!("CLEAN CLOSE -> {res:?}"), Event::CleanClose, &[res.is_ok() as u64]);
+        match &res {
+            Ok(()) if self.model.poisoned => self.fail("close succeeded on a poisoned log".into()),
+            Ok(()) => self.model.synced(),
+            Err(Error::Poisoned { .. }) if self.model.poisoned => {}
+            Err(Error::Io { .. } | Error::DiskFull { .. }) => {}
+            // The log is closed; records past the durable offset may be
+            // lost (the model already allows that for every unsynced one).
+            Err(Error::DiskFullAtClose { durable, .. }) => {
+                if *durable as usize != self.model.durable {
+                    let want = self.model.durable;
+                    self.fail(format!("a close that hit a full disk reports {durable} durable, the model {want}"));
+                }
+            }
+            Err(e) => self.fail(format!("close failed unexpectedly: {e}")),
+        }
+        let closed_clean = res.is_ok();
+        self.absorb_faults();
+        // The process exits and the machine restarts: the crash of its
+        // disk must lose nothing after a successful close.
+        self.power_cycle(None);
+        self.recover(true);
+        if closed_clean && !self.stopped() && !self.model.detect_mode {
+            let n = self.log.as_ref().map_or(0, Log::next_offset);
+            if n != next {
+                self.fail(format!("a clean close kept {n} of {next} records"));
+            } else if let Some(log) = self.log.as_ref()
+                && log.recovery_report().clean
+            {
+                self.mark(Mark::CleanReopenTrustedFooter);
+            }
+        }
+    }
+
+    /// A schedule's change of the fault plan (crash policies stay).
+    pub(crate) fn set_fault_plan(&mut self, f: FaultStep) {
+        let base = FaultConfig {
+            crash_policies: self.fs.config().crash_policies,
+            canary: self.fs.config().canary,
+            ..FaultConfig::default()
+        };
+        let c = match f {
+            FaultStep::Off => base,
+            FaultStep::SyncEio => FaultConfig { p_sync_eio: 0.2, ..base },
+            FaultStep::WriteEio => FaultConfig { p_write_eio: 0.2, ..base },
+            FaultStep::DirSyncEio => FaultConfig { p_dir_sync_eio: 0.2, ..base },
+            FaultStep::ShortIo => FaultConfig { p_short_io: 0.5, ..base },
+            FaultStep::DiskFull { room_kib } => {
+                FaultConfig { capacity_bytes: Some(self.fs.used_bytes() + u64::from(room_kib) * 1024), ..base }
+            }
+            FaultStep::Misdirected => FaultConfig { p_misdirected_write: 0.1, ..base },
+            FaultStep::BitflipAtCrash => FaultConfig { p_bitflip_at_crash: 1.0, ..base },
+            FaultStep::BadSectorAtCrash => FaultConfig { p_bad_sector_at_crash: 1.0, ..base },
+            FaultStep::FileLostAtCrash => FaultConfig { p_file_lost_at_crash: 0.5, ..base },
+        };
+        self.note(|| format!("fault plan: {f:?}"), Event::FaultPlan, &[]);
+        self.fs.set_config(c);
+    }
+
+    pub(crate) fn free_space_if_full(&mut self, faults: &[sim_fs::FaultRecord]) {
+        free_space_if_full(&self.fs, faults, &mut self.rec.marks);
+    }
+
+    /// Opens the log read-write. An open that fails because sim-fs injected
+    /// an I/O error (or a full disk) is retried, as an operator would; one
+    /// that fails without such a fault is returned, for the caller to judge
+    /// (a bug, unless it expects detected corruption).
+    pub(crate) fn open_retrying(&mut self) -> Result<Log, Error> {
+        let mut res = Log::open_with(Path::new(LOG_DIR), self.options());
+        for _ in 0..20 {
+            let before = self.rec.faults_seen();
+            self.absorb_faults();
+            let new_faults = self.fs.faults_since(before);
+            let injected_eio = new_faults.iter().any(|f| fails_calls(&f.kind));
+            // After a failed fsync the page cache holds data the disk will
+            // never get: retrying in the same boot would read it back. The
+            // operator's retry is a reboot (the cache is dropped).
+            let fsync_failed = new_faults.iter().any(|f| f.kind == FaultKind::SyncEio);
+            match &res {
+                Err(Error::Io { .. } | Error::DiskFull { .. }) if injected_eio => {
+                    self.note(
+                        || format!("open failed on an injected fault, retrying: {:?}", res.as_ref().err()),
+                        Event::Open,
+                        &[2],
+                    );
+                    if fsync_failed {
+                        self.fs.crash();
+                        self.mark(Mark::RebootAfterFsyncEioAtOpen);
+                    }
+                    self.free_space_if_full(&new_faults);
+                    res = Log::open_with(Path::new(LOG_DIR), self.options());
+                }
+                _ => break,
+            }
+        }
+        res
+    }
+
+    /// Opens the log after a (re)start and checks what it recovered.
+    pub(crate) fn recover(&mut self, after_crash: bool) {
+        if self.stopped() {
+            return;
+        }
+        let res = self.open_retrying();
+        self.absorb_faults();
+        if self.stopped() {
+            return;
+        }
+        let log = match res {
+            Ok(log) => log,
+            Err(e) => {
+                self.note(|| format!("open -> {e}"), Event::Open, &[0]);
+                match &e {
+                    Error::Corruption { .. } | Error::Io { .. } if self.model.detect_mode => {
+                        self.mark_detected(&e, Mark::CorruptionDetectedAtOpen);
+                        self.ended = true;
+                    }
+                    _ => self.fail(format!("the log refused to open where only recoverable faults were injected: {e}")),
+                }
+                return;
+            }
+        };
+        let n = log.next_offset() as usize;
+        let r = log.recovery_report().clone();
+        let (durable, accepted) = (self.model.durable, self.model.accepted.len());
+        self.note(
+            || format!("open -> recovered {n} records (durable {durable}, accepted {accepted}), report {r:?}"),
+            Event::Open,
+            &[1, n as u64],
+        );
+        if r.torn_tail.is_some() {
+            self.mark(Mark::TornTailTruncated);
+        }
+        if r.finished_restart.is_some() {
+            self.mark(Mark::InterruptedRestartFinished);
+        }
+        if r.finished_roll.is_some() {
+            self.mark(Mark::InterruptedRollFinished);
+        }
+        if !r.temporaries_removed.is_empty() {
+            self.mark(Mark::TemporariesRemoved);
+        }
+        if after_crash {
+            if n < self.model.accepted.len() {
+                self.mark(Mark::UnsyncedLostInCrash);
+            }
+            if n > self.model.durable {
+                self.mark(Mark::UnsyncedSurvivedCrash);
+            }
+        }
+        if !self.check_recovered(&log) {
+            return;
+        }
+        self.check_second_writer();
+        self.log = Some(log);
+    }
+}
+
+/// An open refused by a full disk (it must write to finish recovering): the
+/// operator frees space, as the error message asks, before retrying.
+pub(crate) fn free_space_if_full(fs: &SimFs, faults: &[sim_fs::FaultRecord], marks: &mut Marks) {
+    let config = fs.config();
+    if config.capacity_bytes.is_some() && faults.iter().any(|f| f.kind == FaultKind::Enospc) {
+        fs.set_config(FaultConfig { capacity_bytes: None, ..config });
+        *marks.entry("space freed so that recovery could finish").or_insert(0) += 1;
+    }
+}
+
+pub(crate) fn fs_listing(fs: &SimFs) -> Vec<String> {
+    use log_core::FileSystem;
+    fs.read_dir(&PathBuf::from(LOG_DIR)).unwrap_or_default()
+}

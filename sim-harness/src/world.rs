@@ -1,0 +1,149 @@
+//! The single-handle world: the log on one simulated node, the model it
+//! is checked against, and the executor that runs one [`Op`] at a time.
+//! The op implementations are in `ops.rs` (writes) and `check/read_api.rs`
+//! (reads); the node's lifecycle (crash, clean restart, recovery) in
+//! `node.rs`; the rules each result is held to in `check/`.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use log_core::{Clock, Log, Options, Record};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sim_fs::{FaultConfig, SimFs};
+
+use crate::marks::Mark;
+use crate::model::Model;
+use crate::op::Op;
+use crate::record::Recorder;
+use crate::run::SimClock;
+use crate::scenario::{Params, Scenario, value_bytes};
+use crate::trace::Event;
+
+/// Everything the supervisor and the node's tasks share.
+pub(crate) struct World {
+    pub(crate) scn: Scenario,
+    pub(crate) params: Params,
+    pub(crate) fs: SimFs,
+    pub(crate) log: Option<Log>,
+    pub(crate) model: Model,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) ops_done: u32,
+    /// Clients stop when `ops_done` reaches this.
+    pub(crate) phase_end: u32,
+    /// Corruption was detected where a fault allowed it: the run ends early.
+    pub(crate) ended: bool,
+    pub(crate) rec: Recorder,
+    /// The madsim node the log runs on (its kill is the power failure);
+    /// `None` for a schedule, whose disk crashes directly.
+    pub(crate) node: Option<(madsim::runtime::Handle, madsim::task::NodeId)>,
+}
+
+pub(crate) type Shared = Arc<Mutex<World>>;
+
+pub(crate) fn lock(w: &Shared) -> MutexGuard<'_, World> {
+    w.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl World {
+    /// A world for `scn` whose disk starts with the fault plan `faults`;
+    /// the disk and the workload draw from streams of the seed. `trace`
+    /// keeps the timeline.
+    pub(crate) fn new(scn: Scenario, params: Params, faults: FaultConfig, trace: bool) -> Self {
+        World {
+            fs: SimFs::new(scn.seed ^ 0xD15C, faults),
+            rng: ChaCha8Rng::seed_from_u64(scn.seed ^ 0xC11E_4700),
+            scn,
+            params,
+            log: None,
+            model: Model::default(),
+            ops_done: 0,
+            phase_end: 0,
+            ended: false,
+            rec: Recorder::new(trace),
+            node: None,
+        }
+    }
+
+    pub(crate) fn note(&mut self, line: impl FnOnce() -> String, event: Event, data: &[u64]) {
+        self.rec.note(line, event, data);
+    }
+
+    pub(crate) fn mark(&mut self, m: Mark) {
+        self.rec.mark(m);
+    }
+
+    pub(crate) fn fail(&mut self, msg: String) {
+        self.rec.fail(msg);
+    }
+
+    pub(crate) fn stopped(&self) -> bool {
+        self.rec.failure.is_some() || self.ended
+    }
+
+    pub(crate) fn options(&self) -> Options {
+        Options {
+            fs: self.fs.shared(),
+            clock: Arc::new(SimClock),
+            config: self.params.config.clone(),
+            read_only: false,
+        }
+    }
+
+    /// One client operation of a seed: drawn from the seed's swarm mix and
+    /// run by the executor.
+    pub(crate) fn step(&mut self, client: u32) {
+        if self.stopped() || self.ops_done >= self.phase_end || self.log.is_none() {
+            return;
+        }
+        self.ops_done += 1;
+        let op = Op::draw(&mut self.rng, &self.params);
+        self.exec(client, op);
+    }
+
+    /// The executor: runs `op` as task `client`, checks what it returned
+    /// against the model, and takes in the faults it met.
+    pub(crate) fn exec(&mut self, client: u32, op: Op) {
+        match op {
+            Op::Append { n } => self.op_append(client, n),
+            Op::Sync => self.op_sync(client),
+            Op::Read => self.op_read(client),
+            Op::Iter => self.op_iter(client),
+            Op::TimeLookup => self.op_time_lookup(client),
+            Op::Roll => self.op_roll(client),
+            Op::TruncateFrom => self.op_truncate_from(client),
+            Op::TruncateBefore => self.op_truncate_before(client),
+            Op::RestartAt => self.op_restart(client),
+            Op::Compact { power_fail_at } => self.op_compact_at(client, power_fail_at),
+            Op::Crash { policy, twice } => self.crash_op(policy, twice),
+            Op::CleanRestart => self.clean_restart(),
+            Op::Fault(f) => self.set_fault_plan(f),
+        }
+        self.absorb_faults();
+        self.absorb_durable();
+    }
+
+    pub(crate) fn new_entry(&mut self, offset: u64) -> (Record, bool) {
+        // Mostly up to the seed's `value_max`; sometimes empty; rarely up to
+        // 60 KB (larger than any sector, buffer or small segment).
+        let len = if self.params.value_max == 0 || self.rng.random_bool(0.05) {
+            0
+        } else if self.rng.random_bool(0.002) {
+            self.rng.random_range(0..=60_000)
+        } else {
+            self.rng.random_range(0..=self.params.value_max)
+        };
+        let key = (self.params.key_space > 0)
+            .then(|| format!("k{}", self.rng.random_range(0..self.params.key_space)).into_bytes());
+        let tombstone = key.is_some() && self.rng.random_bool(0.05);
+        let explicit_ts = self.rng.random_bool(0.2);
+        let ts = if explicit_ts { self.rng.random_range(0..2_000_000_000_000u64) } else { SimClock.now_ms() };
+        let rec = Record {
+            offset,
+            timestamp_ms: ts,
+            key,
+            value: value_bytes(self.scn.seed, offset, len),
+            flags: if tombstone { log_core::RecordFlags::TOMBSTONE } else { log_core::RecordFlags::NONE },
+        };
+        (rec, explicit_ts)
+    }
+}
