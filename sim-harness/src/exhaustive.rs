@@ -7,14 +7,16 @@ use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use log_core::{Config, Entry, FileHandle, FileSystem, FixedClock, Log, OpenMode, Options, Record, SyncPolicy};
+use log_core::{Config, FileHandle, FileSystem, FixedClock, Log, OpenMode, Options, SyncPolicy};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sim_fs::{FaultConfig, SimFs};
 
 use crate::model::Model;
+use crate::op::Op;
 use crate::run::LOG_DIR;
-use crate::scenario::value_bytes;
+use crate::scenario::{Params, Scenario};
+use crate::world::World;
 
 /// What an exhaustive run covered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -147,13 +149,12 @@ fn check_image(fs: SimFs, config: &Config, model: &Model) -> Result<(), String> 
     Ok(())
 }
 
-/// Runs `ops` operations from `seed`; right before every sync, enumerates
-/// every crash image (up to `limit` per point) and checks recovery on each.
+/// Runs `ops` operations from `seed` through the simulator's executor
+/// (appends, syncs, rolls and process restarts, every result checked as in
+/// a seed); right before every sync, enumerates every crash image (up to
+/// `limit` per point) and checks recovery on each.
 pub fn run_exhaustive(seed: u64, ops: u32, limit: usize) -> Result<ExhaustiveReport, String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xE4A0_5717);
-    let sim = SimFs::new(seed, FaultConfig { sector_bytes: 512, ..FaultConfig::default() });
-    let state = Arc::new(Mutex::new(HookState { limit, ..HookState::default() }));
-    let hooked = Hooked { fs: sim.clone(), state: Arc::clone(&state) };
     let config = Config {
         segment_bytes_max: 4096,
         index_interval_bytes: 256,
@@ -161,53 +162,37 @@ pub fn run_exhaustive(seed: u64, ops: u32, limit: usize) -> Result<ExhaustiveRep
         sync: SyncPolicy::Manual,
         ..Config::default()
     };
-    let fs: Arc<dyn FileSystem> = Arc::new(hooked);
+    let scn = Scenario::new(seed, ops);
+    let mut params = Params::derive(&scn)?;
+    params.config = config.clone();
+    params.value_max = 300;
+    params.key_space = 0;
+    params.compaction = None;
+    let mut w = World::new(scn, params, FaultConfig { sector_bytes: 512, ..FaultConfig::default() }, false);
+    w.phase_end = u32::MAX;
+    let state = Arc::new(Mutex::new(HookState { limit, ..HookState::default() }));
+    w.fs_view = Some(Arc::new(Hooked { fs: w.fs.clone(), state: Arc::clone(&state) }));
     let set_bounds = |durable: usize, accepted: usize| {
         state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).bounds = (durable, accepted);
     };
-    let mut log = Log::open_with(Path::new(LOG_DIR), options(Arc::clone(&fs), &config)).map_err(|e| e.to_string())?;
-    let mut model = Model::default();
+    w.recover(false);
     for step in 0..ops {
-        match rng.random_range(0..10u8) {
-            0..=5 => {
-                let off = log.next_offset();
-                let len = rng.random_range(0..300);
-                let rec = Record {
-                    offset: off,
-                    timestamp_ms: 1,
-                    key: None,
-                    value: value_bytes(seed, off, len),
-                    flags: log_core::RecordFlags::NONE,
-                };
-                set_bounds(model.durable, model.accepted.len() + 1);
-                log.append(Entry::new(&rec.value)).map_err(|e| format!("step {step}: append: {e}"))?;
-                model.accepted.push(rec);
-            }
-            6..=7 => {
-                set_bounds(model.durable, model.accepted.len());
-                log.sync().map_err(|e| format!("step {step}: sync: {e}"))?;
-                model.synced();
-            }
-            8 => {
-                set_bounds(model.durable, model.accepted.len());
-                log.roll().map_err(|e| format!("step {step}: roll: {e}"))?;
-                model.synced();
-            }
-            _ => {
-                // The process exits without a sync (its buffer reaches the
-                // page cache unsynced) and restarts; recovery syncs.
-                set_bounds(model.durable, model.accepted.len());
-                drop(log);
-                log =
-                    Log::open_with(Path::new(LOG_DIR), options(Arc::clone(&fs), &config)).map_err(|e| e.to_string())?;
-                if log.next_offset() as usize != model.accepted.len() {
-                    return Err(format!("step {step}: a restart without a crash lost records"));
-                }
-                model.synced();
-            }
+        let op = match rng.random_range(0..10u8) {
+            0..=5 => Op::Append { n: 1 },
+            6..=7 => Op::Sync,
+            8 => Op::Roll,
+            // The process exits without a sync (its buffer reaches the page
+            // cache unsynced) and restarts; recovery syncs.
+            _ => Op::ProcessRestart,
+        };
+        set_bounds(w.model.durable, w.model.accepted.len() + op.appends());
+        w.ops_done += 1;
+        w.exec(0, op);
+        if let Some(f) = &w.rec.failure {
+            return Err(format!("seed {seed}, step {step} ({op:?}): {f}"));
         }
     }
-    drop(log);
+    let model = std::mem::take(&mut w.model);
     let st = std::mem::take(&mut *state.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
     let mut report = ExhaustiveReport { points_skipped: st.skipped, ..ExhaustiveReport::default() };
     for (pi, cap) in st.captures.into_iter().enumerate() {

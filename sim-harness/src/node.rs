@@ -117,6 +117,30 @@ impl World {
         }
     }
 
+    /// The process exits without a close (the log's `Drop` hands its
+    /// buffer to the page cache) and starts again; the machine stays up,
+    /// so unless a fault struck on the way out or during the recovery (an
+    /// fsync error there makes the operator reboot, see `open_retrying`),
+    /// or the log was poisoned (its `Drop` writes nothing), everything
+    /// accepted must come back.
+    pub(crate) fn process_restart(&mut self) {
+        let Some(log) = self.log.take() else { return };
+        let next = log.next_offset();
+        let before = self.rec.faults_seen();
+        let poisoned = self.model.poisoned;
+        drop(log);
+        self.note(|| "PROCESS RESTART (no close, no crash)".into(), Event::ProcessRestart, &[]);
+        self.absorb_faults();
+        self.recover(false);
+        let quiet = self.fs.faults_since(before).is_empty() && !poisoned;
+        if quiet && !self.stopped() && !self.model.detect_mode {
+            let n = self.log.as_ref().map_or(0, Log::next_offset);
+            if n != next {
+                self.fail(format!("a process restart without a crash kept {n} of {next} records"));
+            }
+        }
+    }
+
     /// A schedule's change of the fault plan (crash policies stay).
     pub(crate) fn set_fault_plan(&mut self, f: FaultStep) {
         let base = FaultConfig {

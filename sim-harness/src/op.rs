@@ -95,6 +95,11 @@ pub enum Op {
     /// Clean close, machine restart, recovery: a close that succeeded
     /// keeps everything, and the open trusts its footers.
     CleanRestart,
+    /// The process exits without closing the log and starts again, the
+    /// machine staying up: its buffered records reach the page cache (the
+    /// log's `Drop`), so unless a fault struck on the way everything
+    /// accepted comes back, synced by the recovery.
+    ProcessRestart,
     /// Change the fault plan (schedules only).
     Fault(FaultStep),
 }
@@ -147,7 +152,7 @@ impl Op {
 /// byte string decodes to valid ops (what a fuzzer needs).
 impl<'a> Arbitrary<'a> for Op {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        Ok(match u.int_in_range(0..=13u8)? {
+        Ok(match u.int_in_range(0..=14u8)? {
             0 => Op::Append { n: 1 },
             1 => Op::Append { n: 2 + usize::from(u.arbitrary::<u8>()?) % (MAX_BATCH - 1) },
             2 => Op::Sync,
@@ -167,7 +172,8 @@ impl<'a> Arbitrary<'a> for Op {
                 let at = u.arbitrary::<u8>()?;
                 Op::Compact { power_fail_at: at.checked_sub(1).map(u64::from) }
             }
-            _ => Op::RestartAt,
+            13 => Op::RestartAt,
+            _ => Op::ProcessRestart,
         })
     }
 }

@@ -46,6 +46,8 @@ pub(crate) enum Event {
     ScheduleStep,
     /// A schedule changed the disk's fault plan.
     FaultPlan,
+    /// The process restarted without a close or a crash.
+    ProcessRestart,
     /// The first failed check.
     CheckFailed,
     /// An injected fault: whether it hit durable data, position, length.
@@ -98,6 +100,7 @@ impl Event {
             Event::GroupCompactor => 28,
             Event::ScheduleStep => 0x5C,
             Event::FaultPlan => 0x5D,
+            Event::ProcessRestart => 14,
             Event::Fault => 0xFA,
             Event::EveryFileGone => 0xA11,
             Event::CheckFailed => 0xFA11,

@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use log_core::{Clock, Log, Options, Record};
+use log_core::{Clock, FileSystem, Log, Options, Record};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sim_fs::{FaultConfig, SimFs};
@@ -36,6 +36,9 @@ pub(crate) struct World {
     /// The madsim node the log runs on (its kill is the power failure);
     /// `None` for a schedule, whose disk crashes directly.
     pub(crate) node: Option<(madsim::runtime::Handle, madsim::task::NodeId)>,
+    /// The filesystem the log is opened on, if not the disk itself (the
+    /// exhaustive mode's wrapper that captures crash images at syncs).
+    pub(crate) fs_view: Option<Arc<dyn FileSystem>>,
 }
 
 pub(crate) type Shared = Arc<Mutex<World>>;
@@ -61,6 +64,7 @@ impl World {
             ended: false,
             rec: Recorder::new(trace),
             node: None,
+            fs_view: None,
         }
     }
 
@@ -82,7 +86,7 @@ impl World {
 
     pub(crate) fn options(&self) -> Options {
         Options {
-            fs: self.fs.shared(),
+            fs: self.fs_view.clone().unwrap_or_else(|| self.fs.shared()),
             clock: Arc::new(SimClock),
             config: self.params.config.clone(),
             read_only: false,
@@ -116,6 +120,7 @@ impl World {
             Op::Compact { power_fail_at } => self.op_compact_at(client, power_fail_at),
             Op::Crash { policy, twice } => self.crash_op(policy, twice),
             Op::CleanRestart => self.clean_restart(),
+            Op::ProcessRestart => self.process_restart(),
             Op::Fault(f) => self.set_fault_plan(f),
         }
         self.absorb_faults();
