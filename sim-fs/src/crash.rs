@@ -98,15 +98,17 @@ impl State {
                 self.inodes.remove(&ino);
                 continue;
             }
-            let Some(inode) = self.inodes.get(&ino).cloned() else {
+            // Taken out while its crash image is drawn (no copy of its
+            // contents), put back with the image as both views.
+            let Some(mut inode) = self.inodes.remove(&ino) else {
                 continue;
             };
             let n = inode.pending.len();
             let content = match policy {
-                CrashPolicy::LoseAll => inode.durable.clone(),
+                CrashPolicy::LoseAll => std::mem::take(&mut inode.durable),
                 CrashPolicy::KeepPrefix => {
                     let k = self.rng.random_range(0..=n);
-                    let mut c = inode.durable.clone();
+                    let mut c = std::mem::take(&mut inode.durable);
                     inode.pending.iter().take(k).for_each(|op| apply(&mut c, op));
                     c
                 }
@@ -121,15 +123,14 @@ impl State {
             if n > 0 {
                 n_lost += 1;
             }
-            if let Some(i) = self.inodes.get_mut(&ino) {
-                // Bad sectors beyond the new end are gone with the bytes.
-                let sector = self.config.sector_bytes.max(1);
-                let len = content.len() as u64;
-                i.bad_sectors.retain(|s| s * sector < len);
-                i.durable = content.clone();
-                i.cached = content;
-                i.pending.clear();
-            }
+            // Bad sectors beyond the new end are gone with the bytes.
+            let sector = self.config.sector_bytes.max(1);
+            let len = content.len() as u64;
+            inode.bad_sectors.retain(|s| s * sector < len);
+            inode.cached.clone_from(&content);
+            inode.durable = content;
+            inode.pending.clear();
+            self.inodes.insert(ino, inode);
         }
         self.recount();
         self.events.push(crate::state::Event::Crash { policy, n_lost });

@@ -416,7 +416,7 @@ impl SimFs {
             *b ^= 1 << (bit % 8);
         }
         let hit = if hit_durable { Hit::Durable } else { Hit::Pending };
-        s.record(FaultRecord { kind: FaultKind::BitFlip, path, pos, len: 1, hit });
+        s.record(FaultRecord { kind: FaultKind::BitFlip, path: path.into_owned(), pos, len: 1, hit });
         true
     }
 
@@ -434,7 +434,7 @@ impl SimFs {
         i.bad_sectors.insert(pos / sector);
         s.record(FaultRecord {
             kind: FaultKind::BadSector,
-            path,
+            path: path.into_owned(),
             pos: pos / sector * sector,
             len: sector,
             hit: Hit::Durable,
@@ -729,7 +729,7 @@ impl FileSystem for SimFs {
             (Some(Node::Dir), _) => Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory")),
             (Some(Node::File(_)), OpenMode::CreateNew) => Err(io::Error::from(io::ErrorKind::AlreadyExists)),
             (Some(Node::File(ino)), _) => {
-                s.log("open", &path, format!("{mode:?}"), "ok");
+                s.log("open", &path, || format!("{mode:?}"), "ok");
                 Ok(Arc::new(SimFile { fs: self.clone(), ino, boot, writable }))
             }
             (None, OpenMode::CreateNew) => {
@@ -740,7 +740,7 @@ impl FileSystem for SimFs {
                 if s.free_bytes() < s.config.sector_bytes.max(1) {
                     s.record(FaultRecord {
                         kind: FaultKind::Enospc,
-                        path: path.clone(),
+                        path: path.to_path_buf(),
                         pos: 0,
                         len: 0,
                         hit: Hit::Pending,
@@ -755,7 +755,7 @@ impl FileSystem for SimFs {
                     d.pending.push(DirOp::Link(name, Node::File(ino)));
                 }
                 s.link(ino);
-                s.log("create", &path, String::new(), "ok");
+                s.log("create", &path, String::new, "ok");
                 Ok(Arc::new(SimFile { fs: self.clone(), ino, boot, writable }))
             }
             (None, _) => Err(io::Error::from(io::ErrorKind::NotFound)),
@@ -785,7 +785,7 @@ impl FileSystem for SimFs {
             }
             cur = next;
         }
-        s.log("mkdir", &path, String::new(), "ok");
+        s.log("mkdir", &path, String::new, "ok");
         Ok(())
     }
 
@@ -794,7 +794,7 @@ impl FileSystem for SimFs {
         let s = self.lock();
         s.power_check()?;
         match s.lookup(&path) {
-            Some(Node::Dir) => Ok(s.dirs.get(&path).map(|d| d.cached.keys().cloned().collect()).unwrap_or_default()),
+            Some(Node::Dir) => Ok(s.dirs.get(&*path).map(|d| d.cached.keys().cloned().collect()).unwrap_or_default()),
             Some(Node::File(_)) => Err(io::Error::new(io::ErrorKind::NotADirectory, "not a directory")),
             None => Err(io::Error::from(io::ErrorKind::NotFound)),
         }
@@ -820,7 +820,7 @@ impl FileSystem for SimFs {
         if let Some(Node::File(old)) = replaced {
             s.unlink(old);
         }
-        s.log("rename", &from, to.display().to_string(), "ok");
+        s.log("rename", &from, || to.display().to_string(), "ok");
         Ok(())
     }
 
@@ -843,7 +843,7 @@ impl FileSystem for SimFs {
             }
             None => return Err(io::Error::from(io::ErrorKind::NotFound)),
         }
-        s.log("remove", &path, String::new(), "ok");
+        s.log("remove", &path, String::new, "ok");
         Ok(())
     }
 
@@ -854,14 +854,14 @@ impl FileSystem for SimFs {
         if s.lookup(&path) != Some(Node::Dir) {
             return Err(io::Error::from(io::ErrorKind::NotFound));
         }
-        let n = s.dirs.get(&path).map_or(0, |d| d.pending.len());
+        let n = s.dirs.get(&*path).map_or(0, |d| d.pending.len());
         if n == 0 {
             return Ok(());
         }
         if s.config.canary == Some(Canary::DirSyncNoop) {
             s.record(FaultRecord {
                 kind: FaultKind::Lie(Canary::DirSyncNoop),
-                path,
+                path: path.into_owned(),
                 pos: 0,
                 len: n as u64,
                 hit: Hit::Pending,
@@ -876,19 +876,19 @@ impl FileSystem for SimFs {
             // filesystem marks them clean and then reports success.
             s.record(FaultRecord {
                 kind: FaultKind::DirSyncEio,
-                path: path.clone(),
+                path: path.to_path_buf(),
                 pos: 0,
                 len: n as u64,
                 hit: Hit::Pending,
             });
             return Err(eio("directory fsync failed"));
         }
-        if let Some(d) = s.dirs.get_mut(&path) {
+        if let Some(d) = s.dirs.get_mut(&*path) {
             for op in d.pending.drain(..) {
                 state::apply_dir_op(&mut d.durable, &op);
             }
         }
-        s.log("sync_dir", &path, String::new(), "ok");
+        s.log("sync_dir", &path, String::new, "ok");
         Ok(())
     }
 
@@ -909,14 +909,14 @@ impl FileSystem for SimFs {
             return Err(io::Error::from(io::ErrorKind::NotFound));
         }
         let boot = s.boot;
-        if s.locks.get(&path).is_some_and(|&(_, b)| b == boot) {
-            s.log("lock", &path, String::new(), "WouldBlock");
+        if s.locks.get(&*path).is_some_and(|&(_, b)| b == boot) {
+            s.log("lock", &path, String::new, "WouldBlock");
             return Err(io::Error::from(io::ErrorKind::WouldBlock));
         }
         let id = s.next_lock;
         s.next_lock += 1;
-        s.locks.insert(path.clone(), (id, boot));
-        s.log("lock", &path, String::new(), "ok");
-        Ok(Box::new(SimLock { fs: self.clone(), path, id }))
+        s.locks.insert(path.to_path_buf(), (id, boot));
+        s.log("lock", &path, String::new, "ok");
+        Ok(Box::new(SimLock { fs: self.clone(), path: path.into_owned(), id }))
     }
 }

@@ -1,5 +1,6 @@
 //! The disk and page-cache state behind [`SimFs`](crate::SimFs).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
@@ -153,8 +154,18 @@ pub(crate) struct State {
     pub next_lock: u64,
 }
 
-/// `/a/b/../c` → `/a/c`; relative paths are taken from `/`.
-pub(crate) fn normalize(path: &Path) -> PathBuf {
+/// `/a/b/../c` → `/a/c`; relative paths are taken from `/`. A path that is
+/// already normal (absolute, only plain components, no doubled or trailing
+/// separator) is returned as it is, without a copy.
+pub(crate) fn normalize(path: &Path) -> Cow<'_, Path> {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    let plain = bytes.first() == Some(&b'/')
+        && (bytes.len() == 1 || bytes.last() != Some(&b'/'))
+        && !bytes.windows(2).any(|w| w == b"//")
+        && path.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+    if plain {
+        return Cow::Borrowed(path);
+    }
     let mut out = PathBuf::from("/");
     for c in path.components() {
         match c {
@@ -165,7 +176,7 @@ pub(crate) fn normalize(path: &Path) -> PathBuf {
             Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Splits a normalized path into its parent directory and file name.
@@ -175,9 +186,14 @@ pub(crate) fn split(path: &Path) -> Option<(PathBuf, String)> {
 }
 
 impl State {
-    pub fn log(&mut self, op: &'static str, path: &Path, detail: String, outcome: &str) {
+    pub fn log(&mut self, op: &'static str, path: &Path, detail: impl FnOnce() -> String, outcome: &str) {
         if self.trace_ops {
-            self.events.push(Event::Op { op, path: path.to_path_buf(), detail, outcome: outcome.to_string() });
+            self.events.push(Event::Op {
+                op,
+                path: path.to_path_buf(),
+                detail: detail(),
+                outcome: outcome.to_string(),
+            });
         }
     }
 
@@ -206,8 +222,8 @@ impl State {
         if path == Path::new("/") {
             return Some(Node::Dir);
         }
-        let (parent, name) = split(path)?;
-        self.dirs.get(&parent)?.cached.get(&name).copied()
+        let name = path.file_name()?.to_string_lossy();
+        self.dirs.get(path.parent()?)?.cached.get(&*name).copied()
     }
 
     /// A path (in the cached view) that names inode `ino`, for fault records.

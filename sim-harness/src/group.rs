@@ -41,7 +41,9 @@ use crate::trace::Event;
 #[derive(Debug, Clone)]
 struct Sub {
     key: Option<Vec<u8>>,
-    len: usize,
+    /// The value submitted (kept, so a check compares bytes instead of
+    /// generating them again).
+    value: Vec<u8>,
     tombstone: bool,
     /// Position in the queue (set when its submit returned).
     seq: Option<u64>,
@@ -135,38 +137,44 @@ impl GWorld {
         let key = (self.params.key_space > 0)
             .then(|| format!("k{}", self.rng.random_range(0..self.params.key_space)).into_bytes());
         let tombstone = key.is_some() && self.rng.random_bool(0.05);
-        let mut e = OwnedEntry::new(value_of(self.seed, id, len)).with_timestamp(ts_of(id));
+        let value = value_of(self.seed, id, len);
+        let mut e = OwnedEntry::new(value.clone()).with_timestamp(ts_of(id));
         e.key.clone_from(&key);
         if tombstone {
             e = e.tombstone();
         }
-        self.subs.insert(id, Sub { key, len, tombstone, seq: None });
+        self.subs.insert(id, Sub { key, value, tombstone, seq: None });
         (id, e)
     }
 
     /// Checks a record read back; returns its id.
     fn check_record(&mut self, what: &str, rec: &Record) -> Option<u64> {
         let id = rec.value.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
-        let Some((id, sub)) = id.and_then(|id| self.subs.get(&id).map(|s| (id, s.clone()))) else {
-            self.fail(format!("{what}: offset {} holds a record that was never submitted", rec.offset));
-            return None;
+        let verdict = match id.and_then(|id| self.subs.get(&id).map(|s| (id, s))) {
+            None => Err(format!("{what}: offset {} holds a record that was never submitted", rec.offset)),
+            Some((id, sub)) => {
+                if rec.value != sub.value
+                    || rec.key != sub.key
+                    || rec.flags.tombstone() != sub.tombstone
+                    || rec.timestamp_ms != ts_of(id)
+                {
+                    Err(format!("{what}: wrong bytes for record {id} at offset {}", rec.offset))
+                } else if sub.seq.is_none() {
+                    Err(format!("{what}: record {id} at offset {} was never queued", rec.offset))
+                } else if self.full_failed.contains(&id) {
+                    Err(format!("{what}: record {id} at offset {} failed with DiskFull, yet is in the log", rec.offset))
+                } else {
+                    Ok(id)
+                }
+            }
         };
-        let ok = rec.value == value_of(self.seed, id, sub.len)
-            && rec.key == sub.key
-            && rec.flags.tombstone() == sub.tombstone
-            && rec.timestamp_ms == ts_of(id);
-        if !ok {
-            self.fail(format!("{what}: wrong bytes for record {id} at offset {}", rec.offset));
-            return None;
-        }
-        if sub.seq.is_none() {
-            self.fail(format!("{what}: record {id} at offset {} was never queued", rec.offset));
-            return None;
-        }
-        if self.full_failed.contains(&id) {
-            self.fail(format!("{what}: record {id} at offset {} failed with DiskFull, yet is in the log", rec.offset));
-            return None;
-        }
+        let id = match verdict {
+            Ok(id) => id,
+            Err(m) => {
+                self.fail(m);
+                return None;
+            }
+        };
         Some(id)
     }
 

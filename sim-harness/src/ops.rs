@@ -224,12 +224,34 @@ impl World {
                 }
                 let Some(log) = self.log.as_ref() else { return };
                 // Exactly the compactable records below the sealed end are
-                // gone now (records below the first offset are invisible).
+                // gone now (records below the first offset are invisible):
+                // one scan of the range, each model record either yielded
+                // (kept) or skipped (compacted away).
                 let mut dropped = 0;
+                let mut scan = log.iter(first..sealed_end);
+                let mut item = scan.next();
                 for r in self.model.accepted.get(first as usize..sealed_end as usize).unwrap_or_default() {
                     let o = r.offset;
                     let must_go = may.contains(&o);
-                    match log.read(o) {
+                    let res = match item.take() {
+                        Some(Ok(got)) if got.offset == o => {
+                            item = scan.next();
+                            Ok(got)
+                        }
+                        Some(Ok(got)) if got.offset < o => {
+                            self.fail(format!(
+                                "a scan after compaction yielded offset {} again or out of order",
+                                got.offset
+                            ));
+                            return;
+                        }
+                        later @ (Some(Ok(_)) | None) => {
+                            item = later;
+                            Err(Error::Compacted { offset: o })
+                        }
+                        Some(Err(e)) => Err(e),
+                    };
+                    match res {
                         Ok(got) if must_go => {
                             self.fail(format!(
                                 "compaction kept offset {o} (key {:?}), which a later record of its key superseded or which was an expired tombstone",
