@@ -114,14 +114,15 @@ impl Model {
         self.maybe_gone.retain(|&o| o < len);
     }
 
-    /// Offsets that compacting the sealed records below `sealed_end` at
-    /// time `now_ms` may drop (and, when it succeeds, must): records below
-    /// `first`, keyed records with a later record of their key below
+    /// Offsets at or past `first` that compacting the sealed records below
+    /// `sealed_end` at time `now_ms` may drop (and, when it succeeds,
+    /// must): keyed records with a later record of their key below
     /// `sealed_end`, and tombstones that are the latest of their key there
-    /// and past `retention_ms`.
+    /// and past `retention_ms`. (Compaction also drops the records below
+    /// `first`, which no read can see: they are not listed.)
     pub fn compactable(&self, first: u64, sealed_end: u64, now_ms: u64, retention_ms: u64) -> BTreeSet<u64> {
         let end = (sealed_end as usize).min(self.accepted.len());
-        let recs = self.accepted.get(..end).unwrap_or_default();
+        let recs = self.accepted.get((first as usize).min(end)..end).unwrap_or_default();
         let mut latest: BTreeMap<&[u8], u64> = BTreeMap::new();
         for r in recs {
             if let Some(k) = &r.key {
@@ -130,11 +131,10 @@ impl Model {
         }
         recs.iter()
             .filter(|r| {
-                r.offset < first
-                    || r.key.as_deref().is_some_and(|k| {
-                        let l = latest.get(k).copied().unwrap_or(r.offset);
-                        l > r.offset || (r.flags.tombstone() && r.timestamp_ms.saturating_add(retention_ms) < now_ms)
-                    })
+                r.key.as_deref().is_some_and(|k| {
+                    let l = latest.get(k).copied().unwrap_or(r.offset);
+                    l > r.offset || (r.flags.tombstone() && r.timestamp_ms.saturating_add(retention_ms) < now_ms)
+                })
             })
             .map(|r| r.offset)
             .collect()
