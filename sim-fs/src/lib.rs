@@ -90,7 +90,8 @@ pub enum FaultKind {
     WriteEio,
     /// A write or create hit the capacity.
     Enospc,
-    /// A read or write transferred fewer bytes than asked.
+    /// A write transferred fewer bytes than asked (recorded at the bytes
+    /// not written; short reads are not recorded).
     ShortIo,
     /// A synced sector landed at the wrong position (`to`).
     Misdirected {
@@ -565,7 +566,9 @@ impl FileHandle for SimFile {
         }
         let p_short = s.config.p_short_io;
         if n > 1 && SimFs::chance(&mut s, p_short) {
+            let asked = n;
             n = s.rng.random_range(1..n);
+            s.record_ino(FaultKind::ShortIo, self.ino, pos + n as u64, (asked - n) as u64, Hit::None);
         }
         let data = buf.get(..n).unwrap_or_default().to_vec();
         let Some(inode) = s.inodes.get_mut(&self.ino) else {

@@ -19,6 +19,8 @@ pub struct CampaignReport {
     pub failed: Vec<Outcome>,
     /// Rare paths hit, summed over all seeds.
     pub marks: Marks,
+    /// Seeds that hit each rare path at least once.
+    pub mark_seeds: Marks,
     /// Operations executed, summed.
     pub ops: u64,
     /// Wall time.
@@ -72,6 +74,7 @@ pub fn campaign_until(
                         let mut r = report.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                         for (k, v) in &out.marks {
                             *r.marks.entry(k).or_insert(0) += v;
+                            *r.mark_seeds.entry(k).or_insert(0) += 1;
                         }
                         r.ops += u64::from(out.ops_done);
                         if failed {

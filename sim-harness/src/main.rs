@@ -178,6 +178,12 @@ fn main() -> ExitCode {
             let secs = report.elapsed.as_secs_f64();
             let hits = |m: &Mark| report.marks.get(m.name()).copied().unwrap_or(0);
             println!("marks: {}", Mark::ALL.iter().map(|m| format!("{m}={}", hits(m))).collect::<Vec<_>>().join(", "));
+            let seeds_run = (report.passed + report.failed.len() as u64).max(1);
+            let share = |m: &Mark| {
+                let n = report.mark_seeds.get(m.name()).copied().unwrap_or(0);
+                format!("{m}={n} ({:.1}%)", 100.0 * n as f64 / seeds_run as f64)
+            };
+            println!("fault follow-ups (seeds): {}", Mark::FOLLOW_UPS.iter().map(share).collect::<Vec<_>>().join(", "));
             let blind: Vec<&str> = Mark::ALL.iter().filter(|m| hits(m) == 0).map(|m| m.name()).collect();
             if blind.is_empty() {
                 println!("blind spots: none (every mark was hit)");

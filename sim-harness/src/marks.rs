@@ -82,6 +82,22 @@ pub enum Mark {
     TimeLookupAtStoredTimestamp,
     /// "liveness after faults"
     LivenessAfterFaults,
+    /// "enospc, then a crash"
+    EnospcThenCrash,
+    /// "enospc, then a full read-back"
+    EnospcThenReadback,
+    /// "eio, then a crash"
+    EioThenCrash,
+    /// "eio, then a full read-back"
+    EioThenReadback,
+    /// "short i/o, then a crash"
+    ShortIoThenCrash,
+    /// "short i/o, then a full read-back"
+    ShortIoThenReadback,
+    /// "media fault, then a crash"
+    MediaFaultThenCrash,
+    /// "media fault, then a full read-back"
+    MediaFaultThenReadback,
     /// "group: append acknowledged"
     GroupAppendAcknowledged,
     /// "group: durable reader saw records"
@@ -144,6 +160,14 @@ impl Mark {
         Mark::RetentionDeletedSegments,
         Mark::TimeLookupAtStoredTimestamp,
         Mark::LivenessAfterFaults,
+        Mark::EnospcThenCrash,
+        Mark::EnospcThenReadback,
+        Mark::EioThenCrash,
+        Mark::EioThenReadback,
+        Mark::ShortIoThenCrash,
+        Mark::ShortIoThenReadback,
+        Mark::MediaFaultThenCrash,
+        Mark::MediaFaultThenReadback,
         Mark::GroupAppendAcknowledged,
         Mark::GroupDurableReaderSawRecords,
         Mark::GroupCrashWithBatchInFlight,
@@ -196,6 +220,14 @@ impl Mark {
             Mark::RetentionDeletedSegments => "retention deleted segments",
             Mark::TimeLookupAtStoredTimestamp => "time lookup at a stored timestamp",
             Mark::LivenessAfterFaults => "liveness after faults",
+            Mark::EnospcThenCrash => "enospc, then a crash",
+            Mark::EnospcThenReadback => "enospc, then a full read-back",
+            Mark::EioThenCrash => "eio, then a crash",
+            Mark::EioThenReadback => "eio, then a full read-back",
+            Mark::ShortIoThenCrash => "short i/o, then a crash",
+            Mark::ShortIoThenReadback => "short i/o, then a full read-back",
+            Mark::MediaFaultThenCrash => "media fault, then a crash",
+            Mark::MediaFaultThenReadback => "media fault, then a full read-back",
             Mark::GroupAppendAcknowledged => "group: append acknowledged",
             Mark::GroupDurableReaderSawRecords => "group: durable reader saw records",
             Mark::GroupCrashWithBatchInFlight => "group: crash with a batch in flight",
@@ -208,6 +240,22 @@ impl Mark {
             Mark::GroupSecondWriterRefused => "group: second writer refused",
         }
     }
+}
+
+impl Mark {
+    /// The fault follow-up marks: for each kind of injected fault, one for
+    /// a crash within a few ops after it and one for a full read-back right
+    /// after it (campaigns print the share of seeds that hit each).
+    pub const FOLLOW_UPS: &[Mark] = &[
+        Mark::EnospcThenCrash,
+        Mark::EnospcThenReadback,
+        Mark::EioThenCrash,
+        Mark::EioThenReadback,
+        Mark::ShortIoThenCrash,
+        Mark::ShortIoThenReadback,
+        Mark::MediaFaultThenCrash,
+        Mark::MediaFaultThenReadback,
+    ];
 }
 
 impl std::fmt::Display for Mark {

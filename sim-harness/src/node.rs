@@ -63,6 +63,7 @@ impl World {
     pub(crate) fn crash_and_recover(&mut self, policy: Option<CrashPolicy>) {
         let files_before = fs_listing(&self.fs);
         let policy = self.power_cycle(policy);
+        self.crashed();
         let files_after = fs_listing(&self.fs);
         self.note(
             || format!("CRASH ({policy:?}); files before {files_before:?} after {files_after:?}"),

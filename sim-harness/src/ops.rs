@@ -206,6 +206,7 @@ impl World {
         if struck {
             // The machine died inside the compaction: reboot from the disk.
             self.mark(Mark::CrashDuringCompaction);
+            self.crashed();
             self.model.maybe_gone.extend(may.iter().copied().filter(|o| !self.model.gone.contains(o)));
             let old = self.log.take();
             drop(old);

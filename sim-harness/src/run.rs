@@ -198,7 +198,8 @@ async fn supervise(world: Shared) {
 
     let mut ends: Vec<u32> = crash_at.clone();
     ends.push(total_ops);
-    for (phase, &end) in ends.iter().enumerate() {
+    let mut phase = 0;
+    while let Some(&end) = ends.get(phase) {
         if lock(&world).stopped() {
             break;
         }
@@ -215,7 +216,7 @@ async fn supervise(world: Shared) {
                 loop {
                     let pause = {
                         let mut g = lock(&w);
-                        if g.stopped() || g.ops_done >= g.phase_end || g.log.is_none() {
+                        if g.stopped() || g.ops_done >= g.phase_end || g.log.is_none() || g.crash_due() {
                             break;
                         }
                         g.step(c);
@@ -231,7 +232,7 @@ async fn supervise(world: Shared) {
                 loop {
                     madsim::time::sleep(Duration::from_millis(every)).await;
                     let mut g = lock(&w);
-                    if g.stopped() || g.ops_done >= g.phase_end {
+                    if g.stopped() || g.ops_done >= g.phase_end || g.crash_due() {
                         break;
                     }
                     if g.log.is_some() && !g.model.poisoned {
@@ -244,16 +245,26 @@ async fn supervise(world: Shared) {
         loop {
             madsim::time::sleep(Duration::from_millis(think_ms.max(1))).await;
             let g = lock(&world);
-            if g.stopped() || g.ops_done >= g.phase_end || g.log.is_none() {
+            if g.stopped() || g.ops_done >= g.phase_end || g.log.is_none() || g.crash_due() {
                 break;
             }
         }
-        if phase + 1 == ends.len() || lock(&world).stopped() {
+        let mut g = lock(&world);
+        if g.stopped() {
             break;
         }
+        // A fault's follow-up crash: the power fails between ops, and the
+        // phase goes on after recovery.
+        if g.crash_due() {
+            g.exec(0, Op::Crash { policy: None, twice: false });
+            continue;
+        }
+        if phase + 1 == ends.len() {
+            break;
+        }
+        phase += 1;
         // The phase ends with a restart of the node: a clean one, or a
         // power failure (sometimes a second one right after recovery).
-        let mut g = lock(&world);
         let op = if g.rng.random_bool(0.25) {
             Op::CleanRestart
         } else {

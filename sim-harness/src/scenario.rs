@@ -132,6 +132,20 @@ pub struct Params {
     pub group: Option<GroupParams>,
     /// Key compaction in the single-handle workload.
     pub compaction: Option<CompactParams>,
+    /// What the single-handle world does right after an injected fault.
+    pub follow: FollowParams,
+}
+
+/// Follow-ups of injected faults (single-handle world): rare fault paths
+/// are only worth reaching if what comes after them is checked too.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FollowParams {
+    /// Probability that an op which met a fault is followed, within the
+    /// next few ops, by a power failure (seeded runs only).
+    pub p_crash: f64,
+    /// Probability that an op which met a fault is followed by a full
+    /// read-back through every read API.
+    pub p_readback: f64,
 }
 
 /// Compaction in a seed's op mix.
@@ -293,6 +307,13 @@ impl Params {
             config.tombstone_retention_ms = pick(&mut c, &[0, 200, 5_000]);
             config.compaction_map_bytes = pick(&mut c, &[4096, 8192, 1 << 20]);
         }
+        // Fault follow-ups, from a stream of their own (single-handle world).
+        let mut f = ChaCha8Rng::seed_from_u64(scn.seed ^ 0xF011_0A5E);
+        let follow = if group.is_none() {
+            FollowParams { p_crash: pick(&mut f, &[0.0, 0.3, 0.7]), p_readback: pick(&mut f, &[0.0, 0.3, 0.7]) }
+        } else {
+            FollowParams::default()
+        };
         let mut crash_at: Vec<u32> = (0..n_crashes).map(|_| rng.random_range(0..scn.ops.max(1))).collect();
         crash_at.sort_unstable();
         Ok(Params {
@@ -312,6 +333,7 @@ impl Params {
             roll_every_ms: if rng.random_bool(0.3) { Some(rng.random_range(10..500)) } else { None },
             group,
             compaction,
+            follow,
         })
     }
 }

@@ -48,6 +48,8 @@ pub(crate) enum Event {
     FaultPlan,
     /// The process restarted without a close or a crash.
     ProcessRestart,
+    /// A full read-back through every read API: first, end.
+    FullReadback,
     /// The first failed check.
     CheckFailed,
     /// An injected fault: whether it hit durable data, position, length.
@@ -101,6 +103,7 @@ impl Event {
             Event::ScheduleStep => 0x5C,
             Event::FaultPlan => 0x5D,
             Event::ProcessRestart => 14,
+            Event::FullReadback => 15,
             Event::Fault => 0xFA,
             Event::EveryFileGone => 0xA11,
             Event::CheckFailed => 0xFA11,

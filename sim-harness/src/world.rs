@@ -4,12 +4,13 @@
 //! (reads); the node's lifecycle (crash, clean restart, recovery) in
 //! `node.rs`; the rules each result is held to in `check/`.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use log_core::{Clock, FileSystem, Log, Options, Record};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sim_fs::{FaultConfig, SimFs};
+use sim_fs::{FaultConfig, FaultKind, SimFs};
 
 use crate::marks::Mark;
 use crate::model::Model;
@@ -39,6 +40,54 @@ pub(crate) struct World {
     /// The filesystem the log is opened on, if not the disk itself (the
     /// exhaustive mode's wrapper that captures crash images at syncs).
     pub(crate) fs_view: Option<Arc<dyn FileSystem>>,
+    /// Draws the fault follow-ups (a stream of its own, so seeds without
+    /// faults run as they did).
+    pub(crate) follow_rng: ChaCha8Rng,
+    /// A follow-up crash is due once `ops_done` reaches this.
+    pub(crate) crash_due_at: Option<u32>,
+    /// The kinds of faults the due crash follows.
+    pub(crate) crash_after: BTreeSet<FaultClass>,
+    /// How many ops that met each kind of fault were considered for a
+    /// follow-up since the last crash: at most [`FOLLOW_UPS_PER_BOOT`] per
+    /// kind (short writes and a full disk come by the hundred).
+    pub(crate) followed: BTreeMap<FaultClass, u32>,
+}
+
+/// Ops meeting one kind of fault that may draw a follow-up, per boot.
+pub(crate) const FOLLOW_UPS_PER_BOOT: u32 = 3;
+
+/// A kind of injected fault, as the follow-up shares count them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum FaultClass {
+    Enospc,
+    Eio,
+    ShortIo,
+    Media,
+}
+
+impl FaultClass {
+    /// The class of a fault sim-fs injected (`None`: a canary's lie).
+    pub(crate) fn of(kind: &FaultKind) -> Option<Self> {
+        Some(match kind {
+            FaultKind::Enospc => FaultClass::Enospc,
+            FaultKind::SyncEio | FaultKind::WriteEio | FaultKind::DirSyncEio | FaultKind::ReadEio => FaultClass::Eio,
+            FaultKind::ShortIo => FaultClass::ShortIo,
+            FaultKind::BitFlip | FaultKind::BadSector | FaultKind::Misdirected { .. } | FaultKind::FileLost => {
+                FaultClass::Media
+            }
+            FaultKind::Lie(_) => return None,
+        })
+    }
+
+    /// The marks of a crash and of a full read-back following this class.
+    pub(crate) fn marks(self) -> (Mark, Mark) {
+        match self {
+            FaultClass::Enospc => (Mark::EnospcThenCrash, Mark::EnospcThenReadback),
+            FaultClass::Eio => (Mark::EioThenCrash, Mark::EioThenReadback),
+            FaultClass::ShortIo => (Mark::ShortIoThenCrash, Mark::ShortIoThenReadback),
+            FaultClass::Media => (Mark::MediaFaultThenCrash, Mark::MediaFaultThenReadback),
+        }
+    }
 }
 
 pub(crate) type Shared = Arc<Mutex<World>>;
@@ -52,6 +101,7 @@ impl World {
     /// the disk and the workload draw from streams of the seed. `trace`
     /// keeps the timeline.
     pub(crate) fn new(scn: Scenario, params: Params, faults: FaultConfig, trace: bool) -> Self {
+        let scn_seed = scn.seed;
         World {
             fs: SimFs::new(scn.seed ^ 0xD15C, faults),
             rng: ChaCha8Rng::seed_from_u64(scn.seed ^ 0xC11E_4700),
@@ -65,6 +115,10 @@ impl World {
             rec: Recorder::new(trace),
             node: None,
             fs_view: None,
+            follow_rng: ChaCha8Rng::seed_from_u64(scn_seed ^ 0xF011_0A5F),
+            crash_due_at: None,
+            crash_after: BTreeSet::new(),
+            followed: BTreeMap::new(),
         }
     }
 
@@ -107,6 +161,7 @@ impl World {
     /// The executor: runs `op` as task `client`, checks what it returned
     /// against the model, and takes in the faults it met.
     pub(crate) fn exec(&mut self, client: u32, op: Op) {
+        let faults_before = self.rec.faults_seen();
         match op {
             Op::Append { n } => self.op_append(client, n),
             Op::Sync => self.op_sync(client),
@@ -125,6 +180,56 @@ impl World {
         }
         self.absorb_faults();
         self.absorb_durable();
+        self.follow_up(faults_before);
+    }
+
+    /// After an op that met injected faults: sometimes a power failure
+    /// within the next few ops (the supervisor runs it once `crash_due`),
+    /// sometimes a full read-back through every read API right away, so
+    /// that what a rare fault path leaves behind is looked at.
+    fn follow_up(&mut self, faults_before: usize) {
+        let p = self.params.follow;
+        if self.stopped() || (p.p_crash <= 0.0 && p.p_readback <= 0.0) {
+            return;
+        }
+        let classes: BTreeSet<FaultClass> = self
+            .fs
+            .faults_since(faults_before)
+            .iter()
+            .filter_map(|f| FaultClass::of(&f.kind))
+            .filter(|c| self.followed.get(c).copied().unwrap_or(0) < FOLLOW_UPS_PER_BOOT)
+            .collect();
+        if classes.is_empty() {
+            return;
+        }
+        for c in &classes {
+            *self.followed.entry(*c).or_insert(0) += 1;
+        }
+        if self.node.is_some() && self.crash_due_at.is_none() && self.follow_rng.random_bool(p.p_crash) {
+            self.crash_due_at = Some(self.ops_done + self.follow_rng.random_range(0..3));
+            self.crash_after.clone_from(&classes);
+        }
+        if self.log.is_some() && self.follow_rng.random_bool(p.p_readback) {
+            for c in &classes {
+                self.mark(c.marks().1);
+            }
+            self.full_readback();
+        }
+    }
+
+    /// Whether a follow-up crash is due: clients stop, the supervisor
+    /// crashes the node.
+    pub(crate) fn crash_due(&self) -> bool {
+        self.crash_due_at.is_some_and(|at| self.ops_done >= at)
+    }
+
+    /// A power failure happened: it answers the due follow-up, if any.
+    pub(crate) fn crashed(&mut self) {
+        self.crash_due_at = None;
+        self.followed.clear();
+        for c in std::mem::take(&mut self.crash_after) {
+            self.mark(c.marks().0);
+        }
     }
 
     pub(crate) fn new_entry(&mut self, offset: u64) -> (Record, bool) {

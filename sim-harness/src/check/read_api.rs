@@ -48,22 +48,7 @@ impl World {
         // `a`, so the seed's draws are unchanged): its records are copied
         // out field by field, and must match the model as `iter`'s do.
         let lending = a % 2 == 1;
-        let got: Vec<Result<Record, Error>> = if lending {
-            let mut out = Vec::new();
-            let mut reader = log.reader(a..b);
-            while let Some(item) = reader.next() {
-                out.push(item.map(|r| Record {
-                    offset: r.offset,
-                    timestamp_ms: r.timestamp_ms,
-                    key: r.key.map(<[u8]>::to_vec),
-                    value: r.value.to_vec(),
-                    flags: r.flags,
-                }));
-            }
-            out
-        } else {
-            log.iter(a..b).collect()
-        };
+        let got: Vec<Result<Record, Error>> = if lending { lend_all(log, a, b) } else { log.iter(a..b).collect() };
         self.note(|| format!("c{client} iter {a}..{b} -> {} items", got.len()), Event::Iter, &[a, b, got.len() as u64]);
         let api = if lending { "reader" } else { "iter" };
         self.check_records(&format!("{api}({a}..{b})"), got, a, b);
@@ -89,8 +74,14 @@ impl World {
         };
         let res = log.offset_for_timestamp(ts);
         self.note(|| format!("c{client} offset_for_timestamp {ts} -> {res:?}"), Event::OffsetForTimestamp, &[ts]);
-        // The first record at or after `ts` that compaction did not remove;
-        // one it may have removed may be skipped.
+        self.check_time_lookup(ts, res, first, n);
+    }
+
+    /// Checks `offset_for_timestamp(ts)` on a log holding `first..n`
+    /// against a brute-force search of the model: the first record at or
+    /// after `ts` that compaction did not remove (one it may have removed
+    /// may be skipped), or none.
+    fn check_time_lookup(&mut self, ts: u64, res: Result<Option<u64>, Error>, first: usize, n: usize) {
         let mut allowed = Vec::new();
         for r in self.model.accepted.get(first..n).unwrap_or_default() {
             if r.timestamp_ms < ts || self.model.gone.contains(&r.offset) {
@@ -114,6 +105,48 @@ impl World {
             }
             Ok(got) => self.fail(format!("offset_for_timestamp({ts}) = {got:?}, model says {want:?}")),
             Err(e) => self.check_read_error(&e),
+        }
+    }
+
+    /// Reads the whole log back through every read API and checks each
+    /// answer against the model: `read` of every offset, one `iter` and one
+    /// `reader` scan of everything, and `offset_for_timestamp` at every
+    /// stored timestamp and one past the last. (A follow-up of injected
+    /// faults: see `World::follow_up`.)
+    pub(crate) fn full_readback(&mut self) {
+        let Some(log) = self.log.as_ref() else { return };
+        let (first, next) = (log.first_offset(), log.next_offset());
+        self.note(|| format!("full read-back of {first}..{next}"), Event::FullReadback, &[first, next]);
+        for o in first..next {
+            let Some(res) = self.log.as_ref().map(|l| l.read(o)) else { return };
+            self.check_read(res, o);
+            if self.stopped() {
+                return;
+            }
+        }
+        let Some(items) = self.log.as_ref().map(|l| l.iter(first..next).collect::<Vec<_>>()) else { return };
+        if !self.check_records("full read-back through iter", items, first, next) {
+            return;
+        }
+        let Some(items) = self.log.as_ref().map(|l| lend_all(l, first, next)) else { return };
+        if !self.check_records("full read-back through reader", items, first, next) {
+            return;
+        }
+        let stamps: Vec<u64> = self
+            .model
+            .accepted
+            .get(first as usize..next as usize)
+            .unwrap_or_default()
+            .iter()
+            .map(|r| r.timestamp_ms)
+            .chain(std::iter::once(u64::MAX))
+            .collect();
+        for ts in stamps {
+            let Some(res) = self.log.as_ref().map(|l| l.offset_for_timestamp(ts)) else { return };
+            self.check_time_lookup(ts, res, first as usize, next as usize);
+            if self.stopped() {
+                return;
+            }
         }
     }
 
@@ -144,4 +177,21 @@ impl World {
         }
         true
     }
+}
+
+/// Every item of the lending `reader(a..b)`, each record copied out field
+/// by field.
+fn lend_all(log: &Log, a: u64, b: u64) -> Vec<Result<Record, Error>> {
+    let mut out = Vec::new();
+    let mut reader = log.reader(a..b);
+    while let Some(item) = reader.next() {
+        out.push(item.map(|r| Record {
+            offset: r.offset,
+            timestamp_ms: r.timestamp_ms,
+            key: r.key.map(<[u8]>::to_vec),
+            value: r.value.to_vec(),
+            flags: r.flags,
+        }));
+    }
+    out
 }
