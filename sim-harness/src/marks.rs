@@ -82,21 +82,29 @@ pub enum Mark {
     TimeLookupAtStoredTimestamp,
     /// "liveness after faults"
     LivenessAfterFaults,
-    /// "enospc, then a crash"
+    /// "power cut mid-write (append/sync/roll)"
+    PowerCutMidWrite,
+    /// "power cut mid-truncation (truncate_from/truncate_before/restart_at)"
+    PowerCutMidTruncation,
+    /// "power cut during a clean close"
+    PowerCutDuringClose,
+    /// "power cut during recovery"
+    PowerCutDuringRecovery,
+    /// "enospc followed by a crash"
     EnospcThenCrash,
-    /// "enospc, then a full read-back"
+    /// "enospc followed by a full read-back"
     EnospcThenReadback,
-    /// "eio, then a crash"
+    /// "eio followed by a crash"
     EioThenCrash,
-    /// "eio, then a full read-back"
+    /// "eio followed by a full read-back"
     EioThenReadback,
-    /// "short i/o, then a crash"
+    /// "short write followed by a crash"
     ShortIoThenCrash,
-    /// "short i/o, then a full read-back"
+    /// "short write followed by a full read-back"
     ShortIoThenReadback,
-    /// "media fault, then a crash"
+    /// "media fault followed by a crash"
     MediaFaultThenCrash,
-    /// "media fault, then a full read-back"
+    /// "media fault followed by a full read-back"
     MediaFaultThenReadback,
     /// "group: append acknowledged"
     GroupAppendAcknowledged,
@@ -160,6 +168,10 @@ impl Mark {
         Mark::RetentionDeletedSegments,
         Mark::TimeLookupAtStoredTimestamp,
         Mark::LivenessAfterFaults,
+        Mark::PowerCutMidWrite,
+        Mark::PowerCutMidTruncation,
+        Mark::PowerCutDuringClose,
+        Mark::PowerCutDuringRecovery,
         Mark::EnospcThenCrash,
         Mark::EnospcThenReadback,
         Mark::EioThenCrash,
@@ -220,14 +232,18 @@ impl Mark {
             Mark::RetentionDeletedSegments => "retention deleted segments",
             Mark::TimeLookupAtStoredTimestamp => "time lookup at a stored timestamp",
             Mark::LivenessAfterFaults => "liveness after faults",
-            Mark::EnospcThenCrash => "enospc, then a crash",
-            Mark::EnospcThenReadback => "enospc, then a full read-back",
-            Mark::EioThenCrash => "eio, then a crash",
-            Mark::EioThenReadback => "eio, then a full read-back",
-            Mark::ShortIoThenCrash => "short i/o, then a crash",
-            Mark::ShortIoThenReadback => "short i/o, then a full read-back",
-            Mark::MediaFaultThenCrash => "media fault, then a crash",
-            Mark::MediaFaultThenReadback => "media fault, then a full read-back",
+            Mark::PowerCutMidWrite => "power cut mid-write (append/sync/roll)",
+            Mark::PowerCutMidTruncation => "power cut mid-truncation (truncate_from/truncate_before/restart_at)",
+            Mark::PowerCutDuringClose => "power cut during a clean close",
+            Mark::PowerCutDuringRecovery => "power cut during recovery",
+            Mark::EnospcThenCrash => "enospc followed by a crash",
+            Mark::EnospcThenReadback => "enospc followed by a full read-back",
+            Mark::EioThenCrash => "eio followed by a crash",
+            Mark::EioThenReadback => "eio followed by a full read-back",
+            Mark::ShortIoThenCrash => "short write followed by a crash",
+            Mark::ShortIoThenReadback => "short write followed by a full read-back",
+            Mark::MediaFaultThenCrash => "media fault followed by a crash",
+            Mark::MediaFaultThenReadback => "media fault followed by a full read-back",
             Mark::GroupAppendAcknowledged => "group: append acknowledged",
             Mark::GroupDurableReaderSawRecords => "group: durable reader saw records",
             Mark::GroupCrashWithBatchInFlight => "group: crash with a batch in flight",

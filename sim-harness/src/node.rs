@@ -83,8 +83,18 @@ impl World {
     pub(crate) fn clean_restart(&mut self) {
         let Some(log) = self.log.take() else { return };
         let next = log.next_offset();
+        // A power cut drawn for this op strikes during the close.
+        if let Some(k) = self.pending_cut.take() {
+            self.fs.power_off_after(k);
+        }
         let res = log.close();
+        let struck = self.fs.is_powered_off();
+        self.fs.power_on();
         self.note(|| format!("CLEAN CLOSE -> {res:?}"), Event::CleanClose, &[res.is_ok() as u64]);
+        if struck {
+            self.mark(Mark::PowerCutDuringClose);
+            self.crashed();
+        }
         match &res {
             Ok(()) if self.model.poisoned => self.fail("close succeeded on a poisoned log".into()),
             Ok(()) => self.model.synced(),
@@ -118,22 +128,43 @@ impl World {
         }
     }
 
+    /// The power failed at a filesystem step of the op just run (a cut
+    /// drawn for it): the disk crashed right there (sim-fs applied a crash
+    /// policy at that step), so the machine boots again and recovers. The
+    /// op's own error path has already told the model what the failed call
+    /// may have left (each is the path of an I/O error).
+    pub(crate) fn after_power_cut(&mut self, what: Mark) {
+        let struck = self.fs.is_powered_off();
+        self.fs.power_on();
+        if !struck || self.stopped() {
+            return;
+        }
+        self.mark(what);
+        self.crashed();
+        drop(self.log.take());
+        self.note(|| "CRASH (power cut mid-op)".into(), Event::Crash, &[1]);
+        self.absorb_faults();
+        self.recover(true);
+    }
+
     /// The process exits without a close (the log's `Drop` hands its
     /// buffer to the page cache) and starts again; the machine stays up,
     /// so unless a fault struck on the way out or during the recovery (an
-    /// fsync error there makes the operator reboot, see `open_retrying`),
+    /// fsync error there makes the operator reboot, see `open_retrying`;
+    /// or the power failed during it),
     /// or the log was poisoned (its `Drop` writes nothing), everything
     /// accepted must come back.
     pub(crate) fn process_restart(&mut self) {
         let Some(log) = self.log.take() else { return };
         let next = log.next_offset();
         let before = self.rec.faults_seen();
+        let power_failures = self.power_failures;
         let poisoned = self.model.poisoned;
         drop(log);
         self.note(|| "PROCESS RESTART (no close, no crash)".into(), Event::ProcessRestart, &[]);
         self.absorb_faults();
         self.recover(false);
-        let quiet = self.fs.faults_since(before).is_empty() && !poisoned;
+        let quiet = self.fs.faults_since(before).is_empty() && self.power_failures == power_failures && !poisoned;
         if quiet && !self.stopped() && !self.model.detect_mode {
             let n = self.log.as_ref().map_or(0, Log::next_offset);
             if n != next {
@@ -186,6 +217,16 @@ impl World {
             // never get: retrying in the same boot would read it back. The
             // operator's retry is a reboot (the cache is dropped).
             let fsync_failed = new_faults.iter().any(|f| f.kind == FaultKind::SyncEio);
+            // The power failed during the recovery (a cut drawn for this
+            // open): the machine boots again and the open starts over.
+            if self.fs.is_powered_off() {
+                self.fs.power_on();
+                self.mark(Mark::PowerCutDuringRecovery);
+                self.crashed();
+                self.note(|| format!("CRASH during recovery: {:?}", res.as_ref().err()), Event::Crash, &[2]);
+                res = Log::open_with(Path::new(LOG_DIR), self.options());
+                continue;
+            }
             match &res {
                 Err(Error::Io { .. } | Error::DiskFull { .. }) if injected_eio => {
                     self.note(
@@ -211,7 +252,13 @@ impl World {
         if self.stopped() {
             return;
         }
+        // A power cut drawn for this op strikes during the recovery.
+        if let Some(k) = self.pending_cut.take() {
+            self.fs.power_off_after(k);
+        }
         let res = self.open_retrying();
+        // A countdown the open did not reach is cancelled.
+        self.fs.power_on();
         self.absorb_faults();
         if self.stopped() {
             return;

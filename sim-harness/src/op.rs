@@ -102,6 +102,14 @@ pub enum Op {
     ProcessRestart,
     /// Change the fault plan (schedules only).
     Fault(FaultStep),
+    /// The power fails right before filesystem step `at` of the next op
+    /// (if it gets that far): during its calls, or during the close of a
+    /// clean restart, or during the recovery after a crash. Seeded runs
+    /// draw such cuts with the seed's rate (`Params::power_cut`).
+    PowerCut {
+        /// The filesystem step (0 = the op's first).
+        at: u8,
+    },
 }
 
 impl Op {
@@ -152,7 +160,7 @@ impl Op {
 /// byte string decodes to valid ops (what a fuzzer needs).
 impl<'a> Arbitrary<'a> for Op {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        Ok(match u.int_in_range(0..=14u8)? {
+        Ok(match u.int_in_range(0..=15u8)? {
             0 => Op::Append { n: 1 },
             1 => Op::Append { n: 2 + usize::from(u.arbitrary::<u8>()?) % (MAX_BATCH - 1) },
             2 => Op::Sync,
@@ -173,7 +181,8 @@ impl<'a> Arbitrary<'a> for Op {
                 Op::Compact { power_fail_at: at.checked_sub(1).map(u64::from) }
             }
             13 => Op::RestartAt,
-            _ => Op::ProcessRestart,
+            14 => Op::ProcessRestart,
+            _ => Op::PowerCut { at: u.arbitrary::<u8>()? % 32 },
         })
     }
 }

@@ -134,6 +134,9 @@ pub struct Params {
     pub compaction: Option<CompactParams>,
     /// What the single-handle world does right after an injected fault.
     pub follow: FollowParams,
+    /// Probability that the power fails at a random filesystem step of an
+    /// op (single-handle world, seeded runs).
+    pub power_cut: f64,
 }
 
 /// Follow-ups of injected faults (single-handle world): rare fault paths
@@ -314,6 +317,10 @@ impl Params {
         } else {
             FollowParams::default()
         };
+        // Power cuts mid-op, from a stream of their own (single-handle
+        // world, no canary: a canary seed's crashes are its own).
+        let mut pc = ChaCha8Rng::seed_from_u64(scn.seed ^ 0x0C07_F00E);
+        let power_cut = if group.is_none() && canary.is_none() { pick(&mut pc, &[0.0, 0.0, 0.01, 0.04]) } else { 0.0 };
         let mut crash_at: Vec<u32> = (0..n_crashes).map(|_| rng.random_range(0..scn.ops.max(1))).collect();
         crash_at.sort_unstable();
         Ok(Params {
@@ -334,6 +341,7 @@ impl Params {
             group,
             compaction,
             follow,
+            power_cut,
         })
     }
 }

@@ -51,6 +51,17 @@ pub(crate) struct World {
     /// follow-up since the last crash: at most [`FOLLOW_UPS_PER_BOOT`] per
     /// kind (short writes and a full disk come by the hundred).
     pub(crate) followed: BTreeMap<FaultClass, u32>,
+    /// Draws power cuts at a filesystem step of an op (a stream of its
+    /// own).
+    pub(crate) cut_rng: ChaCha8Rng,
+    /// A schedule's `PowerCut`: the step at which the power fails during
+    /// the next op.
+    pub(crate) cut_next: Option<u64>,
+    /// The cut of the op in progress, for the lifecycle ops (close,
+    /// recovery) to arm at their step.
+    pub(crate) pending_cut: Option<u64>,
+    /// Power failures so far (every kind).
+    pub(crate) power_failures: u64,
 }
 
 /// Ops meeting one kind of fault that may draw a follow-up, per boot.
@@ -119,6 +130,10 @@ impl World {
             crash_due_at: None,
             crash_after: BTreeSet::new(),
             followed: BTreeMap::new(),
+            cut_rng: ChaCha8Rng::seed_from_u64(scn_seed ^ 0x0C07_F00D),
+            cut_next: None,
+            pending_cut: None,
+            power_failures: 0,
         }
     }
 
@@ -162,6 +177,24 @@ impl World {
     /// against the model, and takes in the faults it met.
     pub(crate) fn exec(&mut self, client: u32, op: Op) {
         let faults_before = self.rec.faults_seen();
+        // Reads change nothing on disk: no step for a cut to strike.
+        let cut = match op {
+            Op::Compact { .. } | Op::Fault(_) | Op::PowerCut { .. } | Op::Read | Op::Iter | Op::TimeLookup => None,
+            Op::Crash { .. } | Op::CleanRestart | Op::ProcessRestart => self.draw_cut(true),
+            _ => self.draw_cut(false),
+        };
+        // Ops whose calls the cut strikes directly; the lifecycle ops arm
+        // it themselves (the close, the recovery).
+        let cut_mark = match op {
+            Op::Append { .. } | Op::Sync | Op::Roll => Some(Mark::PowerCutMidWrite),
+            Op::TruncateFrom | Op::TruncateBefore | Op::RestartAt => Some(Mark::PowerCutMidTruncation),
+            _ => None,
+        };
+        match (cut, cut_mark) {
+            (Some(k), Some(_)) => self.fs.power_off_after(k),
+            (Some(k), None) => self.pending_cut = Some(k),
+            (None, _) => {}
+        }
         match op {
             Op::Append { n } => self.op_append(client, n),
             Op::Sync => self.op_sync(client),
@@ -177,6 +210,11 @@ impl World {
             Op::CleanRestart => self.clean_restart(),
             Op::ProcessRestart => self.process_restart(),
             Op::Fault(f) => self.set_fault_plan(f),
+            Op::PowerCut { at } => self.cut_next = Some(u64::from(at)),
+        }
+        self.pending_cut = None;
+        if let (Some(_), Some(mark)) = (cut, cut_mark) {
+            self.after_power_cut(mark);
         }
         self.absorb_faults();
         self.absorb_durable();
@@ -217,6 +255,18 @@ impl World {
         }
     }
 
+    /// The power cut for the next op: a schedule's `PowerCut`, else (seeded
+    /// runs) one drawn with the seed's rate at a random filesystem step; a
+    /// `lifecycle` op (close, recovery), a few per seed, is cut far more
+    /// often than the hundreds of appends.
+    fn draw_cut(&mut self, lifecycle: bool) -> Option<u64> {
+        if let Some(k) = self.cut_next.take() {
+            return Some(k);
+        }
+        let p = if lifecycle && self.params.power_cut > 0.0 { 0.3 } else { self.params.power_cut };
+        (self.node.is_some() && p > 0.0 && self.cut_rng.random_bool(p)).then(|| self.cut_rng.random_range(0..24))
+    }
+
     /// Whether a follow-up crash is due: clients stop, the supervisor
     /// crashes the node.
     pub(crate) fn crash_due(&self) -> bool {
@@ -225,6 +275,7 @@ impl World {
 
     /// A power failure happened: it answers the due follow-up, if any.
     pub(crate) fn crashed(&mut self) {
+        self.power_failures += 1;
         self.crash_due_at = None;
         self.followed.clear();
         for c in std::mem::take(&mut self.crash_after) {
