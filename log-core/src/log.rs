@@ -126,6 +126,10 @@ pub struct RecoveryReport {
     /// A roll interrupted by a crash (its new segment durable, the old one
     /// not yet sealed), finished at open: the base of the segment sealed.
     pub finished_roll: Option<u64>,
+    /// Files rewritten from what the open read because an fsync of the log
+    /// had failed in an earlier process (`log.resync`): until then, this
+    /// boot's page cache could differ from the disk.
+    pub resynced: Vec<String>,
 }
 
 /// How to open a log. `Options::default()` is the real filesystem, the

@@ -82,6 +82,10 @@ pub enum Mark {
     TimeLookupAtStoredTimestamp,
     /// "liveness after faults"
     LivenessAfterFaults,
+    /// "poisoned log reopened in the same boot"
+    ReopenedPoisonedLogSameBoot,
+    /// "files rewritten at open after a failed fsync"
+    ResyncedAfterFailedFsync,
     /// "power cut mid-write (append/sync/roll)"
     PowerCutMidWrite,
     /// "power cut mid-truncation (truncate_from/truncate_before/restart_at)"
@@ -168,6 +172,8 @@ impl Mark {
         Mark::RetentionDeletedSegments,
         Mark::TimeLookupAtStoredTimestamp,
         Mark::LivenessAfterFaults,
+        Mark::ReopenedPoisonedLogSameBoot,
+        Mark::ResyncedAfterFailedFsync,
         Mark::PowerCutMidWrite,
         Mark::PowerCutMidTruncation,
         Mark::PowerCutDuringClose,
@@ -232,6 +238,8 @@ impl Mark {
             Mark::RetentionDeletedSegments => "retention deleted segments",
             Mark::TimeLookupAtStoredTimestamp => "time lookup at a stored timestamp",
             Mark::LivenessAfterFaults => "liveness after faults",
+            Mark::ReopenedPoisonedLogSameBoot => "poisoned log reopened in the same boot",
+            Mark::ResyncedAfterFailedFsync => "files rewritten at open after a failed fsync",
             Mark::PowerCutMidWrite => "power cut mid-write (append/sync/roll)",
             Mark::PowerCutMidTruncation => "power cut mid-truncation (truncate_from/truncate_before/restart_at)",
             Mark::PowerCutDuringClose => "power cut during a clean close",

@@ -297,6 +297,9 @@ impl World {
         if !r.temporaries_removed.is_empty() {
             self.mark(Mark::TemporariesRemoved);
         }
+        if !r.resynced.is_empty() {
+            self.mark(Mark::ResyncedAfterFailedFsync);
+        }
         if after_crash {
             if n < self.model.accepted.len() {
                 self.mark(Mark::UnsyncedLostInCrash);

@@ -149,6 +149,10 @@ pub struct FollowParams {
     /// Probability that an op which met a fault is followed by a full
     /// read-back through every read API.
     pub p_readback: f64,
+    /// Probability that an op which left the log poisoned is followed by a
+    /// reopen in the same boot (the process restarts, the machine stays
+    /// up), as an application would reopen after a failed fsync.
+    pub p_reopen: f64,
 }
 
 /// Compaction in a seed's op mix.
@@ -313,7 +317,11 @@ impl Params {
         // Fault follow-ups, from a stream of their own (single-handle world).
         let mut f = ChaCha8Rng::seed_from_u64(scn.seed ^ 0xF011_0A5E);
         let follow = if group.is_none() {
-            FollowParams { p_crash: pick(&mut f, &[0.0, 0.3, 0.7]), p_readback: pick(&mut f, &[0.0, 0.3, 0.7]) }
+            FollowParams {
+                p_crash: pick(&mut f, &[0.0, 0.3, 0.7]),
+                p_readback: pick(&mut f, &[0.0, 0.3, 0.7]),
+                p_reopen: pick(&mut f, &[0.0, 0.3, 0.7]),
+            }
         } else {
             FollowParams::default()
         };

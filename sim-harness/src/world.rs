@@ -227,7 +227,7 @@ impl World {
     /// that what a rare fault path leaves behind is looked at.
     fn follow_up(&mut self, faults_before: usize) {
         let p = self.params.follow;
-        if self.stopped() || (p.p_crash <= 0.0 && p.p_readback <= 0.0) {
+        if self.stopped() || (p.p_crash <= 0.0 && p.p_readback <= 0.0 && p.p_reopen <= 0.0) {
             return;
         }
         let classes: BTreeSet<FaultClass> = self
@@ -252,6 +252,10 @@ impl World {
                 self.mark(c.marks().1);
             }
             self.full_readback();
+        }
+        if self.model.poisoned && self.log.is_some() && self.follow_rng.random_bool(p.p_reopen) {
+            self.mark(Mark::ReopenedPoisonedLogSameBoot);
+            self.process_restart();
         }
     }
 

@@ -1010,3 +1010,60 @@ fn a_clean_open_fsyncs_nothing_and_the_first_write_pays_the_directory_fsync() {
     );
     assert_records(&log, 11);
 }
+
+/// Found by the simulator's schedules (a process restart after a failed
+/// fsync, same boot): a `truncate_from` whose fsync failed left the page
+/// cache showing the cut while the disk kept the old bytes; a reopen in the
+/// same boot trusted the cache, wrote after the cut, and a later crash
+/// left a durable segment that no longer verified. Now the failed fsync
+/// leaves `log.resync`, the reopen rewrites the file from what it reads,
+/// and every crash after that finds what the reopen found.
+#[test]
+fn a_reopen_in_the_same_boot_after_a_failed_fsync_rewrites_what_it_trusts() {
+    use sim_fs::{CrashPolicy, FaultConfig, SimFs};
+    let dir = Path::new("/data/log");
+    let config = Config { sync: SyncPolicy::Manual, ..Config::default() };
+    let mut segments_rewritten = 0;
+    for seed in 0..40 {
+        for policy in CrashPolicy::ALL {
+            let plan = |p_sync_eio| FaultConfig { p_sync_eio, crash_policies: vec![policy], ..FaultConfig::default() };
+            let fs = SimFs::new(seed, plan(0.0));
+            let o = || Options { config: config.clone(), ..opts(fs.shared(), false) };
+            let mut log = Log::open_with(dir, o()).unwrap();
+            for i in 0..8u8 {
+                log.append(Entry::new(&[i; 40])).unwrap();
+            }
+            log.close().unwrap();
+            let mut log = Log::open_with(dir, o()).unwrap();
+            // Half the fsyncs fail, dropping what they would have written.
+            fs.set_config(plan(0.5));
+            match log.truncate_from(5) {
+                Ok(()) => continue,
+                Err(Error::Io { .. }) => assert!(log.is_poisoned()),
+                Err(e) => panic!("{e}"),
+            }
+            drop(log);
+            assert!(fs.contents(&dir.join("log.resync")).is_some(), "seed {seed}: the failed fsync left no marker");
+            fs.set_config(plan(0.0));
+            // The same boot: the page cache still shows what the disk never
+            // got, and hides what it still has.
+            let mut log = Log::open_with(dir, o()).unwrap();
+            assert!(fs.contents(&dir.join("log.resync")).is_none(), "the marker outlived the resync");
+            if log.recovery_report().resynced.iter().any(|f| f.ends_with(".log")) {
+                segments_rewritten += 1;
+            }
+            let n = log.next_offset();
+            assert!(n == 5 || n == 8, "{n} records");
+            log.append(Entry::new(b"after")).unwrap();
+            log.sync().unwrap();
+            drop(log);
+            fs.crash_with(policy);
+            let log = Log::open_with(dir, o()).unwrap();
+            assert_eq!(log.next_offset(), n + 1, "seed {seed}, {policy:?}");
+            let recs: Vec<_> = log.iter(..).collect::<Result<_, _>>().unwrap();
+            assert_eq!(recs.len() as u64, n + 1);
+            assert_eq!(recs.last().unwrap().value, b"after");
+        }
+    }
+    assert!(segments_rewritten > 10, "only {segments_rewritten} cases failed the segment's fsync");
+}

@@ -22,10 +22,17 @@ pub enum FileKind {
     CompactionManifest,
     /// `log.lock`: the lock file a read-write open holds (empty).
     Lock,
+    /// `log.resync`: an fsync of the log's files failed in an earlier
+    /// process; the next read-write open rewrites the log's files from
+    /// what it reads before trusting them (lists the files, one per line).
+    ResyncMarker,
 }
 
 /// Name of the lock file every read-write open holds an exclusive lock on.
 pub const LOCK_FILE_NAME: &str = "log.lock";
+
+/// Name of the marker a failed fsync leaves ([`FileKind::ResyncMarker`]).
+pub const RESYNC_FILE_NAME: &str = "log.resync";
 
 /// Segment file name for a base offset.
 pub fn segment_file_name(base: u64) -> String {
@@ -58,6 +65,9 @@ pub fn parse_file_name(name: &str) -> Option<FileKind> {
     }
     if name == LOCK_FILE_NAME {
         return Some(FileKind::Lock);
+    }
+    if name == RESYNC_FILE_NAME {
+        return Some(FileKind::ResyncMarker);
     }
     let (stem, ext) = name.split_once('.')?;
     if stem.len() != 20 || !stem.bytes().all(|c| c.is_ascii_digit()) {

@@ -135,6 +135,7 @@ fn manifest_round_trips_and_rejects_damage() {
     assert_eq!(parse_file_name("00000000000000000010.log.compacted"), Some(FileKind::Compacted(10)));
     assert_eq!(parse_file_name("log.compaction"), Some(FileKind::CompactionManifest));
     assert_eq!(parse_file_name("log.lock"), Some(FileKind::Lock));
+    assert_eq!(parse_file_name("log.resync"), Some(FileKind::ResyncMarker));
 }
 
 /// A metadata file as builds before version 3 wrote it: version 1 (no

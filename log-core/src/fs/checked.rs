@@ -26,6 +26,16 @@
 //!
 //! Reads are never refused.
 //!
+//! **A failed fsync leaves a marker.** After a failed fsync (of a file or
+//! the directory) the page cache may show this boot's later opens data the
+//! disk never got, and hide data it still has (Linux marks the dropped
+//! pages clean; a dropped cut or directory entry stays in the cache). So a
+//! failed fsync of one of the log's own files also appends the file's name
+//! to `log.resync` in the log directory (written, never fsynced: only this
+//! boot's cache needs it), and the next read-write open rewrites the log's
+//! files from what it reads before trusting them (`recovery/mod.rs`,
+//! `resync`).
+//!
 //! **The directory fsync an open owes.** An open of an existing log does not
 //! fsync its directory up front (on a VM a clean directory fsync still
 //! costs a disk cache flush, 1–40 ms): it marks the fsync as owed
@@ -68,6 +78,28 @@ pub(crate) struct DirDebt {
 }
 
 impl DirDebt {
+    /// Notes a failed fsync of `path` (a file of the log, or its
+    /// directory) in the resync marker (module docs). Best effort: if even
+    /// that write fails, the error the caller returns already poisons the
+    /// log, and a warning says what a reopen in this boot may trust.
+    fn failed_fsync(&self, path: &Path) {
+        let marker = self.dir.join(crate::format::RESYNC_FILE_NAME);
+        let line = format!("{}\n", path.file_name().map_or_else(|| ".".into(), |n| n.to_string_lossy()));
+        let res = (|| -> io::Result<()> {
+            let file = match self.fs.open(&marker, OpenMode::CreateNew) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => self.fs.open(&marker, OpenMode::ReadWrite)?,
+                other => other?,
+            };
+            super::write_all_at(&*file, line.as_bytes(), file.len()?)
+        })();
+        if let Err(e) = res {
+            tracing::warn!(
+                marker = %marker.display(), error = %e,
+                "an fsync failed and the resync marker could not be written: reboot before reopening this log"
+            );
+        }
+    }
+
     /// Owes a fsync of the directory: the next mutation pays it first.
     pub(crate) fn owe(&self) {
         self.owed.store(true, Ordering::SeqCst);
@@ -77,17 +109,18 @@ impl DirDebt {
     /// caller's error names the file it was about to change).
     fn pay(&self) -> io::Result<()> {
         if self.owed.load(Ordering::SeqCst) {
-            checked(&self.failure, "fsyncing the directory", &self.dir, || self.fs.sync_dir(&self.dir)).map_err(
-                |e| {
-                    io::Error::new(
-                        e.kind(),
-                        format!(
-                            "the fsync of the log directory `{}` owed since the open, due before this change, failed: {e}",
-                            self.dir.display()
-                        ),
-                    )
-                },
-            )?;
+            checked(&self.failure, "fsyncing the directory", &self.dir, || {
+                self.fs.sync_dir(&self.dir).inspect_err(|_| self.failed_fsync(&self.dir))
+            })
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "the fsync of the log directory `{}` owed since the open, due before this change, failed: {e}",
+                        self.dir.display()
+                    ),
+                )
+            })?;
             self.owed.store(false, Ordering::SeqCst);
         }
         Ok(())
@@ -187,7 +220,9 @@ impl FileSystem for CheckedFs {
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         if path == self.debt.dir {
             // This fsync is the one owed.
-            checked(&self.failure, "fsyncing the directory", path, || self.inner.sync_dir(path))?;
+            checked(&self.failure, "fsyncing the directory", path, || {
+                self.inner.sync_dir(path).inspect_err(|_| self.debt.failed_fsync(path))
+            })?;
             self.debt.owed.store(false, Ordering::SeqCst);
             return Ok(());
         }
@@ -243,6 +278,12 @@ impl FileHandle for CheckedFile {
     }
 
     fn sync(&self) -> io::Result<()> {
-        self.mutate("fsyncing", || self.inner.sync())
+        self.mutate("fsyncing", || {
+            self.inner.sync().inspect_err(|e| {
+                if e.kind() != io::ErrorKind::StorageFull && !is_derived(&self.path) {
+                    self.debt.failed_fsync(&self.path);
+                }
+            })
+        })
     }
 }

@@ -47,7 +47,14 @@ pub(crate) fn open(dir: &Path, mut opts: Options) -> Result<Log> {
     (opts.fs, fs_failure, dir_debt) = CheckedFs::wrap(opts.fs, dir);
     let _span = info_span!("open", dir = %dir.display(), read_only = opts.read_only).entered();
     let mut report = RecoveryReport::default();
-    let (lock, names) = list_and_lock(&*opts.fs, dir, opts.read_only, &mut report)?;
+    let (lock, mut names) = list_and_lock(&*opts.fs, dir, opts.read_only, &mut report)?;
+    if !opts.read_only && names.iter().any(|n| n == format::RESYNC_FILE_NAME) {
+        // The directory's own fsync comes first (owed, paid by the first
+        // rewrite), then the files; the listing is taken again after.
+        dir_debt.owe();
+        resync(&*opts.fs, dir, &names, &mut report)?;
+        names = opts.fs.read_dir(dir).map_err(|e| Error::io("listing the log directory", dir, e))?;
+    }
     let mut listing = Listing::classify(names, &mut report);
     let new_log = report.created || listing.holds_nothing();
     if !opts.read_only && !new_log {
@@ -139,6 +146,84 @@ fn list_and_lock(fs: &dyn FileSystem, dir: &Path, read_only: bool, report: &mut 
     Ok((Some(lock), names))
 }
 
+/// Phase 1b, after an fsync failed in an earlier process (`log.resync`,
+/// `fs/checked.rs`): in this boot the page cache may show data the disk
+/// never got, and hide data it still has (a dropped cut, a dropped
+/// directory entry), so nothing read may be built on as it stands. The
+/// files whose fsync failed — every file the log relies on (segments,
+/// `log.meta`, a compaction's manifest and outputs) if the directory's
+/// fsync failed — are rewritten from what this open reads: a temporary,
+/// fsynced, renamed over the file; then the directory is fsynced and the
+/// marker removed (and the directory fsynced again). From then on the
+/// disk holds what recovery reads. Temporaries named in the marker are
+/// leftovers (removed later as usual); index files are checked against
+/// their segment and rebuilt when they do not match. A failure here fails
+/// the open (the marker stays, so the next open starts over).
+fn resync(fs: &dyn FileSystem, dir: &Path, names: &[String], report: &mut RecoveryReport) -> Result<()> {
+    let _span = info_span!("resync").entered();
+    let marker = dir.join(format::RESYNC_FILE_NAME);
+    let listed = read_marker(fs, &marker)?;
+    let whole_dir = listed.iter().any(|n| parse_file_name(n).is_none());
+    for name in names {
+        let relied_on = matches!(
+            parse_file_name(name),
+            Some(FileKind::Segment(_) | FileKind::Meta | FileKind::CompactionManifest | FileKind::Compacted(_))
+        );
+        if relied_on && (whole_dir || listed.contains(name)) {
+            rewrite_file(fs, dir, name)?;
+            report.resynced.push(name.clone());
+        }
+    }
+    fs.sync_dir(dir).map_err(|e| Error::io("syncing the log directory", dir, e))?;
+    fs.remove_file(&marker).map_err(|e| Error::io("removing", &marker, e))?;
+    fs.sync_dir(dir).map_err(|e| Error::io("syncing the log directory", dir, e))?;
+    warn!(
+        files = report.resynced.len(),
+        whole_dir, "rewrote the log's files after an fsync that failed in an earlier process"
+    );
+    Ok(())
+}
+
+/// The names a resync marker lists (a torn last line is kept: a name it
+/// does not match rewrites the whole directory, the safe side).
+fn read_marker(fs: &dyn FileSystem, marker: &Path) -> Result<Vec<String>> {
+    let file = fs.open(marker, OpenMode::Read).map_err(io_err("opening", marker))?;
+    let len = file.len().map_err(io_err("reading", marker))?;
+    let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0).min(1 << 20)];
+    read_full_at(&*file, &mut buf, 0).map_err(io_err("reading", marker))?;
+    Ok(String::from_utf8_lossy(&buf).lines().filter(|l| !l.is_empty()).map(str::to_string).collect())
+}
+
+/// An error of `op` on `path`, for `map_err`.
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
+    move |e| Error::io(op, path, e)
+}
+
+/// Rewrites `dir/name` from what this process reads of it: copied to
+/// `name.tmp` (an earlier one removed), fsynced, renamed over it.
+fn rewrite_file(fs: &dyn FileSystem, dir: &Path, name: &str) -> Result<()> {
+    const CHUNK: usize = 1 << 20;
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let src = fs.open(&path, OpenMode::Read).map_err(io_err("opening", &path))?;
+    let len = src.len().map_err(io_err("reading", &path))?;
+    if fs.exists(&tmp).map_err(io_err("checking", &tmp))? {
+        fs.remove_file(&tmp).map_err(io_err("removing", &tmp))?;
+    }
+    let dst = fs.open(&tmp, OpenMode::CreateNew).map_err(io_err("creating", &tmp))?;
+    let mut buf = vec![0u8; CHUNK.min(usize::try_from(len).unwrap_or(CHUNK))];
+    let mut pos = 0;
+    while pos < len {
+        let n = buf.len().min(usize::try_from(len - pos).unwrap_or(CHUNK));
+        let chunk = buf.get_mut(..n).unwrap_or_default();
+        read_full_at(&*src, chunk, pos).map_err(io_err("reading", &path))?;
+        crate::fs::write_all_at(&*dst, chunk, pos).map_err(io_err("writing", &tmp))?;
+        pos += n as u64;
+    }
+    dst.sync().map_err(io_err("fsyncing", &tmp))?;
+    fs.rename(&tmp, &path).map_err(io_err("renaming to", &path))
+}
+
 /// The directory's names, by what the log makes of them.
 #[derive(Debug, Default)]
 struct Listing {
@@ -161,7 +246,7 @@ impl Listing {
                 Some(FileKind::Segment(b)) => l.bases.push(b),
                 Some(FileKind::OffsetIndex(b) | FileKind::TimeIndex(b)) => l.index_bases.push((b, name)),
                 Some(FileKind::Temporary) => l.temporaries.push(name),
-                Some(FileKind::Lock) => {}
+                Some(FileKind::Lock | FileKind::ResyncMarker) => {}
                 None => report.unknown_files.push(name),
             }
         }

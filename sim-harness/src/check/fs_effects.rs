@@ -88,9 +88,14 @@ pub(crate) fn second_writer_refused(fs: &SimFs, options: Options) -> Result<(), 
     Ok(())
 }
 
-/// Whether a lost file only held derived data (an index) or a leftover (a
-/// temporary): its loss must go unnoticed and lose nothing.
+/// Whether a lost file only held derived data (an index), a leftover (a
+/// temporary) or the resync marker (which only this boot's page cache
+/// needs, and a crash is a reboot): its loss must go unnoticed and lose
+/// nothing.
 fn derived_or_temporary(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    name.ends_with(".index") || name.ends_with(".timeindex") || name.ends_with(".tmp")
+    name.ends_with(".index")
+        || name.ends_with(".timeindex")
+        || name.ends_with(".tmp")
+        || name == log_core::inspect::RESYNC_FILE_NAME
 }
