@@ -277,7 +277,11 @@ impl GWorld {
         }
     }
 
-    fn on_read(&mut self, vis: Visibility, from: u64, res: Result<Vec<Record>, Error>) {
+    /// A reader's `read_range(from.., vis)`; `end_now` is the end of what
+    /// `vis` shows, looked at right after the read: no record at or past it
+    /// may have been returned (for `Durable`, the durable offset: a durable
+    /// read is checked when it happens, not only after a later crash).
+    fn on_read(&mut self, vis: Visibility, from: u64, res: Result<Vec<Record>, Error>, end_now: u64) {
         self.note(
             || format!("read {vis:?} from {from} -> {:?}", res.as_ref().map(Vec::len)),
             Event::GroupRead,
@@ -289,6 +293,15 @@ impl GWorld {
                     && first.offset < from
                 {
                     self.fail(format!("read_range({from}) started at {}", first.offset));
+                    return;
+                }
+                if let Some(last) = recs.last()
+                    && last.offset >= end_now
+                {
+                    self.fail(format!(
+                        "a {vis:?} read returned offset {}, but the {vis:?} end was {end_now}",
+                        last.offset
+                    ));
                     return;
                 }
                 let Some(pairs) = self.check_run("a reader", &recs) else { return };
@@ -603,7 +616,9 @@ fn spawn_boot(world: &Shared, node: &madsim::runtime::NodeHandle, committer: log
                     (shared, vis, from)
                 };
                 let res = shared.read_range(from, from + 16, vis, 64 << 10);
-                lock(&w).on_read(vis, from, res);
+                // No task runs between the read and this look (no await).
+                let end_now = shared.end(vis);
+                lock(&w).on_read(vis, from, res, end_now);
                 // Sometimes tail the log: wait for the next durable record.
                 let tail = lock(&w).rng.random_bool(0.2);
                 if tail {

@@ -82,6 +82,8 @@ pub enum Mark {
     TimeLookupAtStoredTimestamp,
     /// "liveness after faults"
     LivenessAfterFaults,
+    /// "read-only open checked and changed nothing"
+    ReadOnlyOpenChangedNothing,
     /// "poisoned log reopened in the same boot"
     ReopenedPoisonedLogSameBoot,
     /// "files rewritten at open after a failed fsync"
@@ -172,6 +174,7 @@ impl Mark {
         Mark::RetentionDeletedSegments,
         Mark::TimeLookupAtStoredTimestamp,
         Mark::LivenessAfterFaults,
+        Mark::ReadOnlyOpenChangedNothing,
         Mark::ReopenedPoisonedLogSameBoot,
         Mark::ResyncedAfterFailedFsync,
         Mark::PowerCutMidWrite,
@@ -238,6 +241,7 @@ impl Mark {
             Mark::RetentionDeletedSegments => "retention deleted segments",
             Mark::TimeLookupAtStoredTimestamp => "time lookup at a stored timestamp",
             Mark::LivenessAfterFaults => "liveness after faults",
+            Mark::ReadOnlyOpenChangedNothing => "read-only open checked and changed nothing",
             Mark::ReopenedPoisonedLogSameBoot => "poisoned log reopened in the same boot",
             Mark::ResyncedAfterFailedFsync => "files rewritten at open after a failed fsync",
             Mark::PowerCutMidWrite => "power cut mid-write (append/sync/roll)",

@@ -74,6 +74,7 @@ impl World {
             self.mark(Mark::LostDirectoryEntry);
         }
         self.absorb_faults();
+        self.check_read_only_open("after a crash, before recovery", None);
         self.recover(true);
     }
 
@@ -313,6 +314,8 @@ impl World {
         }
         self.check_second_writer();
         self.log = Some(log);
+        let writer_len = self.log.as_ref().map(Log::next_offset);
+        self.check_read_only_open("beside the writer, after recovery", writer_len);
     }
 }
 

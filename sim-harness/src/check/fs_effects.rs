@@ -7,12 +7,18 @@
 //! detection (corruption may be reported, never wrong bytes returned);
 //! with every file gone the directory is a new log.
 //!
-//! Does not verify: read-only opens beside the writer (only that they are
-//! not refused, through `second_writer_refused`'s caller).
+//! Read-only opens: after every recovery, beside the writer, and after
+//! every crash, before recovery, a read-only open must change no byte and
+//! no directory entry (disk and cache), hold a length the model allows
+//! (between what was durable and what was accepted) and yield the model's
+//! records, byte for byte, from its first offset.
+//!
+//! Does not verify: a read-only open while an op of the writer is half
+//! done (ops run whole between two looks).
 
 use std::path::Path;
 
-use log_core::{Error, Log, Options};
+use log_core::{Error, Log, Options, Record};
 use sim_fs::{FaultKind, Hit, SimFs};
 
 use crate::marks::Mark;
@@ -58,6 +64,64 @@ impl World {
                     self.model.widen_window();
                 }
             }
+        }
+    }
+
+    /// A read-only open (`what` says when): changes nothing on the disk,
+    /// and shows a length and records the model allows — every record; or,
+    /// beside a writer that just recovered (and read every record) to
+    /// `writer_len`, exactly that length and its last 16 records. Takes no
+    /// randomness from the world.
+    pub(crate) fn check_read_only_open(&mut self, what: &str, writer_len: Option<u64>) {
+        if self.stopped() {
+            return;
+        }
+        let before = self.fs.state_hash();
+        let res = Log::open_with(Path::new(LOG_DIR), Options { read_only: true, ..self.options() });
+        let seen = self.rec.faults_seen();
+        self.absorb_faults();
+        let ro = match res {
+            Ok(ro) => ro,
+            Err(e @ (Error::Corruption { .. } | Error::Io { .. })) if self.model.detect_mode => {
+                self.mark_detected(&e, Mark::CorruptionDetectedAtOpen);
+                return;
+            }
+            // An empty directory (every file lost, or nothing written yet).
+            Err(Error::NoLog { .. } | Error::NotALogDirectory { .. }) if self.model.accepted.is_empty() => return,
+            Err(e) => {
+                self.fail(format!("{what}: a read-only open failed: {e}"));
+                return;
+            }
+        };
+        let (first, n) = (ro.first_offset(), ro.next_offset());
+        // A restart whose intent became durable before the crash shows an
+        // empty log at its offset (recovery takes it in).
+        if self.model.maybe_restart.is_some_and(|at| at == first && at == n) {
+            return;
+        }
+        if let Some(len) = writer_len
+            && n != len
+        {
+            self.fail(format!("{what}: a read-only open shows {n} records, the writer {len}"));
+            return;
+        }
+        if let Err(m) = self.model.check_recovered_len(n as usize) {
+            self.fail(format!("{what}: a read-only open shows {n} records: {m}"));
+            return;
+        }
+        let from = if writer_len.is_some() { n.saturating_sub(16).max(first) } else { first };
+        let items: Vec<Result<Record, Error>> = ro.iter(from..).collect();
+        drop(ro);
+        if !self.check_records(&format!("{what}: a read-only open"), items, from, n) {
+            return;
+        }
+        if self.fs.state_hash() != before {
+            self.fail(format!("{what}: a read-only open changed the filesystem"));
+            return;
+        }
+        // A read may meet a media fault; a clean look is the mark.
+        if self.fs.faults_since(seen).is_empty() {
+            self.mark(Mark::ReadOnlyOpenChangedNothing);
         }
     }
 
