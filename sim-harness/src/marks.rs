@@ -82,6 +82,8 @@ pub enum Mark {
     TimeLookupAtStoredTimestamp,
     /// "liveness after faults"
     LivenessAfterFaults,
+    /// "retention checked against its rule"
+    RetentionCheckedAgainstItsRule,
     /// "read-only open checked and changed nothing"
     ReadOnlyOpenChangedNothing,
     /// "poisoned log reopened in the same boot"
@@ -174,6 +176,7 @@ impl Mark {
         Mark::RetentionDeletedSegments,
         Mark::TimeLookupAtStoredTimestamp,
         Mark::LivenessAfterFaults,
+        Mark::RetentionCheckedAgainstItsRule,
         Mark::ReadOnlyOpenChangedNothing,
         Mark::ReopenedPoisonedLogSameBoot,
         Mark::ResyncedAfterFailedFsync,
@@ -241,6 +244,7 @@ impl Mark {
             Mark::RetentionDeletedSegments => "retention deleted segments",
             Mark::TimeLookupAtStoredTimestamp => "time lookup at a stored timestamp",
             Mark::LivenessAfterFaults => "liveness after faults",
+            Mark::RetentionCheckedAgainstItsRule => "retention checked against its rule",
             Mark::ReadOnlyOpenChangedNothing => "read-only open checked and changed nothing",
             Mark::ReopenedPoisonedLogSameBoot => "poisoned log reopened in the same boot",
             Mark::ResyncedAfterFailedFsync => "files rewritten at open after a failed fsync",

@@ -195,6 +195,10 @@ impl World {
             (Some(k), None) => self.pending_cut = Some(k),
             (None, _) => {}
         }
+        let retention = match op {
+            Op::Append { .. } | Op::Roll => self.retention_snapshot(),
+            _ => None,
+        };
         match op {
             Op::Append { n } => self.op_append(client, n),
             Op::Sync => self.op_sync(client),
@@ -213,6 +217,11 @@ impl World {
             Op::PowerCut { at } => self.cut_next = Some(u64::from(at)),
         }
         self.pending_cut = None;
+        if let Some((first, before)) = retention
+            && !self.fs.is_powered_off()
+        {
+            self.check_retention(first, &before);
+        }
         if let (Some(_), Some(mark)) = (cut, cut_mark) {
             self.after_power_cut(mark);
         }

@@ -9,6 +9,8 @@
 //!   `offset_for_timestamp`) against the model.
 //! - `fs_effects`: a refused second writer changes nothing; lost derived
 //!   files lose nothing; media faults are detected, never returned.
+//! - `retention`: retention deletes whole segments, only those over the
+//!   byte budget or past the age limit, and runs to completion.
 //! - `liveness`: progress once faults stop.
 
 mod content;
@@ -16,3 +18,4 @@ mod durability;
 pub(crate) mod fs_effects;
 mod liveness;
 mod read_api;
+mod retention;
