@@ -82,6 +82,14 @@ pub enum Mark {
     TimeLookupAtStoredTimestamp,
     /// "liveness after faults"
     LivenessAfterFaults,
+    /// "media fault aimed at a segment header"
+    AimedAtHeader,
+    /// "media fault aimed at a frame length"
+    AimedAtFrameLength,
+    /// "media fault aimed at a commit marker"
+    AimedAtCommitMarker,
+    /// "media fault aimed at a footer or trailer"
+    AimedAtFooterOrTrailer,
     /// "retention checked against its rule"
     RetentionCheckedAgainstItsRule,
     /// "read-only open checked and changed nothing"
@@ -176,6 +184,10 @@ impl Mark {
         Mark::RetentionDeletedSegments,
         Mark::TimeLookupAtStoredTimestamp,
         Mark::LivenessAfterFaults,
+        Mark::AimedAtHeader,
+        Mark::AimedAtFrameLength,
+        Mark::AimedAtCommitMarker,
+        Mark::AimedAtFooterOrTrailer,
         Mark::RetentionCheckedAgainstItsRule,
         Mark::ReadOnlyOpenChangedNothing,
         Mark::ReopenedPoisonedLogSameBoot,
@@ -244,6 +256,10 @@ impl Mark {
             Mark::RetentionDeletedSegments => "retention deleted segments",
             Mark::TimeLookupAtStoredTimestamp => "time lookup at a stored timestamp",
             Mark::LivenessAfterFaults => "liveness after faults",
+            Mark::AimedAtHeader => "media fault aimed at a segment header",
+            Mark::AimedAtFrameLength => "media fault aimed at a frame length",
+            Mark::AimedAtCommitMarker => "media fault aimed at a commit marker",
+            Mark::AimedAtFooterOrTrailer => "media fault aimed at a footer or trailer",
             Mark::RetentionCheckedAgainstItsRule => "retention checked against its rule",
             Mark::ReadOnlyOpenChangedNothing => "read-only open checked and changed nothing",
             Mark::ReopenedPoisonedLogSameBoot => "poisoned log reopened in the same boot",

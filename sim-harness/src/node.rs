@@ -73,6 +73,9 @@ impl World {
         if files_before.iter().any(|f| !files_after.contains(f)) {
             self.mark(Mark::LostDirectoryEntry);
         }
+        if self.node.is_some() {
+            self.aimed_media_fault();
+        }
         self.absorb_faults();
         self.check_read_only_open("after a crash, before recovery", None);
         self.recover(true);

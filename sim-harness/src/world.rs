@@ -62,6 +62,9 @@ pub(crate) struct World {
     pub(crate) pending_cut: Option<u64>,
     /// Power failures so far (every kind).
     pub(crate) power_failures: u64,
+    /// Draws media faults aimed at structure (`check/aimed.rs`; a stream
+    /// of its own).
+    pub(crate) aim_rng: ChaCha8Rng,
 }
 
 /// Ops meeting one kind of fault that may draw a follow-up, per boot.
@@ -134,6 +137,7 @@ impl World {
             cut_next: None,
             pending_cut: None,
             power_failures: 0,
+            aim_rng: ChaCha8Rng::seed_from_u64(scn_seed ^ 0xA1_3ED0),
         }
     }
 

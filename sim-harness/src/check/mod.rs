@@ -12,7 +12,11 @@
 //! - `retention`: retention deletes whole segments, only those over the
 //!   byte budget or past the age limit, and runs to completion.
 //! - `liveness`: progress once faults stop.
+//!
+//! `aimed` is not a checker but a fault: media faults aimed at the
+//! structure of a segment (header, frame lengths, markers).
 
+mod aimed;
 mod content;
 mod durability;
 pub(crate) mod fs_effects;

@@ -1,0 +1,84 @@
+//! Media faults aimed at structure. sim-fs's media faults flip random bits
+//! of durable data and break random sectors, so they mostly land in record
+//! values; the bytes the log's recovery decisions rest on are few. After a
+//! crash (before recovery), seeds with media faults sometimes flip one bit
+//! of a durable segment's structure instead, the target chosen from what
+//! the segment holds: its header, a frame's length field, a commit marker,
+//! or a footer or clean-close trailer. The model then expects detection
+//! (`detect_mode`): corruption may be reported, never wrong bytes returned.
+
+use log_core::inspect::{Frame, HEADER_LEN, MarkerKind, decode_frame};
+use rand::RngExt;
+
+use crate::marks::Mark;
+use crate::node::fs_listing;
+use crate::run::LOG_DIR;
+use crate::world::World;
+
+/// A structural target in a segment file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Header,
+    FrameLength,
+    CommitMarker,
+    FooterOrTrailer,
+}
+
+impl World {
+    /// Sometimes (seeds with media faults, from their own stream) flips one
+    /// bit of a durable segment's structure.
+    pub(crate) fn aimed_media_fault(&mut self) {
+        let c = self.fs.config();
+        if c.p_bitflip_at_crash <= 0.0 && c.p_bad_sector_at_crash <= 0.0 {
+            return;
+        }
+        if !self.aim_rng.random_bool(0.5) {
+            return;
+        }
+        let segments: Vec<String> = fs_listing(&self.fs).into_iter().filter(|n| n.ends_with(".log")).collect();
+        if segments.is_empty() {
+            return;
+        }
+        let name = segments.get(self.aim_rng.random_range(0..segments.len())).cloned().unwrap_or_default();
+        let path = std::path::Path::new(LOG_DIR).join(&name);
+        let Some(bytes) = self.fs.durable_contents(&path) else { return };
+        let targets = targets(&bytes);
+        if targets.is_empty() {
+            return;
+        }
+        let (target, start, len) =
+            targets.get(self.aim_rng.random_range(0..targets.len())).copied().unwrap_or((Target::Header, 0, 1));
+        let pos = start + self.aim_rng.random_range(0..len.max(1));
+        let bit = self.aim_rng.random_range(0..8u8);
+        if self.fs.flip_bit(&path, pos, bit) {
+            self.mark(match target {
+                Target::Header => Mark::AimedAtHeader,
+                Target::FrameLength => Mark::AimedAtFrameLength,
+                Target::CommitMarker => Mark::AimedAtCommitMarker,
+                Target::FooterOrTrailer => Mark::AimedAtFooterOrTrailer,
+            });
+        }
+    }
+}
+
+/// The structure of a segment's durable bytes, as (target, start, length):
+/// the header, each frame's length field, each marker frame whole.
+fn targets(bytes: &[u8]) -> Vec<(Target, u64, u64)> {
+    let mut out = Vec::new();
+    let header = HEADER_LEN as usize;
+    if bytes.len() < header {
+        return out;
+    }
+    out.push((Target::Header, 0, header as u64));
+    let mut pos = header;
+    while let Some(rest) = bytes.get(pos..) {
+        let Ok((frame, len)) = decode_frame(rest) else { break };
+        out.push((Target::FrameLength, pos as u64 + 4, 4));
+        if let Frame::Marker(m) = frame {
+            let t = if m.kind == MarkerKind::Commit { Target::CommitMarker } else { Target::FooterOrTrailer };
+            out.push((t, pos as u64, len as u64));
+        }
+        pos += len;
+    }
+    out
+}
