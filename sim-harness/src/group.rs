@@ -20,20 +20,19 @@
 //! - a clean shutdown resolves every queued append, and loses nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use log_core::{CommitPhase, Error, GroupConfig, Log, Options, OwnedEntry, Record, SharedLog, Visibility};
+use log_core::{CommitPhase, Error, GroupConfig, Options, OwnedEntry, Record, SharedLog, Visibility};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sim_fs::plugin::SimFsPlugin;
-use sim_fs::{FaultConfig, FaultKind, SimFs};
+use sim_fs::{FaultConfig, SimFs};
 
 use crate::marks::Mark;
-use crate::node::{free_space_if_full, fs_listing};
-use crate::record::{Recorder, fails_calls};
-use crate::run::{LOG_DIR, Outcome, SimClock, sim_time_limit};
+use crate::node::fs_listing;
+use crate::record::Recorder;
+use crate::run::{Outcome, SimClock, sim_time_limit};
 use crate::scenario::{GroupParams, Params, Scenario, value_bytes};
 use crate::trace::Event;
 
@@ -331,24 +330,7 @@ impl GWorld {
     /// Opens the log after a (re)start, checks it and wraps it in a fresh
     /// shared handle (whose committer the caller spawns).
     fn recover(&mut self) -> Option<log_core::Committer> {
-        let mut res = Log::open_with(Path::new(LOG_DIR), self.options());
-        for _ in 0..20 {
-            let before = self.rec.faults_seen();
-            self.absorb_faults();
-            let new = self.fs.faults_since(before);
-            let injected = new.iter().any(|f| fails_calls(&f.kind));
-            match &res {
-                Err(Error::Io { .. } | Error::DiskFull { .. }) if injected => {
-                    if new.iter().any(|f| f.kind == FaultKind::SyncEio) {
-                        self.fs.crash();
-                    }
-                    free_space_if_full(&self.fs, &new, &mut self.rec.marks);
-                    self.note(|| "open failed on an injected fault, retrying".into(), Event::GroupOpen, &[2]);
-                    res = Log::open_with(Path::new(LOG_DIR), self.options());
-                }
-                _ => break,
-            }
-        }
+        let res = crate::node::open_retrying(self);
         self.absorb_faults();
         let log = match res {
             Ok(log) => log,
@@ -437,6 +419,22 @@ impl GWorld {
                 None
             }
         }
+    }
+}
+
+impl crate::node::Node for GWorld {
+    const OPEN_EVENT: Event = Event::GroupOpen;
+    fn disk(&self) -> &SimFs {
+        &self.fs
+    }
+    fn recorder(&mut self) -> &mut Recorder {
+        &mut self.rec
+    }
+    fn open_options(&self) -> Options {
+        self.options()
+    }
+    fn take_in_faults(&mut self) {
+        self.absorb_faults();
     }
 }
 

@@ -6,14 +6,14 @@
 
 use std::path::{Path, PathBuf};
 
-use log_core::{Error, Log};
+use log_core::{Error, Log, Options};
 use sim_fs::plugin::SimFsPlugin;
 use sim_fs::{CrashPolicy, FaultConfig, FaultKind, SimFs};
 
 use crate::marks::Mark;
 use crate::model::Marks;
 use crate::op::FaultStep;
-use crate::record::fails_calls;
+use crate::record::{Recorder, fails_calls};
 use crate::run::LOG_DIR;
 use crate::trace::Event;
 use crate::world::World;
@@ -202,53 +202,9 @@ impl World {
         self.fs.set_config(c);
     }
 
-    pub(crate) fn free_space_if_full(&mut self, faults: &[sim_fs::FaultRecord]) {
-        free_space_if_full(&self.fs, faults, &mut self.rec.marks);
-    }
-
-    /// Opens the log read-write. An open that fails because sim-fs injected
-    /// an I/O error (or a full disk) is retried, as an operator would; one
-    /// that fails without such a fault is returned, for the caller to judge
-    /// (a bug, unless it expects detected corruption).
+    /// Opens the log read-write, retrying injected faults ([`open_retrying`]).
     pub(crate) fn open_retrying(&mut self) -> Result<Log, Error> {
-        let mut res = Log::open_with(Path::new(LOG_DIR), self.options());
-        for _ in 0..20 {
-            let before = self.rec.faults_seen();
-            self.absorb_faults();
-            let new_faults = self.fs.faults_since(before);
-            let injected_eio = new_faults.iter().any(|f| fails_calls(&f.kind));
-            // After a failed fsync the page cache holds data the disk will
-            // never get: retrying in the same boot would read it back. The
-            // operator's retry is a reboot (the cache is dropped).
-            let fsync_failed = new_faults.iter().any(|f| f.kind == FaultKind::SyncEio);
-            // The power failed during the recovery (a cut drawn for this
-            // open): the machine boots again and the open starts over.
-            if self.fs.is_powered_off() {
-                self.fs.power_on();
-                self.mark(Mark::PowerCutDuringRecovery);
-                self.crashed();
-                self.note(|| format!("CRASH during recovery: {:?}", res.as_ref().err()), Event::Crash, &[2]);
-                res = Log::open_with(Path::new(LOG_DIR), self.options());
-                continue;
-            }
-            match &res {
-                Err(Error::Io { .. } | Error::DiskFull { .. }) if injected_eio => {
-                    self.note(
-                        || format!("open failed on an injected fault, retrying: {:?}", res.as_ref().err()),
-                        Event::Open,
-                        &[2],
-                    );
-                    if fsync_failed {
-                        self.fs.crash();
-                        self.mark(Mark::RebootAfterFsyncEioAtOpen);
-                    }
-                    self.free_space_if_full(&new_faults);
-                    res = Log::open_with(Path::new(LOG_DIR), self.options());
-                }
-                _ => break,
-            }
-        }
-        res
+        open_retrying(self)
     }
 
     /// Opens the log after a (re)start and checks what it recovered.
@@ -320,6 +276,89 @@ impl World {
         let writer_len = self.log.as_ref().map(Log::next_offset);
         self.check_read_only_open("beside the writer, after recovery", writer_len);
     }
+}
+
+/// What a world gives the lifecycle both worlds share (the single-handle
+/// [`World`] and the group-commit world): its disk, its recorder, its open
+/// options and its rules for injected faults.
+pub(crate) trait Node {
+    /// The trace event of this world's opens.
+    const OPEN_EVENT: Event;
+    /// The node's disk.
+    fn disk(&self) -> &SimFs;
+    /// The run's recorder.
+    fn recorder(&mut self) -> &mut Recorder;
+    /// The options of a read-write open.
+    fn open_options(&self) -> Options;
+    /// Takes in the faults sim-fs injected since the last look, by the
+    /// world's own rules.
+    fn take_in_faults(&mut self);
+    /// The power failed (and the node booted again).
+    fn power_failed(&mut self) {}
+}
+
+impl Node for World {
+    const OPEN_EVENT: Event = Event::Open;
+    fn disk(&self) -> &SimFs {
+        &self.fs
+    }
+    fn recorder(&mut self) -> &mut Recorder {
+        &mut self.rec
+    }
+    fn open_options(&self) -> Options {
+        self.options()
+    }
+    fn take_in_faults(&mut self) {
+        self.absorb_faults();
+    }
+    fn power_failed(&mut self) {
+        self.crashed();
+    }
+}
+
+/// Opens the log read-write, as an operator would after a (re)start: an
+/// open that fails because sim-fs injected an I/O error or a full disk is
+/// retried — after a reboot if an fsync failed (the page cache then holds
+/// data the disk will never get; the operator's retry is a reboot), after
+/// freeing space if the disk was full; a power cut during the open boots
+/// the machine again and starts over. An open that fails without such a
+/// fault is returned, for the caller to judge (a bug, unless it expects
+/// detected corruption).
+pub(crate) fn open_retrying<N: Node>(n: &mut N) -> Result<Log, Error> {
+    let mut res = Log::open_with(Path::new(LOG_DIR), n.open_options());
+    for _ in 0..20 {
+        let before = n.recorder().faults_seen();
+        n.take_in_faults();
+        let new_faults = n.disk().faults_since(before);
+        let injected_eio = new_faults.iter().any(|f| fails_calls(&f.kind));
+        let fsync_failed = new_faults.iter().any(|f| f.kind == FaultKind::SyncEio);
+        if n.disk().is_powered_off() {
+            n.disk().power_on();
+            n.recorder().mark(Mark::PowerCutDuringRecovery);
+            n.power_failed();
+            n.recorder().note(|| format!("CRASH during recovery: {:?}", res.as_ref().err()), Event::Crash, &[2]);
+            res = Log::open_with(Path::new(LOG_DIR), n.open_options());
+            continue;
+        }
+        match &res {
+            Err(Error::Io { .. } | Error::DiskFull { .. }) if injected_eio => {
+                n.recorder().note(
+                    || format!("open failed on an injected fault, retrying: {:?}", res.as_ref().err()),
+                    N::OPEN_EVENT,
+                    &[2],
+                );
+                if fsync_failed {
+                    n.disk().crash();
+                    n.recorder().mark(Mark::RebootAfterFsyncEioAtOpen);
+                }
+                let fs = n.disk().clone();
+                free_space_if_full(&fs, &new_faults, &mut n.recorder().marks);
+                res = Log::open_with(Path::new(LOG_DIR), n.open_options());
+            }
+            _ => break,
+        }
+    }
+    res
 }
 
 /// An open refused by a full disk (it must write to finish recovering): the
