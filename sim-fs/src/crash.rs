@@ -238,6 +238,32 @@ impl State {
         }
     }
 
+    /// The file `dir/name` disappears, entry and data (a media fault, or an
+    /// operator's mistake), recorded as `FileLost`. Returns whether it
+    /// existed.
+    pub(crate) fn lose_file(&mut self, dir: &std::path::Path, name: &str) -> bool {
+        let Some(&Node::File(ino)) = self.dirs.get(dir).and_then(|d| d.cached.get(name).or(d.durable.get(name))) else {
+            return false;
+        };
+        let len = self.inodes.get(&ino).map_or(0, |i| i.durable.len() as u64);
+        if let Some(d) = self.dirs.get_mut(dir) {
+            d.durable.remove(name);
+            d.cached.remove(name);
+            d.pending.retain(|op| match op {
+                crate::state::DirOp::Link(n, _) | crate::state::DirOp::Unlink(n) => n != name,
+                crate::state::DirOp::Rename(a, b) => a != name && b != name,
+            });
+        }
+        let still_linked =
+            self.dirs.values().any(|d| d.durable.values().chain(d.cached.values()).any(|n| *n == Node::File(ino)));
+        if !still_linked {
+            self.inodes.remove(&ino);
+        }
+        self.recount();
+        self.record(FaultRecord { kind: FaultKind::FileLost, path: dir.join(name), pos: 0, len, hit: Hit::Durable });
+        true
+    }
+
     /// One durable file, chosen uniformly among every directory's durable
     /// file entries, disappears: entry and data.
     fn lose_a_file(&mut self) {

@@ -274,6 +274,17 @@ impl SimFs {
         self.lock().powered_off
     }
 
+    /// The file at `path` disappears, entry and data, in the cached and
+    /// the durable view (recorded as a `FileLost` fault on durable data).
+    /// Returns whether it existed.
+    pub fn lose_file(&self, path: &Path) -> bool {
+        let path = normalize(path);
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+            return false;
+        };
+        self.lock().lose_file(dir, name)
+    }
+
     /// Power failure under an explicit policy.
     pub fn crash_with(&self, policy: CrashPolicy) {
         self.lock().crash(policy);

@@ -17,7 +17,8 @@ const OPS: u32 = 1000;
 #[test]
 fn a_campaign_passes_and_reaches_every_mark() {
     sim_harness::run::install_panic_hook();
-    let report = campaign(0..400, OPS, None, 2, &|_, _, _| {});
+    // The default campaign: 1,000 seeds of 1,000 ops.
+    let report = campaign(0..1000, OPS, None, 2, &|_, _, _| {});
     let _ = std::panic::take_hook();
     let failures: Vec<String> = report
         .failed
@@ -25,15 +26,14 @@ fn a_campaign_passes_and_reaches_every_mark() {
         .map(|o| format!("seed {}: {}", o.scenario.seed, o.failure.as_deref().unwrap_or("?")))
         .collect();
     assert!(failures.is_empty(), "{failures:#?}");
-    assert_eq!(report.passed, 400);
+    assert_eq!(report.passed, 1000);
     // A mark never hit is a blind spot of the workload or the fault plan.
-    // Two are known, both found when the marks became an enum (they were
-    // missing from the hand-kept list, so no summary could report them):
-    // `run --seeds 0..10000` hits "every file of the log lost" 3 times and
-    // "stale frame detected" never. Making them common is the swarm work of
-    // the simulator issue ("rare fault paths in more than 1 seed in 100");
-    // then this list goes.
-    const KNOWN_BLIND_SPOTS: [Mark; 2] = [Mark::StaleFrameDetected, Mark::EveryFileLost];
+    // One is known: "stale frame detected" (a record of an older epoch left
+    // at its offset by a lost write after a suffix truncation) needs a
+    // misdirected write to land on a truncated range; `run --seeds 0..2000`
+    // hits it twice, this range never. ("every file of the log lost" was
+    // the other; seeds that lose files now sometimes lose all of them.)
+    const KNOWN_BLIND_SPOTS: [Mark; 1] = [Mark::StaleFrameDetected];
     let missing: Vec<&str> = Mark::ALL
         .iter()
         .filter(|m| !KNOWN_BLIND_SPOTS.contains(m))

@@ -6,6 +6,7 @@
 //! the segment holds: its header, a frame's length field, a commit marker,
 //! or a footer or clean-close trailer. The model then expects detection
 //! (`detect_mode`): corruption may be reported, never wrong bytes returned.
+//! Seeds that lose files sometimes lose every file of the log at a crash.
 
 use log_core::inspect::{Frame, HEADER_LEN, MarkerKind, decode_frame};
 use rand::RngExt;
@@ -29,6 +30,15 @@ impl World {
     /// bit of a durable segment's structure.
     pub(crate) fn aimed_media_fault(&mut self) {
         let c = self.fs.config();
+        // Seeds that lose files sometimes lose all of them (a disk
+        // replaced, a directory wiped): the documented limit, where the
+        // directory opens as a new log.
+        if c.p_file_lost_at_crash > 0.0 && self.aim_rng.random_bool(0.05) {
+            for name in fs_listing(&self.fs) {
+                self.fs.lose_file(&std::path::Path::new(LOG_DIR).join(name));
+            }
+            return;
+        }
         if c.p_bitflip_at_crash <= 0.0 && c.p_bad_sector_at_crash <= 0.0 {
             return;
         }

@@ -5,7 +5,7 @@
 //! and no directory entry (disk and cache); a lost index or temporary file
 //! loses nothing; a media fault on durable data switches the model to
 //! detection (corruption may be reported, never wrong bytes returned);
-//! with every file gone the directory is a new log.
+//! with every file gone the directory is a new log (the model starts over).
 //!
 //! Read-only opens: after every recovery, beside the writer, and after
 //! every crash, before recovery, a read-only open must change no byte and
@@ -53,7 +53,11 @@ impl World {
                             Event::EveryFileGone,
                             &[],
                         );
-                        self.ended = true;
+                        // What the open finds is an empty directory: the
+                        // model starts over with it (nothing damaged is
+                        // left, so detection is no longer expected).
+                        self.model = crate::model::Model::default();
+                        continue;
                     }
                 }
                 // The misdirected write never reached its place: the batch
