@@ -327,13 +327,18 @@ impl Node for World {
 pub(crate) fn open_retrying<N: Node>(n: &mut N) -> Result<Log, Error> {
     let mut res = Log::open_with(Path::new(LOG_DIR), n.open_options());
     for _ in 0..20 {
+        // A power cut during the open: the machine boots again before
+        // anything looks at the disk (the crash's faults included).
+        let cut = n.disk().is_powered_off();
+        if cut {
+            n.disk().power_on();
+        }
         let before = n.recorder().faults_seen();
         n.take_in_faults();
         let new_faults = n.disk().faults_since(before);
         let injected_eio = new_faults.iter().any(|f| fails_calls(&f.kind));
         let fsync_failed = new_faults.iter().any(|f| f.kind == FaultKind::SyncEio);
-        if n.disk().is_powered_off() {
-            n.disk().power_on();
+        if cut {
             n.recorder().mark(Mark::PowerCutDuringRecovery);
             n.power_failed();
             n.recorder().note(|| format!("CRASH during recovery: {:?}", res.as_ref().err()), Event::Crash, &[2]);

@@ -22,7 +22,6 @@ use log_core::{Error, Log, Options, Record};
 use sim_fs::{FaultKind, Hit, SimFs};
 
 use crate::marks::Mark;
-use crate::node::fs_listing;
 use crate::run::LOG_DIR;
 use crate::trace::Event;
 use crate::world::World;
@@ -45,8 +44,10 @@ impl World {
                     // The documented limit (docs/FORMAT.md, "Lost files"):
                     // with every file the log owns gone, the directory is a
                     // new log. Nothing is left to check.
-                    let left = fs_listing(&self.fs);
-                    if !left.iter().any(|n| n.ends_with(".log") || n == log_core::inspect::META_FILE_NAME) {
+                    let left = log_core::FileSystem::read_dir(&self.fs, Path::new(LOG_DIR));
+                    if left
+                        .is_ok_and(|l| !l.iter().any(|n| n.ends_with(".log") || n == log_core::inspect::META_FILE_NAME))
+                    {
                         self.mark(Mark::EveryFileLost);
                         self.note(
                             || "every file of the log is gone: a new log from here on".to_string(),
