@@ -267,12 +267,12 @@ impl State {
     /// One durable file, chosen uniformly among every directory's durable
     /// file entries, disappears: entry and data.
     fn lose_a_file(&mut self) {
-        let files: Vec<(PathBuf, String, u64)> = self
+        let files: Vec<(PathBuf, String)> = self
             .dirs
             .iter()
             .flat_map(|(p, d)| {
                 d.durable.iter().filter_map(move |(n, node)| match node {
-                    Node::File(ino) => Some((p.clone(), n.clone(), *ino)),
+                    Node::File(_) => Some((p.clone(), n.clone())),
                     Node::Dir => None,
                 })
             })
@@ -281,19 +281,8 @@ impl State {
             return;
         }
         let k = self.rng.random_range(0..files.len());
-        let Some((dir, name, ino)) = files.get(k).cloned() else { return };
-        let len = self.inodes.get(&ino).map_or(0, |i| i.durable.len() as u64);
-        if let Some(d) = self.dirs.get_mut(&dir) {
-            d.durable.remove(&name);
-            d.cached.remove(&name);
-        }
-        let still_linked =
-            self.dirs.values().any(|d| d.durable.values().chain(d.cached.values()).any(|n| *n == Node::File(ino)));
-        if !still_linked {
-            self.inodes.remove(&ino);
-        }
-        self.recount();
-        self.record(FaultRecord { kind: FaultKind::FileLost, path: dir.join(name), pos: 0, len, hit: Hit::Durable });
+        let Some((dir, name)) = files.get(k).cloned() else { return };
+        self.lose_file(&dir, &name);
     }
 
     /// A uniformly chosen byte of durable, linked file data.
