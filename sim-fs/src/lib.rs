@@ -933,4 +933,8 @@ impl FileSystem for SimFs {
         s.log("lock", &path, String::new, "ok");
         Ok(Box::new(SimLock { fs: self.clone(), path: path.into_owned(), id }))
     }
+
+    fn boot_id(&self) -> Option<String> {
+        Some(format!("sim-{}", self.lock().boot))
+    }
 }

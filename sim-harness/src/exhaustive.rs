@@ -120,6 +120,9 @@ impl FileSystem for Hooked {
     fn try_lock(&self, path: &Path) -> io::Result<Box<dyn log_core::FileLock>> {
         self.fs.try_lock(path)
     }
+    fn boot_id(&self) -> Option<String> {
+        self.fs.boot_id()
+    }
 }
 
 fn options(fs: Arc<dyn FileSystem>, config: &Config) -> Options {

@@ -1067,3 +1067,40 @@ fn a_reopen_in_the_same_boot_after_a_failed_fsync_rewrites_what_it_trusts() {
     }
     assert!(segments_rewritten > 10, "only {segments_rewritten} cases failed the segment's fsync");
 }
+
+/// A resync marker names the boot it was written in: one an earlier boot
+/// left (its page cache is gone with it) is removed without rewriting
+/// anything, and one of this boot rewrites what it names. Before, a marker
+/// that survived a reboot made every open rewrite the whole log again, and
+/// a disk failing one fsync in twenty never let a large log open (seed
+/// 798457 of the simulator).
+#[test]
+fn a_resync_marker_of_an_earlier_boot_is_only_removed() {
+    use log_core::FileSystem;
+    use sim_fs::{FaultConfig, SimFs};
+    let dir = Path::new("/data/log");
+    let fs = SimFs::new(3, FaultConfig::default());
+    let o = || opts(fs.shared(), false);
+    let mut log = Log::open_with(dir, o()).unwrap();
+    for i in 0..5u8 {
+        log.append(Entry::new(&[i; 10])).unwrap();
+    }
+    log.close().unwrap();
+    let marker = dir.join(log_core::inspect::RESYNC_FILE_NAME);
+    let write_marker = |text: &str| {
+        let f = fs.open(&marker, log_core::OpenMode::CreateNew).unwrap();
+        log_core::write_all_at(&*f, text.as_bytes(), 0).unwrap();
+    };
+    let this_boot = fs.boot_id().unwrap();
+    write_marker("boot some-earlier-boot\n00000000000000000000.log\n");
+    let log = Log::open_with(dir, o()).unwrap();
+    assert!(log.recovery_report().resynced.is_empty(), "{:?}", log.recovery_report());
+    assert!(fs.contents(&marker).is_none(), "the stale marker stayed");
+    assert_eq!(log.next_offset(), 5);
+    drop(log);
+    write_marker(&format!("boot {this_boot}\n00000000000000000000.log\n"));
+    let log = Log::open_with(dir, o()).unwrap();
+    assert_eq!(log.recovery_report().resynced, vec!["00000000000000000000.log".to_string()]);
+    assert!(fs.contents(&marker).is_none());
+    assert_eq!(log.next_offset(), 5);
+}

@@ -34,6 +34,13 @@ pub const LOCK_FILE_NAME: &str = "log.lock";
 /// Name of the marker a failed fsync leaves ([`FileKind::ResyncMarker`]).
 pub const RESYNC_FILE_NAME: &str = "log.resync";
 
+/// The first line of a resync marker: the boot it was written in
+/// (`boot <id>`, or `boot ?` when the filesystem does not know), with its
+/// newline.
+pub fn resync_boot_line(boot_id: Option<&str>) -> String {
+    format!("boot {}\n", boot_id.unwrap_or("?"))
+}
+
 /// Segment file name for a base offset.
 pub fn segment_file_name(base: u64) -> String {
     format!("{base:020}.log")

@@ -84,13 +84,25 @@ impl DirDebt {
     /// log, and a warning says what a reopen in this boot may trust.
     fn failed_fsync(&self, path: &Path) {
         let marker = self.dir.join(crate::format::RESYNC_FILE_NAME);
-        let line = format!("{}\n", path.file_name().map_or_else(|| ".".into(), |n| n.to_string_lossy()));
+        let name = path.file_name().map_or_else(|| ".".into(), |n| n.to_string_lossy());
         let res = (|| -> io::Result<()> {
             let file = match self.fs.open(&marker, OpenMode::CreateNew) {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => self.fs.open(&marker, OpenMode::ReadWrite)?,
                 other => other?,
             };
-            super::write_all_at(&*file, line.as_bytes(), file.len()?)
+            let len = file.len()?;
+            let mut old = vec![0u8; usize::try_from(len).unwrap_or(0).min(1 << 20)];
+            super::read_full_at(&*file, &mut old, 0)?;
+            let boot = crate::format::resync_boot_line(self.fs.boot_id().as_deref());
+            if len > 0 && String::from_utf8_lossy(&old).lines().next() == Some(boot.trim_end()) {
+                // This boot's marker: add the name.
+                super::write_all_at(&*file, format!("{name}\n").as_bytes(), len)
+            } else {
+                // New, or left by an earlier boot (whose cache is gone):
+                // start it over for this boot.
+                file.set_len(0)?;
+                super::write_all_at(&*file, format!("{boot}{name}\n").as_bytes(), 0)
+            }
         })();
         if let Err(e) = res {
             tracing::warn!(
@@ -235,6 +247,10 @@ impl FileSystem for CheckedFs {
 
     fn try_lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
         self.inner.try_lock(path)
+    }
+
+    fn boot_id(&self) -> Option<String> {
+        self.inner.boot_id()
     }
 }
 

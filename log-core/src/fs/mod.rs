@@ -121,6 +121,15 @@ pub trait FileSystem: Send + Sync + Debug {
     /// the returned guard is dropped or the process dies (a crash releases
     /// it).
     fn try_lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;
+
+    /// An identity of the machine's current boot, if the filesystem knows
+    /// one (Linux: `/proc/sys/kernel/random/boot_id`). The page cache lives
+    /// as long as a boot: after a failed fsync, only an open in the same
+    /// boot can be misled by it (`log.resync`, `docs/FORMAT.md`). `None`
+    /// (the default) means unknown, and every boot is treated as the same.
+    fn boot_id(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Reads exactly `buf.len()` bytes at `pos`, looping over short reads.

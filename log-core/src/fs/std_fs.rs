@@ -201,6 +201,10 @@ impl FileSystem for StdFs {
             Err(TryLockError::Error(e)) => Err(e),
         }
     }
+
+    fn boot_id(&self) -> Option<String> {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|s| s.trim().to_string())
+    }
 }
 
 #[cfg(test)]

@@ -158,11 +158,27 @@ fn list_and_lock(fs: &dyn FileSystem, dir: &Path, read_only: bool, report: &mut 
 /// disk holds what recovery reads. Temporaries named in the marker are
 /// leftovers (removed later as usual); index files are checked against
 /// their segment and rebuilt when they do not match. A failure here fails
-/// the open (the marker stays, so the next open starts over).
+/// the open (the marker stays, so the next open starts over). A marker
+/// whose first line names another boot than this one (`boot <id>`,
+/// `FileSystem::boot_id`) is only removed: a reboot dropped the cache.
 fn resync(fs: &dyn FileSystem, dir: &Path, names: &[String], report: &mut RecoveryReport) -> Result<()> {
     let _span = info_span!("resync").entered();
     let marker = dir.join(format::RESYNC_FILE_NAME);
-    let listed = read_marker(fs, &marker)?;
+    let lines = read_marker(fs, &marker)?;
+    let (boot, listed) = match lines.split_first() {
+        Some((first, rest)) if first.starts_with("boot ") => (first.strip_prefix("boot ").filter(|b| *b != "?"), rest),
+        _ => (None, lines.as_slice()),
+    };
+    if let (Some(then), Some(now)) = (boot, fs.boot_id())
+        && then != now
+    {
+        // Written in an earlier boot: the page cache it warned about is
+        // gone, so the files read are what the disk holds.
+        fs.remove_file(&marker).map_err(|e| Error::io("removing", &marker, e))?;
+        fs.sync_dir(dir).map_err(|e| Error::io("syncing the log directory", dir, e))?;
+        info!("removed a resync marker of an earlier boot: nothing to rewrite");
+        return Ok(());
+    }
     let whole_dir = listed.iter().any(|n| parse_file_name(n).is_none());
     for name in names {
         let relied_on = matches!(
