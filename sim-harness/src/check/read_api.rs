@@ -82,28 +82,27 @@ impl World {
     /// after `ts` that compaction did not remove (one it may have removed
     /// may be skipped), or none.
     fn check_time_lookup(&mut self, ts: u64, res: Result<Option<u64>, Error>, first: usize, n: usize) {
-        let mut allowed = Vec::new();
-        for r in self.model.accepted.get(first..n).unwrap_or_default() {
-            if r.timestamp_ms < ts || self.model.gone.contains(&r.offset) {
-                continue;
-            }
-            allowed.push(Some(r.offset));
-            if !self.model.maybe_gone.contains(&r.offset) {
-                break;
-            }
-        }
-        if allowed.last().is_none_or(|o| o.is_some_and(|o| self.model.maybe_gone.contains(&o))) {
-            allowed.push(None);
-        }
-        let want = allowed.first().copied().flatten();
-        let exact = want.is_some_and(|o| self.model.accepted.get(o as usize).is_some_and(|r| r.timestamp_ms == ts));
+        let records = self.model.accepted.get(first..n).unwrap_or_default();
+        let candidates =
+            records.iter().filter(|r| r.timestamp_ms >= ts && !self.model.gone.contains(&r.offset)).map(|r| {
+                TimeCandidate {
+                    offset: r.offset,
+                    timestamp_ms: r.timestamp_ms,
+                    maybe_gone: self.model.maybe_gone.contains(&r.offset),
+                }
+            });
+        let verdict = time_lookup_verdict(ts, &res, candidates);
+        self.time_lookup_checked(ts, res, verdict);
+    }
+
+    fn time_lookup_checked(&mut self, ts: u64, res: Result<Option<u64>, Error>, verdict: TimeVerdict) {
         match res {
-            Ok(got) if allowed.contains(&got) => {
-                if exact {
+            Ok(_) if verdict.allowed => {
+                if verdict.exact {
                     self.mark(Mark::TimeLookupAtStoredTimestamp);
                 }
             }
-            Ok(got) => self.fail(format!("offset_for_timestamp({ts}) = {got:?}, model says {want:?}")),
+            Ok(got) => self.fail(format!("offset_for_timestamp({ts}) = {got:?}, model says {:?}", verdict.want)),
             Err(e) => self.check_read_error(&e),
         }
     }
@@ -132,18 +131,34 @@ impl World {
         if !self.check_records("full read-back through reader", items, first, next) {
             return;
         }
-        let stamps: Vec<u64> = self
-            .model
-            .accepted
-            .get(first as usize..next as usize)
-            .unwrap_or_default()
+        let records = self.model.accepted.get(first as usize..next as usize).unwrap_or_default();
+        let stamps: Vec<u64> = records.iter().map(|r| r.timestamp_ms).chain(std::iter::once(u64::MAX)).collect();
+        // The same brute-force search as `check_time_lookup`, over the
+        // records compaction did not surely remove, listed once; each
+        // search starts at the first candidate whose running maximum
+        // timestamp reaches `ts` (every one before it is older), so the
+        // read-back is not one scan of the whole log per record.
+        let candidates: Vec<TimeCandidate> = records
             .iter()
-            .map(|r| r.timestamp_ms)
-            .chain(std::iter::once(u64::MAX))
+            .filter(|r| !self.model.gone.contains(&r.offset))
+            .map(|r| TimeCandidate {
+                offset: r.offset,
+                timestamp_ms: r.timestamp_ms,
+                maybe_gone: self.model.maybe_gone.contains(&r.offset),
+            })
+            .collect();
+        let running_max: Vec<u64> = candidates
+            .iter()
+            .scan(0u64, |m, c| {
+                *m = (*m).max(c.timestamp_ms);
+                Some(*m)
+            })
             .collect();
         for ts in stamps {
             let Some(res) = self.log.as_ref().map(|l| l.offset_for_timestamp(ts)) else { return };
-            self.check_time_lookup(ts, res, first as usize, next as usize);
+            let from = running_max.partition_point(|&m| m < ts);
+            let verdict = time_lookup_verdict(ts, &res, candidates.get(from..).unwrap_or_default().iter().copied());
+            self.time_lookup_checked(ts, res, verdict);
             if self.stopped() {
                 return;
             }
@@ -179,6 +194,55 @@ impl World {
     }
 }
 
+/// A record compaction did not surely remove, as a time lookup sees it.
+#[derive(Debug, Clone, Copy)]
+struct TimeCandidate {
+    offset: u64,
+    timestamp_ms: u64,
+    maybe_gone: bool,
+}
+
+/// What the model says of a time lookup's answer.
+#[derive(Debug)]
+struct TimeVerdict {
+    /// The answer is one the model allows.
+    allowed: bool,
+    /// The answer the model expects if compaction removed nothing it may
+    /// have.
+    want: Option<u64>,
+    /// `want` has exactly the timestamp looked up.
+    exact: bool,
+}
+
+/// The brute-force search: over `candidates` in offset order (records not
+/// surely removed, from where the search may start), the first at or after
+/// `ts`; each that compaction may have removed may be skipped, and if all
+/// of them may have been removed, so may the answer be none.
+fn time_lookup_verdict(
+    ts: u64,
+    res: &Result<Option<u64>, Error>,
+    candidates: impl Iterator<Item = TimeCandidate>,
+) -> TimeVerdict {
+    let got = res.as_ref().ok().copied().flatten();
+    let mut want = None;
+    let mut allowed = false;
+    let mut none_allowed = true;
+    for c in candidates.filter(|c| c.timestamp_ms >= ts) {
+        if want.is_none() {
+            want = Some(c);
+        }
+        allowed |= got == Some(c.offset);
+        if !c.maybe_gone {
+            none_allowed = false;
+            break;
+        }
+    }
+    if res.as_ref().is_ok_and(Option::is_none) {
+        allowed = none_allowed;
+    }
+    TimeVerdict { allowed, want: want.map(|c| c.offset), exact: want.is_some_and(|c| c.timestamp_ms == ts) }
+}
+
 /// Every item of the lending `reader(a..b)`, each record copied out field
 /// by field.
 fn lend_all(log: &Log, a: u64, b: u64) -> Vec<Result<Record, Error>> {
@@ -194,4 +258,39 @@ fn lend_all(log: &Log, a: u64, b: u64) -> Vec<Result<Record, Error>> {
         }));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(offset: u64, timestamp_ms: u64, maybe_gone: bool) -> TimeCandidate {
+        TimeCandidate { offset, timestamp_ms, maybe_gone }
+    }
+
+    fn allowed(ts: u64, got: Option<u64>, cands: &[TimeCandidate]) -> bool {
+        time_lookup_verdict(ts, &Ok(got), cands.iter().copied()).allowed
+    }
+
+    #[test]
+    fn the_time_lookup_oracle_allows_exactly_the_first_record_at_or_after() {
+        let cands = [c(0, 10, false), c(1, 20, false), c(2, 15, false)];
+        assert!(allowed(15, Some(1), &cands));
+        assert!(!allowed(15, Some(2), &cands) && !allowed(15, Some(0), &cands) && !allowed(15, None, &cands));
+        assert!(allowed(21, None, &cands) && !allowed(21, Some(1), &cands));
+        let v = time_lookup_verdict(20, &Ok(Some(1)), cands.iter().copied());
+        assert!(v.allowed && v.exact && v.want == Some(1));
+        let v = time_lookup_verdict(19, &Ok(Some(1)), cands.iter().copied());
+        assert!(v.allowed && !v.exact);
+    }
+
+    #[test]
+    fn the_time_lookup_oracle_lets_records_compaction_may_have_removed_be_skipped() {
+        let cands = [c(0, 10, true), c(1, 20, false), c(2, 30, false)];
+        assert!(allowed(5, Some(0), &cands) && allowed(5, Some(1), &cands));
+        assert!(!allowed(5, Some(2), &cands) && !allowed(5, None, &cands));
+        let all_maybe = [c(0, 10, true), c(1, 20, true)];
+        assert!(allowed(5, Some(0), &all_maybe) && allowed(5, Some(1), &all_maybe) && allowed(5, None, &all_maybe));
+        assert!(!allowed(5, Some(7), &all_maybe));
+    }
 }
