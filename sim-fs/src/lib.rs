@@ -176,6 +176,7 @@ impl State {
     /// Counts a mutating operation toward `power_off_after`; fails it (and
     /// crashes the disk) when the power goes, or while it is off.
     fn power_step(&mut self) -> io::Result<()> {
+        self.mutating_ops += 1;
         if self.powered_off {
             return Err(powered_off());
         }
@@ -223,6 +224,7 @@ impl SimFs {
                 links: Default::default(),
                 used: 0,
                 power_off_in: None,
+                mutating_ops: 0,
                 powered_off: false,
                 locks: Default::default(),
                 next_lock: 1,
@@ -373,6 +375,18 @@ impl SimFs {
     /// A hash of the durable image.
     pub fn disk_hash(&self) -> u64 {
         self.lock().disk_hash()
+    }
+
+    /// How many mutating calls were made through this filesystem so far:
+    /// every call that can change the disk or the cache (a write,
+    /// `set_len`, a file or directory fsync, a create, `create_dir_all`,
+    /// a rename, a removal), counted when made, whether it succeeded or
+    /// not. These are the calls a power cut can interrupt (`power_off_after`
+    /// counts the same steps). Unchanged across a call means that call
+    /// tried to change nothing: a stricter and much cheaper look than
+    /// comparing `state_hash`es.
+    pub fn mutating_ops(&self) -> u64 {
+        self.lock().mutating_ops
     }
 
     /// A hash of the whole state a process could observe or a crash could

@@ -145,6 +145,8 @@ pub(crate) struct State {
     pub used: u64,
     /// Mutating operations left before the power fails (`power_off_after`).
     pub power_off_in: Option<u64>,
+    /// Mutating operations attempted so far (`SimFs::mutating_ops`).
+    pub mutating_ops: u64,
     /// The power failed: every operation fails until `power_on`.
     pub powered_off: bool,
     /// Held locks (`try_lock`): path → (lock id, boot it was taken in). A

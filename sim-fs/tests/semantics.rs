@@ -349,3 +349,44 @@ fn same_seed_same_history() {
     assert_eq!(e1, e2);
     assert!(e1.iter().any(|e| e.starts_with("crash")));
 }
+
+#[test]
+fn every_mutating_call_is_counted_and_no_reading_call_is() {
+    let fs = fs(FaultConfig::default());
+    let mut last = fs.mutating_ops();
+    let mut step = |what: &str, mutating: bool, fs: &SimFs| {
+        let now = fs.mutating_ops();
+        assert_eq!(now > last, mutating, "{what}: counted {} → {now}", last);
+        last = now;
+    };
+    fs.create_dir_all(Path::new("/d")).unwrap();
+    step("create_dir_all", true, &fs);
+    let f = fs.open(Path::new("/d/a"), OpenMode::CreateNew).unwrap();
+    step("open CreateNew", true, &fs);
+    write_all_at(&*f, b"bytes", 0).unwrap();
+    step("write_at", true, &fs);
+    f.set_len(3).unwrap();
+    step("set_len", true, &fs);
+    f.sync().unwrap();
+    step("sync", true, &fs);
+    fs.sync_dir(Path::new("/d")).unwrap();
+    step("sync_dir", true, &fs);
+    fs.rename(Path::new("/d/a"), Path::new("/d/b")).unwrap();
+    step("rename", true, &fs);
+    // Reading calls: none counted.
+    let r = fs.open(Path::new("/d/b"), OpenMode::Read).unwrap();
+    let mut buf = [0u8; 3];
+    read_full_at(&*r, &mut buf, 0).unwrap();
+    r.len().unwrap();
+    fs.read_dir(Path::new("/d")).unwrap();
+    fs.exists(Path::new("/d/b")).unwrap();
+    let lock = fs.try_lock(Path::new("/d/LOCK")).unwrap();
+    drop(lock);
+    let _ = fs.open(Path::new("/d/b"), OpenMode::ReadWrite).unwrap();
+    step("reads, a lock and an open for writing", false, &fs);
+    // A failing mutating call is counted too (it was attempted).
+    assert!(fs.remove_file(Path::new("/d/missing")).is_err());
+    step("a failed remove_file", true, &fs);
+    fs.remove_file(Path::new("/d/b")).unwrap();
+    step("remove_file", true, &fs);
+}
