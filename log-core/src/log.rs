@@ -300,7 +300,13 @@ impl Log {
         &self.report
     }
 
-    /// Metadata of every segment, oldest first.
+    /// Metadata of every segment, oldest first: contiguous, only the last
+    /// one active (unsealed), from the segment holding
+    /// [`first_offset`](Self::first_offset) to
+    /// [`next_offset`](Self::next_offset). A poisoned log whose truncation
+    /// or restart failed half-way shows its offsets as decided (recovery
+    /// finishes the cut) and its segments as the failure left them, so the
+    /// two may disagree until it is reopened.
     pub fn segments(&self) -> Vec<SegmentInfo> {
         self.segments.values().map(Segment::info).collect()
     }

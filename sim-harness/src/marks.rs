@@ -94,6 +94,8 @@ pub enum Mark {
     RetentionCheckedAgainstItsRule,
     /// "read-only open checked and changed nothing"
     ReadOnlyOpenChangedNothing,
+    /// "read-only open beside a running writer"
+    ReadOnlyOpenBesideRunningWriter,
     /// "poisoned log reopened in the same boot"
     ReopenedPoisonedLogSameBoot,
     /// "files rewritten at open after a failed fsync"
@@ -190,6 +192,7 @@ impl Mark {
         Mark::AimedAtFooterOrTrailer,
         Mark::RetentionCheckedAgainstItsRule,
         Mark::ReadOnlyOpenChangedNothing,
+        Mark::ReadOnlyOpenBesideRunningWriter,
         Mark::ReopenedPoisonedLogSameBoot,
         Mark::ResyncedAfterFailedFsync,
         Mark::PowerCutMidWrite,
@@ -262,6 +265,7 @@ impl Mark {
             Mark::AimedAtFooterOrTrailer => "media fault aimed at a footer or trailer",
             Mark::RetentionCheckedAgainstItsRule => "retention checked against its rule",
             Mark::ReadOnlyOpenChangedNothing => "read-only open checked and changed nothing",
+            Mark::ReadOnlyOpenBesideRunningWriter => "read-only open beside a running writer",
             Mark::ReopenedPoisonedLogSameBoot => "poisoned log reopened in the same boot",
             Mark::ResyncedAfterFailedFsync => "files rewritten at open after a failed fsync",
             Mark::PowerCutMidWrite => "power cut mid-write (append/sync/roll)",

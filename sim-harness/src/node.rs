@@ -10,6 +10,7 @@ use log_core::{Error, Log, Options};
 use sim_fs::plugin::SimFsPlugin;
 use sim_fs::{CrashPolicy, FaultConfig, FaultKind, SimFs};
 
+use crate::check::fs_effects::Beside;
 use crate::marks::Mark;
 use crate::model::Marks;
 use crate::op::FaultStep;
@@ -77,7 +78,7 @@ impl World {
             self.aimed_media_fault();
         }
         self.absorb_faults();
-        self.check_read_only_open("after a crash, before recovery", None);
+        self.check_read_only_open("after a crash, before recovery", Beside::Nobody);
         self.recover(true);
     }
 
@@ -273,8 +274,9 @@ impl World {
         }
         self.check_second_writer();
         self.log = Some(log);
-        let writer_len = self.log.as_ref().map(Log::next_offset);
-        self.check_read_only_open("beside the writer, after recovery", writer_len);
+        if let Some(len) = self.log.as_ref().map(Log::next_offset) {
+            self.check_read_only_open("beside the writer, after recovery", Beside::Recovered { len });
+        }
     }
 }
 

@@ -50,6 +50,9 @@ pub(crate) enum Event {
     ProcessRestart,
     /// A full read-back through every read API: first, end.
     FullReadback,
+    /// A read-only open beside the writer between two ops: the writer's
+    /// first offset and end.
+    ReadOnlyLook,
     /// The first failed check.
     CheckFailed,
     /// An injected fault: whether it hit durable data, position, length.
@@ -104,6 +107,7 @@ impl Event {
             Event::FaultPlan => 0x5D,
             Event::ProcessRestart => 14,
             Event::FullReadback => 15,
+            Event::ReadOnlyLook => 16,
             Event::Fault => 0xFA,
             Event::EveryFileGone => 0xA11,
             Event::CheckFailed => 0xFA11,

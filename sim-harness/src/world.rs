@@ -12,6 +12,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sim_fs::{FaultConfig, FaultKind, SimFs};
 
+use crate::check::fs_effects::Beside;
 use crate::marks::Mark;
 use crate::model::Model;
 use crate::op::Op;
@@ -65,6 +66,9 @@ pub(crate) struct World {
     /// Draws media faults aimed at structure (`check/aimed.rs`; a stream
     /// of its own).
     pub(crate) aim_rng: ChaCha8Rng,
+    /// Draws the looks between two ops (`World::look`; a stream of its
+    /// own).
+    pub(crate) look_rng: ChaCha8Rng,
 }
 
 /// Ops meeting one kind of fault that may draw a follow-up, per boot.
@@ -138,6 +142,7 @@ impl World {
             pending_cut: None,
             power_failures: 0,
             aim_rng: ChaCha8Rng::seed_from_u64(scn_seed ^ 0xA1_3ED0),
+            look_rng: ChaCha8Rng::seed_from_u64(scn_seed ^ 0x100C_0B5E),
         }
     }
 
@@ -232,6 +237,34 @@ impl World {
         self.absorb_faults();
         self.absorb_durable();
         self.follow_up(faults_before);
+        self.look();
+    }
+
+    /// What a user may look at between any two ops, checked after every
+    /// one: `segments()` (contiguous, one active, from the log's first
+    /// offset to its end; not on a poisoned log, whose segments may lag its
+    /// offsets, as documented); and, 1 in 100 ops, a read-only open beside
+    /// the running writer (`check/fs_effects.rs`).
+    fn look(&mut self) {
+        let Some(log) = self.log.take() else { return };
+        if !self.stopped() && !log.is_poisoned() {
+            let (first, n) = (log.first_offset(), log.next_offset());
+            if self.check_segments(&log, first, n as usize)
+                && !self.model.poisoned
+                && !self.fs.is_powered_off()
+                && self.look_rng.random_bool(0.01)
+            {
+                self.note(
+                    || format!("read-only look beside the writer at {first}..{n}"),
+                    Event::ReadOnlyLook,
+                    &[first, n],
+                );
+                self.log = Some(log);
+                self.check_read_only_open("beside the running writer", Beside::Running { first, len: n });
+                return;
+            }
+        }
+        self.log = Some(log);
     }
 
     /// After an op that met injected faults: sometimes a power failure

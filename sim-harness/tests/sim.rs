@@ -310,11 +310,12 @@ fn the_same_boot_reopen_after_a_failed_fsync_seeds_pass() {
 #[test]
 fn the_file_lost_in_a_power_cut_during_recovery_seeds_pass() {
     // 19539 no longer cuts the power during recovery since resync markers
-    // name their boot (its trajectory changed); it must still pass.
+    // name their boot, nor 6401 since read-only opens look beside the
+    // running writer (their trajectories changed); they must still pass.
     for seed in [5254, 6401, 6823, 9897, 19_539] {
         let out = run(&Scenario::new(seed, 1000), false);
         assert!(out.failure.is_none(), "seed {seed}: {:?}", out.failure);
-        if seed != 19_539 {
+        if ![6401, 19_539].contains(&seed) {
             assert!(out.marks.contains_key("power cut during recovery"), "seed {seed}: {:?}", out.marks);
         }
     }

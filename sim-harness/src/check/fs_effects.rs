@@ -14,6 +14,11 @@
 //! (between what was durable and what was accepted) and yield the model's
 //! records, byte for byte, from its first offset.
 //!
+//! Between two ops of a phase (1 in 100 ops, a stream of its own), a
+//! read-only open beside the running writer: the writer's first offset, at
+//! most its length (it may still buffer its last records), at least what
+//! was durable, every record byte for byte, no mutating call.
+//!
 //! Does not verify: a read-only open while an op of the writer is half
 //! done (ops run whole between two looks).
 
@@ -73,12 +78,10 @@ impl World {
         }
     }
 
-    /// A read-only open (`what` says when): changes nothing on the disk,
-    /// and shows a length and records the model allows — every record; or,
-    /// beside a writer that just recovered (and read every record) to
-    /// `writer_len`, exactly that length and its last 16 records. Takes no
-    /// randomness from the world.
-    pub(crate) fn check_read_only_open(&mut self, what: &str, writer_len: Option<u64>) {
+    /// A read-only open (`what` says when, `beside` whether a writer has
+    /// the log open): changes nothing on the disk, and shows a length and
+    /// records the model allows. Takes no randomness from the world.
+    pub(crate) fn check_read_only_open(&mut self, what: &str, beside: Beside) {
         if self.stopped() {
             return;
         }
@@ -105,17 +108,25 @@ impl World {
         if self.model.maybe_restart.is_some_and(|at| at == first && at == n) {
             return;
         }
-        if let Some(len) = writer_len
-            && n != len
-        {
-            self.fail(format!("{what}: a read-only open shows {n} records, the writer {len}"));
-            return;
+        match beside {
+            Beside::Recovered { len } if n != len => {
+                self.fail(format!("{what}: a read-only open shows {n} records, the writer {len}"));
+                return;
+            }
+            Beside::Running { first: wfirst, len } if n > len || first != wfirst => {
+                self.fail(format!(
+                    "{what}: a read-only open shows records {first}..{n}, the writer {wfirst}..{len} (of which it \
+                     may not have written the last ones yet)"
+                ));
+                return;
+            }
+            _ => {}
         }
         if let Err(m) = self.model.check_recovered_len(n as usize) {
             self.fail(format!("{what}: a read-only open shows {n} records: {m}"));
             return;
         }
-        let from = if writer_len.is_some() { n.saturating_sub(16).max(first) } else { first };
+        let from = if let Beside::Recovered { .. } = beside { n.saturating_sub(16).max(first) } else { first };
         let items: Vec<Result<Record, Error>> = ro.iter(from..).collect();
         drop(ro);
         if !self.check_records(&format!("{what}: a read-only open"), items, from, n) {
@@ -129,6 +140,9 @@ impl World {
         // A read may meet a media fault; a clean look is the mark.
         if self.fs.faults_since(seen).is_empty() {
             self.mark(Mark::ReadOnlyOpenChangedNothing);
+            if let Beside::Running { .. } = beside {
+                self.mark(Mark::ReadOnlyOpenBesideRunningWriter);
+            }
         }
     }
 
@@ -142,6 +156,22 @@ impl World {
             Err(m) => self.fail(m),
         }
     }
+}
+
+/// Who else has the log open during a read-only open.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Beside {
+    /// Nobody: the machine crashed and nothing recovered yet. The read-only
+    /// open shows a length between what was durable and what was accepted,
+    /// and every record from its first.
+    Nobody,
+    /// A writer that just recovered to `len` records (and read every one):
+    /// exactly that length, and its last 16 records.
+    Recovered { len: u64 },
+    /// A writer in the middle of a phase, holding `first..len`: the same
+    /// first offset, at most that length (the writer may still buffer its
+    /// last records), at least what was durable, every record.
+    Running { first: u64, len: u64 },
 }
 
 /// A second read-write open while a writer holds the log: refused at once

@@ -165,11 +165,22 @@ impl World {
         }
     }
 
-    /// `segments()` of a recovered log: contiguous from the first segment's
-    /// base, only the last one active, ending at the log's end `n`.
+    /// `segments()` of an open log: the first segment holds the log's
+    /// first offset (or the log is empty at its base), contiguous from
+    /// there, only the last one active, ending at the log's end `n`.
     pub(crate) fn check_segments(&mut self, log: &Log, first: u64, n: usize) -> bool {
         // Segments contiguous, only the last one active.
         let segs = log.segments();
+        if let Some(s) = segs.first()
+            && s.base_offset > first
+        {
+            self.fail(format!(
+                "segments(): the first segment {} starts at {}, after the log's first offset {first}",
+                s.path.display(),
+                s.base_offset
+            ));
+            return false;
+        }
         let mut next = segs.first().map_or(first, |s| s.base_offset);
         for (i, s) in segs.iter().enumerate() {
             if s.base_offset != next {
