@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use rand::RngExt;
 
 use crate::config::CrashPolicy;
-use crate::state::{Dir, DirOp, Inode, Node, Pending, State, apply, apply_dir_op, write_into};
+use crate::state::{Dir, DirOp, Inode, Node, Pending, State, apply, apply_dir_op, join, write_into};
 use crate::{FaultKind, FaultRecord, Hit};
 
 /// A pending write split at sector boundaries: `(op index, pos, bytes)`.
@@ -74,7 +74,7 @@ impl State {
         let mut n_lost = 0u64;
         // Directories: a prefix of each one's pending changes (journaled
         // metadata keeps its order).
-        let dir_paths: Vec<PathBuf> = self.dirs.keys().cloned().collect();
+        let dir_paths: Vec<String> = self.dirs.keys().cloned().collect();
         for path in &dir_paths {
             let n = self.dirs.get(path).map_or(0, |d| d.pending.len());
             let k = match policy {
@@ -172,9 +172,9 @@ impl State {
     /// Drops directories no longer reachable through durable entries and
     /// returns the inodes still linked.
     fn prune_unreachable(&mut self) -> BTreeSet<u64> {
-        let mut reachable: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut reachable: BTreeSet<String> = BTreeSet::new();
         let mut live = BTreeSet::new();
-        let mut stack = vec![PathBuf::from("/")];
+        let mut stack = vec!["/".to_owned()];
         while let Some(p) = stack.pop() {
             if !reachable.insert(p.clone()) {
                 continue;
@@ -182,7 +182,7 @@ impl State {
             if let Some(d) = self.dirs.get(&p) {
                 for (name, node) in &d.durable {
                     match node {
-                        Node::Dir => stack.push(p.join(name)),
+                        Node::Dir => stack.push(join(&p, name)),
                         Node::File(ino) => {
                             live.insert(*ino);
                         }
@@ -241,7 +241,7 @@ impl State {
     /// The file `dir/name` disappears, entry and data (a media fault, or an
     /// operator's mistake), recorded as `FileLost`. Returns whether it
     /// existed.
-    pub(crate) fn lose_file(&mut self, dir: &std::path::Path, name: &str) -> bool {
+    pub(crate) fn lose_file(&mut self, dir: &str, name: &str) -> bool {
         let Some(&Node::File(ino)) = self.dirs.get(dir).and_then(|d| d.cached.get(name).or(d.durable.get(name))) else {
             return false;
         };
@@ -260,14 +260,20 @@ impl State {
             self.inodes.remove(&ino);
         }
         self.recount();
-        self.record(FaultRecord { kind: FaultKind::FileLost, path: dir.join(name), pos: 0, len, hit: Hit::Durable });
+        self.record(FaultRecord {
+            kind: FaultKind::FileLost,
+            path: PathBuf::from(join(dir, name)),
+            pos: 0,
+            len,
+            hit: Hit::Durable,
+        });
         true
     }
 
     /// One durable file, chosen uniformly among every directory's durable
     /// file entries, disappears: entry and data.
     fn lose_a_file(&mut self) {
-        let files: Vec<(PathBuf, String)> = self
+        let files: Vec<(String, String)> = self
             .dirs
             .iter()
             .flat_map(|(p, d)| {
@@ -308,7 +314,7 @@ impl State {
     /// would be more than `limit`.
     pub fn crash_images(&self, limit: usize) -> Option<Vec<Image>> {
         // Directory choices: a prefix of each directory's pending changes.
-        let dir_list: Vec<(&PathBuf, &Dir)> = self.dirs.iter().collect();
+        let dir_list: Vec<(&String, &Dir)> = self.dirs.iter().collect();
         let mut n_dir_choices: usize = 1;
         for (_, d) in &dir_list {
             n_dir_choices = n_dir_choices.checked_mul(d.pending.len() + 1)?;
@@ -338,7 +344,7 @@ impl State {
         }
         let mut images = BTreeSet::new();
         for mut choice in 0..n_dir_choices {
-            let mut dirs: BTreeMap<PathBuf, BTreeMap<String, Node>> = BTreeMap::new();
+            let mut dirs: BTreeMap<String, BTreeMap<String, Node>> = BTreeMap::new();
             for (path, d) in &dir_list {
                 let n = d.pending.len() + 1;
                 let k = choice % n;
@@ -376,11 +382,11 @@ impl State {
 }
 
 fn reachable(
-    mut dirs: BTreeMap<PathBuf, BTreeMap<String, Node>>,
-) -> (BTreeMap<PathBuf, BTreeMap<String, Node>>, BTreeSet<u64>) {
+    mut dirs: BTreeMap<String, BTreeMap<String, Node>>,
+) -> (BTreeMap<String, BTreeMap<String, Node>>, BTreeSet<u64>) {
     let mut seen = BTreeSet::new();
     let mut live = BTreeSet::new();
-    let mut stack = vec![PathBuf::from("/")];
+    let mut stack = vec!["/".to_owned()];
     while let Some(p) = stack.pop() {
         if !seen.insert(p.clone()) {
             continue;
@@ -388,7 +394,7 @@ fn reachable(
         if let Some(m) = dirs.get(&p) {
             for (name, node) in m {
                 match node {
-                    Node::Dir => stack.push(p.join(name)),
+                    Node::Dir => stack.push(join(&p, name)),
                     Node::File(ino) => {
                         live.insert(*ino);
                     }
@@ -404,7 +410,7 @@ fn reachable(
 /// contents of each linked file.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Image {
-    pub(crate) dirs: BTreeMap<PathBuf, BTreeMap<String, Node>>,
+    pub(crate) dirs: BTreeMap<String, BTreeMap<String, Node>>,
     pub(crate) files: BTreeMap<u64, Vec<u8>>,
 }
 

@@ -209,7 +209,7 @@ impl SimFs {
     /// An empty disk whose every decision derives from `seed`.
     pub fn new(seed: u64, config: FaultConfig) -> Self {
         let mut dirs = std::collections::BTreeMap::new();
-        dirs.insert(PathBuf::from("/"), Dir::default());
+        dirs.insert("/".to_owned(), Dir::default());
         Self {
             state: Arc::new(Mutex::new(State {
                 rng: ChaCha8Rng::seed_from_u64(seed),
@@ -281,7 +281,7 @@ impl SimFs {
     /// Returns whether it existed.
     pub fn lose_file(&self, path: &Path) -> bool {
         let path = normalize(path);
-        let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        let Some((dir, name)) = path.to_str().and_then(state::split_str) else {
             return false;
         };
         self.lock().lose_file(dir, name)
@@ -327,7 +327,7 @@ impl SimFs {
                     Dir { cached: entries.clone(), durable: entries.clone(), pending: Vec::new() },
                 );
             }
-            s.dirs.entry(PathBuf::from("/")).or_default();
+            s.dirs.entry("/".to_owned()).or_default();
             for (ino, content) in &image.files {
                 s.inodes.insert(*ino, Inode { cached: content.clone(), durable: content.clone(), ..Inode::default() });
                 s.next_ino = s.next_ino.max(ino + 1);
@@ -762,7 +762,7 @@ impl FileSystem for SimFs {
             }
             (None, OpenMode::CreateNew) => {
                 let (parent, name) = split(&path).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-                if s.lookup(&parent) != Some(Node::Dir) {
+                if s.lookup(Path::new(&parent)) != Some(Node::Dir) {
                     return Err(io::Error::from(io::ErrorKind::NotFound));
                 }
                 if s.free_bytes() < s.config.sector_bytes.max(1) {
@@ -794,11 +794,11 @@ impl FileSystem for SimFs {
         let path = normalize(path);
         let mut s = self.lock();
         s.power_step()?;
-        let mut cur = PathBuf::from("/");
+        let mut cur = "/".to_owned();
         for c in path.components().skip(1) {
             let name = c.as_os_str().to_string_lossy().into_owned();
-            let next = cur.join(&name);
-            match s.lookup(&next) {
+            let next = state::join(&cur, &name);
+            match s.lookup(Path::new(&next)) {
                 Some(Node::Dir) => {}
                 Some(Node::File(_)) => {
                     return Err(io::Error::new(io::ErrorKind::NotADirectory, "a file is in the way"));
@@ -822,7 +822,9 @@ impl FileSystem for SimFs {
         let s = self.lock();
         s.power_check()?;
         match s.lookup(&path) {
-            Some(Node::Dir) => Ok(s.dirs.get(&*path).map(|d| d.cached.keys().cloned().collect()).unwrap_or_default()),
+            Some(Node::Dir) => {
+                Ok(s.dirs.get(&*path.to_string_lossy()).map(|d| d.cached.keys().cloned().collect()).unwrap_or_default())
+            }
             Some(Node::File(_)) => Err(io::Error::new(io::ErrorKind::NotADirectory, "not a directory")),
             None => Err(io::Error::from(io::ErrorKind::NotFound)),
         }
@@ -882,7 +884,8 @@ impl FileSystem for SimFs {
         if s.lookup(&path) != Some(Node::Dir) {
             return Err(io::Error::from(io::ErrorKind::NotFound));
         }
-        let n = s.dirs.get(&*path).map_or(0, |d| d.pending.len());
+        let key = path.to_string_lossy().into_owned();
+        let n = s.dirs.get(&key).map_or(0, |d| d.pending.len());
         if n == 0 {
             return Ok(());
         }
@@ -911,7 +914,7 @@ impl FileSystem for SimFs {
             });
             return Err(eio("directory fsync failed"));
         }
-        if let Some(d) = s.dirs.get_mut(&*path) {
+        if let Some(d) = s.dirs.get_mut(&key) {
             for op in d.pending.drain(..) {
                 state::apply_dir_op(&mut d.durable, &op);
             }
@@ -933,7 +936,7 @@ impl FileSystem for SimFs {
         let mut s = self.lock();
         s.power_check()?;
         let (parent, _) = split(&path).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-        if s.lookup(&parent) != Some(Node::Dir) {
+        if s.lookup(Path::new(&parent)) != Some(Node::Dir) {
             return Err(io::Error::from(io::ErrorKind::NotFound));
         }
         let boot = s.boot;

@@ -131,8 +131,9 @@ pub(crate) struct State {
     pub config: FaultConfig,
     pub inodes: BTreeMap<u64, Inode>,
     pub next_ino: u64,
-    /// Directories that exist in the cached view, by normalized path.
-    pub dirs: BTreeMap<PathBuf, Dir>,
+    /// Directories that exist in the cached view, by normalized path (as
+    /// a string: compared byte-wise, not component by component).
+    pub dirs: BTreeMap<String, Dir>,
     /// Bumped by every crash; handles from an older boot are dead.
     pub boot: u64,
     pub events: Vec<Event>,
@@ -160,11 +161,14 @@ pub(crate) struct State {
 /// already normal (absolute, only plain components, no doubled or trailing
 /// separator) is returned as it is, without a copy.
 pub(crate) fn normalize(path: &Path) -> Cow<'_, Path> {
-    let bytes = path.as_os_str().as_encoded_bytes();
-    let plain = bytes.first() == Some(&b'/')
-        && (bytes.len() == 1 || bytes.last() != Some(&b'/'))
-        && !bytes.windows(2).any(|w| w == b"//")
-        && path.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+    // Already normalized (checked on the bytes: parsing components is the
+    // slow part of every call).
+    let plain = path.to_str().is_some_and(|s| {
+        s.starts_with('/')
+            && (s.len() == 1 || !s.ends_with('/'))
+            && !s.contains("//")
+            && !s.split('/').any(|c| c == "." || c == "..")
+    });
     if plain {
         return Cow::Borrowed(path);
     }
@@ -182,9 +186,22 @@ pub(crate) fn normalize(path: &Path) -> Cow<'_, Path> {
 }
 
 /// Splits a normalized path into its parent directory and file name.
-pub(crate) fn split(path: &Path) -> Option<(PathBuf, String)> {
-    let name = path.file_name()?.to_string_lossy().into_owned();
-    Some((path.parent()?.to_path_buf(), name))
+pub(crate) fn split(path: &Path) -> Option<(String, String)> {
+    let (parent, name) = split_str(path.to_str()?)?;
+    Some((parent.to_owned(), name.to_owned()))
+}
+
+/// Splits a normalized path string into its parent directory and file
+/// name, without allocating; `None` for the root.
+pub(crate) fn split_str(path: &str) -> Option<(&str, &str)> {
+    let i = path.rfind('/')?;
+    let name = path.get(i + 1..).filter(|n| !n.is_empty())?;
+    Some((if i == 0 { "/" } else { path.get(..i)? }, name))
+}
+
+/// The path of entry `name` in directory `dir` (both normalized).
+pub(crate) fn join(dir: &str, name: &str) -> String {
+    if dir == "/" { format!("/{name}") } else { format!("{dir}/{name}") }
 }
 
 impl State {
@@ -221,11 +238,12 @@ impl State {
 
     /// The cached entry at `path`.
     pub fn lookup(&self, path: &Path) -> Option<Node> {
-        if path == Path::new("/") {
+        let path = path.to_str()?;
+        if path == "/" {
             return Some(Node::Dir);
         }
-        let name = path.file_name()?.to_string_lossy();
-        self.dirs.get(path.parent()?)?.cached.get(&*name).copied()
+        let (parent, name) = split_str(path)?;
+        self.dirs.get(parent)?.cached.get(name).copied()
     }
 
     /// A path (in the cached view) that names inode `ino`, for fault records.
@@ -233,7 +251,7 @@ impl State {
         for (dir, d) in &self.dirs {
             for (name, node) in &d.cached {
                 if *node == Node::File(ino) {
-                    return dir.join(name);
+                    return PathBuf::from(join(dir, name));
                 }
             }
         }
@@ -322,7 +340,7 @@ impl State {
     pub fn hash_view(&self, cached: bool) -> u64 {
         let mut h = Fnv::new();
         for (path, d) in &self.dirs {
-            h.write(path.to_string_lossy().as_bytes());
+            h.write(path.as_bytes());
             for (name, node) in if cached { &d.cached } else { &d.durable } {
                 h.write(name.as_bytes());
                 match node {
@@ -371,5 +389,30 @@ impl Fnv {
 impl Default for Fnv {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_normalize_split_and_join() {
+        for (raw, want) in [
+            ("/a/b", "/a/b"),
+            ("/", "/"),
+            ("/a/./b/../c//d/", "/a/c/d"),
+            ("a/b", "/a/b"),
+            ("/a/..", "/"),
+            ("/a/.", "/a"),
+        ] {
+            assert_eq!(normalize(Path::new(raw)), Path::new(want), "{raw}");
+        }
+        assert!(matches!(normalize(Path::new("/a/b")), Cow::Borrowed(_)));
+        assert_eq!(split_str("/a"), Some(("/", "a")));
+        assert_eq!(split_str("/a/b"), Some(("/a", "b")));
+        assert_eq!(split_str("/"), None);
+        assert_eq!(join("/", "a"), "/a");
+        assert_eq!(join("/a", "b"), "/a/b");
     }
 }
