@@ -39,6 +39,12 @@ impl SimFsPlugin {
         self.lock_disks().insert(node, fs);
     }
 
+    /// Takes `node`'s disk back: killing the node no longer crashes it
+    /// (for winding a run down without touching the disk it is judged by).
+    pub fn detach(&self, node: NodeId) -> Option<SimFs> {
+        self.lock_disks().remove(&node)
+    }
+
     /// The disk of `node`.
     pub fn disk(&self, node: NodeId) -> Option<SimFs> {
         self.lock_disks().get(&node).cloned()
