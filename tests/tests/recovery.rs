@@ -1104,3 +1104,50 @@ fn a_resync_marker_of_an_earlier_boot_is_only_removed() {
     assert!(fs.contents(&marker).is_none());
     assert_eq!(log.next_offset(), 5);
 }
+
+/// Found by `run --seeds 800000..825000` (seed 823057): a segment this
+/// process created is written as `<name>.tmp` and renamed into place, and
+/// its handle kept the temporary's name, so a failed fsync of it put the
+/// temporary's name in `log.resync`; the reopen in the same boot rewrote
+/// nothing, trusted a cache that showed a cut the disk never got, and after
+/// a crash a frame that write had let through came back as a stale record.
+/// The marker now names the file by its final name, and a name the
+/// directory does not hold rewrites every file.
+#[test]
+fn a_failed_fsync_of_a_segment_created_in_this_process_names_the_segment() {
+    use log_core::FileSystem;
+    use sim_fs::{FaultConfig, SimFs};
+    let dir = Path::new("/data/log");
+    let marker = dir.join(log_core::inspect::RESYNC_FILE_NAME);
+    let config = Config { sync: SyncPolicy::Manual, ..Config::default() };
+    let fs = SimFs::new(5, FaultConfig::default());
+    let o = || Options { config: config.clone(), ..opts(fs.shared(), false) };
+    // A new log: its first segment is created (through a temporary) by
+    // this process, and its handle is the one that appends.
+    let mut log = Log::open_with(dir, o()).unwrap();
+    log.append(Entry::new(b"first")).unwrap();
+    fs.set_config(FaultConfig { p_sync_eio: 1.0, ..FaultConfig::default() });
+    assert!(matches!(log.sync(), Err(Error::Io { .. })));
+    drop(log);
+    fs.set_config(FaultConfig::default());
+    let text = String::from_utf8(fs.contents(&marker).expect("the failed fsync left no marker")).unwrap();
+    assert!(text.lines().any(|l| l == "00000000000000000000.log"), "the marker names {text:?}");
+    assert!(!text.contains(".tmp"), "the marker names a temporary: {text:?}");
+    let log = Log::open_with(dir, o()).unwrap();
+    assert!(
+        log.recovery_report().resynced.contains(&"00000000000000000000.log".to_string()),
+        "{:?}",
+        log.recovery_report()
+    );
+    drop(log);
+    // A marker naming a file the directory does not hold cannot say which
+    // file it meant: everything the log relies on is rewritten.
+    let f = fs.open(&marker, log_core::OpenMode::CreateNew).unwrap();
+    let boot = fs.boot_id().unwrap();
+    log_core::write_all_at(&*f, format!("boot {boot}\n00000000000000000099.log\n").as_bytes(), 0).unwrap();
+    drop(f);
+    let log = Log::open_with(dir, o()).unwrap();
+    let resynced = &log.recovery_report().resynced;
+    assert!(resynced.contains(&"00000000000000000000.log".to_string()) && resynced.contains(&"log.meta".to_string()));
+    assert!(fs.contents(&marker).is_none());
+}

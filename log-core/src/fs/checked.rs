@@ -85,6 +85,13 @@ impl DirDebt {
     fn failed_fsync(&self, path: &Path) {
         let marker = self.dir.join(crate::format::RESYNC_FILE_NAME);
         let name = path.file_name().map_or_else(|| ".".into(), |n| n.to_string_lossy());
+        // A file the log created is written as `<name>.tmp` and renamed into
+        // place, and its handle keeps the name it was opened under: the
+        // file the cache and the disk disagree on is `<name>` (seed 823057:
+        // the marker named the active segment's temporary, the reopen
+        // rewrote nothing, and a write the failed fsync let through without
+        // its cut came back after a crash as a stale record).
+        let name = name.strip_suffix(".tmp").map_or_else(|| name.to_string(), str::to_string);
         let res = (|| -> io::Result<()> {
             let file = match self.fs.open(&marker, OpenMode::CreateNew) {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => self.fs.open(&marker, OpenMode::ReadWrite)?,

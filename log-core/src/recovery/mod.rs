@@ -179,7 +179,10 @@ fn resync(fs: &dyn FileSystem, dir: &Path, names: &[String], report: &mut Recove
         info!("removed a resync marker of an earlier boot: nothing to rewrite");
         return Ok(());
     }
-    let whole_dir = listed.iter().any(|n| parse_file_name(n).is_none());
+    // A name the marker lists but the directory does not hold (renamed or
+    // removed since; a torn line) cannot say which file it meant: rewrite
+    // everything, the safe side.
+    let whole_dir = listed.iter().any(|n| parse_file_name(n).is_none() || !names.contains(n));
     for name in names {
         let relied_on = matches!(
             parse_file_name(name),
