@@ -309,16 +309,18 @@ fn the_same_boot_reopen_after_a_failed_fsync_seeds_pass() {
 /// in, and only a listing that succeeds can say every file is gone.
 #[test]
 fn the_file_lost_in_a_power_cut_during_recovery_seeds_pass() {
-    // 19539 no longer cuts the power during recovery since resync markers
-    // name their boot, nor 6401 since read-only opens look beside the
-    // running writer (their trajectories changed); they must still pass.
+    // Later changes moved some of these seeds off the path (resync markers
+    // naming their boot, read-only looks beside the running writer, the
+    // marker naming a segment and not its temporary): each must still pass,
+    // and some must still cut the power during recovery (the 1,000-seed
+    // mark test holds the campaign to that mark too).
+    let mut on_the_path = 0;
     for seed in [5254, 6401, 6823, 9897, 19_539] {
         let out = run(&Scenario::new(seed, 1000), false);
         assert!(out.failure.is_none(), "seed {seed}: {:?}", out.failure);
-        if ![6401, 19_539].contains(&seed) {
-            assert!(out.marks.contains_key("power cut during recovery"), "seed {seed}: {:?}", out.marks);
-        }
+        on_the_path += usize::from(out.marks.contains_key("power cut during recovery"));
     }
+    assert!(on_the_path >= 2, "only {on_the_path} of the seeds still cut the power during recovery");
 }
 
 /// Found by `run --seeds 775000..800000`: a resync marker that survived a
