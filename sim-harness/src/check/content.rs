@@ -9,7 +9,9 @@
 //! Does not verify: which read API produced the records (`read_api.rs`
 //! draws the calls), or durability bounds (`durability.rs`).
 
-use log_core::{Error, Log, Record};
+use std::collections::BTreeSet;
+
+use log_core::{Error, Log, Record, RecordFlags, RecordRef};
 
 use crate::marks::Mark;
 use crate::world::World;
@@ -22,7 +24,7 @@ impl World {
                     self.fail(format!("read({offset}) returned offset {}", rec.offset));
                 } else if self.model.gone.contains(&offset) {
                     self.fail(format!("read({offset}) returned a record that compaction had removed"));
-                } else if let Err(msg) = self.model.check_record(&rec) {
+                } else if let Err(msg) = self.model.check_view(&View::from(&rec)) {
                     self.fail(msg);
                 }
             }
@@ -57,64 +59,134 @@ impl World {
     /// model, ending at `end` unless an error (judged by `check_read_error`)
     /// cut them short. Returns whether the run may go on.
     pub(crate) fn check_records(&mut self, what: &str, items: Vec<Result<Record, Error>>, from: u64, end: u64) -> bool {
-        let mut expect = from;
-        for item in items {
-            // Offsets compaction removed are skipped.
-            while expect < end && self.model.may_skip(expect) && item.as_ref().is_ok_and(|r| r.offset > expect) {
-                expect += 1;
-            }
-            match item {
-                Ok(r) if r.offset != expect => {
-                    self.fail(format!("{what} yielded offset {} where {expect} was due", r.offset));
-                    return false;
-                }
-                Ok(r) => {
-                    if self.model.gone.contains(&r.offset) {
-                        self.fail(format!("{what} yielded offset {}, which compaction had removed", r.offset));
-                        return false;
-                    }
-                    if let Err(m) = self.model.check_record(&r) {
-                        self.fail(format!("{what}: {m}"));
-                        return false;
-                    }
-                    expect += 1;
-                }
-                Err(e) => {
-                    self.check_read_error(&e);
-                    return !self.stopped();
-                }
+        let mut scan = Scan { what, expect: from, end };
+        for item in &items {
+            if let Some(go_on) = self.scan_item(&mut scan, item.as_ref().map(View::from)) {
+                return go_on;
             }
         }
-        while expect < end && self.model.may_skip(expect) {
+        self.scan_end(&scan)
+    }
+
+    /// [`check_records`](Self::check_records) over the lending
+    /// `log.reader(from..)`, record by record, nothing copied. Returns
+    /// whether the run may go on, and the offsets read if every item was a
+    /// record.
+    pub(crate) fn check_lent(&mut self, what: &str, log: &Log, from: u64, end: u64) -> (bool, Option<BTreeSet<u64>>) {
+        let mut scan = Scan { what, expect: from, end };
+        let mut present = Some(BTreeSet::new());
+        let mut reader = log.reader(from..);
+        while let Some(item) = reader.next() {
+            match &item {
+                Ok(r) => {
+                    if let Some(p) = &mut present {
+                        p.insert(r.offset);
+                    }
+                }
+                Err(_) => present = None,
+            }
+            if let Some(go_on) = self.scan_item(&mut scan, item.as_ref().map(|r| View::from(*r))) {
+                return (go_on, if go_on { present } else { None });
+            }
+        }
+        (self.scan_end(&scan), present)
+    }
+
+    /// One item of a scan; `Some(go_on)` ends it.
+    fn scan_item(&mut self, scan: &mut Scan<'_>, item: Result<View<'_>, &Error>) -> Option<bool> {
+        let what = scan.what;
+        // Offsets compaction removed are skipped.
+        while scan.expect < scan.end
+            && self.model.may_skip(scan.expect)
+            && item.as_ref().is_ok_and(|r| r.offset > scan.expect)
+        {
+            scan.expect += 1;
+        }
+        match item {
+            Ok(r) if r.offset != scan.expect => {
+                self.fail(format!("{what} yielded offset {} where {} was due", r.offset, scan.expect));
+                Some(false)
+            }
+            Ok(r) => {
+                if self.model.gone.contains(&r.offset) {
+                    self.fail(format!("{what} yielded offset {}, which compaction had removed", r.offset));
+                    return Some(false);
+                }
+                if let Err(m) = self.model.check_view(&r) {
+                    self.fail(format!("{what}: {m}"));
+                    return Some(false);
+                }
+                scan.expect += 1;
+                None
+            }
+            Err(e) => {
+                self.check_read_error(e);
+                Some(!self.stopped())
+            }
+        }
+    }
+
+    /// The end of a scan that yielded everything: nothing due is missing.
+    fn scan_end(&mut self, scan: &Scan<'_>) -> bool {
+        let mut expect = scan.expect;
+        while expect < scan.end && self.model.may_skip(expect) {
             expect += 1;
         }
-        if expect != end {
-            self.fail(format!("{what} ended at {expect}, {end} was due"));
+        if expect != scan.end {
+            self.fail(format!("{} ended at {expect}, {} was due", scan.what, scan.end));
             return false;
         }
         true
     }
 
-    /// Every record of a recovered log `first..n`, byte for byte; what an
-    /// interrupted compaction did is settled once all of them read.
+    /// Every record of a recovered log `first..n`, byte for byte (through
+    /// the lending reader); what an interrupted compaction did is settled
+    /// once all of them read.
     pub(crate) fn check_recovered_records(&mut self, log: &Log, first: u64, n: usize) -> bool {
-        // Every recovered record, byte for byte.
         self.model.forget_from(n as u64);
-        let records: Vec<Result<Record, Error>> = log.iter(..).collect();
-        let present: std::collections::BTreeSet<u64> =
-            records.iter().filter_map(|r| r.as_ref().ok().map(|r| r.offset)).collect();
-        let complete = records.iter().all(Result::is_ok);
-        if !self.check_records("the recovered log", records, first, n as u64) {
+        let (go_on, present) = self.check_lent("the recovered log", log, first, n as u64);
+        if !go_on {
             return false;
         }
         if log.recovery_report().finished_compaction {
             self.mark(Mark::CompactionFinishedAtRecovery);
         }
         // What an interrupted compaction did is now settled.
-        if complete {
+        if let Some(present) = present {
             let maybe = std::mem::take(&mut self.model.maybe_gone);
             self.model.gone.extend(maybe.into_iter().filter(|o| *o >= first && !present.contains(o)));
         }
         true
     }
+}
+
+/// A record read back, owned (`read`, `iter`) or lent (`reader`), as the
+/// checker compares it with the model.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct View<'r> {
+    pub(crate) offset: u64,
+    pub(crate) timestamp_ms: u64,
+    pub(crate) flags: RecordFlags,
+    pub(crate) key: Option<&'r [u8]>,
+    pub(crate) value: &'r [u8],
+}
+
+impl<'r> From<&'r Record> for View<'r> {
+    fn from(r: &'r Record) -> Self {
+        View { offset: r.offset, timestamp_ms: r.timestamp_ms, flags: r.flags, key: r.key.as_deref(), value: &r.value }
+    }
+}
+
+impl<'r> From<RecordRef<'r>> for View<'r> {
+    fn from(r: RecordRef<'r>) -> Self {
+        View { offset: r.offset, timestamp_ms: r.timestamp_ms, flags: r.flags, key: r.key, value: r.value }
+    }
+}
+
+/// A scan being checked: items in offset order, `expect` due next, `end`
+/// due last.
+struct Scan<'w> {
+    what: &'w str,
+    expect: u64,
+    end: u64,
 }

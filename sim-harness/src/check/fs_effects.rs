@@ -24,7 +24,7 @@
 
 use std::path::Path;
 
-use log_core::{Error, Log, Options, Record};
+use log_core::{Error, Log, Options};
 use sim_fs::{FaultKind, Hit, SimFs};
 
 use crate::marks::Mark;
@@ -127,9 +127,9 @@ impl World {
             return;
         }
         let from = if let Beside::Recovered { .. } = beside { n.saturating_sub(16).max(first) } else { first };
-        let items: Vec<Result<Record, Error>> = ro.iter(from..).collect();
+        let (go_on, _) = self.check_lent(&format!("{what}: a read-only open"), &ro, from, n);
         drop(ro);
-        if !self.check_records(&format!("{what}: a read-only open"), items, from, n) {
+        if !go_on {
             return;
         }
         let tried = self.fs.mutating_ops() - before;

@@ -18,6 +18,7 @@
 
 mod aimed;
 mod content;
+pub(crate) use content::View;
 mod durability;
 pub(crate) mod fs_effects;
 mod liveness;
