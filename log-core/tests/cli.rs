@@ -68,10 +68,10 @@ fn info_dump_append_truncate() {
     let d = dir.to_str().unwrap();
     let info = seglog(&["info", d]);
     assert!(info.status.success());
-    assert!(text(&info).contains("offsets 0..18 (18 records stored"), "{}", text(&info));
+    assert!(text(&info).contains("offsets 0..18 (18 records readable)"), "{}", text(&info));
     assert!(text(&info).contains("4 segments"), "{}", text(&info));
     let a = seglog(&["append", d, "--value", "hello", "--key", "k2"]);
-    assert!(text(&a).contains("appended 1 records at offsets 18..19"), "{}", text(&a));
+    assert!(text(&a).contains("appended 1 record at offsets 18..19"), "{}", text(&a));
     let dump = seglog(&["dump", d, "--from", "18"]);
     assert!(text(&dump).contains("18 ts=") && text(&dump).contains("key=k2 value=hello"), "{}", text(&dump));
     let hex = seglog(&["dump", d, "--from", "18", "--hex"]);
@@ -112,7 +112,7 @@ fn compact_keeps_the_latest_record_per_key() {
     assert_eq!((recs[0].offset, recs[0].value[0]), (17, b'a' + 17));
     assert_eq!(log.next_offset(), 18);
     let v = seglog(&["verify", d]);
-    assert!(v.status.success() && text(&v).contains("1 records ok, 0 problems"), "{}", text(&v));
+    assert!(v.status.success() && text(&v).contains("1 record ok, 0 problems"), "{}", text(&v));
 }
 
 /// Issue "One writer per log directory": a second process that writes
@@ -263,4 +263,52 @@ fn an_append_that_fills_the_disk_after_its_first_batch_appends_nothing() {
     let o = seglog_stdin(&["append", dir.to_str().unwrap(), "--hex"], line.repeat(8).as_bytes());
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("appended 8 records at offsets 18..26"), "{}", text(&o));
+}
+
+/// Issue "For embedders and operators", item 5: `--version`; counts in
+/// words ("1 record"); values as text when they are text, else `hex:`,
+/// never with escapes; `info` counts what a prefix truncation left
+/// readable; `dump --from` outside the log says so; writing commands refuse
+/// a directory that holds no log unless `append --create`.
+#[test]
+fn the_command_line_says_exactly_what_is_there() {
+    let v = seglog(&["--version"]);
+    assert!(v.status.success());
+    assert_eq!(String::from_utf8_lossy(&v.stdout).trim(), format!("seglog {}", env!("CARGO_PKG_VERSION")));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let d = dir.to_str().unwrap();
+    // No log yet: writing commands refuse, and create nothing.
+    for args in [vec!["append", d, "--value", "x"], vec!["truncate", d, "--from", "0"], vec!["compact", d]] {
+        let o = seglog(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains("holds no log") && text(&o).contains("--create"), "{}", text(&o));
+        assert!(!dir.exists(), "{args:?} created the directory");
+    }
+    let a = seglog(&["append", d, "--create", "--value", "plain text"]);
+    assert!(a.status.success() && text(&a).contains("appended 1 record at offsets 0..1"), "{}", text(&a));
+    let a = seglog(&["append", d, "--value-hex", "00ff", "--value", "two\nlines"]);
+    assert!(!a.status.success(), "--value and --value-hex together must be refused: {}", text(&a));
+    let a = seglog(&["append", d, "--value-hex", "00ff", "--value-hex", "6869"]);
+    assert!(text(&a).contains("appended 2 records at offsets 1..3"), "{}", text(&a));
+    let a = seglog(&["append", d, "--value", "hex:looks like hex"]);
+    assert!(a.status.success(), "{}", text(&a));
+    let dump = String::from_utf8(seglog(&["dump", d]).stdout).unwrap();
+    let lines: Vec<&str> = dump.lines().collect();
+    assert!(lines[0].ends_with("value=plain text"), "{dump}");
+    assert!(lines[1].ends_with("value=hex:00ff"), "{dump}");
+    assert!(lines[2].ends_with("value=hi"), "{dump}");
+    assert!(lines[3].ends_with("value=hex:6865783a6c6f6f6b73206c696b6520686578"), "{dump}");
+    assert!(!dump.contains('\\'), "no escapes: {dump}");
+
+    let o = seglog(&["dump", d, "--from", "9"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("offset 9 is past the end of the log, which holds offsets 0..4"), "{}", text(&o));
+    let t = seglog(&["truncate", d, "--before", "2"]);
+    assert!(t.status.success(), "{}", text(&t));
+    let o = seglog(&["dump", d, "--from", "1"]);
+    assert!(text(&o).contains("offset 1 is below the log's first offset 2"), "{}", text(&o));
+    let info = seglog(&["info", d]);
+    assert!(text(&info).contains("offsets 2..4 (2 records readable), 1 segment"), "{}", text(&info));
 }

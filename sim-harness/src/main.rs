@@ -24,7 +24,11 @@ const DEFAULT_OPS: u32 = 1000;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "sim-harness", about = "Deterministic simulation of the segmented log on a faulty simulated disk")]
+#[command(
+    name = "sim-harness",
+    version,
+    about = "Deterministic simulation of the segmented log on a faulty simulated disk"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -123,6 +127,18 @@ fn parse_range(s: &str) -> Result<Range<u64>, String> {
     Ok(a..b)
 }
 
+/// A `--canary` (or a scenario's) must name a planted bug: a usage error
+/// (exit code 2) otherwise, the same for every subcommand.
+fn known_canary(canary: Option<&str>) -> Result<(), ExitCode> {
+    match canary {
+        Some(c) if Canary::from_name(c).is_none() => {
+            eprintln!("error: unknown canary `{c}`; known: sync-noop, dir-sync-noop, silent-bitflip, enospc-lies");
+            Err(ExitCode::from(2))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn jobs(j: Option<usize>) -> usize {
     j.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
@@ -148,11 +164,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Run { seeds, jobs: j, ops, canary, save_failures } => {
-            if let Some(c) = &canary
-                && Canary::from_name(c).is_none()
-            {
-                eprintln!("error: unknown canary `{c}`; known: sync-noop, dir-sync-noop, silent-bitflip, enospc-lies");
-                return ExitCode::from(2);
+            if let Err(code) = known_canary(canary.as_deref()) {
+                return code;
             }
             quiet_panics();
             let total = seeds.end - seeds.start;
@@ -218,6 +231,9 @@ fn main() -> ExitCode {
                 },
                 None => Scenario { seed: seed.unwrap_or(0), ops, canary },
             };
+            if let Err(code) = known_canary(scn.canary.as_deref()) {
+                return code;
+            }
             if tracing {
                 tracing_subscriber::fmt()
                     .with_env_filter(

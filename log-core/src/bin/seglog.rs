@@ -10,7 +10,7 @@ use log_core::salvage::{Found, salvage_dir};
 use log_core::{Config, Entry, Log, StdFs};
 
 #[derive(Parser)]
-#[command(name = "seglog", about = "Inspect, verify, repair and edit a segmented log directory")]
+#[command(name = "seglog", version, about = "Inspect, verify, repair and edit a segmented log directory")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -19,9 +19,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Show the segments: base, last offset, records, bytes, time range, sealed.
-    Info { dir: PathBuf },
-    /// Print records (offset, timestamp, key, value).
+    Info {
+        /// The log directory.
+        dir: PathBuf,
+    },
+    /// Print records (offset, timestamp, key, value). Keys and values are
+    /// shown as text when they are UTF-8 without control characters, else
+    /// as `hex:` and their bytes in hex.
     Dump {
+        /// The log directory.
         dir: PathBuf,
         /// First offset to print (default: the log's first).
         #[arg(long)]
@@ -41,7 +47,12 @@ enum Cmd {
     /// (each repeatable, one record each, in order), or else one record per
     /// line of standard input (UTF-8 text, or hex with `--hex`).
     Append {
+        /// The log directory.
         dir: PathBuf,
+        /// Start a new log if the directory holds none (else refused, so
+        /// that a mistyped path does not become a log).
+        #[arg(long)]
+        create: bool,
         /// A value as text (repeatable).
         #[arg(long, conflicts_with_all = ["value_hex", "value_file", "hex"])]
         value: Vec<String>,
@@ -63,11 +74,16 @@ enum Cmd {
     },
     /// Check every record of every segment, sealed ones included. Exits 1
     /// and names the file and byte position of each problem.
-    Verify { dir: PathBuf },
+    Verify {
+        /// The log directory.
+        dir: PathBuf,
+    },
     /// Copy every record that still verifies into a new log at `--out`, and
     /// report exactly what could not be saved.
     Salvage {
+        /// The damaged log directory (only read).
         dir: PathBuf,
+        /// An empty directory for the new log.
         #[arg(long)]
         out: PathBuf,
     },
@@ -77,6 +93,7 @@ enum Cmd {
     /// do not change. Crash-safe: an interrupted run is finished or undone
     /// by the next open.
     Compact {
+        /// The log directory.
         dir: PathBuf,
         /// Keep tombstones this many milliseconds after their timestamp.
         #[arg(long, default_value_t = 86_400_000)]
@@ -91,16 +108,46 @@ enum Cmd {
     },
     /// Truncate the log: drop records before `--before` or from `--from` on.
     Truncate {
+        /// The log directory.
         dir: PathBuf,
+        /// Drop every record before this offset (prefix truncation).
         #[arg(long, conflicts_with = "from", required_unless_present = "from")]
         before: Option<u64>,
+        /// Drop this record and every later one (suffix truncation).
         #[arg(long)]
         from: Option<u64>,
     },
 }
 
+/// Bytes as an operator reads them: the text itself when it is UTF-8
+/// without control characters (and does not itself start with `hex:`),
+/// else `hex:` and the bytes in hex; always hex with `hex`.
 fn show(bytes: &[u8], hex: bool) -> String {
-    if hex { hex::encode(bytes) } else { String::from_utf8_lossy(bytes).escape_debug().to_string() }
+    match std::str::from_utf8(bytes) {
+        Ok(text) if !hex && !text.chars().any(char::is_control) && !text.starts_with("hex:") => text.to_string(),
+        _ if hex => hex::encode(bytes),
+        _ => format!("hex:{}", hex::encode(bytes)),
+    }
+}
+
+/// "1 record", "2 records".
+fn count(n: u64, one: &str, many: &str) -> String {
+    if n == 1 { format!("1 {one}") } else { format!("{n} {many}") }
+}
+
+/// Opens an existing log read-write; a directory that holds none is
+/// refused unless `create` (a mistyped path must not become a log).
+fn open_existing(dir: &std::path::Path, config: Config, create: bool) -> Result<Log, String> {
+    if !create {
+        match Log::open_read_only(dir, config.clone()) {
+            Ok(_) => {}
+            Err(log_core::Error::NoLog { .. }) => {
+                return Err(format!("`{}` holds no log; pass --create to start a new one there", dir.display()));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Log::open(dir, config).map_err(|e| e.to_string())
 }
 
 /// One value per line of standard input, read whole before anything is
@@ -191,14 +238,39 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
     match cmd {
         Cmd::Info { dir } => {
             let log = Log::open_read_only(&dir, Config::default()).map_err(e)?;
-            let stored: u64 = log.segments().iter().map(|s| s.n_records).sum();
+            let first = log.first_offset();
+            // Records a reader can get: those at or past the first offset (a
+            // prefix truncation leaves older ones in the first segment until
+            // it is deleted as a whole). A dense segment holds every offset
+            // of its range; a compacted one straddling the first offset is
+            // counted by reading its part.
+            let mut readable = 0u64;
+            for s in log.segments() {
+                let Some(last) = s.last_offset else { continue };
+                if s.base_offset >= first {
+                    readable += s.n_records;
+                } else if last >= first {
+                    readable += if s.compacted {
+                        let mut n = 0u64;
+                        let mut reader = log.reader(first..=last);
+                        while let Some(r) = reader.next() {
+                            r.map_err(e)?;
+                            n += 1;
+                        }
+                        n
+                    } else {
+                        last - first + 1
+                    };
+                }
+            }
+            let n_segments = log.segments().len() as u64;
+            let gaps = if log.segments().iter().any(|s| s.compacted) { ", compaction left gaps" } else { "" };
             println!(
-                "log {}: offsets {}..{} ({} records stored, compaction may have left gaps), {} segments",
+                "log {}: offsets {first}..{} ({} readable{gaps}), {}",
                 dir.display(),
-                log.first_offset(),
                 log.next_offset(),
-                stored,
-                log.segments().len()
+                count(readable, "record", "records"),
+                count(n_segments, "segment", "segments"),
             );
             println!(
                 "{:>20} {:>20} {:>10} {:>12} {:>15} {:>15}  sealed",
@@ -227,7 +299,16 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
         }
         Cmd::Dump { dir, from, count, hex } => {
             let log = Log::open_read_only(&dir, Config::default()).map_err(e)?;
-            let start = from.unwrap_or(log.first_offset());
+            let (first, next) = (log.first_offset(), log.next_offset());
+            let start = from.unwrap_or(first);
+            if start < first {
+                return Err(format!(
+                    "offset {start} is below the log's first offset {first} (truncated or deleted by retention); the log holds offsets {first}..{next}"
+                ));
+            }
+            if start >= next && next > first {
+                return Err(format!("offset {start} is past the end of the log, which holds offsets {first}..{next}"));
+            }
             let mut out = std::io::stdout().lock();
             for rec in log.iter(start..start.saturating_add(count)) {
                 let r = rec.map_err(e)?;
@@ -238,7 +319,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Append { dir, value, value_hex, value_file, hex, key, key_hex } => {
+        Cmd::Append { dir, create, value, value_hex, value_file, hex, key, key_hex } => {
             let key = match (key, key_hex) {
                 (Some(k), _) => Some(k.into_bytes()),
                 (None, Some(h)) => Some(hex::decode(h.trim()).map_err(|err| format!("--key-hex: {err}"))?),
@@ -277,7 +358,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
                 })
                 .collect();
             let config = Config { sync: log_core::SyncPolicy::Always, ..Config::default() };
-            let mut log = Log::open(&dir, config).map_err(e)?;
+            let mut log = open_existing(&dir, config, create)?;
             let start = log.next_offset();
             append_all_or_nothing(&mut log, &entries, &dir)?;
             log.close().map_err(e)?;
@@ -285,7 +366,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
             if n == 0 {
                 println!("appended nothing (no input)");
             } else {
-                println!("appended {n} records at offsets {start}..{}, synced", start + n);
+                println!("appended {} at offsets {start}..{}, synced", count(n, "record", "records"), start + n);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -306,11 +387,11 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
                 println!("problem: {p}");
             }
             println!(
-                "verified {} segments, {} bytes: {} records ok, {} problems",
-                report.n_segments,
-                report.bytes,
-                report.n_records,
-                report.problems.len()
+                "verified {}, {}: {} ok, {}",
+                count(report.n_segments, "segment", "segments"),
+                count(report.bytes, "byte", "bytes"),
+                count(report.n_records, "record", "records"),
+                count(report.problems.len() as u64, "problem", "problems"),
             );
             Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
@@ -359,7 +440,12 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
             for l in &lost_ranges {
                 println!("lost: {l}");
             }
-            println!("salvaged {saved} records into {}; {} problems", out.display(), lost_ranges.len());
+            println!(
+                "salvaged {} into {}; {}",
+                count(saved, "record", "records"),
+                out.display(),
+                count(lost_ranges.len() as u64, "problem", "problems")
+            );
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Compact { dir, tombstone_retention_ms, map_mib, roll } => {
@@ -368,7 +454,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
                 compaction_map_bytes: map_mib.saturating_mul(1 << 20),
                 ..Config::default()
             };
-            let mut log = Log::open(&dir, config).map_err(e)?;
+            let mut log = open_existing(&dir, config, false)?;
             if roll {
                 log.roll().map_err(e)?;
             }
@@ -377,14 +463,14 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
             let secs = started.elapsed().as_secs_f64();
             log.close().map_err(e)?;
             println!(
-                "compacted {} segments into {} in {} pass(es), {:.2} s: read {} records, dropped {} superseded, {} tombstones, {} below the first offset",
-                r.segments_replaced,
+                "compacted {} into {} in {}, {:.2} s: read {}, dropped {} superseded, {}, {} below the first offset",
+                count(r.segments_replaced, "segment", "segments"),
                 r.segments_written,
-                r.passes,
+                count(r.passes as u64, "pass", "passes"),
                 secs,
-                r.records_read,
+                count(r.records_read, "record", "records"),
                 r.records_superseded,
-                r.tombstones_dropped,
+                count(r.tombstones_dropped, "tombstone", "tombstones"),
                 r.records_below_first
             );
             let saved = r.bytes_before.saturating_sub(r.bytes_after);
@@ -398,7 +484,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Truncate { dir, before, from } => {
-            let mut log = Log::open(&dir, Config::default()).map_err(e)?;
+            let mut log = open_existing(&dir, Config::default(), false)?;
             if let Some(b) = before {
                 log.truncate_before(b).map_err(e)?;
             }
