@@ -312,3 +312,56 @@ fn the_command_line_says_exactly_what_is_there() {
     let info = seglog(&["info", d]);
     assert!(text(&info).contains("offsets 2..4 (2 records readable), 1 segment"), "{}", text(&info));
 }
+
+/// `--json` on info, dump, verify and compact; timestamps as RFC 3339 in
+/// UTC (raw milliseconds with `--raw-timestamps`).
+#[test]
+fn json_output_and_rfc3339_timestamps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let d = dir.to_str().unwrap();
+    let mut log = Log::open(&dir, Config::default()).unwrap();
+    log.append(Entry::new(b"text").with_key(b"k").with_timestamp(1_764_000_000_123)).unwrap();
+    log.append(Entry::new(&[0, 255]).with_timestamp(1_764_000_000_456)).unwrap();
+    log.close().unwrap();
+
+    let dump = String::from_utf8(seglog(&["dump", d]).stdout).unwrap();
+    assert!(dump.starts_with("0 ts=2025-11-24T16:00:00.123Z key=k value=text"), "{dump}");
+    let raw = String::from_utf8(seglog(&["dump", d, "--raw-timestamps"]).stdout).unwrap();
+    assert!(raw.starts_with("0 ts=1764000000123 key=k"), "{raw}");
+
+    let lines: Vec<serde_json::Value> = String::from_utf8(seglog(&["dump", d, "--json"]).stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["offset"], 0);
+    assert_eq!(lines[0]["timestamp"], "2025-11-24T16:00:00.123Z");
+    assert_eq!((lines[0]["key"].as_str(), lines[0]["value"].as_str()), (Some("k"), Some("text")));
+    assert_eq!(lines[1]["key"], serde_json::Value::Null);
+    assert_eq!(lines[1]["value_hex"], "00ff");
+    assert_eq!(lines[1]["tombstone"], false);
+
+    let info: serde_json::Value = serde_json::from_slice(&seglog(&["info", d, "--json"]).stdout).unwrap();
+    assert_eq!((info["first_offset"].as_u64(), info["next_offset"].as_u64()), (Some(0), Some(2)));
+    assert_eq!(info["readable_records"], 2);
+    assert_eq!(info["segments"][0]["records"], 2);
+    assert_eq!(info["segments"][0]["min_timestamp"], "2025-11-24T16:00:00.123Z");
+    let info = String::from_utf8(seglog(&["info", d]).stdout).unwrap();
+    assert!(info.contains("2025-11-24T16:00:00.456Z"), "{info}");
+
+    let v = seglog(&["verify", d, "--json"]);
+    assert!(v.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+    assert_eq!(v["records_ok"], 2);
+    assert_eq!(v["problems"], serde_json::json!([]));
+
+    let other = tmp.path().join("keyed");
+    build(&other);
+    let c = seglog(&["compact", other.to_str().unwrap(), "--roll", "--json"]);
+    assert!(c.status.success(), "{}", text(&c));
+    let c: serde_json::Value = serde_json::from_slice(&c.stdout).unwrap();
+    assert_eq!(c["records_read"], 18);
+    assert_eq!(c["records_superseded"], 17);
+}

@@ -22,6 +22,12 @@ enum Cmd {
     Info {
         /// The log directory.
         dir: PathBuf,
+        /// One JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Timestamps as milliseconds since the Unix epoch, not RFC 3339.
+        #[arg(long)]
+        raw_timestamps: bool,
     },
     /// Print records (offset, timestamp, key, value). Keys and values are
     /// shown as text when they are UTF-8 without control characters, else
@@ -38,6 +44,13 @@ enum Cmd {
         /// Print keys and values as hex instead of text.
         #[arg(long)]
         hex: bool,
+        /// One JSON object per record, one per line (`key`/`value` as text
+        /// when they are UTF-8, else `key_hex`/`value_hex`).
+        #[arg(long)]
+        json: bool,
+        /// Timestamps as milliseconds since the Unix epoch, not RFC 3339.
+        #[arg(long)]
+        raw_timestamps: bool,
     },
     /// Append records, all or nothing: every input is read and checked
     /// first, then appended in synced batches; if anything fails, what was
@@ -77,6 +90,9 @@ enum Cmd {
     Verify {
         /// The log directory.
         dir: PathBuf,
+        /// One JSON object: counts and every problem.
+        #[arg(long)]
+        json: bool,
     },
     /// Copy every record that still verifies into a new log at `--out`, and
     /// report exactly what could not be saved.
@@ -105,6 +121,9 @@ enum Cmd {
         /// too (the next append starts a new segment).
         #[arg(long)]
         roll: bool,
+        /// One JSON object: the compaction report.
+        #[arg(long)]
+        json: bool,
     },
     /// Truncate the log: drop records before `--before` or from `--from` on.
     Truncate {
@@ -127,6 +146,33 @@ fn show(bytes: &[u8], hex: bool) -> String {
         Ok(text) if !hex && !text.chars().any(char::is_control) && !text.starts_with("hex:") => text.to_string(),
         _ if hex => hex::encode(bytes),
         _ => format!("hex:{}", hex::encode(bytes)),
+    }
+}
+
+/// A record timestamp: RFC 3339 in UTC with milliseconds, or the raw
+/// milliseconds since the Unix epoch (`raw`, or past the year 9999).
+fn ts(ms: u64, raw: bool) -> String {
+    const YEAR_10000_MS: u64 = 253_402_300_800_000;
+    if raw || ms >= YEAR_10000_MS {
+        return ms.to_string();
+    }
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
+}
+
+/// Bytes as JSON fields: `{name: text}` when UTF-8, else `{name_hex: hex}`.
+fn json_bytes(obj: &mut serde_json::Map<String, serde_json::Value>, name: &str, bytes: Option<&[u8]>) {
+    match bytes {
+        None => {
+            obj.insert(name.to_string(), serde_json::Value::Null);
+        }
+        Some(b) => match std::str::from_utf8(b) {
+            Ok(text) => {
+                obj.insert(name.to_string(), text.into());
+            }
+            Err(_) => {
+                obj.insert(format!("{name}_hex"), hex::encode(b).into());
+            }
+        },
     }
 }
 
@@ -236,7 +282,7 @@ fn append_all_or_nothing(log: &mut Log, entries: &[Entry<'_>], dir: &std::path::
 fn run(cmd: Cmd) -> Result<ExitCode, String> {
     let e = |e: log_core::Error| e.to_string();
     match cmd {
-        Cmd::Info { dir } => {
+        Cmd::Info { dir, json, raw_timestamps } => {
             let log = Log::open_read_only(&dir, Config::default()).map_err(e)?;
             let first = log.first_offset();
             // Records a reader can get: those at or past the first offset (a
@@ -264,6 +310,33 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
                 }
             }
             let n_segments = log.segments().len() as u64;
+            if json {
+                let segments: Vec<serde_json::Value> = log
+                    .segments()
+                    .iter()
+                    .map(|s| {
+                        serde_json::json!({
+                            "base_offset": s.base_offset,
+                            "last_offset": s.last_offset,
+                            "records": s.n_records,
+                            "bytes": s.bytes,
+                            "min_timestamp": s.min_timestamp_ms.map(|t| ts(t, raw_timestamps)),
+                            "max_timestamp": s.max_timestamp_ms.map(|t| ts(t, raw_timestamps)),
+                            "sealed": s.sealed,
+                            "compacted": s.compacted,
+                        })
+                    })
+                    .collect();
+                let info = serde_json::json!({
+                    "dir": dir.display().to_string(),
+                    "first_offset": first,
+                    "next_offset": log.next_offset(),
+                    "readable_records": readable,
+                    "segments": segments,
+                });
+                println!("{info}");
+                return Ok(ExitCode::SUCCESS);
+            }
             let gaps = if log.segments().iter().any(|s| s.compacted) { ", compaction left gaps" } else { "" };
             println!(
                 "log {}: offsets {first}..{} ({} readable{gaps}), {}",
@@ -272,22 +345,24 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
                 count(readable, "record", "records"),
                 count(n_segments, "segment", "segments"),
             );
+            let w = if raw_timestamps { 15 } else { 24 };
             println!(
-                "{:>20} {:>20} {:>10} {:>12} {:>15} {:>15}  sealed",
+                "{:>20} {:>20} {:>10} {:>12} {:>w$} {:>w$}  sealed",
                 "base", "last", "records", "bytes", "min ts", "max ts"
             );
             // `last` is the last offset a segment covers; in a compacted
             // segment its record may be gone.
             for s in log.segments() {
                 let opt = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+                let time = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| ts(v, raw_timestamps));
                 println!(
-                    "{:>20} {:>20} {:>10} {:>12} {:>15} {:>15}  {}",
+                    "{:>20} {:>20} {:>10} {:>12} {:>w$} {:>w$}  {}",
                     s.base_offset,
                     opt(s.last_offset),
                     s.n_records,
                     s.bytes,
-                    opt(s.min_timestamp_ms),
-                    opt(s.max_timestamp_ms),
+                    time(s.min_timestamp_ms),
+                    time(s.max_timestamp_ms),
                     match (s.sealed, s.compacted) {
                         (true, true) => "yes (compacted)",
                         (true, false) => "yes",
@@ -297,7 +372,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Dump { dir, from, count, hex } => {
+        Cmd::Dump { dir, from, count: n, hex, json, raw_timestamps } => {
             let log = Log::open_read_only(&dir, Config::default()).map_err(e)?;
             let (first, next) = (log.first_offset(), log.next_offset());
             let start = from.unwrap_or(first);
@@ -310,11 +385,23 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
                 return Err(format!("offset {start} is past the end of the log, which holds offsets {first}..{next}"));
             }
             let mut out = std::io::stdout().lock();
-            for rec in log.iter(start..start.saturating_add(count)) {
+            let mut reader = log.reader(start..start.saturating_add(n));
+            while let Some(rec) = reader.next() {
                 let r = rec.map_err(e)?;
-                let key = r.key.as_deref().map_or_else(|| "-".to_string(), |k| show(k, hex));
+                if json {
+                    let mut obj = serde_json::Map::new();
+                    obj.insert("offset".into(), r.offset.into());
+                    obj.insert("timestamp".into(), ts(r.timestamp_ms, raw_timestamps).into());
+                    obj.insert("tombstone".into(), r.flags.tombstone().into());
+                    json_bytes(&mut obj, "key", r.key);
+                    json_bytes(&mut obj, "value", Some(r.value));
+                    writeln!(out, "{}", serde_json::Value::Object(obj)).map_err(|e| e.to_string())?;
+                    continue;
+                }
+                let key = r.key.map_or_else(|| "-".to_string(), |k| show(k, hex));
                 let tomb = if r.flags.tombstone() { " (tombstone)" } else { "" };
-                writeln!(out, "{} ts={} key={key}{tomb} value={}", r.offset, r.timestamp_ms, show(&r.value, hex))
+                let time = ts(r.timestamp_ms, raw_timestamps);
+                writeln!(out, "{} ts={time} key={key}{tomb} value={}", r.offset, show(r.value, hex))
                     .map_err(|e| e.to_string())?;
             }
             Ok(ExitCode::SUCCESS)
@@ -370,7 +457,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Verify { dir } => {
+        Cmd::Verify { dir, json } => {
             let log = Log::open_read_only(&dir, Config::default()).map_err(e)?;
             let total: u64 = log.segments().iter().map(|s| s.bytes).sum();
             let bar = (total > 64 << 20 && std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -382,6 +469,17 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
             });
             if let Some(b) = bar {
                 b.finish_and_clear();
+            }
+            if json {
+                let problems: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
+                let v = serde_json::json!({
+                    "segments": report.n_segments,
+                    "bytes": report.bytes,
+                    "records_ok": report.n_records,
+                    "problems": problems,
+                });
+                println!("{v}");
+                return Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
             }
             for p in &report.problems {
                 println!("problem: {p}");
@@ -448,7 +546,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Compact { dir, tombstone_retention_ms, map_mib, roll } => {
+        Cmd::Compact { dir, tombstone_retention_ms, map_mib, roll, json } => {
             let config = Config {
                 tombstone_retention_ms,
                 compaction_map_bytes: map_mib.saturating_mul(1 << 20),
@@ -462,6 +560,22 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
             let r = log.compact().map_err(e)?;
             let secs = started.elapsed().as_secs_f64();
             log.close().map_err(e)?;
+            if json {
+                let v = serde_json::json!({
+                    "segments_replaced": r.segments_replaced,
+                    "segments_written": r.segments_written,
+                    "passes": r.passes,
+                    "seconds": secs,
+                    "records_read": r.records_read,
+                    "records_superseded": r.records_superseded,
+                    "tombstones_dropped": r.tombstones_dropped,
+                    "records_below_first": r.records_below_first,
+                    "bytes_before": r.bytes_before,
+                    "bytes_after": r.bytes_after,
+                });
+                println!("{v}");
+                return Ok(ExitCode::SUCCESS);
+            }
             println!(
                 "compacted {} into {} in {}, {:.2} s: read {}, dropped {} superseded, {}, {} below the first offset",
                 count(r.segments_replaced, "segment", "segments"),
