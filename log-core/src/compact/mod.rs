@@ -158,7 +158,15 @@ impl Log {
     /// The active segment is never touched.
     pub fn compact(&mut self) -> Result<CompactionReport> {
         self.check_writable("compact")?;
-        let _span = info_span!("compact", dir = %self.dir.display()).entered();
+        let span = info_span!(
+            "compact",
+            dir = %self.dir.display(),
+            passes = tracing::field::Empty,
+            records_read = tracing::field::Empty,
+            bytes_before = tracing::field::Empty,
+            bytes_after = tracing::field::Empty,
+        )
+        .entered();
         let mut total = CompactionReport::default();
         let mut map_from = 0;
         let end = self.sealed_end();
@@ -175,6 +183,10 @@ impl Log {
         }
         total.bytes_before = before;
         total.bytes_after = self.sealed_bytes_below(end);
+        span.record("passes", total.passes);
+        span.record("records_read", total.records_read);
+        span.record("bytes_before", total.bytes_before);
+        span.record("bytes_after", total.bytes_after);
         info!(
             passes = total.passes,
             superseded = total.records_superseded,

@@ -45,7 +45,7 @@ pub(crate) fn open(dir: &Path, mut opts: Options) -> Result<Log> {
     // wrapper (`fs/checked.rs`).
     let (fs_failure, dir_debt);
     (opts.fs, fs_failure, dir_debt) = CheckedFs::wrap(opts.fs, dir);
-    let _span = info_span!("open", dir = %dir.display(), read_only = opts.read_only).entered();
+    let span = open_span(dir, opts.read_only).entered();
     let mut report = RecoveryReport::default();
     let (lock, mut names) = list_and_lock(&*opts.fs, dir, opts.read_only, &mut report)?;
     if !opts.read_only && names.iter().any(|n| n == format::RESYNC_FILE_NAME) {
@@ -90,7 +90,8 @@ pub(crate) fn open(dir: &Path, mut opts: Options) -> Result<Log> {
     }
     drop_restart_leftovers(&mut log, &mut listing.bases)?;
     check_last_segment(&log, &listing.bases)?;
-    open_segments(&mut log, &listing.bases, &overrides, &mut report)?;
+    info_span!("open_segments", segments = listing.bases.len())
+        .in_scope(|| open_segments(&mut log, &listing.bases, &overrides, &mut report))?;
     place_ends(&mut log, has_meta, &mut report)?;
     finish_truncation(&mut log, &mut report)?;
     finish_restart_intent(&mut log, &mut report)?;
@@ -98,6 +99,32 @@ pub(crate) fn open(dir: &Path, mut opts: Options) -> Result<Log> {
         settle_tail(&mut log)?;
     }
     report.clean = report.clean || log.segments.values().next_back().is_none_or(|s| s.sealed);
+    opened(&span, &log, &report);
+    log.report = report;
+    Ok(log)
+}
+
+/// The span of an open; what it found is recorded on it at the end.
+fn open_span(dir: &Path, read_only: bool) -> tracing::Span {
+    info_span!(
+        "open",
+        dir = %dir.display(),
+        read_only,
+        first_offset = tracing::field::Empty,
+        next_offset = tracing::field::Empty,
+        segments = tracing::field::Empty,
+        bytes_scanned = tracing::field::Empty,
+        torn_bytes = tracing::field::Empty,
+    )
+}
+
+/// Records what an open found, on its span and as an event.
+fn opened(span: &tracing::Span, log: &Log, report: &RecoveryReport) {
+    span.record("first_offset", log.first_offset);
+    span.record("next_offset", log.next_offset);
+    span.record("segments", log.segments.len());
+    span.record("bytes_scanned", report.bytes_scanned);
+    span.record("torn_bytes", report.torn_bytes);
     info!(
         first_offset = log.first_offset,
         next_offset = log.next_offset,
@@ -106,8 +133,6 @@ pub(crate) fn open(dir: &Path, mut opts: Options) -> Result<Log> {
         torn_bytes = report.torn_bytes,
         "opened log"
     );
-    log.report = report;
-    Ok(log)
 }
 
 /// The lock a read-write open holds, and the directory's names.

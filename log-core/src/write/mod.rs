@@ -14,7 +14,7 @@ use std::io;
 use std::ops::Range;
 use std::sync::Arc;
 
-use tracing::{debug, info_span, warn};
+use tracing::{debug, debug_span, info_span, warn};
 
 use crate::config::SyncPolicy;
 use crate::dir::failure::Snapshot;
@@ -59,6 +59,9 @@ impl Log {
             }
             batch_bytes += size + format::RECORD_OVERHEAD as u64;
         }
+        // Debug level: an append is the hot path, and a disabled span costs
+        // one cached check.
+        let _span = debug_span!("append", first_offset = start, records = entries.len(), bytes = batch_bytes).entered();
         self.clear_truncation_intent()?;
         let now = self.clock.now_ms();
         self.ensure_active(now)?;
@@ -197,7 +200,8 @@ impl Log {
     /// "Roll"). A crash in between leaves the old segment unsealed and the
     /// new one empty; recovery seals the old one.
     pub(crate) fn seal_and_create(&mut self, now_ms: u64) -> Result<()> {
-        let _span = info_span!("roll", next_offset = self.next_offset).entered();
+        let sealed_bytes = self.segments.values().next_back().map_or(0, |s| s.tail.end_pos);
+        let _span = info_span!("roll", next_offset = self.next_offset, sealed_bytes).entered();
         self.sync_inner()?;
         let base = self.next_offset;
         let (path, file) = self.create_segment_file(base, now_ms)?;
@@ -372,6 +376,13 @@ impl Log {
     }
 
     pub(crate) fn sync_inner(&mut self) -> Result<()> {
+        // What this sync makes durable: records `from..upto`, `bytes` of
+        // the active segment (frames and the commit marker to come).
+        let unsynced = match (self.active.as_ref(), self.segments.values().next_back()) {
+            (Some(a), Some(seg)) => seg.tail.end_pos.saturating_sub(a.batch_start_pos),
+            _ => 0,
+        };
+        let _span = info_span!("sync", from = self.durable_next, upto = self.next_offset, bytes = unsynced).entered();
         match self.sync_prepare()? {
             None => Ok(()),
             Some(plan) => {
@@ -426,7 +437,7 @@ impl Log {
 
     /// The second half of a sync, given the result of `plan.file.sync()`.
     pub(crate) fn sync_complete(&mut self, plan: SyncPlan, res: io::Result<()>) -> Result<()> {
-        let _span = info_span!("sync", durable_offset = plan.upto).entered();
+        let _span = info_span!("sync_complete", durable_offset = plan.upto).entered();
         if let Err(e) = res {
             return Err(self.sync_failed(plan.path, e));
         }
