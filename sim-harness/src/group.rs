@@ -476,8 +476,13 @@ pub(crate) fn run_group(scn: &Scenario, params: Params, gp: GroupParams, trace: 
     }
     let w2 = Arc::clone(&world);
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(supervise(w2))));
+    // As in `run::run`: no task may outlive the seed's runtime.
+    let holders = Arc::strong_count(&world) - 1;
     let mut w = lock(&world);
     let w = &mut *w;
+    if res.is_ok() && holders > 0 {
+        w.fail(format!("{holders} tasks still hold the world after the seed's runtime ended (a leak per seed)"));
+    }
     let out = w.rec.outcome(scn.clone(), &w.fs, w.ops_done, res.err());
     // madsim does not free tasks still pending when a runtime ends, and they
     // hold the world: empty it (see `run::run`).

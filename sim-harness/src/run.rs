@@ -116,8 +116,15 @@ pub fn run(scn: &Scenario, trace: bool) -> Outcome {
     let world: Shared = Arc::new(Mutex::new(World::new(scn.clone(), params, faults, trace)));
     let w2 = Arc::clone(&world);
     let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(supervise(w2))));
+    // Every task of the seed ended with it (the node is killed at the end):
+    // one left waiting would outlive the runtime, which never frees it, and
+    // keep the world and its disk for the rest of the process.
+    let holders = Arc::strong_count(&world) - 1;
     let mut w = lock(&world);
     let w = &mut *w;
+    if res.is_ok() && holders > 0 {
+        w.fail(format!("{holders} tasks still hold the world after the seed's runtime ended (a leak per seed)"));
+    }
     let out = w.rec.outcome(scn.clone(), &w.fs, w.ops_done, res.err());
     // madsim does not free the tasks still pending when a runtime ends, and
     // they hold the world: empty it, so a process running many seeds (a
