@@ -10,8 +10,8 @@
 
 /// File names of a log directory, and telling them apart.
 pub use crate::format::{
-    FileKind, LOCK_FILE_NAME, MANIFEST_FILE_NAME, META_FILE_NAME, RESYNC_FILE_NAME, compacted_file_name,
-    index_file_name, parse_file_name, segment_file_name,
+    FileKind, LOCK_FILE_NAME, MANIFEST_FILE_NAME, META_FILE_NAME, RESYNC_FILE_NAME, RESYNC_SPARE_FILE_NAME,
+    compacted_file_name, index_file_name, parse_file_name, segment_file_name,
 };
 
 /// Segment files: the header, and the frames after it.

@@ -1151,3 +1151,35 @@ fn a_failed_fsync_of_a_segment_created_in_this_process_names_the_segment() {
     assert!(resynced.contains(&"00000000000000000000.log".to_string()) && resynced.contains(&"log.meta".to_string()));
     assert!(fs.contents(&marker).is_none());
 }
+
+/// Found by `run --seeds 875000..900000` (seed 881374): an fsync failed on
+/// a full disk, writing the resync marker hit ENOSPC too, the reopen in the
+/// same boot trusted a cache that hid a cut the disk never got, and after a
+/// crash the cut records came back. Room for the marker is now reserved
+/// (`log.spare`) and renamed into place when an fsync fails, so a full disk
+/// cannot stop it.
+#[test]
+fn a_failed_fsync_on_a_full_disk_still_leaves_its_marker() {
+    use sim_fs::{FaultConfig, SimFs};
+    let dir = Path::new("/data/log");
+    let marker = dir.join(log_core::inspect::RESYNC_FILE_NAME);
+    let spare = dir.join(log_core::inspect::RESYNC_SPARE_FILE_NAME);
+    let config = Config { sync: SyncPolicy::Manual, ..Config::default() };
+    let fs = SimFs::new(9, FaultConfig::default());
+    let o = || Options { config: config.clone(), ..opts(fs.shared(), false) };
+    let mut log = Log::open_with(dir, o()).unwrap();
+    assert!(fs.contents(&spare).is_some_and(|c| c.len() == 4096), "the open reserved no room for the marker");
+    log.append(Entry::new(&[7; 300])).unwrap();
+    // The disk is full from here on, and the fsync fails.
+    fs.set_config(FaultConfig { capacity_bytes: Some(fs.used_bytes()), p_sync_eio: 1.0, ..FaultConfig::default() });
+    assert!(log.sync().is_err());
+    drop(log);
+    let text = String::from_utf8(fs.contents(&marker).expect("no marker on a full disk")).unwrap();
+    assert!(text.lines().any(|l| l == "00000000000000000000.log"), "the marker says {text:?}");
+    assert!(fs.contents(&spare).is_none(), "the spare should have become the marker");
+    fs.set_config(FaultConfig::default());
+    let log = Log::open_with(dir, o()).unwrap();
+    assert!(log.recovery_report().resynced.contains(&"00000000000000000000.log".to_string()));
+    assert!(fs.contents(&marker).is_none(), "the marker outlived the resync");
+    assert!(fs.contents(&spare).is_some(), "the room was not reserved again");
+}

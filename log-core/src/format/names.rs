@@ -26,6 +26,10 @@ pub enum FileKind {
     /// process; the next read-write open rewrites the log's files from
     /// what it reads before trusting them (lists the files, one per line).
     ResyncMarker,
+    /// `log.spare`: room reserved for the resync marker (newlines), renamed
+    /// to `log.resync` when an fsync fails, so that the marker can be
+    /// written even on a full disk.
+    ResyncSpare,
 }
 
 /// Name of the lock file every read-write open holds an exclusive lock on.
@@ -33,6 +37,13 @@ pub const LOCK_FILE_NAME: &str = "log.lock";
 
 /// Name of the marker a failed fsync leaves ([`FileKind::ResyncMarker`]).
 pub const RESYNC_FILE_NAME: &str = "log.resync";
+
+/// Name of the room reserved for the resync marker ([`FileKind::ResyncSpare`]).
+pub const RESYNC_SPARE_FILE_NAME: &str = "log.spare";
+
+/// Bytes reserved for the resync marker: a boot line and well over a
+/// hundred file names.
+pub const RESYNC_SPARE_BYTES: usize = 4096;
 
 /// The first line of a resync marker: the boot it was written in
 /// (`boot <id>`, or `boot ?` when the filesystem does not know), with its
@@ -75,6 +86,9 @@ pub fn parse_file_name(name: &str) -> Option<FileKind> {
     }
     if name == RESYNC_FILE_NAME {
         return Some(FileKind::ResyncMarker);
+    }
+    if name == RESYNC_SPARE_FILE_NAME {
+        return Some(FileKind::ResyncSpare);
     }
     let (stem, ext) = name.split_once('.')?;
     if stem.len() != 20 || !stem.bytes().all(|c| c.is_ascii_digit()) {

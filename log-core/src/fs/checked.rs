@@ -92,30 +92,80 @@ impl DirDebt {
         // rewrote nothing, and a write the failed fsync let through without
         // its cut came back after a crash as a stale record).
         let name = name.strip_suffix(".tmp").map_or_else(|| name.to_string(), str::to_string);
-        let res = (|| -> io::Result<()> {
-            let file = match self.fs.open(&marker, OpenMode::CreateNew) {
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => self.fs.open(&marker, OpenMode::ReadWrite)?,
-                other => other?,
-            };
-            let len = file.len()?;
-            let mut old = vec![0u8; usize::try_from(len).unwrap_or(0).min(1 << 20)];
-            super::read_full_at(&*file, &mut old, 0)?;
-            let boot = crate::format::resync_boot_line(self.fs.boot_id().as_deref());
-            if len > 0 && String::from_utf8_lossy(&old).lines().next() == Some(boot.trim_end()) {
-                // This boot's marker: add the name.
-                super::write_all_at(&*file, format!("{name}\n").as_bytes(), len)
-            } else {
-                // New, or left by an earlier boot (whose cache is gone):
-                // start it over for this boot.
-                file.set_len(0)?;
-                super::write_all_at(&*file, format!("{boot}{name}\n").as_bytes(), 0)
-            }
-        })();
-        if let Err(e) = res {
+        if let Err(e) = self.write_marker(&marker, &name) {
             tracing::warn!(
                 marker = %marker.display(), error = %e,
                 "an fsync failed and the resync marker could not be written: reboot before reopening this log"
             );
+        }
+    }
+
+    /// Adds `name` to this boot's resync marker, or starts one. The marker
+    /// is written in place over room already reserved — the spare renamed
+    /// into place (a rename needs no data blocks), or the marker's own
+    /// length, padded with newlines — so that a full disk cannot stop it
+    /// (seed 881374: the marker hit ENOSPC, the same-boot reopen trusted a
+    /// cache that hid a cut the disk never got, and a crash brought the
+    /// cut records back). If the names outgrow the room, the marker names
+    /// the directory: everything is rewritten.
+    fn write_marker(&self, marker: &Path, name: &str) -> io::Result<()> {
+        let spare = self.dir.join(crate::format::RESYNC_SPARE_FILE_NAME);
+        let file = match self.fs.open(marker, OpenMode::ReadWrite) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if self.fs.exists(&spare)? {
+                    self.fs.rename(&spare, marker)?;
+                    self.fs.open(marker, OpenMode::ReadWrite)?
+                } else {
+                    self.fs.open(marker, OpenMode::CreateNew)?
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        let len = usize::try_from(file.len()?).unwrap_or(0).min(1 << 20);
+        let mut old = vec![0u8; len];
+        super::read_full_at(&*file, &mut old, 0)?;
+        let boot = crate::format::resync_boot_line(self.fs.boot_id().as_deref());
+        let old = String::from_utf8_lossy(&old);
+        let mut lines = old.lines().filter(|l| !l.is_empty());
+        // This boot's marker keeps its names; one of an earlier boot (whose
+        // cache is gone), a spare's newlines or nothing starts over.
+        let mut text = boot.clone();
+        if lines.next() == Some(boot.trim_end()) {
+            for l in lines {
+                text.push_str(l);
+                text.push('\n');
+            }
+        }
+        text.push_str(name);
+        text.push('\n');
+        let padded = |mut t: String| {
+            if t.len() < len {
+                t.extend(std::iter::repeat_n('\n', len - t.len()));
+            }
+            t
+        };
+        match super::write_all_at(&*file, padded(text).as_bytes(), 0) {
+            Err(e) if e.kind() == io::ErrorKind::StorageFull => {
+                super::write_all_at(&*file, padded(format!("{boot}.\n")).as_bytes(), 0)
+            }
+            other => other,
+        }
+    }
+
+    /// Reserves room for the resync marker (`log.spare`, newlines), if
+    /// there is none: best effort, never fsynced (only this boot's cache
+    /// needs it). Through the raw filesystem: it is not the log's data, and
+    /// owes no directory fsync.
+    pub(crate) fn reserve_spare(&self) {
+        let spare = self.dir.join(crate::format::RESYNC_SPARE_FILE_NAME);
+        let res = (|| -> io::Result<()> {
+            let f = self.fs.open(&spare, OpenMode::CreateNew)?;
+            super::write_all_at(&*f, &[b'\n'; crate::format::RESYNC_SPARE_BYTES], 0)
+        })();
+        if let Err(e) = res {
+            let _ = self.fs.remove_file(&spare);
+            tracing::debug!(error = %e, "could not reserve room for the resync marker");
         }
     }
 

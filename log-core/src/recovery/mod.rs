@@ -55,6 +55,7 @@ pub(crate) fn open(dir: &Path, mut opts: Options) -> Result<Log> {
         resync(&*opts.fs, dir, &names, &mut report)?;
         names = opts.fs.read_dir(dir).map_err(|e| Error::io("listing the log directory", dir, e))?;
     }
+    let spare_missing = !names.iter().any(|n| n == format::RESYNC_SPARE_FILE_NAME);
     let mut listing = Listing::classify(names, &mut report);
     let new_log = report.created || listing.holds_nothing();
     if !opts.read_only && !new_log {
@@ -74,6 +75,9 @@ pub(crate) fn open(dir: &Path, mut opts: Options) -> Result<Log> {
     )?;
     check_is_a_log(dir, opts.read_only, &listing, &report)?;
     if !opts.read_only {
+        if spare_missing {
+            dir_debt.reserve_spare();
+        }
         remove_leftovers(&*opts.fs, dir, &listing, &mut report)?;
         if new_log {
             // The entries leading to a new log: an earlier process may have
@@ -290,7 +294,7 @@ impl Listing {
                 Some(FileKind::Segment(b)) => l.bases.push(b),
                 Some(FileKind::OffsetIndex(b) | FileKind::TimeIndex(b)) => l.index_bases.push((b, name)),
                 Some(FileKind::Temporary) => l.temporaries.push(name),
-                Some(FileKind::Lock | FileKind::ResyncMarker) => {}
+                Some(FileKind::Lock | FileKind::ResyncMarker | FileKind::ResyncSpare) => {}
                 None => report.unknown_files.push(name),
             }
         }

@@ -66,6 +66,24 @@ impl World {
                         self.model = crate::model::Model::default();
                         continue;
                     }
+                    // The other documented limit: `log.meta` lost while no
+                    // segment holds a byte past its header (a new log's state
+                    // before its metadata is written, legal after a full
+                    // disk) may open as a new log at offset 0 — or be
+                    // refused, where the segments prove the loss (a first
+                    // segment past offset 0). No durable record can be lost
+                    // that way (it would lie past a header).
+                    if f.path.file_name().is_some_and(|n| n == log_core::inspect::META_FILE_NAME)
+                        && self.no_segment_holds_a_record()
+                    {
+                        self.note(
+                            || "log.meta is gone and no segment holds a record: a new log from here on".to_string(),
+                            Event::EveryFileGone,
+                            &[],
+                        );
+                        self.model = crate::model::Model { detect_mode: true, ..crate::model::Model::default() };
+                        continue;
+                    }
                 }
                 // The misdirected write never reached its place: the batch
                 // it belonged to left no evidence on disk, so the batch
@@ -76,6 +94,16 @@ impl World {
                 }
             }
         }
+    }
+
+    /// Whether every segment file on the disk (durable contents) is no
+    /// longer than its header.
+    fn no_segment_holds_a_record(&self) -> bool {
+        let dir = Path::new(LOG_DIR);
+        let Ok(names) = log_core::FileSystem::read_dir(&self.fs, dir) else { return false };
+        names.iter().filter(|n| n.ends_with(".log")).all(|n| {
+            self.fs.durable_contents(&dir.join(n)).is_some_and(|c| c.len() as u64 <= log_core::inspect::HEADER_LEN)
+        })
     }
 
     /// A read-only open (`what` says when, `beside` whether a writer has
@@ -200,4 +228,5 @@ fn derived_or_temporary(path: &Path) -> bool {
         || name.ends_with(".timeindex")
         || name.ends_with(".tmp")
         || name == log_core::inspect::RESYNC_FILE_NAME
+        || name == log_core::inspect::RESYNC_SPARE_FILE_NAME
 }
