@@ -1177,9 +1177,18 @@ fn a_failed_fsync_on_a_full_disk_still_leaves_its_marker() {
     let text = String::from_utf8(fs.contents(&marker).expect("no marker on a full disk")).unwrap();
     assert!(text.lines().any(|l| l == "00000000000000000000.log"), "the marker says {text:?}");
     assert!(fs.contents(&spare).is_none(), "the spare should have become the marker");
-    fs.set_config(FaultConfig::default());
-    let log = Log::open_with(dir, o()).unwrap();
+    // Room for the resync's rewrite of the segment, none for a new spare.
+    fs.set_config(FaultConfig { capacity_bytes: Some(fs.used_bytes() + 1024), ..FaultConfig::default() });
+    let mut log = Log::open_with(dir, o()).unwrap();
     assert!(log.recovery_report().resynced.contains(&"00000000000000000000.log".to_string()));
     assert!(fs.contents(&marker).is_none(), "the marker outlived the resync");
     assert!(fs.contents(&spare).is_some(), "the room was not reserved again");
+    // The resync gave the marker's room back (seed 898067): a disk still
+    // full does not stop the next marker either.
+    log.append(Entry::new(&[8; 300])).unwrap();
+    fs.set_config(FaultConfig { capacity_bytes: Some(fs.used_bytes()), p_sync_eio: 1.0, ..FaultConfig::default() });
+    assert!(log.sync().is_err());
+    drop(log);
+    let text = String::from_utf8(fs.contents(&marker).expect("no marker the second time")).unwrap();
+    assert!(text.lines().any(|l| l == "00000000000000000000.log"), "the marker says {text:?}");
 }

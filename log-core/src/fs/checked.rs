@@ -154,14 +154,17 @@ impl DirDebt {
     }
 
     /// Reserves room for the resync marker (`log.spare`, newlines), if
-    /// there is none: best effort, never fsynced (only this boot's cache
-    /// needs it). Through the raw filesystem: it is not the log's data, and
-    /// owes no directory fsync.
+    /// there is none: best effort, through the raw filesystem (it is not
+    /// the log's data, and owes no directory fsync). Fsynced once, so that
+    /// its blocks are allocated on the disk and no crash finds it half
+    /// written (and a crash-state enumeration does not carry its pending
+    /// write forever).
     pub(crate) fn reserve_spare(&self) {
         let spare = self.dir.join(crate::format::RESYNC_SPARE_FILE_NAME);
         let res = (|| -> io::Result<()> {
             let f = self.fs.open(&spare, OpenMode::CreateNew)?;
-            super::write_all_at(&*f, &[b'\n'; crate::format::RESYNC_SPARE_BYTES], 0)
+            super::write_all_at(&*f, &[b'\n'; crate::format::RESYNC_SPARE_BYTES], 0)?;
+            f.sync()
         })();
         if let Err(e) = res {
             let _ = self.fs.remove_file(&spare);

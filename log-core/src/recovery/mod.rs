@@ -203,7 +203,7 @@ fn resync(fs: &dyn FileSystem, dir: &Path, names: &[String], report: &mut Recove
     {
         // Written in an earlier boot: the page cache it warned about is
         // gone, so the files read are what the disk holds.
-        fs.remove_file(&marker).map_err(|e| Error::io("removing", &marker, e))?;
+        recycle_marker(fs, dir, &marker)?;
         fs.sync_dir(dir).map_err(|e| Error::io("syncing the log directory", dir, e))?;
         info!("removed a resync marker of an earlier boot: nothing to rewrite");
         return Ok(());
@@ -223,12 +223,32 @@ fn resync(fs: &dyn FileSystem, dir: &Path, names: &[String], report: &mut Recove
         }
     }
     fs.sync_dir(dir).map_err(|e| Error::io("syncing the log directory", dir, e))?;
-    fs.remove_file(&marker).map_err(|e| Error::io("removing", &marker, e))?;
+    recycle_marker(fs, dir, &marker)?;
     fs.sync_dir(dir).map_err(|e| Error::io("syncing the log directory", dir, e))?;
     warn!(
         files = report.resynced.len(),
         whole_dir, "rewrote the log's files after an fsync that failed in an earlier process"
     );
+    Ok(())
+}
+
+/// Retires a resync marker: its bytes become newlines (fsynced) and it is
+/// renamed back to `log.spare`, so the room stays reserved for the next
+/// failed fsync even if the disk is full by then (seed 898067: the room
+/// was used, the disk was full when it had to be reserved again, and the
+/// next marker could not be written). If that fails, it is removed.
+fn recycle_marker(fs: &dyn FileSystem, dir: &Path, marker: &Path) -> Result<()> {
+    let spare = dir.join(format::RESYNC_SPARE_FILE_NAME);
+    let recycled = (|| -> io::Result<()> {
+        let f = fs.open(marker, OpenMode::ReadWrite)?;
+        let len = usize::try_from(f.len()?).unwrap_or(0).min(1 << 20);
+        crate::fs::write_all_at(&*f, &vec![b'\n'; len], 0)?;
+        f.sync()?;
+        fs.rename(marker, &spare)
+    })();
+    if recycled.is_err() {
+        fs.remove_file(marker).map_err(|e| Error::io("removing", marker, e))?;
+    }
     Ok(())
 }
 
@@ -566,6 +586,15 @@ fn finish_restart_intent(log: &mut Log, report: &mut RecoveryReport) -> Result<(
 /// without them (the segment is then created by the first append, the file
 /// at the next open).
 fn settle_tail(log: &mut Log) -> Result<()> {
+    // Recovery kept fewer records than a later epoch's start (a media
+    // fault in the documented window cut records below a truncation's
+    // offset; seed 88752): a new epoch begins at the log's end, durably,
+    // before anything is appended there, so that new records carry the
+    // epoch the table gives their offsets.
+    if log.meta.epochs.expected(log.next_offset) != log.meta.epochs.current() {
+        let meta = Meta { epochs: log.meta.epochs.begin(log.next_offset), ..log.meta.clone() };
+        log.write_meta(meta)?;
+    }
     if log.segments.values().next_back().is_some_and(|s| s.sealed) {
         let now = log.clock.now_ms();
         match log.create_segment(log.next_offset, now) {
