@@ -205,7 +205,7 @@ fn resync(fs: &dyn FileSystem, dir: &Path, names: &[String], report: &mut Recove
         // gone, so the files read are what the disk holds.
         recycle_marker(fs, dir, &marker)?;
         fs.sync_dir(dir).map_err(|e| Error::io("syncing the log directory", dir, e))?;
-        info!("removed a resync marker of an earlier boot: nothing to rewrite");
+        info!("retired a resync marker of an earlier boot: nothing to rewrite");
         return Ok(());
     }
     // A name the marker lists but the directory does not hold (renamed or
