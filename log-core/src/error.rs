@@ -147,6 +147,23 @@ pub enum Error {
         next: u64,
     },
 
+    /// The offset lies below the log's first offset: retention or a prefix
+    /// truncation deleted the records `offset..first`. Consumer reads
+    /// ([`SharedLog::read_range`](crate::SharedLog::read_range),
+    /// [`SharedLog::tail`](crate::SharedLog::tail),
+    /// [`Log::iter_from`](crate::Log::iter_from)) report this instead of
+    /// silently starting at the first offset, so a consumer that fell behind
+    /// knows what it missed.
+    #[error(
+        "offset {offset} is below the log's first offset {first}: the records at offsets {offset}..{first} were deleted by retention or a prefix truncation; resume from offset {first} (and account for the missed records), or keep consumers within the retention limits"
+    )]
+    Truncated {
+        /// The requested offset.
+        offset: u64,
+        /// The log's first offset when the read was made.
+        first: u64,
+    },
+
     /// The offset is inside the log, but key compaction removed its record
     /// (a later record has the same key, or it was a tombstone past its
     /// retention). Offsets are never reused: iterate from it to get the
@@ -232,6 +249,7 @@ impl Error {
             }
             Error::RecordTooLarge { size, max } => Error::RecordTooLarge { size: *size, max: *max },
             Error::Compacted { offset } => Error::Compacted { offset: *offset },
+            Error::Truncated { offset, first } => Error::Truncated { offset: *offset, first: *first },
             Error::Closed { why } => Error::Closed { why },
             Error::ReadOnly { op } => Error::ReadOnly { op },
         }

@@ -58,7 +58,9 @@ pub use error::{ConfigError, Error, Result};
 pub use format::{RecordFlags, RecordRef};
 pub use fs::StdFs;
 pub use fs::{FileHandle, FileLock, FileSystem, OpenMode, read_exact_at, read_full_at, write_all_at};
-pub use group::{CommitPhase, Committer, GroupConfig, GroupStats, OwnedEntry, Pending, SharedLog, Visibility};
+pub use group::{
+    BlockingTail, CommitPhase, Committer, GroupConfig, GroupStats, OwnedEntry, Pending, SharedLog, Tail, Visibility,
+};
 pub use log::{Entry, Log, Options, Record, RecoveryReport};
 pub use read::{Iter, Reader, VerifyReport};
 pub use write::truncate::RetentionReport;

@@ -318,6 +318,64 @@ impl GWorld {
         }
     }
 
+    /// One item of a tail that was at `pos`: a record past `pos` and below
+    /// the visible end, that the model allows there (and, at `Durable`, a
+    /// durable fact); or the gap error of a tail that a prefix truncation
+    /// overtook, naming exactly its position and a first offset the log had
+    /// reached. Returns whether the tail goes on.
+    fn on_tail(
+        &mut self,
+        vis: Visibility,
+        pos: u64,
+        item: Result<Record, Error>,
+        end_now: u64,
+        first_now: u64,
+        waited: bool,
+    ) -> bool {
+        let off = item.as_ref().map_or(u64::MAX, |r| r.offset);
+        self.note(
+            || format!("tail {vis:?} at {pos} -> {:?}", item.as_ref().map(|r| r.offset)),
+            Event::GroupTail,
+            &[pos, off, u64::from(waited)],
+        );
+        match item {
+            Ok(rec) => {
+                if rec.offset < pos || rec.offset >= end_now {
+                    self.fail(format!(
+                        "a {vis:?} tail at {pos} yielded offset {}, but the {vis:?} end was {end_now}",
+                        rec.offset
+                    ));
+                    return false;
+                }
+                let Some(pairs) = self.check_run("a tail", std::slice::from_ref(&rec)) else { return false };
+                if vis == Visibility::Durable {
+                    for (o, id) in pairs {
+                        self.fact("a durable tail", o, id);
+                    }
+                }
+                if waited {
+                    self.mark(Mark::GroupTailWaitedForRecords);
+                }
+                true
+            }
+            Err(Error::Truncated { offset, first }) => {
+                if offset != pos || first <= offset || first > first_now {
+                    self.fail(format!(
+                        "a tail at {pos} reported the gap {offset}..{first}, but the log starts at {first_now}"
+                    ));
+                    return false;
+                }
+                self.mark(Mark::GroupTailReportedGap);
+                true
+            }
+            Err(Error::Closed { .. }) if self.closing => false,
+            Err(e) => {
+                self.fail(format!("a tail failed: {e}"));
+                false
+            }
+        }
+    }
+
     fn options(&self) -> Options {
         Options {
             fs: self.fs.shared(),
@@ -622,17 +680,42 @@ fn spawn_boot(world: &Shared, node: &madsim::runtime::NodeHandle, committer: log
                 // No task runs between the read and this look (no await).
                 let end_now = shared.end(vis);
                 lock(&w).on_read(vis, from, res, end_now);
-                // Sometimes tail the log: wait for the next durable record.
+                // Sometimes tail the log: a consumer from near the end
+                // that waits there for the next records.
                 let tail = lock(&w).rng.random_bool(0.2);
                 if tail {
-                    let end = shared.durable_offset();
-                    let _ = shared.wait_for(end, Visibility::Durable).await;
+                    let (vis, back, items) = {
+                        let mut g = lock(&w);
+                        let vis = if g.rng.random_bool(0.5) { Visibility::Durable } else { Visibility::Accepted };
+                        (vis, g.rng.random_range(0..4u64), g.rng.random_range(1..=8usize))
+                    };
+                    let from = shared.end(vis).saturating_sub(back).max(shared.first_offset());
+                    consume_tail(&w, &shared, from, vis, items).await;
                 } else {
                     let pause = lock(&w).rng.random_range(0..=think_ms);
                     madsim::time::sleep(Duration::from_millis(pause)).await;
                 }
             }
         });
+    }
+}
+
+/// Follows the log with a [`log_core::Tail`] for up to `items` items,
+/// checking each as it comes (see [`GroupWorld::on_tail`]).
+async fn consume_tail(w: &Shared, shared: &SharedLog, from: u64, vis: Visibility, items: usize) {
+    use futures_core::Stream;
+    let mut tail = shared.tail(from, vis);
+    for _ in 0..items {
+        let pos = tail.next_offset();
+        let waits = pos >= shared.end(vis);
+        let item = std::future::poll_fn(|cx| std::pin::Pin::new(&mut tail).poll_next(cx)).await;
+        // No task runs between the item and this look (no await).
+        let (end_now, first_now) = (shared.end(vis), shared.first_offset());
+        let Some(item) = item else { break };
+        let mut g = lock(w);
+        if !g.on_tail(vis, pos, item, end_now, first_now, waits) {
+            break;
+        }
     }
 }
 

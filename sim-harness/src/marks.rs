@@ -128,6 +128,10 @@ pub enum Mark {
     GroupAppendAcknowledged,
     /// "group: durable reader saw records"
     GroupDurableReaderSawRecords,
+    /// "group: a tail consumer waited at the end and then yielded records"
+    GroupTailWaitedForRecords,
+    /// "group: a tail behind a prefix truncation reported the gap"
+    GroupTailReportedGap,
     /// "group: crash with a batch in flight"
     GroupCrashWithBatchInFlight,
     /// "group: eio failed a batch"
@@ -209,6 +213,8 @@ impl Mark {
         Mark::MediaFaultThenReadback,
         Mark::GroupAppendAcknowledged,
         Mark::GroupDurableReaderSawRecords,
+        Mark::GroupTailWaitedForRecords,
+        Mark::GroupTailReportedGap,
         Mark::GroupCrashWithBatchInFlight,
         Mark::GroupEioFailedBatch,
         Mark::GroupEnospcFailedBatch,
@@ -282,6 +288,8 @@ impl Mark {
             Mark::MediaFaultThenReadback => "media fault followed by a full read-back",
             Mark::GroupAppendAcknowledged => "group: append acknowledged",
             Mark::GroupDurableReaderSawRecords => "group: durable reader saw records",
+            Mark::GroupTailWaitedForRecords => "group: a tail consumer waited at the end and then yielded records",
+            Mark::GroupTailReportedGap => "group: a tail behind a prefix truncation reported the gap",
             Mark::GroupCrashWithBatchInFlight => "group: crash with a batch in flight",
             Mark::GroupEioFailedBatch => "group: eio failed a batch",
             Mark::GroupEnospcFailedBatch => "group: enospc failed a batch",

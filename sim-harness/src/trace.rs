@@ -61,6 +61,9 @@ pub(crate) enum Event {
     GroupResolved,
     /// Group world: a read at a visibility: start, records (or u64::MAX).
     GroupRead,
+    /// Group world: a tail consumer's item: its position, the record's
+    /// offset (or u64::MAX for an error), whether it waited first.
+    GroupTail,
     /// Group world: an open: 2 retried, or first and next offset.
     GroupOpen,
     /// Group world: a prefix truncation: offset, success.
@@ -96,6 +99,7 @@ impl Event {
             Event::TruncateBefore => 13,
             Event::GroupResolved => 20,
             Event::GroupRead => 21,
+            Event::GroupTail => 29,
             Event::GroupOpen => 22,
             Event::GroupTruncateBefore => 23,
             Event::RestartAt | Event::GroupTruncateFrom => 24,

@@ -64,9 +64,11 @@
 mod committer;
 mod queue;
 mod shared;
+mod tail;
 mod types;
 
 pub use committer::*;
 use queue::*;
 pub use shared::*;
+pub use tail::*;
 pub use types::*;

@@ -11,7 +11,7 @@ use futures_channel::oneshot;
 
 use crate::error::{Error, Result};
 use crate::format;
-use crate::log::Log;
+use crate::log::{Log, Record};
 
 use super::*;
 
@@ -111,6 +111,38 @@ impl Inner {
         self.next.store(log.next_offset(), Ordering::Release);
         self.durable.store(log.durable_offset(), Ordering::Release);
         self.progress.notify(usize::MAX);
+    }
+
+    /// One past the last record visible at `vis`.
+    pub(super) fn end(&self, vis: Visibility) -> u64 {
+        match vis {
+            Visibility::Accepted => self.next.load(Ordering::Acquire),
+            Visibility::Durable => self.durable.load(Ordering::Acquire),
+        }
+    }
+
+    /// [`SharedLog::read_range`](super::SharedLog::read_range).
+    pub(super) fn read_range(&self, from: u64, to: u64, vis: Visibility, max_bytes: usize) -> Result<Vec<Record>> {
+        let guard = self.read_log()?;
+        let log = guard.as_ref().ok_or(Error::Closed { why: "shut down" })?;
+        let end = match vis {
+            Visibility::Accepted => log.next_offset(),
+            Visibility::Durable => log.durable_offset(),
+        };
+        if from < log.first_offset() {
+            return Err(Error::Truncated { offset: from, first: log.first_offset() });
+        }
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for rec in log.iter(from..to.min(end)) {
+            let rec = rec?;
+            bytes += rec.value.len() + rec.key.as_ref().map_or(0, Vec::len);
+            out.push(rec);
+            if bytes >= max_bytes {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     pub(super) fn stats(&self) -> MutexGuard<'_, GroupStats> {

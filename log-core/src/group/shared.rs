@@ -267,10 +267,7 @@ impl SharedLog {
 
     /// One past the last record visible at `vis`.
     pub fn end(&self, vis: Visibility) -> u64 {
-        match vis {
-            Visibility::Accepted => self.next_offset(),
-            Visibility::Durable => self.durable_offset(),
-        }
+        self.inner.end(vis)
     }
 
     /// Whether an fsync of a batch is running right now.
@@ -291,6 +288,12 @@ impl SharedLog {
 
     /// Reads the record at `offset` if it is visible at `vis`; an offset past
     /// the visible end is [`Error::OffsetOutOfRange`].
+    ///
+    /// Never waits for new records. It does block the calling thread
+    /// briefly: it takes the log's shared lock (held exclusively by the
+    /// committer while it appends a batch and writes it, one `write` call)
+    /// and reads the segment file on this thread (from the page cache, or the
+    /// disk on a miss). In async code that is like a `std::fs` read.
     pub fn read(&self, offset: u64, vis: Visibility) -> Result<Record> {
         let guard = self.inner.read_log()?;
         let log = guard.as_ref().ok_or(Error::Closed { why: "shut down" })?;
@@ -307,31 +310,28 @@ impl SharedLog {
     /// Reads records from `from` (inclusive) up to `to` (exclusive) or the
     /// visible end, whichever is first, stopping after `max_bytes` of values
     /// (at least one record is returned if any is visible). The records are
-    /// consecutive; `from` below the first offset starts at the first one.
+    /// in offset order; offsets removed by key compaction are skipped.
+    /// `from` below the first offset is [`Error::Truncated`] (retention or a
+    /// prefix truncation deleted records the caller has not read), never a
+    /// silent start at the first offset. Blocks like [`read`](Self::read)
+    /// (the lock, file reads), never waits for new records: for that, use
+    /// [`tail`](Self::tail) or [`wait_for`](Self::wait_for).
     pub fn read_range(&self, from: u64, to: u64, vis: Visibility, max_bytes: usize) -> Result<Vec<Record>> {
-        let guard = self.inner.read_log()?;
-        let log = guard.as_ref().ok_or(Error::Closed { why: "shut down" })?;
-        let end = match vis {
-            Visibility::Accepted => log.next_offset(),
-            Visibility::Durable => log.durable_offset(),
-        };
-        let from = from.max(log.first_offset());
-        let mut out = Vec::new();
-        let mut bytes = 0usize;
-        for rec in log.iter(from..to.min(end)) {
-            let rec = rec?;
-            bytes += rec.value.len() + rec.key.as_ref().map_or(0, Vec::len);
-            out.push(rec);
-            if bytes >= max_bytes {
-                break;
-            }
-        }
-        Ok(out)
+        self.inner.read_range(from, to, vis, max_bytes)
     }
 
-    /// Waits until `offset` is visible at `vis` (for a tailing reader) and
-    /// returns the visible end. Fails with [`Error::Closed`] if the committer
-    /// stops first.
+    /// A consumer of the records from `from` on, visible at `vis`: a
+    /// [`Stream`](futures_core::Stream) that waits at the end for new
+    /// records and ends when the log is shut down, or an iterator that
+    /// blocks its thread ([`Tail::blocking`]). See [`Tail`].
+    pub fn tail(&self, from: u64, vis: Visibility) -> Tail {
+        Tail::new(Arc::clone(&self.inner), from, vis)
+    }
+
+    /// Waits until `offset` is visible at `vis` and returns the visible end.
+    /// Fails with [`Error::Closed`] if the committer stops first. Waits
+    /// without blocking the thread (it is a future); for a ready-made
+    /// consumer, see [`tail`](Self::tail).
     pub async fn wait_for(&self, offset: u64, vis: Visibility) -> Result<u64> {
         loop {
             let listener = self.inner.progress.listen();

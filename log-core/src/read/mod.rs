@@ -22,6 +22,29 @@ impl Log {
         Iter(Reader::new(self, range))
     }
 
+    /// A consumer's read: the records from `offset` to the end of the log,
+    /// in offset order (offsets removed by key compaction are skipped).
+    /// Unlike [`iter`](Self::iter), which clamps its range to the log, an
+    /// `offset` below the first offset is [`Error::Truncated`] (retention or
+    /// a prefix truncation deleted what the consumer had not read yet) and
+    /// one past the next offset is [`Error::OffsetOutOfRange`]; `offset ==
+    /// next_offset()` is an empty iterator (the consumer is caught up).
+    ///
+    /// A `Log` has one owner, so nothing is appended while the iterator
+    /// borrows it: to follow a log that others append to, share it
+    /// ([`SharedLog`](crate::SharedLog)) and use
+    /// [`SharedLog::tail`](crate::SharedLog::tail) (async) or
+    /// [`Tail::blocking`](crate::group::Tail::blocking) (a thread).
+    pub fn iter_from(&self, offset: u64) -> Result<Iter<'_>> {
+        if offset < self.first_offset {
+            return Err(Error::Truncated { offset, first: self.first_offset });
+        }
+        if offset > self.next_offset {
+            return Err(Error::OffsetOutOfRange { offset, first: self.first_offset, next: self.next_offset });
+        }
+        Ok(self.iter(offset..))
+    }
+
     /// Like [`iter`](Self::iter), but lends each record instead of copying
     /// it: the fastest way to scan.
     ///
