@@ -61,7 +61,7 @@ fn group(dir: &Path, producers: usize, run_for: Duration, linger: Duration) -> (
             acks += t.await.unwrap();
         }
         let secs = start.elapsed().as_secs_f64();
-        let stats = shared.stats();
+        let stats = shared.group_stats();
         assert_eq!(stats.records_acked, acks);
         shared.shutdown().await.unwrap();
         commit.await.unwrap().unwrap();

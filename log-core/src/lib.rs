@@ -48,6 +48,7 @@ mod log;
 mod read;
 mod recovery;
 pub mod salvage;
+mod stats;
 mod write;
 
 pub use clock::{Clock, CoarseClock, FixedClock, ManualClock, SystemClock};
@@ -63,4 +64,5 @@ pub use group::{
 };
 pub use log::{Entry, Log, Options, Record, RecoveryReport};
 pub use read::{Iter, Reader, VerifyReport};
+pub use stats::{FSYNC_LATENCY_BOUNDS_US, LatencyHistogram, LogStats};
 pub use write::truncate::RetentionReport;

@@ -211,6 +211,9 @@ pub struct Log {
     pub(crate) meta_on_disk: bool,
     /// Sealed segments whose index had to be rebuilt by a scan since open.
     pub(crate) indexes_rebuilt: std::sync::atomic::AtomicU64,
+    /// What this handle did ([`stats`](Self::stats)); shared with a
+    /// `SharedLog` wrapping it.
+    pub(crate) stats: Arc<crate::stats::StatsCell>,
     /// The directory's lock (read-write opens): released when the log is
     /// dropped, after `Drop` flushed the last accepted bytes.
     pub(crate) _lock: Option<Box<dyn crate::fs::FileLock>>,
@@ -275,7 +278,33 @@ impl Log {
     /// Why the log refuses writes: the call site's account of a failure,
     /// else the first failure its filesystem saw.
     pub(crate) fn poison_cause(&self) -> Option<&str> {
-        self.poisoned.as_deref().or_else(|| self.fs_failure.get().map(String::as_str))
+        let cause = self.poisoned.as_deref().or_else(|| self.fs_failure.get().map(String::as_str));
+        if cause.is_some() {
+            // A failure the filesystem layer saw poisons without a call site.
+            self.stats.poisoned();
+        }
+        cause
+    }
+
+    /// What this handle did since it was opened: records and bytes
+    /// appended and read, fsyncs and their latency, rolls, truncations,
+    /// retention, compaction, what recovery at open cut, and whether the log
+    /// is poisoned. Always on: relaxed atomic counters, a few per
+    /// operation (readers add theirs once, when they are dropped).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut log = log_core::Log::open(dir.path(), Default::default())?;
+    /// log.append(log_core::Entry::new(b"abc"))?;
+    /// log.sync()?;
+    /// let stats = log.stats();
+    /// assert_eq!((stats.records_appended, stats.bytes_appended, stats.syncs), (1, 3, 1));
+    /// assert_eq!(stats.fsync_latency.count, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stats(&self) -> crate::LogStats {
+        let _ = self.poison_cause();
+        self.stats.snapshot()
     }
 
     /// The log's directory.

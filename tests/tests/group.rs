@@ -62,7 +62,7 @@ fn many_producers_are_acknowledged_durable_and_in_order() {
         all.sort_unstable();
         assert_eq!(all.len(), producers * per);
         assert!(all.iter().enumerate().all(|(i, &(o, _, _))| o == i as u64), "offsets not dense");
-        let stats = shared.stats();
+        let stats = shared.group_stats();
         assert_eq!(stats.records_acked, (producers * per) as u64);
         assert_eq!(stats.records_failed, 0);
         assert!(stats.fsyncs <= stats.records_acked);
@@ -96,7 +96,7 @@ fn queued_appends_share_one_fsync_within_the_batch_limits() {
         for (i, p) in pending.into_iter().enumerate() {
             assert_eq!(p.await.unwrap(), i as u64..i as u64 + 1);
         }
-        let stats = shared.stats();
+        let stats = shared.group_stats();
         assert_eq!((stats.batches, stats.fsyncs, stats.largest_batch), (10, 10, 10));
         drop(shared);
         // The last handle's drop shuts the committer down cleanly.
@@ -199,7 +199,7 @@ fn an_fsync_error_fails_the_whole_batch_and_poisons() {
         // Everything after fails too: the log is poisoned.
         fs.set_config(FaultConfig::default());
         assert!(matches!(shared.append(OwnedEntry::new("after")).await, Err(Error::Poisoned { .. })));
-        assert!(shared.stats().records_failed >= 9);
+        assert!(shared.group_stats().records_failed >= 9);
         assert!(shared.shutdown().await.is_err(), "closing a poisoned log reports the poison");
         assert!(commit.await.unwrap().is_err());
     });
@@ -321,7 +321,7 @@ fn lingering_merges_batches_and_never_holds_back_a_barrier_or_shutdown() {
         for t in tasks {
             t.await.unwrap();
         }
-        let stats = shared.stats();
+        let stats = shared.group_stats();
         assert_eq!(stats.records_acked, 320);
         // A lone producer is not held back forever: the committer stops
         // waiting for the others at the deadline.

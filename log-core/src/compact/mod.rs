@@ -333,7 +333,7 @@ impl Log {
             // durable, so the swap counts as decided (a reopen finishes it,
             // and finds the compacted files it needs).
             Err((e, true)) => {
-                self.poisoned.get_or_insert_with(|| {
+                self.poison_first(|| {
                     format!("the compaction manifest may or may not be durable ({e}); reopen the log to settle it")
                 });
                 return Err(e.into_midway());
@@ -342,8 +342,7 @@ impl Log {
         // Decided: from here on a reopen finishes the swap.
         let outputs = std::mem::take(&mut out.outputs);
         if let Err(e) = self.apply_swap(&outputs) {
-            self.poisoned
-                .get_or_insert_with(|| format!("a compaction swap failed half-way ({e}); reopen the log to finish it"));
+            self.poison_first(|| format!("a compaction swap failed half-way ({e}); reopen the log to finish it"));
             return Err(e.into_midway());
         }
         self.adopt_outputs(outputs);
@@ -353,10 +352,11 @@ impl Log {
             // A manifest left behind would be replayed at the next open,
             // after later changes: refuse further writes until a reopen
             // settles it.
-            self.poisoned.get_or_insert_with(|| format!("removing the finished compaction manifest failed: {e}"));
+            self.poison_first(|| format!("removing the finished compaction manifest failed: {e}"));
             return Err(Error::io("removing", path, e));
         }
         report.passes = 1;
+        self.stats.compacted(1, report.records_superseded + report.tombstones_dropped + report.records_below_first);
         info!(
             superseded = report.records_superseded,
             tombstones = report.tombstones_dropped,

@@ -79,7 +79,7 @@ impl Log {
     /// so the log has changed (a reopen finishes it), which is not what
     /// [`Error::DiskFull`] promises.
     pub(crate) fn fail_midway(&mut self, op: &'static str, path: std::path::PathBuf, e: io::Error) -> Error {
-        self.poisoned.get_or_insert_with(|| format!("{op} `{}` failed: {e}", path.display()));
+        self.poison_first(|| format!("{op} `{}` failed: {e}", path.display()));
         Error::io(op, path, e)
     }
 
@@ -131,7 +131,7 @@ impl Log {
                 self.cut_compacted(base, offset).map_err(|e| match e {
                     Error::Io { op, path, source } => self.fail_midway(op, path, source),
                     other => {
-                        self.poisoned.get_or_insert_with(|| format!("cutting a compacted segment failed: {other}"));
+                        self.poison_first(|| format!("cutting a compacted segment failed: {other}"));
                         other.into_midway()
                     }
                 })?;

@@ -28,6 +28,18 @@ pub(crate) struct Snapshot {
 }
 
 impl Log {
+    /// Poisons the log with this cause (replacing an earlier one).
+    pub(crate) fn poison(&mut self, cause: String) {
+        self.stats.poisoned();
+        self.poisoned = Some(cause);
+    }
+
+    /// Poisons the log unless it already is.
+    pub(crate) fn poison_first(&mut self, cause: impl FnOnce() -> String) {
+        self.stats.poisoned();
+        self.poisoned.get_or_insert_with(cause);
+    }
+
     pub(crate) fn check_writable(&self, op: &'static str) -> Result<()> {
         if self.read_only {
             return Err(Error::ReadOnly { op });
@@ -40,7 +52,7 @@ impl Log {
 
     pub(crate) fn invariant(&mut self, what: &str) -> Error {
         let msg = format!("internal invariant broken: {what}");
-        self.poisoned = Some(msg.clone());
+        self.poison(msg.clone());
         Error::Poisoned { cause: msg }
     }
 
@@ -49,14 +61,14 @@ impl Log {
         if e.kind() == io::ErrorKind::StorageFull {
             return Error::DiskFull { op, path };
         }
-        self.poisoned = Some(format!("{op} `{}` failed: {e}", path.display()));
+        self.poison(format!("{op} `{}` failed: {e}", path.display()));
         self.revert_to_durable();
         Error::io(op, path, e)
     }
 
     /// A failed fsync always poisons: the kernel may have dropped the data.
     pub(crate) fn sync_failed(&mut self, path: std::path::PathBuf, e: io::Error) -> Error {
-        self.poisoned = Some(format!("fsync of `{}` failed: {e}", path.display()));
+        self.poison(format!("fsync of `{}` failed: {e}", path.display()));
         self.revert_to_durable();
         Error::io("fsyncing", path, e)
     }

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use event_listener::Event;
 use futures_channel::oneshot;
@@ -91,6 +91,8 @@ pub(super) struct Inner {
     pub(super) in_flight: AtomicBool,
     pub(super) handles: AtomicUsize,
     pub(super) stats: Mutex<GroupStats>,
+    /// The wrapped log's counters, readable after it is closed.
+    pub(super) log_stats: Arc<crate::stats::StatsCell>,
 }
 
 impl Inner {

@@ -76,6 +76,7 @@ impl SharedLog {
     /// syncs more often than group commit needs.
     pub fn new(log: Log, cfg: GroupConfig) -> Result<(SharedLog, Committer)> {
         cfg.validate()?;
+        let log_stats = Arc::clone(&log.stats);
         let inner = Arc::new(Inner {
             first: AtomicU64::new(log.first_offset()),
             next: AtomicU64::new(log.next_offset()),
@@ -90,6 +91,7 @@ impl SharedLog {
             in_flight: AtomicBool::new(false),
             handles: AtomicUsize::new(1),
             stats: Mutex::new(GroupStats::default()),
+            log_stats,
         });
         Ok((SharedLog { inner: Arc::clone(&inner) }, Committer { inner, finished: false }))
     }
@@ -275,9 +277,21 @@ impl SharedLog {
         self.inner.in_flight.load(Ordering::Acquire)
     }
 
-    /// The committer's counters so far.
-    pub fn stats(&self) -> GroupStats {
+    /// The committer's counters so far (batches, fsyncs per batch).
+    pub fn group_stats(&self) -> GroupStats {
         *self.inner.stats()
+    }
+
+    /// The wrapped log's counters ([`Log::stats`]): appends, reads, fsyncs
+    /// and their latency, rolls, truncations, compactions, recovery,
+    /// poisoning. Still readable after [`shutdown`](Self::shutdown).
+    pub fn stats(&self) -> crate::LogStats {
+        if let Ok(guard) = self.inner.read_log()
+            && let Some(log) = guard.as_ref()
+        {
+            return log.stats();
+        }
+        self.inner.log_stats.snapshot()
     }
 
     /// Whether the log refuses writes after a failed write or fsync (see

@@ -13,7 +13,9 @@ impl Log {
     /// Reads the record at `offset`.
     pub fn read(&self, offset: u64) -> Result<Record> {
         let seg = self.segment_for(offset)?;
-        self.locate(seg, offset).map(|(_, rec)| rec)
+        let rec = self.locate(seg, offset).map(|(_, rec)| rec)?;
+        self.stats.read(1, (rec.value.len() + rec.key.as_ref().map_or(0, Vec::len)) as u64);
+        Ok(rec)
     }
 
     /// Iterates over the records with offsets in `range` (clamped to the
@@ -153,6 +155,9 @@ pub struct Reader<'a> {
     /// cursor's next record must have.
     cursor: Option<Walk<'a>>,
     failed: bool,
+    /// Records and key and value bytes returned, added to the log's
+    /// statistics when the reader is dropped.
+    read: crate::stats::ReadCount,
 }
 
 #[derive(Debug)]
@@ -175,7 +180,14 @@ impl<'a> Reader<'a> {
             Bound::Excluded(&e) => e,
             Bound::Unbounded => u64::MAX,
         };
-        Reader { log, next: start.max(log.first_offset), end: end.min(log.next_offset), cursor: None, failed: false }
+        Reader {
+            log,
+            next: start.max(log.first_offset),
+            end: end.min(log.next_offset),
+            cursor: None,
+            failed: false,
+            read: log.stats.read_count(),
+        }
     }
 
     /// The next record, borrowed from the reader's buffer until the next
@@ -183,7 +195,11 @@ impl<'a> Reader<'a> {
     #[expect(clippy::should_implement_trait, reason = "a lending cursor cannot implement Iterator")]
     pub fn next(&mut self) -> Option<Result<RecordRef<'_>>> {
         match self.advance() {
-            Ok(true) => self.cursor.as_ref().and_then(|w| w.frames.last_record()).map(Ok),
+            Ok(true) => {
+                let rec = self.cursor.as_ref().and_then(|w| w.frames.last_record())?;
+                self.read.add((rec.value.len() + rec.key.map_or(0, <[u8]>::len)) as u64);
+                Some(Ok(rec))
+            }
             Ok(false) => None,
             Err(e) => {
                 self.failed = true;

@@ -104,6 +104,12 @@ pub(crate) fn open(dir: &Path, mut opts: Options) -> Result<Log> {
     }
     report.clean = report.clean || log.segments.values().next_back().is_none_or(|s| s.sealed);
     opened(&span, &log, &report);
+    let unclean = (!report.clean && !report.created)
+        || report.finished_truncation.is_some()
+        || report.finished_restart.is_some()
+        || report.finished_compaction
+        || report.finished_roll.is_some();
+    log.stats.recovered(unclean, report.torn_bytes);
     log.report = report;
     Ok(log)
 }
@@ -418,6 +424,7 @@ fn empty_log(dir: &Path, opts: Options, lock: Option<Box<dyn FileLock>>, has_met
         meta: Meta::default(),
         meta_on_disk: has_meta,
         indexes_rebuilt: Default::default(),
+        stats: std::sync::Arc::new(crate::stats::StatsCell::new(dir)),
         _lock: lock,
     }
 }

@@ -31,6 +31,8 @@ pub(crate) struct SyncPlan {
     pub(crate) file: Arc<dyn crate::fs::FileHandle>,
     pub(crate) path: std::path::PathBuf,
     pub(crate) upto: u64,
+    /// When the fsync was about to start (for the latency statistics).
+    pub(crate) started: std::time::Instant,
 }
 
 impl Log {
@@ -109,6 +111,8 @@ impl Log {
         debug_assert_eq!(end - start, entries.len() as u64);
 
         self.write_by_policy(will_sync, will_write, snap)?;
+        let payload = batch_bytes - entries.len() as u64 * format::RECORD_OVERHEAD as u64;
+        self.stats.appended(end - start, payload);
         Ok(start..end)
     }
 
@@ -214,7 +218,7 @@ impl Log {
             Err((e, false)) => Err(e),
             // In place, maybe durable: the new segment must stay.
             Err((e, true)) => {
-                self.poisoned.get_or_insert_with(|| format!("naming the new segment in `log.meta` failed: {e}"));
+                self.poison_first(|| format!("naming the new segment in `log.meta` failed: {e}"));
                 return Err(e.into_midway());
             }
         };
@@ -230,8 +234,7 @@ impl Log {
             if self.poison_cause().is_none()
                 && let Err(e2) = self.undo_new_segment(&path, old_meta)
             {
-                self.poisoned =
-                    Some(format!("removing the new segment `{}` after a failed seal failed: {e2}", path.display()));
+                self.poison(format!("removing the new segment `{}` after a failed seal failed: {e2}", path.display()));
                 return Err(Error::io("removing the new segment after a seal that hit a full disk", path, e2));
             }
             return Err(e);
@@ -241,6 +244,7 @@ impl Log {
             self.write_index_files(seg, seg.tail.end_pos + format::MARKER_FRAME_LEN as u64);
         }
         self.install_segment(base, path, file, now_ms);
+        self.stats.rolled();
         Ok(())
     }
 
@@ -432,12 +436,18 @@ impl Log {
         let Some(seg) = self.segments.values().next_back() else {
             return Err(self.invariant("active segment vanished during sync"));
         };
-        Ok(Some(SyncPlan { file: Arc::clone(&seg.file), path: seg.path.clone(), upto: self.next_offset }))
+        Ok(Some(SyncPlan {
+            file: Arc::clone(&seg.file),
+            path: seg.path.clone(),
+            upto: self.next_offset,
+            started: std::time::Instant::now(),
+        }))
     }
 
     /// The second half of a sync, given the result of `plan.file.sync()`.
     pub(crate) fn sync_complete(&mut self, plan: SyncPlan, res: io::Result<()>) -> Result<()> {
         let _span = info_span!("sync_complete", durable_offset = plan.upto).entered();
+        self.stats.synced(plan.started.elapsed(), res.is_ok());
         if let Err(e) = res {
             return Err(self.sync_failed(plan.path, e));
         }

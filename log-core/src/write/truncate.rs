@@ -34,6 +34,7 @@ impl Log {
             return Ok(());
         }
         let _span = info_span!("truncate_from", offset).entered();
+        let removed = self.next_offset - offset;
         self.sync_inner()?;
         // The intent also begins a new epoch at `offset`: a frame the cut
         // leaves behind (its rewrite lost by the disk) is then stale, never
@@ -49,10 +50,7 @@ impl Log {
         // even if a step fails, this handle shows the log as truncated.
         if let Err(e) = self.cut_suffix(offset) {
             self.clamp_to(offset);
-            if self.poisoned.is_none() {
-                self.poisoned =
-                    Some(format!("a truncation at offset {offset} failed half-way ({e}); reopen to finish it"));
-            }
+            self.poison_first(|| format!("a truncation at offset {offset} failed half-way ({e}); reopen to finish it"));
             return Err(e);
         }
         // The cut is durable. Clearing the intent can still hit a full disk:
@@ -67,6 +65,7 @@ impl Log {
             }
             warn!(offset, "disk full while clearing the truncation intent; the next append clears it");
         }
+        self.stats.truncated(crate::stats::Cut::Suffix, removed);
         info!(offset, "truncated the log's suffix");
         Ok(())
     }
@@ -98,7 +97,9 @@ impl Log {
             }
         }
         self.write_meta(self.settled_meta(offset))?;
+        let removed = offset - self.first_offset;
         self.first_offset = offset;
+        self.stats.truncated(crate::stats::Cut::Prefix, removed);
         self.remove_hidden_segments()?;
         info!(offset, "truncated the log's prefix");
         Ok(())
@@ -123,6 +124,7 @@ impl Log {
             return self.truncate_before(offset);
         }
         let _span = info_span!("restart_at", offset).entered();
+        let removed = self.next_offset - self.first_offset;
         // The decision: once this is durable, recovery finishes the restart.
         // Nothing needs syncing first: every record goes.
         // Every record goes: the new epoch is the only one left.
@@ -134,7 +136,7 @@ impl Log {
             last_segment: None,
         })?;
         if let Err(e) = self.finish_restart(offset) {
-            self.poisoned.get_or_insert_with(|| {
+            self.poison_first(|| {
                 format!("restarting the log at offset {offset} failed half-way ({e}); reopen to finish it")
             });
             return Err(e.into_midway());
@@ -147,6 +149,7 @@ impl Log {
             }
             warn!(offset, "disk full while clearing the restart intent; the next append clears it");
         }
+        self.stats.truncated(crate::stats::Cut::Restart, removed);
         info!(offset, "restarted the log empty");
         Ok(())
     }
@@ -180,6 +183,7 @@ impl Log {
             && offset > self.first_offset
         {
             self.truncate_before(offset)?;
+            self.stats.retention_deleted(deleted.len() as u64);
         }
         Ok(RetentionReport { deleted, first_offset: self.first_offset })
     }
