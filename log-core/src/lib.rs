@@ -49,6 +49,8 @@ mod read;
 mod recovery;
 pub mod salvage;
 mod stats;
+#[cfg(feature = "serde")]
+mod units;
 mod write;
 
 pub use clock::{Clock, CoarseClock, FixedClock, ManualClock, SystemClock};

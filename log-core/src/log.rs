@@ -194,6 +194,9 @@ pub struct Log {
     pub(crate) first_offset: u64,
     pub(crate) next_offset: u64,
     pub(crate) durable_next: u64,
+    /// When the last sync completed (or the log was opened), by its clock:
+    /// [`SyncPolicy::EveryMillis`](crate::SyncPolicy::EveryMillis) counts from it.
+    pub(crate) last_sync_ms: u64,
     /// Why the log refuses writes, as its call sites put it (see
     /// [`poison_cause`](Self::poison_cause)).
     pub(crate) poisoned: Option<String>,

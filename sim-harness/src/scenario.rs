@@ -200,7 +200,18 @@ impl Params {
         let segment_bytes_max = pick(&mut rng, &[4096, 8192, 32 << 10, 256 << 10]);
         let sync = match rng.random_range(0..4u8) {
             0 => SyncPolicy::Always,
-            1 => SyncPolicy::EveryRecords(rng.random_range(1..20)),
+            1 => {
+                let n = rng.random_range(1..20);
+                // Half of these seeds sync by time instead (`flush.ms`),
+                // drawn from a stream of their own so that every other
+                // parameter of every seed stays as it was.
+                let mut by_time = ChaCha8Rng::seed_from_u64(scn.seed ^ 0xF1A5_0315);
+                if by_time.random_bool(0.5) {
+                    SyncPolicy::EveryMillis(by_time.random_range(1..400))
+                } else {
+                    SyncPolicy::EveryRecords(n)
+                }
+            }
             _ => SyncPolicy::Manual,
         };
         let config = Config {

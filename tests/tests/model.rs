@@ -55,7 +55,12 @@ fn config() -> impl Strategy<Value = Config> {
         4096..12_000u64,
         2..40u64,
         64..1024u32,
-        prop_oneof![Just(SyncPolicy::Manual), Just(SyncPolicy::Always), (1..10u64).prop_map(SyncPolicy::EveryRecords)],
+        prop_oneof![
+            Just(SyncPolicy::Manual),
+            Just(SyncPolicy::Always),
+            (1..10u64).prop_map(SyncPolicy::EveryRecords),
+            (1..100u64).prop_map(SyncPolicy::EveryMillis)
+        ],
         0..1000u64,
         prop_oneof![Just(4096u64), Just(1 << 20)],
     )

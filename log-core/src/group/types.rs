@@ -10,15 +10,22 @@ use crate::log::Entry;
 /// Limits of the group-commit front. Every limit bounds memory: the queue
 /// holds at most `queue_*` of appends waiting for the committer, and a batch
 /// (one write, one fsync) takes at most `batch_*` of them.
+///
+/// With the `serde` feature it reads from a configuration file like
+/// [`Config`](crate::Config): defaults for fields left out, unknown fields
+/// an error, `"4 MiB"` for byte sizes and `"2ms"` for `linger`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(default, deny_unknown_fields))]
 pub struct GroupConfig {
     /// Most records in one batch.
     pub batch_records_max: usize,
     /// Most record bytes (key + value + framing) in one batch.
+    #[cfg_attr(feature = "serde", serde(with = "crate::units::bytes"))]
     pub batch_bytes_max: u64,
     /// Most records waiting in the queue; producers wait for room beyond it.
     pub queue_records_max: usize,
     /// Most record bytes waiting in the queue.
+    #[cfg_attr(feature = "serde", serde(with = "crate::units::bytes"))]
     pub queue_bytes_max: u64,
     /// How long [`Committer::run_blocking`](crate::Committer::run_blocking) may hold a batch open for the
     /// producers it just acknowledged to come back (zero: never). After
@@ -28,6 +35,7 @@ pub struct GroupConfig {
     /// cohorts that otherwise alternate between "in the fsync" and "queued"
     /// into one batch per fsync (up to twice the records per fsync), at the
     /// price of up to `linger` more latency per batch when they don't come.
+    #[cfg_attr(feature = "serde", serde(with = "crate::units::duration"))]
     pub linger: Duration,
 }
 

@@ -405,6 +405,7 @@ fn sync_directories(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
 
 /// A `Log` with no segment yet, holding the lock (if any).
 fn empty_log(dir: &Path, opts: Options, lock: Option<Box<dyn FileLock>>, has_meta: bool, fs_failure: Failure) -> Log {
+    let now_ms = opts.clock.now_ms();
     Log {
         fs: opts.fs,
         clock: opts.clock,
@@ -416,6 +417,7 @@ fn empty_log(dir: &Path, opts: Options, lock: Option<Box<dyn FileLock>>, has_met
         first_offset: 0,
         next_offset: 0,
         durable_next: 0,
+        last_sync_ms: now_ms,
         poisoned: None,
         fs_failure,
         durable_snap: None,

@@ -77,6 +77,7 @@ impl Log {
             SyncPolicy::Manual => false,
             SyncPolicy::Always => true,
             SyncPolicy::EveryRecords(n) => self.next_offset + entries.len() as u64 - self.durable_next >= n,
+            SyncPolicy::EveryMillis(ms) => now.saturating_sub(self.last_sync_ms) >= ms,
         };
         let buffered = self.active.as_ref().map_or(0, |a| a.buf.len() as u64);
         let will_write = will_sync || buffered + batch_bytes >= u64::from(self.config.write_buffer_bytes);
@@ -165,6 +166,18 @@ impl Log {
     /// A full disk met while writing records earlier calls accepted: they
     /// stay accepted, and the error says so (`DiskFull` would claim nothing
     /// was appended, which a caller could take as "append them again").
+    /// With [`SyncPolicy::EveryMillis`]`(ms)`: syncs if records are waiting
+    /// and the last sync (or the open) was `ms` or more ago, and says
+    /// whether it did. Call it from a timer to bound how long an idle log
+    /// keeps records unsynced; with any other policy it never syncs.
+    pub fn sync_if_due(&mut self) -> Result<bool> {
+        let SyncPolicy::EveryMillis(ms) = self.config.sync else { return Ok(false) };
+        if self.durable_next == self.next_offset || self.clock.now_ms().saturating_sub(self.last_sync_ms) < ms {
+            return Ok(false);
+        }
+        self.sync().map(|()| true)
+    }
+
     fn not_durable(&self, e: Error) -> Error {
         match e {
             Error::DiskFull { op, path } => {
@@ -463,6 +476,7 @@ impl Log {
         }
         self.durable_next = self.next_offset;
         self.durable_snap = Some(self.snapshot());
+        self.last_sync_ms = self.clock.now_ms();
         debug!(durable_offset = self.durable_next, "synced");
         Ok(())
     }
