@@ -62,3 +62,7 @@ seglog *ARGS:
 # seglog next to commitlog, okaywal and raft-engine (peer-bench/README.md).
 peer-bench *ARGS:
     cd peer-bench && cargo run --release -- {{ARGS}}
+
+# The log-core examples (queue partition, event store, key compaction).
+examples:
+    for e in queue_partition event_store key_compaction; do cargo run -p log-core --example $e; done

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests: deterministic record contents
-//! and a filesystem wrapper that fails on command.
+//! and a filesystem wrapper that fails on command. Also the home of the
+//! README's doctests: every Rust snippet of the README compiles and runs.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -239,3 +240,10 @@ impl FileSystem for FailFs {
         StdFs.try_lock(path)
     }
 }
+
+/// The README's Rust snippets, compiled and run as doctests (`cargo test
+/// --workspace`, or `cargo test -p tests --doc`): the README cannot show
+/// code that does not build.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
