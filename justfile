@@ -45,19 +45,19 @@ fuzz-smoke SECONDS="30":
 
 # Three openraft nodes on three log directories; a follower restarts from its log.
 raft-example DIR="":
-    cargo run -p raft-log --example cluster -- {{DIR}}
+    cargo run -p seglog-raft --example cluster -- {{DIR}}
 
 # Throughput benchmarks, side by side with raw std::fs loops.
 bench *ARGS:
-    cargo bench -p log-core --bench throughput -- {{ARGS}}
+    cargo bench -p seglog-core --bench throughput -- {{ARGS}}
 
 # Group commit on real tokio: 1-64 producers vs fsync-per-append and raw.
 bench-group *ARGS:
-    cargo bench -p log-core --bench group_commit -- {{ARGS}}
+    cargo bench -p seglog-core --bench group_commit -- {{ARGS}}
 
 # The operator CLI on a log directory, e.g. `just seglog verify /var/lib/app/log`.
 seglog *ARGS:
-    cargo run --release -p log-core --features cli --bin seglog -- {{ARGS}}
+    cargo run --release -p seglog-core --features cli --bin seglog -- {{ARGS}}
 
 # seglog next to commitlog, okaywal and raft-engine (peer-bench/README.md).
 peer-bench *ARGS:
@@ -65,4 +65,4 @@ peer-bench *ARGS:
 
 # The log-core examples (queue partition, event store, key compaction).
 examples:
-    for e in queue_partition event_store key_compaction; do cargo run -p log-core --example $e; done
+    for e in queue_partition event_store key_compaction; do cargo run -p seglog-core --example $e; done

@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use log_core::inspect::{Frame, decode_frame, encode_marker, encode_record};
+use seglog_core::inspect::{Frame, decode_frame, encode_marker, encode_record};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok((frame, len)) = decode_frame(data) {

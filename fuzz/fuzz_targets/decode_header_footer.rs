@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use log_core::inspect::{Frame, HEADER_LEN, SegmentHeader, decode_frame, encode_marker};
+use seglog_core::inspect::{Frame, HEADER_LEN, SegmentHeader, decode_frame, encode_marker};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(h) = SegmentHeader::decode(data) {

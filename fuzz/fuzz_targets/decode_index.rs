@@ -11,7 +11,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use log_core::inspect::{IndexKind, Manifest, Meta, decode_index, encode_index};
+use seglog_core::inspect::{IndexKind, Manifest, Meta, decode_index, encode_index};
 
 fuzz_target!(|data: &[u8]| {
     for kind in [IndexKind::Offset, IndexKind::Time] {

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use log_core::{Config, Entry, FileSystem, FixedClock, Log, Options};
+use seglog_core::{Config, Entry, FileSystem, FixedClock, Log, Options};
 use seglog_fuzz::{DIR, encode_dir};
 use sim_fs::{FaultConfig, SimFs};
 
@@ -115,9 +115,9 @@ fn main() {
             write(&root.join(target), &format!("{name}-{fname}"), body);
             if fname.ends_with(".log") {
                 // Each frame alone, for the frame decoder.
-                let mut pos = log_core::inspect::HEADER_LEN as usize;
+                let mut pos = seglog_core::inspect::HEADER_LEN as usize;
                 let mut k = 0;
-                while let Ok((_, len)) = log_core::inspect::decode_frame(&body[pos.min(body.len())..]) {
+                while let Ok((_, len)) = seglog_core::inspect::decode_frame(&body[pos.min(body.len())..]) {
                     if k < 4 {
                         write(&root.join("decode_frame"), &format!("{name}-{fname}-{k}"), &body[pos..pos + len]);
                     }
@@ -128,12 +128,12 @@ fn main() {
         }
     }
     // A compaction manifest, for the decoder.
-    let entry = |base, next_offset, len| log_core::inspect::ManifestEntry {
+    let entry = |base, next_offset, len| seglog_core::inspect::ManifestEntry {
         base,
         next_offset,
-        output: Some(log_core::inspect::FileIdentity { len, crc: 0x5EED }),
+        output: Some(seglog_core::inspect::FileIdentity { len, crc: 0x5EED }),
     };
-    let m = log_core::inspect::Manifest { entries: vec![entry(0, 10, 200), entry(10, 25, 300), entry(40, 41, 90)] };
+    let m = seglog_core::inspect::Manifest { entries: vec![entry(0, 10, 200), entry(10, 25, 300), entry(40, 41, 90)] };
     write(&root.join("decode_index"), "manifest", &m.encode());
     // Scenario files, as `sim-harness save-scenario` writes them.
     for seed in 0..8u64 {

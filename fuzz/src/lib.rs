@@ -12,8 +12,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use log_core::inspect::{self, IndexKind, index_file_name, segment_file_name};
-use log_core::{Config, FileSystem, FixedClock, Log, OpenMode, Options};
+use seglog_core::inspect::{self, IndexKind, index_file_name, segment_file_name};
+use seglog_core::{Config, FileSystem, FixedClock, Log, OpenMode, Options};
 use sim_fs::{FaultConfig, SimFs};
 
 /// Where the fuzzed directory lives on the simulated disk.
@@ -84,7 +84,7 @@ pub fn check_recovery(data: &[u8]) {
     fs.create_dir_all(Path::new(DIR)).unwrap();
     for (name, body) in &files {
         let f = fs.open(&Path::new(DIR).join(name), OpenMode::CreateNew).unwrap();
-        log_core::write_all_at(&*f, body, 0).unwrap();
+        seglog_core::write_all_at(&*f, body, 0).unwrap();
         f.sync().unwrap();
     }
     fs.sync_dir(Path::new(DIR)).unwrap();
@@ -96,7 +96,7 @@ pub fn check_recovery(data: &[u8]) {
             // The recovered log must take appends and keep them.
             let mut log = log;
             let before = log.next_offset();
-            if log.append(log_core::Entry::new(b"after recovery")).is_ok() && log.sync().is_ok() {
+            if log.append(seglog_core::Entry::new(b"after recovery")).is_ok() && log.sync().is_ok() {
                 drop(log);
                 if let Ok(again) = Log::open_with(Path::new(DIR), options(&fs, true)) {
                     assert_eq!(again.next_offset(), before + 1, "an appended, synced record was lost on reopen");
@@ -126,7 +126,7 @@ fn check_log(fs: &SimFs, log: &Log) {
         let mut frame = Vec::new();
         inspect::encode_record(
             &mut frame,
-            &log_core::RecordRef {
+            &seglog_core::RecordRef {
                 offset: rec.offset,
                 timestamp_ms: rec.timestamp_ms,
                 flags: rec.flags,

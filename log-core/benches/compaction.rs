@@ -3,7 +3,7 @@
 //! with the raw I/O floor of the same work (read every byte of the sealed
 //! segments, write and fsync the compacted size) in the same process.
 //!
-//! `cargo bench -p log-core --bench compaction` (`-- --quick` for a smaller
+//! `cargo bench -p seglog-core --bench compaction` (`-- --quick` for a smaller
 //! log). Real filesystem (a temporary directory), record timestamps fixed so
 //! that the numbers repeat.
 
@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
-use log_core::{Config, Entry, FixedClock, Log, Options, StdFs};
+use seglog_core::{Config, Entry, FixedClock, Log, Options, StdFs};
 
 fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);

@@ -12,7 +12,7 @@
 //!
 //! Each producer appends 100-byte records one at a time, awaiting each
 //! acknowledgement (so a producer has one append in flight, like a request
-//! handler). Run: `cargo bench -p log-core --bench group_commit` (about 80 s)
+//! handler). Run: `cargo bench -p seglog-core --bench group_commit` (about 80 s)
 //! or `... -- --quick`. Data goes to `$SEGLOG_BENCH_DIR` or the system temp
 //! directory: it must be a real disk (on tmpfs an fsync costs nothing).
 
@@ -28,8 +28,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use log_core::inspect::RECORD_OVERHEAD;
-use log_core::{Config, Entry, GroupConfig, Log, OwnedEntry, SharedLog};
+use seglog_core::inspect::RECORD_OVERHEAD;
+use seglog_core::{Config, Entry, GroupConfig, Log, OwnedEntry, SharedLog};
 
 const VALUE: usize = 100;
 

@@ -3,7 +3,7 @@
 //! and the table prints the ratio (log throughput / raw throughput), then
 //! the targets of the hot-path issue next to the figures, misses marked.
 //!
-//! Run: `cargo bench -p log-core --bench throughput` (full size, ~12 GB of
+//! Run: `cargo bench -p seglog-core --bench throughput` (full size, ~12 GB of
 //! disk writes; reopen at 256 MB, 1 GB and 4 GB) or `... -- --quick` (a
 //! tenth of the sizes, reopen at 256 MB). Baselines: the raw loop writes the
 //! log's own frame size per record through a `BufWriter` of the same buffer
@@ -28,8 +28,8 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use log_core::inspect::RECORD_OVERHEAD;
-use log_core::{Config, Entry, Log};
+use seglog_core::inspect::RECORD_OVERHEAD;
+use seglog_core::{Config, Entry, Log};
 
 #[path = "common/loops.rs"]
 mod loops;
@@ -441,5 +441,5 @@ fn main() {
         written = bytes;
     }
     print_targets(&targets);
-    println!("(group-commit targets: `cargo bench -p log-core --bench group_commit`)");
+    println!("(group-commit targets: `cargo bench -p seglog-core --bench group_commit`)");
 }

@@ -2,11 +2,11 @@
 //! atomic batch per command), made durable, replayed into state after a
 //! reopen, and found by time with the time index.
 //!
-//! `cargo run -p log-core --example event_store [DIR]`.
+//! `cargo run -p seglog-core --example event_store [DIR]`.
 
 use std::collections::BTreeMap;
 
-use log_core::{Config, Entry, Log, SyncPolicy};
+use seglog_core::{Config, Entry, Log, SyncPolicy};
 
 #[derive(Debug, PartialEq)]
 enum Event {

@@ -2,13 +2,13 @@
 //! deletions as tombstones; compaction keeps the latest record of each key
 //! and drops tombstones once their retention has passed.
 //!
-//! `cargo run -p log-core --example key_compaction [DIR]`.
+//! `cargo run -p seglog-core --example key_compaction [DIR]`.
 
 use std::collections::BTreeMap;
 
 use std::sync::Arc;
 
-use log_core::{Config, Entry, Error, Log, ManualClock, Options};
+use seglog_core::{Config, Entry, Error, Log, ManualClock, Options};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tmp = tempfile::tempdir()?;

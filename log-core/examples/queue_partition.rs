@@ -3,14 +3,14 @@
 //! small, and a slow second consumer learns exactly which records
 //! retention took from it.
 //!
-//! `cargo run -p log-core --example queue_partition [DIR]` (a temporary
+//! `cargo run -p seglog-core --example queue_partition [DIR]` (a temporary
 //! directory by default).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
-use log_core::{Config, Error, GroupConfig, Log, OwnedEntry, SharedLog, Visibility};
+use seglog_core::{Config, Error, GroupConfig, Log, OwnedEntry, SharedLog, Visibility};
 
 const PRODUCERS: u64 = 8;
 const PER_PRODUCER: u64 = 2_000;

@@ -20,7 +20,7 @@
 //! same code on a fault-injecting disk with simulated time.
 //!
 //! ```
-//! use log_core::{Config, Entry, Log};
+//! use seglog_core::{Config, Entry, Log};
 //! let dir = tempfile::tempdir()?;
 //! let mut log = Log::open(dir.path(), Config::default())?;
 //! let batch = log.append_batch(&[Entry::new(b"a"), Entry::new(b"b")])?;
@@ -52,6 +52,11 @@ mod stats;
 #[cfg(feature = "serde")]
 mod units;
 mod write;
+
+/// The crate README's snippet, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 pub use clock::{Clock, CoarseClock, FixedClock, ManualClock, SystemClock};
 pub use compact::{CompactionJob, CompactionOutput, CompactionReport};

@@ -18,7 +18,7 @@ use crate::segment::{ByteSource, Segment, SegmentInfo};
 /// methods.
 ///
 /// ```
-/// use log_core::Entry;
+/// use seglog_core::Entry;
 /// let e = Entry::new(b"v").with_key(b"k").with_timestamp(1_700_000_000_000);
 /// assert_eq!(e.key, Some(&b"k"[..]));
 /// ```
@@ -169,7 +169,7 @@ pub(crate) struct Active {
 /// number of readers (`&self`).
 ///
 /// ```
-/// use log_core::{Config, Entry, Log};
+/// use seglog_core::{Config, Entry, Log};
 /// let dir = tempfile::tempdir()?;
 /// let mut log = Log::open(dir.path(), Config::default())?;
 /// let a = log.append(Entry::new(b"hello"))?;
@@ -297,8 +297,8 @@ impl Log {
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
-    /// let mut log = log_core::Log::open(dir.path(), Default::default())?;
-    /// log.append(log_core::Entry::new(b"abc"))?;
+    /// let mut log = seglog_core::Log::open(dir.path(), Default::default())?;
+    /// log.append(seglog_core::Entry::new(b"abc"))?;
     /// log.sync()?;
     /// let stats = log.stats();
     /// assert_eq!((stats.records_appended, stats.bytes_appended, stats.syncs), (1, 3, 1));

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use log_core::{Config, Entry, Log};
+use seglog_core::{Config, Entry, Log};
 
 fn seglog(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_seglog")).args(args).output().unwrap()

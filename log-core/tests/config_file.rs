@@ -1,13 +1,13 @@
 //! Feature `serde`: `Config` and `GroupConfig` from configuration files with
 //! human units, defaults for what is left out, and errors that name the
-//! field (`cargo test -p log-core --features serde --test config_file`; the
+//! field (`cargo test -p seglog-core --features serde --test config_file`; the
 //! workspace test run turns the feature on through the `tests` package).
 #![cfg(feature = "serde")]
 #![allow(clippy::unwrap_used, reason = "a test fails loudly")]
 
 use std::time::Duration;
 
-use log_core::{Config, GroupConfig, SyncPolicy};
+use seglog_core::{Config, GroupConfig, SyncPolicy};
 
 #[test]
 fn a_toml_file_with_human_units() {

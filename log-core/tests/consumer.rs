@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
-use log_core::{Config, Entry, Error, GroupConfig, Log, OwnedEntry, SharedLog, Visibility};
+use seglog_core::{Config, Entry, Error, GroupConfig, Log, OwnedEntry, SharedLog, Visibility};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()

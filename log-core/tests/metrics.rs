@@ -1,12 +1,12 @@
 //! The `metrics` feature: `Log::stats` exported through the `metrics`
-//! facade, labelled with the log's directory (`cargo test -p log-core
+//! facade, labelled with the log's directory (`cargo test -p seglog-core
 //! --features metrics --test metrics`; the workspace test run turns the
 //! feature on through the `tests` package).
 #![cfg(feature = "metrics")]
 #![allow(clippy::unwrap_used, reason = "a test fails loudly")]
 
-use log_core::{Entry, Log};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use seglog_core::{Entry, Log};
 
 #[test]
 fn counters_and_the_fsync_histogram_reach_the_recorder() {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use log_core::{Config, Entry, Log, ManualClock, Options, SyncPolicy};
+use seglog_core::{Config, Entry, Log, ManualClock, Options, SyncPolicy};
 
 #[test]
 fn every_millis_syncs_the_first_append_after_the_interval() {

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use log_core::inspect::RECORD_OVERHEAD;
+use seglog_core::inspect::RECORD_OVERHEAD;
 
 /// A write workload: `n` records of `len` bytes, `batch` per append call
 /// (1: one call each), one sync at the end.

@@ -48,7 +48,7 @@ pub fn print_durability() {
 }
 
 fn seglog_write(dir: &Path, w: Workload) -> Duration {
-    use log_core::{Config, Entry, Log};
+    use seglog_core::{Config, Entry, Log};
     let v = payload(w.len, 0);
     let entries: Vec<Entry<'_>> = (0..w.batch).map(|_| Entry::new(&v)).collect();
     let t = Instant::now();
@@ -70,7 +70,7 @@ fn seglog_write(dir: &Path, w: Workload) -> Duration {
 
 fn commitlog_options(dir: &Path) -> commitlog::LogOptions {
     let mut opts = commitlog::LogOptions::new(dir);
-    opts.segment_max_bytes(log_core::Config::default().segment_bytes_max as usize);
+    opts.segment_max_bytes(seglog_core::Config::default().segment_bytes_max as usize);
     opts
 }
 

@@ -6,7 +6,7 @@
 //! catches up on what it missed from the leader), and checks that the
 //! three state machines agree.
 //!
-//! `cargo run -p raft-log --example cluster [-- DIR]` (default: a fresh
+//! `cargo run -p seglog-raft --example cluster [-- DIR]` (default: a fresh
 //! temporary directory, removed at the end).
 
 use std::collections::BTreeMap;
@@ -22,8 +22,8 @@ use openraft::raft::{
 };
 use openraft::storage::RaftLogStorage;
 use openraft::{BasicNode, Config, Raft};
-use raft_log::kv::{KvConfig, KvRequest, KvStateMachine};
-use raft_log::{ClosedSignal, RaftLogStore};
+use seglog_raft::kv::{KvConfig, KvRequest, KvStateMachine};
+use seglog_raft::{ClosedSignal, RaftLogStore};
 
 type NodeId = u64;
 type KvRaft = Raft<KvConfig>;

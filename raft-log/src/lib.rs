@@ -1,7 +1,7 @@
 //! openraft 0.9 log storage on the segmented log.
 //!
 //! [`RaftLogStore`] implements openraft's storage-v2 [`RaftLogStorage`] and
-//! [`RaftLogReader`] on a [`log_core::SharedLog`] (group commit):
+//! [`RaftLogReader`] on a [`seglog_core::SharedLog`] (group commit):
 //!
 //! - Raft log index `i` is log offset `i`; each entry is one record, its
 //!   value the entry serialized with serde (bincode 2, standard config).
@@ -41,13 +41,13 @@ use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use log_core::{
-    Clock, CoarseClock, Config, FileSystem, GroupConfig, Log, OwnedEntry, Pending, SharedLog, StdFs, Visibility,
-};
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{
     AnyError, AsyncRuntime, LogId, LogState, OptionalSend, RaftLogId, RaftLogReader, RaftTypeConfig, StorageError,
     StorageIOError, Vote,
+};
+use seglog_core::{
+    Clock, CoarseClock, Config, FileSystem, GroupConfig, Log, OwnedEntry, Pending, SharedLog, StdFs, Visibility,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -65,7 +65,7 @@ pub const LOG_DIR_NAME: &str = "log";
 pub enum Error {
     /// The segmented log failed.
     #[error(transparent)]
-    Log(#[from] log_core::Error),
+    Log(#[from] seglog_core::Error),
     /// A file operation on the state file failed.
     #[error("I/O error while {op} `{}`: {source}; check the disk and permissions, then reopen the store", path.display())]
     Io {
@@ -226,7 +226,7 @@ where
         let log_dir = dir.join(LOG_DIR_NAME);
         let mut log = Log::open_with(
             &log_dir,
-            log_core::Options { fs: Arc::clone(&opts.fs), clock: opts.clock, config: opts.config, read_only: false },
+            seglog_core::Options { fs: Arc::clone(&opts.fs), clock: opts.clock, config: opts.config, read_only: false },
         )?;
         let state = StateFile::<C::NodeId>::open(&opts.fs, &dir)?;
         // Finish a purge a crash interrupted: the state file is written
@@ -281,7 +281,7 @@ where
                 // Detached: it ends when the last handle is dropped.
                 let _detached = C::AsyncRuntime::spawn(async move {
                     let pause = move |phase| {
-                        let n = if phase == log_core::CommitPhase::Written { fsync_yields.max(1) } else { 1 };
+                        let n = if phase == seglog_core::CommitPhase::Written { fsync_yields.max(1) } else { 1 };
                         Yield(n)
                     };
                     if let Err(e) = committer.run_with(pause).await {
@@ -355,7 +355,7 @@ impl std::future::Future for Yield {
 }
 
 /// Decodes the entry in `rec`, checking that it belongs at its offset.
-fn decode<C>(rec: &log_core::Record) -> Result<C::Entry, Error>
+fn decode<C>(rec: &seglog_core::Record) -> Result<C::Entry, Error>
 where
     C: RaftTypeConfig,
     C::Entry: DeserializeOwned,
@@ -418,7 +418,7 @@ fn write_err<NID: openraft::NodeId>(e: impl Into<Error>) -> StorageError<NID> {
     StorageIOError::write_logs(AnyError::new(&e.into())).into()
 }
 
-fn to_io(e: &log_core::Error) -> io::Error {
+fn to_io(e: &seglog_core::Error) -> io::Error {
     let kind = if e.is_disk_full() { io::ErrorKind::StorageFull } else { io::ErrorKind::Other };
     io::Error::new(kind, e.to_string())
 }

@@ -17,8 +17,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use log_core::{FileHandle, FileSystem, OpenMode, read_exact_at, write_all_at};
 use openraft::{LogId, NodeId, Vote};
+use seglog_core::{FileHandle, FileSystem, OpenMode, read_exact_at, write_all_at};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;

@@ -8,19 +8,19 @@
 
 use std::sync::{Arc, Mutex};
 
-use log_core::{Config, FixedClock, GroupConfig};
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
 use openraft::{LogId, RaftLogReader, Vote};
-use raft_log::state::{RaftState, StateFile};
-use raft_log::{CommitterMode, StoreOptions};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use seglog_core::{Config, FixedClock, GroupConfig};
+use seglog_raft::state::{RaftState, StateFile};
+use seglog_raft::{CommitterMode, StoreOptions};
 use sim_fs::{FaultConfig, SimFs};
 
 mod common;
 
 use common::{Acked, Store, all, check_recovered, id};
-use raft_log::kv::demo_entry as entry;
+use seglog_raft::kv::demo_entry as entry;
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
@@ -107,7 +107,7 @@ fn a_purge_interrupted_after_the_state_write_is_finished_at_open() {
             store.blocking_append((0..20).map(|i| entry(1, i))).await.unwrap();
             store.shutdown().await.unwrap();
         });
-        let fs = log_core::StdFs::shared();
+        let fs = seglog_core::StdFs::shared();
         let mut state = StateFile::<u64>::open(&fs, dir.path()).unwrap();
         state.set(RaftState { last_purged: Some(id(1, purge_to)), ..RaftState::default() }).unwrap();
         drop(state);
@@ -134,28 +134,28 @@ fn a_purge_interrupted_after_the_state_write_is_finished_at_open() {
 #[test]
 fn state_file_survives_a_torn_slot_and_refuses_two() {
     let dir = tempfile::tempdir().unwrap();
-    let fs = log_core::StdFs::shared();
+    let fs = seglog_core::StdFs::shared();
     let mut state = StateFile::<u64>::open(&fs, dir.path()).unwrap();
     let v1 = RaftState { vote: Some(Vote::new(1, 1)), ..RaftState::default() };
     let v2 = RaftState { vote: Some(Vote::new(2, 1)), ..RaftState::default() };
     state.set(v1.clone()).unwrap();
     state.set(v2.clone()).unwrap();
     drop(state);
-    let path = dir.path().join(raft_log::state::STATE_FILE_NAME);
+    let path = dir.path().join(seglog_raft::state::STATE_FILE_NAME);
     let good = std::fs::read(&path).unwrap();
     // The newest state (v2, sequence 3) sits in slot 1: tear it.
     let mut torn = good.clone();
-    torn[raft_log::state::SLOT_LEN + 30] ^= 0xff;
+    torn[seglog_raft::state::SLOT_LEN + 30] ^= 0xff;
     std::fs::write(&path, &torn).unwrap();
     assert_eq!(StateFile::<u64>::open(&fs, dir.path()).unwrap().get(), &v1);
     std::fs::write(&path, &good).unwrap();
     assert_eq!(StateFile::<u64>::open(&fs, dir.path()).unwrap().get(), &v2);
     let mut both = good;
     both[30] ^= 0xff;
-    both[raft_log::state::SLOT_LEN + 30] ^= 0xff;
+    both[seglog_raft::state::SLOT_LEN + 30] ^= 0xff;
     std::fs::write(&path, &both).unwrap();
     let e = StateFile::<u64>::open(&fs, dir.path()).unwrap_err();
-    assert!(matches!(e, raft_log::Error::Corruption { .. }), "{e}");
+    assert!(matches!(e, seglog_raft::Error::Corruption { .. }), "{e}");
 }
 
 fn sim_opts(fs: &SimFs, fsync_yields: u32) -> StoreOptions {
@@ -275,7 +275,7 @@ fn a_second_store_on_an_open_directory_is_refused() {
         store.save_vote(&Vote::new_committed(2, 1)).await.unwrap();
         let state_before = std::fs::read(dir.path().join("raft.state")).unwrap();
         match Store::open(dir.path()) {
-            Err(raft_log::Error::Log(log_core::Error::Locked { .. })) => {}
+            Err(seglog_raft::Error::Log(seglog_core::Error::Locked { .. })) => {}
             other => panic!("a second store opened or failed otherwise: {:?}", other.map(|_| ())),
         }
         assert_eq!(std::fs::read(dir.path().join("raft.state")).unwrap(), state_before);

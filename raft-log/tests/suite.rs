@@ -7,8 +7,8 @@
 
 use openraft::StorageError;
 use openraft::testing::{StoreBuilder, Suite};
-use raft_log::RaftLogStore;
-use raft_log::kv::{KvConfig, KvStateMachine};
+use seglog_raft::RaftLogStore;
+use seglog_raft::kv::{KvConfig, KvStateMachine};
 use tempfile::TempDir;
 
 struct Builder;

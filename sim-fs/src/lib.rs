@@ -69,9 +69,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use log_core::{FileHandle, FileSystem, OpenMode};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use seglog_core::{FileHandle, FileSystem, OpenMode};
 
 pub use config::{Canary, CrashPolicy, FaultConfig};
 pub use crash::Image;
@@ -482,7 +482,7 @@ pub struct SimLock {
     id: u64,
 }
 
-impl log_core::FileLock for SimLock {}
+impl seglog_core::FileLock for SimLock {}
 
 impl Drop for SimLock {
     fn drop(&mut self) {
@@ -931,7 +931,7 @@ impl FileSystem for SimFs {
 
     /// Locks are kept in memory (no lock file is created): held until the
     /// guard is dropped or the machine crashes.
-    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn log_core::FileLock>> {
+    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn seglog_core::FileLock>> {
         let path = normalize(path);
         let mut s = self.lock();
         s.power_check()?;

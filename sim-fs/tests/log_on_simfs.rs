@@ -8,8 +8,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use log_core::{Config, Entry, FixedClock, Log, Options, Record};
 use proptest::prelude::*;
+use seglog_core::{Config, Entry, FixedClock, Log, Options, Record};
 use sim_fs::{CrashPolicy, FaultConfig, SimFs};
 
 #[derive(Debug, Clone)]
@@ -68,7 +68,7 @@ proptest! {
                     let v = value(accepted.len(), len);
                     let off = log.append(Entry::new(&v)).unwrap();
                     prop_assert_eq!(off as usize, accepted.len());
-                    accepted.push(Record { offset: off, timestamp_ms: 5, key: None, value: v, flags: log_core::RecordFlags::NONE });
+                    accepted.push(Record { offset: off, timestamp_ms: 5, key: None, value: v, flags: seglog_core::RecordFlags::NONE });
                 }
                 Op::Batch(n, len) => {
                     let vals: Vec<Vec<u8>> = (0..n).map(|i| value(accepted.len() + i, len)).collect();
@@ -76,7 +76,7 @@ proptest! {
                     log.append_batch(&entries).unwrap();
                     for v in vals {
                         let offset = accepted.len() as u64;
-                        accepted.push(Record { offset, timestamp_ms: 5, key: None, value: v, flags: log_core::RecordFlags::NONE });
+                        accepted.push(Record { offset, timestamp_ms: 5, key: None, value: v, flags: seglog_core::RecordFlags::NONE });
                     }
                 }
                 Op::Sync => {

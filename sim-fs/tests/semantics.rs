@@ -6,14 +6,14 @@ use std::collections::BTreeSet;
 use std::io;
 use std::path::Path;
 
-use log_core::{FileSystem, OpenMode, read_full_at, write_all_at};
+use seglog_core::{FileSystem, OpenMode, read_full_at, write_all_at};
 use sim_fs::{Canary, CrashPolicy, FaultConfig, FaultKind, Hit, SimFs};
 
 fn fs(config: FaultConfig) -> SimFs {
     SimFs::new(7, config)
 }
 
-fn create(fs: &SimFs, path: &str, data: &[u8]) -> std::sync::Arc<dyn log_core::FileHandle> {
+fn create(fs: &SimFs, path: &str, data: &[u8]) -> std::sync::Arc<dyn seglog_core::FileHandle> {
     let f = fs.open(Path::new(path), OpenMode::CreateNew).unwrap();
     write_all_at(&*f, data, 0).unwrap();
     f

@@ -7,9 +7,9 @@ use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use log_core::{Config, FileHandle, FileSystem, FixedClock, Log, OpenMode, Options, SyncPolicy};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use seglog_core::{Config, FileHandle, FileSystem, FixedClock, Log, OpenMode, Options, SyncPolicy};
 use sim_fs::{FaultConfig, SimFs};
 
 use crate::model::Model;
@@ -117,7 +117,7 @@ impl FileSystem for Hooked {
     fn exists(&self, path: &Path) -> io::Result<bool> {
         self.fs.exists(path)
     }
-    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn log_core::FileLock>> {
+    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn seglog_core::FileLock>> {
         self.fs.try_lock(path)
     }
     fn boot_id(&self) -> Option<String> {

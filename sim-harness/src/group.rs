@@ -23,9 +23,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use log_core::{CommitPhase, Error, GroupConfig, Options, OwnedEntry, Record, SharedLog, Visibility};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use seglog_core::{CommitPhase, Error, GroupConfig, Options, OwnedEntry, Record, SharedLog, Visibility};
 use sim_fs::plugin::SimFsPlugin;
 use sim_fs::{FaultConfig, SimFs};
 
@@ -387,7 +387,7 @@ impl GWorld {
 
     /// Opens the log after a (re)start, checks it and wraps it in a fresh
     /// shared handle (whose committer the caller spawns).
-    fn recover(&mut self) -> Option<log_core::Committer> {
+    fn recover(&mut self) -> Option<seglog_core::Committer> {
         let res = crate::node::open_retrying(self);
         self.absorb_faults();
         let log = match res {
@@ -552,7 +552,7 @@ pub(crate) fn run_group(scn: &Scenario, params: Params, gp: GroupParams, trace: 
 }
 
 /// Spawns the committer and the boot's producer and reader tasks.
-fn spawn_boot(world: &Shared, node: &madsim::runtime::NodeHandle, committer: log_core::Committer) {
+fn spawn_boot(world: &Shared, node: &madsim::runtime::NodeHandle, committer: seglog_core::Committer) {
     let (gp, think_ms, boot, seed) = {
         let w = lock(world);
         (w.gp.clone(), w.params.think_ms, w.boot, w.seed)
@@ -571,7 +571,7 @@ fn spawn_boot(world: &Shared, node: &madsim::runtime::NodeHandle, committer: log
         let w = Arc::clone(world);
         let depth = gp.depth as usize;
         node.spawn(async move {
-            let mut inflight: Vec<(Vec<u64>, log_core::Pending)> = Vec::new();
+            let mut inflight: Vec<(Vec<u64>, seglog_core::Pending)> = Vec::new();
             loop {
                 enum Next {
                     Append(Vec<u64>, Vec<OwnedEntry>),
@@ -700,7 +700,7 @@ fn spawn_boot(world: &Shared, node: &madsim::runtime::NodeHandle, committer: log
     }
 }
 
-/// Follows the log with a [`log_core::Tail`] for up to `items` items,
+/// Follows the log with a [`seglog_core::Tail`] for up to `items` items,
 /// checking each as it comes (see [`GroupWorld::on_tail`]).
 async fn consume_tail(w: &Shared, shared: &SharedLog, from: u64, vis: Visibility, items: usize) {
     use futures_core::Stream;
@@ -877,7 +877,7 @@ async fn liveness(
     world: &Shared,
     handle: &madsim::runtime::Handle,
     node: &madsim::runtime::NodeHandle,
-    committer: Option<log_core::Committer>,
+    committer: Option<seglog_core::Committer>,
 ) {
     let Some(committer) = committer else { return };
     if lock(world).stopped() {

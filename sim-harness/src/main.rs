@@ -238,7 +238,7 @@ fn main() -> ExitCode {
                 tracing_subscriber::fmt()
                     .with_env_filter(
                         tracing_subscriber::EnvFilter::try_from_default_env()
-                            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("log_core=debug")),
+                            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("seglog_core=debug")),
                     )
                     .with_writer(std::io::stderr)
                     .init();

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use log_core::Record;
+use seglog_core::Record;
 
 /// Counters of rare paths ([`Mark`](crate::marks::Mark)), by name: a mark
 /// never hit is a blind spot.
@@ -92,7 +92,7 @@ impl Model {
             timestamp_ms: 0,
             key: None,
             value: Vec::new(),
-            flags: log_core::RecordFlags::NONE,
+            flags: seglog_core::RecordFlags::NONE,
         }));
         self.durable = at;
         self.last_batch_start = at;

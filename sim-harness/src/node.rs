@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use log_core::{Error, Log, Options};
+use seglog_core::{Error, Log, Options};
 use sim_fs::plugin::SimFsPlugin;
 use sim_fs::{CrashPolicy, FaultConfig, FaultKind, SimFs};
 
@@ -379,6 +379,6 @@ pub(crate) fn free_space_if_full(fs: &SimFs, faults: &[sim_fs::FaultRecord], mar
 }
 
 pub(crate) fn fs_listing(fs: &SimFs) -> Vec<String> {
-    use log_core::FileSystem;
+    use seglog_core::FileSystem;
     fs.read_dir(&PathBuf::from(LOG_DIR)).unwrap_or_default()
 }

@@ -3,8 +3,8 @@
 //! timeline and updates the model by the op's rule; what a failure may
 //! leave behind is judged by `check/durability.rs`.
 
-use log_core::{Clock, Entry, Error, Log};
 use rand::RngExt;
+use seglog_core::{Clock, Entry, Error, Log};
 
 use crate::marks::Mark;
 use crate::run::SimClock;

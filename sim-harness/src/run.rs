@@ -7,8 +7,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use log_core::Clock;
 use rand::RngExt;
+use seglog_core::Clock;
 use sim_fs::plugin::SimFsPlugin;
 use sim_fs::{CrashPolicy, FaultConfig, SimFs};
 

@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use log_core::{Config, SyncPolicy};
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use seglog_core::{Config, SyncPolicy};
 use serde::{Deserialize, Serialize};
 use sim_fs::{Canary, CrashPolicy, FaultConfig};
 
@@ -126,7 +126,7 @@ pub struct Params {
     pub p_crash_in_recovery: f64,
     /// Milliseconds between background rolls (`None`: never).
     pub roll_every_ms: Option<u64>,
-    /// Drive the group-commit front ([`log_core::SharedLog`]) with
+    /// Drive the group-commit front ([`seglog_core::SharedLog`]) with
     /// concurrent producer and reader tasks instead of the single-handle
     /// workload.
     pub group: Option<GroupParams>,

@@ -7,9 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use log_core::{Clock, FileSystem, Log, Options, Record};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use seglog_core::{Clock, FileSystem, Log, Options, Record};
 use sim_fs::{FaultConfig, FaultKind, SimFs};
 
 use crate::check::fs_effects::Beside;
@@ -353,7 +353,7 @@ impl World {
             timestamp_ms: ts,
             key,
             value: value_bytes(self.scn.seed, offset, len),
-            flags: if tombstone { log_core::RecordFlags::TOMBSTONE } else { log_core::RecordFlags::NONE },
+            flags: if tombstone { seglog_core::RecordFlags::TOMBSTONE } else { seglog_core::RecordFlags::NONE },
         };
         (rec, explicit_ts)
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use log_core::{FileHandle, FileSystem, OpenMode, StdFs};
+use seglog_core::{FileHandle, FileSystem, OpenMode, StdFs};
 
 /// A cheap, deterministic 64-bit mix (splitmix64).
 pub fn mix(mut x: u64) -> u64 {
@@ -34,8 +34,8 @@ pub fn dir_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .expect("listing the directory")
         .filter(|e| {
             e.as_ref().map_or(true, |e| {
-                e.file_name() != log_core::inspect::LOCK_FILE_NAME
-                    && e.file_name() != log_core::inspect::RESYNC_SPARE_FILE_NAME
+                e.file_name() != seglog_core::inspect::LOCK_FILE_NAME
+                    && e.file_name() != seglog_core::inspect::RESYNC_SPARE_FILE_NAME
             })
         })
         .map(|e| {
@@ -153,7 +153,7 @@ impl FailFs {
         // `a_failed_fsync_on_a_full_disk_still_leaves_its_marker` covers
         // it — so it is neither counted nor failed: the n-th operation is
         // one of the log's own.
-        if path.file_name().is_some_and(|n| n == log_core::inspect::RESYNC_SPARE_FILE_NAME) {
+        if path.file_name().is_some_and(|n| n == seglog_core::inspect::RESYNC_SPARE_FILE_NAME) {
             return Ok(());
         }
         self.state.seen.fetch_add(1, Ordering::SeqCst);
@@ -236,7 +236,7 @@ impl FileSystem for FailFs {
     fn exists(&self, path: &Path) -> io::Result<bool> {
         StdFs.exists(path)
     }
-    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn log_core::FileLock>> {
+    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn seglog_core::FileLock>> {
         StdFs.try_lock(path)
     }
 }

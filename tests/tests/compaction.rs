@@ -12,14 +12,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use log_core::{Config, Entry, Error, FixedClock, Log, ManualClock, Options, Record, StdFs};
+use seglog_core::{Config, Entry, Error, FixedClock, Log, ManualClock, Options, Record, StdFs};
 use tests::{FailFs, FailOp, dir_files};
 
 fn config() -> Config {
     Config { segment_records_max: 10, index_interval_bytes: 64, tombstone_retention_ms: 1_000, ..Config::default() }
 }
 
-fn open_with(dir: &Path, config: Config, clock: Arc<dyn log_core::Clock>) -> Log {
+fn open_with(dir: &Path, config: Config, clock: Arc<dyn seglog_core::Clock>) -> Log {
     Log::open_with(dir, Options { fs: StdFs::shared(), clock, config, read_only: false }).unwrap()
 }
 
@@ -139,7 +139,7 @@ fn compaction_keeps_the_latest_record_per_key_and_every_unkeyed_record() {
 fn tombstones_stay_until_their_own_retention_across_rewrites_and_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(10_000);
-    let shared: Arc<dyn log_core::Clock> = Arc::new(clock.clone());
+    let shared: Arc<dyn seglog_core::Clock> = Arc::new(clock.clone());
     let mut log = open_with(dir.path(), config(), Arc::clone(&shared));
     log.append(Entry::new(b"v1").with_key(b"a").with_timestamp(10_000)).unwrap();
     log.append(Entry::new(b"keep").with_key(b"b").with_timestamp(10_000)).unwrap();
@@ -243,7 +243,7 @@ fn suffix_truncation_into_compacted_data_and_appends_after_it() {
 
 #[test]
 fn compaction_runs_while_a_shared_log_takes_appends() {
-    use log_core::{GroupConfig, OwnedEntry, SharedLog, Visibility};
+    use seglog_core::{GroupConfig, OwnedEntry, SharedLog, Visibility};
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path());
     let (shared, committer) = SharedLog::new(log, GroupConfig::default()).unwrap();
@@ -358,7 +358,7 @@ fn a_failed_step_of_a_compaction_leaves_the_old_or_the_new_log() {
 /// itself in place (the rename had happened) finishes the swap.
 #[test]
 fn a_lost_compacted_file_is_not_mistaken_for_an_older_compacted_segment() {
-    use log_core::inspect::{FileIdentity, MANIFEST_FILE_NAME, Manifest, ManifestEntry, compacted_file_name};
+    use seglog_core::inspect::{FileIdentity, MANIFEST_FILE_NAME, Manifest, ManifestEntry, compacted_file_name};
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path());
     let before = build(&mut log);
@@ -366,7 +366,7 @@ fn a_lost_compacted_file_is_not_mistaken_for_an_older_compacted_segment() {
     let want = all(&log);
     assert!(want.len() < before.len());
     log.close().unwrap();
-    let seg0 = dir.path().join(log_core::inspect::segment_file_name(0));
+    let seg0 = dir.path().join(seglog_core::inspect::segment_file_name(0));
     let bytes = std::fs::read(&seg0).unwrap();
     let next_offset =
         Log::open_with(dir.path(), Options { read_only: true, ..options() }).unwrap().segments()[0].next_offset;

@@ -7,8 +7,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use log_core::inspect::{self, FileKind, parse_file_name};
-use log_core::{Config, Entry, Error, FixedClock, Log, Options, Record, StdFs};
+use seglog_core::inspect::{self, FileKind, parse_file_name};
+use seglog_core::{Config, Entry, Error, FixedClock, Log, Options, Record, StdFs};
 use tests::{dir_files, value_for};
 
 const SEED: u64 = 0x5EED;
@@ -33,7 +33,7 @@ fn build(dir: &Path, clean: bool) -> (Vec<(String, Vec<u8>)>, Vec<Record>) {
         let mut e = Entry::new(&v).with_timestamp(100 + i);
         e.key = key.as_deref();
         log.append(e).unwrap();
-        model.push(Record { offset: i, timestamp_ms: 100 + i, key, value: v, flags: log_core::RecordFlags::NONE });
+        model.push(Record { offset: i, timestamp_ms: 100 + i, key, value: v, flags: seglog_core::RecordFlags::NONE });
         if i % 4 == 3 {
             log.sync().unwrap();
         }

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use log_core::{Config, Log};
+use seglog_core::{Config, Log};
 use tests::{mix, value_for};
 
 const SEED: u64 = 0xC0FFEE;

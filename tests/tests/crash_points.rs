@@ -9,7 +9,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use log_core::{Config, Entry, FixedClock, Log, Options, Record, StdFs};
+use seglog_core::{Config, Entry, FixedClock, Log, Options, Record, StdFs};
 use tests::{FailFs, FailOp};
 
 const ALL: [FailOp; 4] = [FailOp::Write, FailOp::Sync, FailOp::SyncDir, FailOp::Namespace];
@@ -18,12 +18,12 @@ fn config() -> Config {
     Config { segment_records_max: 5, index_interval_bytes: 64, ..Config::default() }
 }
 
-fn opts(fs: Arc<dyn log_core::FileSystem>) -> Options {
+fn opts(fs: Arc<dyn seglog_core::FileSystem>) -> Options {
     Options { fs, clock: Arc::new(FixedClock(1000)), config: config(), read_only: false }
 }
 
 /// Retention needs a configuration that asks for it.
-fn opts_for(op: Op, fs: Arc<dyn log_core::FileSystem>) -> Options {
+fn opts_for(op: Op, fs: Arc<dyn seglog_core::FileSystem>) -> Options {
     let config = match op {
         Op::Retention => Config { retention_bytes: Some(700), ..config() },
         _ => config(),
@@ -89,7 +89,7 @@ enum Op {
     Retention,
 }
 
-fn apply(log: &mut Log, op: Op) -> log_core::Result<()> {
+fn apply(log: &mut Log, op: Op) -> seglog_core::Result<()> {
     match op {
         Op::TruncateFrom(o) => log.truncate_from(o),
         Op::TruncateBefore(o) => log.truncate_before(o),

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use log_core::{Config, Entry, Log, SyncPolicy};
+use seglog_core::{Config, Entry, Log, SyncPolicy};
 use tests::value_for;
 
 const SEED: u64 = 0xD15C;
@@ -146,7 +146,7 @@ fn real_enospc_at_sync_and_close() {
     }
     let err = log.sync().unwrap_err();
     match &err {
-        log_core::Error::DiskFullNotDurable { durable: 10, next: 110, .. } => {}
+        seglog_core::Error::DiskFullNotDurable { durable: 10, next: 110, .. } => {}
         other => panic!("expected DiskFullNotDurable 10..110, got {other}"),
     }
     assert!(!log.is_poisoned());
@@ -165,7 +165,7 @@ fn real_enospc_at_sync_and_close() {
         log.append(Entry::new(&value_for(SEED, off, 1500))).unwrap();
     }
     match log.close() {
-        Err(log_core::Error::DiskFullAtClose { durable: 110, next: 210, .. }) => {}
+        Err(seglog_core::Error::DiskFullAtClose { durable: 110, next: 210, .. }) => {}
         other => panic!("expected DiskFullAtClose 110..210, got {other:?}"),
     }
     std::fs::remove_file(&filler).unwrap();

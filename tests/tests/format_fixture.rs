@@ -24,7 +24,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use log_core::{Config, Entry, FixedClock, Log, Options, Record, RecordFlags, StdFs};
+use seglog_core::{Config, Entry, FixedClock, Log, Options, Record, RecordFlags, StdFs};
 use tests::dir_files;
 
 fn fixture(name: &str) -> PathBuf {
@@ -141,7 +141,7 @@ fn check_upgrades(name: &str, want: &[Record]) {
     assert!(old_meta.as_ref().is_none_or(|b| b[8..12] != 3u32.to_le_bytes()), "{name} predates log.meta version 3");
     let mut log = Log::open_with(copy.path(), options(false)).unwrap();
     let meta = std::fs::read(copy.path().join("log.meta")).expect("the open writes log.meta");
-    let meta = log_core::inspect::Meta::decode(&meta).unwrap();
+    let meta = seglog_core::inspect::Meta::decode(&meta).unwrap();
     assert_eq!(meta.last_segment, log.segments().last().map(|s| s.base_offset), "{name}");
     log.append(Entry::new(b"after the upgrade")).unwrap();
     log.roll().unwrap();
@@ -167,7 +167,7 @@ fn v3_compacted_fixture_reads_and_writes_identically() {
     let (copy, _) = copy_of("v3-compacted");
     let log = Log::open_with(copy.path(), options(true)).unwrap();
     assert!(log.segments().iter().any(|s| s.compacted));
-    assert!(matches!(log.read(7), Err(log_core::Error::Compacted { offset: 7 })));
+    assert!(matches!(log.read(7), Err(seglog_core::Error::Compacted { offset: 7 })));
 }
 
 #[test]
@@ -190,6 +190,6 @@ fn v2_compacted_fixture_reads_and_upgrades() {
     let (copy, _) = copy_of("v2-compacted");
     let log = Log::open_with(copy.path(), options(true)).unwrap();
     assert!(log.segments().iter().any(|s| s.compacted));
-    assert!(matches!(log.read(7), Err(log_core::Error::Compacted { offset: 7 })));
+    assert!(matches!(log.read(7), Err(seglog_core::Error::Compacted { offset: 7 })));
     check_upgrades("v2-compacted", &expected_compacted());
 }

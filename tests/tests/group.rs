@@ -8,7 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use log_core::{CommitPhase, Config, Error, FixedClock, GroupConfig, Log, Options, OwnedEntry, SharedLog, Visibility};
+use seglog_core::{
+    CommitPhase, Config, Error, FixedClock, GroupConfig, Log, Options, OwnedEntry, SharedLog, Visibility,
+};
 use sim_fs::{FaultConfig, SimFs};
 
 fn rt() -> tokio::runtime::Runtime {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use std::collections::BTreeMap;
 
-use log_core::{Config, Entry, Error, FixedClock, Log, Options, Record, RecordFlags, StdFs, SyncPolicy};
 use proptest::prelude::*;
+use seglog_core::{Config, Entry, Error, FixedClock, Log, Options, Record, RecordFlags, StdFs, SyncPolicy};
 
 #[derive(Debug, Clone)]
 enum Op {

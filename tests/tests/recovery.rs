@@ -8,15 +8,15 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use log_core::inspect::{self, HEADER_LEN, MARKER_FRAME_LEN, RECORD_OVERHEAD};
-use log_core::{Config, Entry, Error, FixedClock, Log, ManualClock, Options, StdFs, SyncPolicy};
+use seglog_core::inspect::{self, HEADER_LEN, MARKER_FRAME_LEN, RECORD_OVERHEAD};
+use seglog_core::{Config, Entry, Error, FixedClock, Log, ManualClock, Options, StdFs, SyncPolicy};
 use tests::{FailFs, FailOp, dir_files};
 
 const VALUE_LEN: usize = 40;
 const FRAME: u64 = (RECORD_OVERHEAD + VALUE_LEN) as u64;
 const MARKER: u64 = MARKER_FRAME_LEN as u64;
 
-fn opts(fs: Arc<dyn log_core::FileSystem>, read_only: bool) -> Options {
+fn opts(fs: Arc<dyn seglog_core::FileSystem>, read_only: bool) -> Options {
     Options { fs, clock: Arc::new(FixedClock(1000)), config: Config::default(), read_only }
 }
 
@@ -713,12 +713,12 @@ fn a_second_writer_is_refused_until_the_first_one_is_gone() {
     drop(log);
     // A group-commit front holds the lock until it shut down.
     let log = open(dir.path()).unwrap();
-    let (shared, committer) = log_core::SharedLog::new(log, log_core::GroupConfig::default()).unwrap();
+    let (shared, committer) = seglog_core::SharedLog::new(log, seglog_core::GroupConfig::default()).unwrap();
     assert!(matches!(open(dir.path()), Err(Error::Locked { .. })));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let commit = tokio::task::spawn_blocking(move || committer.run_blocking());
-        shared.append(log_core::OwnedEntry::new("six")).await.unwrap();
+        shared.append(seglog_core::OwnedEntry::new("six")).await.unwrap();
         shared.shutdown().await.unwrap();
         commit.await.unwrap().unwrap();
     });
@@ -1076,7 +1076,7 @@ fn a_reopen_in_the_same_boot_after_a_failed_fsync_rewrites_what_it_trusts() {
 /// 798457 of the simulator).
 #[test]
 fn a_resync_marker_of_an_earlier_boot_is_only_removed() {
-    use log_core::FileSystem;
+    use seglog_core::FileSystem;
     use sim_fs::{FaultConfig, SimFs};
     let dir = Path::new("/data/log");
     let fs = SimFs::new(3, FaultConfig::default());
@@ -1086,10 +1086,10 @@ fn a_resync_marker_of_an_earlier_boot_is_only_removed() {
         log.append(Entry::new(&[i; 10])).unwrap();
     }
     log.close().unwrap();
-    let marker = dir.join(log_core::inspect::RESYNC_FILE_NAME);
+    let marker = dir.join(seglog_core::inspect::RESYNC_FILE_NAME);
     let write_marker = |text: &str| {
-        let f = fs.open(&marker, log_core::OpenMode::CreateNew).unwrap();
-        log_core::write_all_at(&*f, text.as_bytes(), 0).unwrap();
+        let f = fs.open(&marker, seglog_core::OpenMode::CreateNew).unwrap();
+        seglog_core::write_all_at(&*f, text.as_bytes(), 0).unwrap();
     };
     let this_boot = fs.boot_id().unwrap();
     write_marker("boot some-earlier-boot\n00000000000000000000.log\n");
@@ -1115,10 +1115,10 @@ fn a_resync_marker_of_an_earlier_boot_is_only_removed() {
 /// directory does not hold rewrites every file.
 #[test]
 fn a_failed_fsync_of_a_segment_created_in_this_process_names_the_segment() {
-    use log_core::FileSystem;
+    use seglog_core::FileSystem;
     use sim_fs::{FaultConfig, SimFs};
     let dir = Path::new("/data/log");
-    let marker = dir.join(log_core::inspect::RESYNC_FILE_NAME);
+    let marker = dir.join(seglog_core::inspect::RESYNC_FILE_NAME);
     let config = Config { sync: SyncPolicy::Manual, ..Config::default() };
     let fs = SimFs::new(5, FaultConfig::default());
     let o = || Options { config: config.clone(), ..opts(fs.shared(), false) };
@@ -1142,9 +1142,9 @@ fn a_failed_fsync_of_a_segment_created_in_this_process_names_the_segment() {
     drop(log);
     // A marker naming a file the directory does not hold cannot say which
     // file it meant: everything the log relies on is rewritten.
-    let f = fs.open(&marker, log_core::OpenMode::CreateNew).unwrap();
+    let f = fs.open(&marker, seglog_core::OpenMode::CreateNew).unwrap();
     let boot = fs.boot_id().unwrap();
-    log_core::write_all_at(&*f, format!("boot {boot}\n00000000000000000099.log\n").as_bytes(), 0).unwrap();
+    seglog_core::write_all_at(&*f, format!("boot {boot}\n00000000000000000099.log\n").as_bytes(), 0).unwrap();
     drop(f);
     let log = Log::open_with(dir, o()).unwrap();
     let resynced = &log.recovery_report().resynced;
@@ -1162,8 +1162,8 @@ fn a_failed_fsync_of_a_segment_created_in_this_process_names_the_segment() {
 fn a_failed_fsync_on_a_full_disk_still_leaves_its_marker() {
     use sim_fs::{FaultConfig, SimFs};
     let dir = Path::new("/data/log");
-    let marker = dir.join(log_core::inspect::RESYNC_FILE_NAME);
-    let spare = dir.join(log_core::inspect::RESYNC_SPARE_FILE_NAME);
+    let marker = dir.join(seglog_core::inspect::RESYNC_FILE_NAME);
+    let spare = dir.join(seglog_core::inspect::RESYNC_SPARE_FILE_NAME);
     let config = Config { sync: SyncPolicy::Manual, ..Config::default() };
     let fs = SimFs::new(9, FaultConfig::default());
     let o = || Options { config: config.clone(), ..opts(fs.shared(), false) };

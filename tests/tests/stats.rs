@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use log_core::{Config, Entry, FixedClock, GroupConfig, Log, Options, OwnedEntry, SharedLog};
+use seglog_core::{Config, Entry, FixedClock, GroupConfig, Log, Options, OwnedEntry, SharedLog};
 use sim_fs::{FaultConfig, SimFs};
 
 #[test]
@@ -16,7 +16,7 @@ fn each_operation_moves_its_counters() {
     let config = Config { segment_bytes_max: 4096, ..Config::default() };
     let mut log = Log::open(dir.path(), config).unwrap();
     let fresh = log.stats();
-    assert_eq!(fresh, log_core::LogStats::default(), "a new log has done nothing");
+    assert_eq!(fresh, seglog_core::LogStats::default(), "a new log has done nothing");
 
     for i in 0..10u8 {
         log.append(Entry::new(&[i; 100]).with_key(b"k")).unwrap();
@@ -126,7 +126,7 @@ fn shared_log_stats_outlive_its_shutdown() {
         for i in 0..5 {
             shared.append(OwnedEntry::new(format!("v{i}"))).await.unwrap();
         }
-        shared.read(2, log_core::Visibility::Durable).unwrap();
+        shared.read(2, seglog_core::Visibility::Durable).unwrap();
         shared.shutdown().await.unwrap();
         commit.await.unwrap().unwrap();
     });

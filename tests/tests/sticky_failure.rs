@@ -11,7 +11,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-use log_core::{Config, Entry, Error, FixedClock, Log, Options};
+use seglog_core::{Config, Entry, Error, FixedClock, Log, Options};
 use tests::{FailFs, FailOp};
 
 /// Index files and compaction outputs fail without poisoning: an index is
@@ -68,7 +68,7 @@ fn after_a_failure_nothing_more_reaches_the_disk_until_a_reopen() {
             let allowed = |m: &tests::Mutation| {
                 (m.op == "set_len" && m.shrinks)
                     || (matches!(op, FailOp::Sync | FailOp::SyncDir)
-                        && m.path.file_name().is_some_and(|n| n == log_core::inspect::RESYNC_FILE_NAME))
+                        && m.path.file_name().is_some_and(|n| n == seglog_core::inspect::RESYNC_FILE_NAME))
             };
             let leaks: Vec<_> = fs.after_failure().into_iter().filter(|m| !allowed(m)).collect();
             assert!(leaks.is_empty(), "{op:?} #{n} failed on {}; then reached the disk: {leaks:?}", failed.display());
@@ -78,7 +78,7 @@ fn after_a_failure_nothing_more_reaches_the_disk_until_a_reopen() {
             if matches!(op, FailOp::Sync | FailOp::SyncDir) && own {
                 assert!(
                     fs.after_failure().iter().any(|m| m.op == "write_at"
-                        && m.path.file_name().is_some_and(|n| n == log_core::inspect::RESYNC_FILE_NAME)),
+                        && m.path.file_name().is_some_and(|n| n == seglog_core::inspect::RESYNC_FILE_NAME)),
                     "{op:?} #{n} failed on {} and left no resync marker",
                     failed.display()
                 );

@@ -7,8 +7,8 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use log_core::inspect::RECORD_OVERHEAD;
-use log_core::{Config, Log};
+use seglog_core::inspect::RECORD_OVERHEAD;
+use seglog_core::{Config, Log};
 
 /// `len` bytes of a value that depends on `i`.
 pub fn payload(len: usize, i: u64) -> Vec<u8> {

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use log_core::salvage::{Found, salvage_dir};
-use log_core::{Config, Entry, Log, StdFs};
+use seglog_core::salvage::{Found, salvage_dir};
+use seglog_core::{Config, Entry, Log, StdFs};
 
 #[derive(Parser)]
 #[command(name = "seglog", version, about = "Inspect, verify, repair and edit a segmented log directory")]
@@ -187,7 +187,7 @@ fn open_existing(dir: &std::path::Path, config: Config, create: bool) -> Result<
     if !create {
         match Log::open_read_only(dir, config.clone()) {
             Ok(_) => {}
-            Err(log_core::Error::NoLog { .. }) => {
+            Err(seglog_core::Error::NoLog { .. }) => {
                 return Err(format!("`{}` holds no log; pass --create to start a new one there", dir.display()));
             }
             Err(e) => return Err(e.to_string()),
@@ -255,7 +255,7 @@ fn append_all_or_nothing(log: &mut Log, entries: &[Entry<'_>], dir: &std::path::
             let appended = log.next_offset();
             if appended == start {
                 return Err(match err {
-                    log_core::Error::DiskFull { .. } | log_core::Error::RecordTooLarge { .. } => err.to_string(),
+                    seglog_core::Error::DiskFull { .. } | seglog_core::Error::RecordTooLarge { .. } => err.to_string(),
                     _ => format!(
                         "{err}; nothing was acknowledged, but records from offset {start} on may still show up when the log is reopened: check with `seglog dump {} --from {start}` before retrying",
                         dir.display()
@@ -280,7 +280,7 @@ fn append_all_or_nothing(log: &mut Log, entries: &[Entry<'_>], dir: &std::path::
 }
 
 fn run(cmd: Cmd) -> Result<ExitCode, String> {
-    let e = |e: log_core::Error| e.to_string();
+    let e = |e: seglog_core::Error| e.to_string();
     match cmd {
         Cmd::Info { dir, json, raw_timestamps } => {
             let log = Log::open_read_only(&dir, Config::default()).map_err(e)?;
@@ -444,7 +444,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
                     entry
                 })
                 .collect();
-            let config = Config { sync: log_core::SyncPolicy::Always, ..Config::default() };
+            let config = Config { sync: seglog_core::SyncPolicy::Always, ..Config::default() };
             let mut log = open_existing(&dir, config, create)?;
             let start = log.next_offset();
             append_all_or_nothing(&mut log, &entries, &dir)?;

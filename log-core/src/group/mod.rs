@@ -22,7 +22,7 @@
 //!   the committer holds exclusively only while it changes the log's state.
 //!
 //! ```
-//! use log_core::{Config, GroupConfig, Log, OwnedEntry, SharedLog, Visibility};
+//! use seglog_core::{Config, GroupConfig, Log, OwnedEntry, SharedLog, Visibility};
 //! # let rt = tokio::runtime::Runtime::new()?;
 //! # rt.block_on(async {
 //! let dir = tempfile::tempdir()?;

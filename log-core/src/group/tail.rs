@@ -36,7 +36,7 @@ use super::*;
 ///
 /// ```
 /// use futures::StreamExt;
-/// use log_core::{Config, GroupConfig, Log, OwnedEntry, SharedLog, Visibility};
+/// use seglog_core::{Config, GroupConfig, Log, OwnedEntry, SharedLog, Visibility};
 /// # let rt = tokio::runtime::Runtime::new()?;
 /// # rt.block_on(async {
 /// let dir = tempfile::tempdir()?;

@@ -52,8 +52,8 @@ impl Log {
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
-    /// # let mut log = log_core::Log::open(dir.path(), Default::default())?;
-    /// # log.append(log_core::Entry::new(b"abc"))?;
+    /// # let mut log = seglog_core::Log::open(dir.path(), Default::default())?;
+    /// # log.append(seglog_core::Entry::new(b"abc"))?;
     /// let mut reader = log.reader(..);
     /// let mut bytes = 0;
     /// while let Some(rec) = reader.next() {

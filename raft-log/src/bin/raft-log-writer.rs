@@ -12,8 +12,8 @@ use std::io::Write;
 
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt};
 use openraft::{LogId, RaftLogReader, Vote};
-use raft_log::RaftLogStore;
-use raft_log::kv::{KvConfig, demo_entry as entry};
+use seglog_raft::RaftLogStore;
+use seglog_raft::kv::{KvConfig, demo_entry as entry};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

@@ -5,8 +5,8 @@
 
 use openraft::storage::RaftLogStorage;
 use openraft::{CommittedLeaderId, Entry, LogId, RaftLogReader};
-use raft_log::RaftLogStore;
-use raft_log::kv::{KvConfig, demo_entry};
+use seglog_raft::RaftLogStore;
+use seglog_raft::kv::{KvConfig, demo_entry};
 
 pub type Store = RaftLogStore<KvConfig>;
 

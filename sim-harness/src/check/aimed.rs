@@ -8,8 +8,8 @@
 //! (`detect_mode`): corruption may be reported, never wrong bytes returned.
 //! Seeds that lose files sometimes lose every file of the log at a crash.
 
-use log_core::inspect::{Frame, HEADER_LEN, MarkerKind, decode_frame};
 use rand::RngExt;
+use seglog_core::inspect::{Frame, HEADER_LEN, MarkerKind, decode_frame};
 
 use crate::marks::Mark;
 use crate::node::fs_listing;

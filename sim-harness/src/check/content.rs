@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 
-use log_core::{Error, Log, Record, RecordFlags, RecordRef};
+use seglog_core::{Error, Log, Record, RecordFlags, RecordRef};
 
 use crate::marks::Mark;
 use crate::world::World;

@@ -9,7 +9,7 @@
 //! Does not verify: the bytes of records (`content.rs`), what retention
 //! may delete by size and age (only that the first offset never falls).
 
-use log_core::{Error, Log};
+use seglog_core::{Error, Log};
 
 use crate::marks::Mark;
 use crate::trace::Event;

@@ -24,7 +24,7 @@
 
 use std::path::Path;
 
-use log_core::{Error, Log, Options};
+use seglog_core::{Error, Log, Options};
 use sim_fs::{FaultKind, Hit, SimFs};
 
 use crate::marks::Mark;
@@ -50,10 +50,10 @@ impl World {
                     // The documented limit (docs/FORMAT.md, "Lost files"):
                     // with every file the log owns gone, the directory is a
                     // new log. Nothing is left to check.
-                    let left = log_core::FileSystem::read_dir(&self.fs, Path::new(LOG_DIR));
-                    if left
-                        .is_ok_and(|l| !l.iter().any(|n| n.ends_with(".log") || n == log_core::inspect::META_FILE_NAME))
-                    {
+                    let left = seglog_core::FileSystem::read_dir(&self.fs, Path::new(LOG_DIR));
+                    if left.is_ok_and(|l| {
+                        !l.iter().any(|n| n.ends_with(".log") || n == seglog_core::inspect::META_FILE_NAME)
+                    }) {
                         self.mark(Mark::EveryFileLost);
                         self.note(
                             || "every file of the log is gone: a new log from here on".to_string(),
@@ -73,7 +73,7 @@ impl World {
                     // refused, where the segments prove the loss (a first
                     // segment past offset 0). No durable record can be lost
                     // that way (it would lie past a header).
-                    if f.path.file_name().is_some_and(|n| n == log_core::inspect::META_FILE_NAME)
+                    if f.path.file_name().is_some_and(|n| n == seglog_core::inspect::META_FILE_NAME)
                         && self.no_segment_holds_a_record()
                     {
                         self.note(
@@ -100,9 +100,9 @@ impl World {
     /// longer than its header.
     fn no_segment_holds_a_record(&self) -> bool {
         let dir = Path::new(LOG_DIR);
-        let Ok(names) = log_core::FileSystem::read_dir(&self.fs, dir) else { return false };
+        let Ok(names) = seglog_core::FileSystem::read_dir(&self.fs, dir) else { return false };
         names.iter().filter(|n| n.ends_with(".log")).all(|n| {
-            self.fs.durable_contents(&dir.join(n)).is_some_and(|c| c.len() as u64 <= log_core::inspect::HEADER_LEN)
+            self.fs.durable_contents(&dir.join(n)).is_some_and(|c| c.len() as u64 <= seglog_core::inspect::HEADER_LEN)
         })
     }
 
@@ -227,6 +227,6 @@ fn derived_or_temporary(path: &Path) -> bool {
     name.ends_with(".index")
         || name.ends_with(".timeindex")
         || name.ends_with(".tmp")
-        || name == log_core::inspect::RESYNC_FILE_NAME
-        || name == log_core::inspect::RESYNC_SPARE_FILE_NAME
+        || name == seglog_core::inspect::RESYNC_FILE_NAME
+        || name == seglog_core::inspect::RESYNC_SPARE_FILE_NAME
 }

@@ -7,7 +7,7 @@
 //! Does not verify: progress while faults are on (a poisoned log refuses
 //! writes by design).
 
-use log_core::Log;
+use seglog_core::Log;
 use sim_fs::FaultConfig;
 
 use crate::marks::Mark;

@@ -10,8 +10,8 @@
 //! Does not verify: reads at the `Durable` visibility (the group world
 //! does), or read-only opens.
 
-use log_core::{Error, Log, Record};
 use rand::RngExt;
+use seglog_core::{Error, Log, Record};
 
 use crate::marks::Mark;
 use crate::trace::Event;

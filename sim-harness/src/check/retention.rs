@@ -18,7 +18,7 @@
 //! before the op); an age judgement where compaction may have removed the
 //! newest record of a segment.
 
-use log_core::{Clock, SegmentInfo};
+use seglog_core::{Clock, SegmentInfo};
 
 use crate::marks::Mark;
 use crate::run::SimClock;
@@ -63,7 +63,8 @@ impl World {
         // segment after it. So the total it saw is at least the sealed
         // segments left plus the active segment's header, and at most
         // today's total.
-        let total_min: u64 = after.iter().map(|s| if s.sealed { s.bytes } else { log_core::inspect::HEADER_LEN }).sum();
+        let total_min: u64 =
+            after.iter().map(|s| if s.sealed { s.bytes } else { seglog_core::inspect::HEADER_LEN }).sum();
         if after.len() > 1 && head.sealed {
             let over = budget.is_some_and(|b| total_min > b);
             if over || too_old(self, head) == Some(true) {

@@ -7,7 +7,7 @@
 
 use std::io::Write;
 
-use log_core::{Config, Entry, Log};
+use seglog_core::{Config, Entry, Log};
 use tests::value_for;
 
 fn main() {
