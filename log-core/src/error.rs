@@ -164,12 +164,13 @@ pub enum Error {
         first: u64,
     },
 
-    /// The offset is inside the log, but key compaction removed its record
-    /// (a later record has the same key, or it was a tombstone past its
-    /// retention). Offsets are never reused: iterate from it to get the
-    /// next record that exists.
+    /// The offset is inside the log, but holds no record: key compaction
+    /// removed it (a later record has the same key, or it was a tombstone
+    /// past its retention), or it is a hole that `seglog salvage
+    /// --keep-offsets` left where damage destroyed the record. Offsets are
+    /// never reused: iterate from it to get the next record that exists.
     #[error(
-        "offset {offset} was removed by key compaction (a later record has the same key, or it was an expired tombstone); iterate from it to read the next record"
+        "offset {offset} holds no record: key compaction removed it (a later record has the same key, or it was an expired tombstone), or salvage --keep-offsets left a hole there; iterate from it to read the next record"
     )]
     Compacted {
         /// The requested offset.

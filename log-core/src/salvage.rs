@@ -2,11 +2,18 @@
 //! without trusting footers, summaries or indexes, and say exactly what was
 //! lost. The operator's last resort (`seglog salvage`).
 
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use crate::config::Config;
+use crate::dir::compacted::Writer;
 use crate::error::{Error, Result};
-use crate::format::{self, FileKind, Frame, HEADER_LEN, Meta, parse_file_name, segment_file_name};
-use crate::fs::{FileSystem, OpenMode, read_full_at};
+use crate::format::{
+    self, FileKind, Frame, HEADER_LEN, MARKER_FRAME_LEN, Meta, RECORD_OVERHEAD, RecordRef, SegmentHeader, SegmentKind,
+    parse_file_name, segment_file_name,
+};
+use crate::fs::{FileSystem, OpenMode, read_full_at, write_all_at};
 use crate::log::Record;
 
 /// One thing found while salvaging a segment file.
@@ -100,4 +107,130 @@ pub fn salvage_bytes(path: &Path, bytes: &[u8], meta: Option<&Meta>, out: &mut V
     if let Some(from) = damaged_from {
         out.push(Found::Damaged { path: path.to_path_buf(), from: from as u64, to: bytes.len() as u64 });
     }
+}
+
+/// What [`write_sparse_log`] wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SparseLog {
+    /// Records written, each at its own offset.
+    pub records: u64,
+    /// Sealed segments written (compacted segments, whose offsets may skip).
+    pub segments: u64,
+    /// The offsets between the first and the last record that hold no
+    /// record: reads of them fail with [`Error::Compacted`], iteration skips
+    /// them.
+    pub holes: Vec<std::ops::Range<u64>>,
+    /// Offsets of records that were not written because they did not come
+    /// after the record before them (a duplicate or out-of-order frame).
+    pub skipped: Vec<u64>,
+}
+
+/// Writes `records` as a new log in `dir` (created if missing, and empty
+/// otherwise) **keeping their offsets**: the log starts at the first
+/// record's offset, ends after the last, and the offsets between that hold
+/// no record are holes, as key compaction leaves them (`seglog salvage
+/// --keep-offsets`, so that consumers and Raft indexes that name offsets
+/// still find their records). A record whose offset is not above the one
+/// before it is skipped and listed. The records go into sealed compacted
+/// segments of at most `config.segment_bytes_max`, followed by an empty
+/// active segment; `log.meta` is written first and names that last
+/// segment, so an interrupted run leaves a directory that refuses to open
+/// (a lost file) rather than a shorter log that looks whole: remove it and
+/// run again. Open the result with [`Log::open`](crate::Log::open).
+pub fn write_sparse_log(
+    fs: &Arc<dyn FileSystem>,
+    dir: &Path,
+    records: &[Record],
+    config: &Config,
+    now_ms: u64,
+) -> Result<SparseLog> {
+    config.validate()?;
+    fs.create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+    let names = fs.read_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
+    if let Some(name) = names.first() {
+        let e =
+            io::Error::new(io::ErrorKind::AlreadyExists, format!("it holds `{name}`: salvage into an empty directory"));
+        return Err(Error::io("writing a salvaged log into", dir, e));
+    }
+    let mut report = SparseLog::default();
+    let mut kept: Vec<&Record> = Vec::with_capacity(records.len());
+    for r in records {
+        match kept.last() {
+            Some(last) if r.offset <= last.offset => report.skipped.push(r.offset),
+            Some(last) => {
+                if r.offset > last.offset + 1 {
+                    report.holes.push(last.offset + 1..r.offset);
+                }
+                kept.push(r);
+            }
+            None => kept.push(r),
+        }
+    }
+    let (Some(first), Some(last)) = (kept.first(), kept.last()) else { return Ok(report) };
+    let end = last.offset + 1;
+    let meta = Meta { first_offset: first.offset, last_segment: Some(end), ..Meta::default() };
+    write_synced(fs, dir, format::META_FILE_NAME, &meta.encode())?;
+    fs.sync_dir(dir).map_err(|e| Error::io("syncing", dir, e))?;
+    let epoch = format::Epochs::tag(meta.epochs.current());
+    let room = config.segment_bytes_max.saturating_sub(HEADER_LEN + MARKER_FRAME_LEN as u64);
+    let chunks = chunks(&kept, room);
+    for (i, chunk) in chunks.iter().enumerate() {
+        let base = chunk.first().map_or(end, |r| r.offset);
+        let next = chunks.get(i + 1).and_then(|c| c.first()).map_or(end, |r| r.offset);
+        let name = segment_file_name(base);
+        let tmp = dir.join(format!("{name}.tmp"));
+        let mut w = Writer::create(fs, tmp.clone(), base, now_ms, config.index_interval_bytes)?;
+        for r in chunk {
+            let rec = RecordRef {
+                offset: r.offset,
+                timestamp_ms: r.timestamp_ms,
+                flags: r.flags,
+                key: r.key.as_deref(),
+                value: &r.value,
+                epoch,
+            };
+            if let Err(e) = w.add_record(&rec) {
+                w.abandon();
+                return Err(e);
+            }
+        }
+        w.cover_to(next);
+        w.finish(base, now_ms)?;
+        fs.rename(&tmp, &dir.join(&name)).map_err(|e| Error::io("renaming", tmp, e))?;
+        report.records += chunk.len() as u64;
+        report.segments = i as u64 + 1;
+    }
+    let header = SegmentHeader::new(end, now_ms, SegmentKind::Plain);
+    write_synced(fs, dir, &segment_file_name(end), &header.encode())?;
+    fs.sync_dir(dir).map_err(|e| Error::io("syncing", dir, e))?;
+    Ok(report)
+}
+
+/// `kept` cut into runs whose frames fit in `room` bytes (at least one
+/// record each).
+fn chunks<'a>(kept: &[&'a Record], room: u64) -> Vec<Vec<&'a Record>> {
+    let mut out: Vec<Vec<&Record>> = Vec::new();
+    let mut bytes = 0u64;
+    for r in kept {
+        let size = (RECORD_OVERHEAD + r.value.len() + r.key.as_ref().map_or(0, Vec::len)) as u64;
+        match out.last_mut() {
+            Some(cur) if bytes + size <= room => cur.push(r),
+            _ => {
+                out.push(vec![r]);
+                bytes = 0;
+            }
+        }
+        bytes += size;
+    }
+    out
+}
+
+/// `dir/name` written through `name.tmp`, fsynced, renamed into place.
+fn write_synced(fs: &Arc<dyn FileSystem>, dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let f = fs.open(&tmp, OpenMode::CreateNew).map_err(|e| Error::io("creating", tmp.clone(), e))?;
+    write_all_at(&*f, bytes, 0).map_err(|e| Error::io("writing", tmp.clone(), e))?;
+    f.sync().map_err(|e| Error::io("fsyncing", tmp.clone(), e))?;
+    fs.rename(&tmp, &path).map_err(|e| Error::io("renaming", tmp, e))
 }

@@ -58,6 +58,51 @@ fn verify_names_the_damaged_segment_and_salvage_saves_the_rest() {
     let values: Vec<u8> = log.iter(..).map(|r| r.unwrap().value[0]).collect();
     let want: Vec<u8> = (0..18u8).filter(|&i| i != 6).map(|i| b'a' + i).collect();
     assert_eq!(values, want, "every record but the damaged one, in order");
+
+    // --keep-offsets: every record at its own offset, the lost one a hole.
+    let kept = tmp.path().join("kept");
+    let s = seglog(&["salvage", d, "--out", kept.to_str().unwrap(), "--keep-offsets"]);
+    assert!(s.status.success(), "{}", text(&s));
+    assert!(text(&s).contains("salvaged 17 records at their offsets 0..18"), "{}", text(&s));
+    assert!(text(&s).contains("offsets 6..7 hold no record"), "{}", text(&s));
+    let log = Log::open_read_only(&kept, Config::default()).unwrap();
+    assert_eq!((log.first_offset(), log.next_offset()), (0, 18));
+    for i in 0..18u8 {
+        match log.read(u64::from(i)) {
+            Ok(r) => assert_eq!((i, r.value, r.key), (i, vec![b'a' + i; 40], Some(b"k".to_vec()))),
+            Err(seglog_core::Error::Compacted { offset: 6 }) if i == 6 => {}
+            other => panic!("offset {i}: {other:?}"),
+        }
+    }
+    assert!(log.verify().problems.is_empty());
+    drop(log);
+    // The salvaged log is a working log: it appends after the last offset.
+    let mut log = Log::open(&kept, Config::default()).unwrap();
+    assert_eq!(log.append(seglog_core::Entry::new(b"next")).unwrap(), 18);
+    log.close().unwrap();
+    // Into a directory that is not empty: refused, nothing written.
+    let again = seglog(&["salvage", d, "--out", kept.to_str().unwrap(), "--keep-offsets"]);
+    assert!(!again.status.success() && text(&again).contains("is not empty"), "{}", text(&again));
+}
+
+#[test]
+fn salvage_keep_offsets_after_a_prefix_truncation_starts_where_the_log_did() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    build(&dir);
+    let mut log = Log::open(&dir, Config::default()).unwrap();
+    log.truncate_before(10).unwrap();
+    log.close().unwrap();
+    let kept = tmp.path().join("kept");
+    let s = seglog(&["salvage", dir.to_str().unwrap(), "--out", kept.to_str().unwrap(), "--keep-offsets"]);
+    assert!(s.status.success(), "{}", text(&s));
+    let log = Log::open_read_only(&kept, Config::default()).unwrap();
+    // Salvage reads every frame that verifies, the truncated prefix's
+    // leftovers in the first kept segment included (they are real records).
+    let offsets: Vec<u64> = log.iter(..).map(|r| r.unwrap().offset).collect();
+    assert_eq!(log.next_offset(), 18);
+    assert_eq!(offsets, (log.first_offset()..18).collect::<Vec<_>>());
+    assert!(log.first_offset() <= 10, "{}", log.first_offset());
 }
 
 #[test]

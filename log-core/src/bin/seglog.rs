@@ -2,7 +2,7 @@
 //! Errors are one line on stderr and a non-zero exit code.
 
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -102,6 +102,14 @@ enum Cmd {
         /// An empty directory for the new log.
         #[arg(long)]
         out: PathBuf,
+        /// Keep every record at its original offset: the new log starts at
+        /// the first salvaged offset, and offsets whose records were lost
+        /// become holes (reads of them fail with "holds no record",
+        /// iteration skips them), as key compaction leaves them. Without
+        /// it, records are renumbered densely from 0. If interrupted,
+        /// remove `--out` and run again.
+        #[arg(long)]
+        keep_offsets: bool,
     },
     /// Key compaction of the sealed segments: keep the latest record of each
     /// key (and every unkeyed record), drop tombstones older than the
@@ -177,6 +185,53 @@ fn json_bytes(obj: &mut serde_json::Map<String, serde_json::Value>, name: &str, 
 }
 
 /// "1 record", "2 records".
+/// `seglog salvage --keep-offsets`: every record that verifies, at its own
+/// offset, in a new log at `out`; holes and damage reported.
+fn salvage_keeping_offsets(dir: &Path, out: &Path) -> Result<ExitCode, String> {
+    let e = |err: seglog_core::Error| err.to_string();
+    if std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(format!("{} is not empty; salvage into an empty directory", out.display()));
+    }
+    let found = salvage_dir(&StdFs, dir).map_err(e)?;
+    let mut records = Vec::new();
+    let mut damage = Vec::new();
+    for f in found {
+        match f {
+            Found::Record(r) => records.push(r),
+            Found::Damaged { path, from, to } => {
+                damage.push(format!("{}: bytes {from}..{to} hold no verifiable record", path.display()));
+            }
+        }
+    }
+    let fs: std::sync::Arc<dyn seglog_core::FileSystem> = std::sync::Arc::new(StdFs);
+    let now = seglog_core::Clock::now_ms(&seglog_core::SystemClock);
+    let written = seglog_core::salvage::write_sparse_log(&fs, out, &records, &Config::default(), now).map_err(e)?;
+    // The new log must open and read back every record it was given.
+    let log = Log::open_read_only(out, Config::default()).map_err(e)?;
+    let readable = log.iter(..).count() as u64;
+    if readable != written.records {
+        return Err(format!("the salvaged log reads back {readable} records, not {}", written.records));
+    }
+    for l in &damage {
+        println!("lost: {l}");
+    }
+    for h in &written.holes {
+        println!("lost: offsets {}..{} hold no record (holes in {})", h.start, h.end, out.display());
+    }
+    for o in &written.skipped {
+        println!("lost: a second record at offset {o} (out of order or a duplicate) was not kept");
+    }
+    println!(
+        "salvaged {} at their offsets {}..{} into {}; {}",
+        count(written.records, "record", "records"),
+        log.first_offset(),
+        log.next_offset(),
+        out.display(),
+        count((damage.len() + written.holes.len() + written.skipped.len()) as u64, "problem", "problems")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn count(n: u64, one: &str, many: &str) -> String {
     if n == 1 { format!("1 {one}") } else { format!("{n} {many}") }
 }
@@ -493,7 +548,8 @@ fn run(cmd: Cmd) -> Result<ExitCode, String> {
             );
             Ok(if report.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Cmd::Salvage { dir, out } => {
+        Cmd::Salvage { dir, out, keep_offsets: true } => salvage_keeping_offsets(&dir, &out),
+        Cmd::Salvage { dir, out, keep_offsets: false } => {
             let found = salvage_dir(&StdFs, &dir).map_err(e)?;
             let mut target = Log::open(&out, Config::default()).map_err(e)?;
             if target.next_offset() != 0 {

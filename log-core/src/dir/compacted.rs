@@ -138,6 +138,26 @@ impl Writer {
         Ok(())
     }
 
+    /// Appends one record (offsets must increase; gaps are allowed).
+    pub(crate) fn add_record(&mut self, r: &RecordRef<'_>) -> Result<()> {
+        let at = self.tail.end_pos;
+        let before = self.buf.len();
+        format::encode_record(&mut self.buf, r);
+        let len = (self.buf.len() - before) as u64;
+        self.index.observe(r.offset, at, r.timestamp_ms, self.interval);
+        self.tail.add_record_at(r.offset, r.timestamp_ms, len);
+        if self.buf.len() >= WRITE_CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// The output covers offsets up to `end` (exclusive), past its last
+    /// record if `end` says so.
+    pub(crate) fn cover_to(&mut self, end: u64) {
+        self.tail.next_offset = self.tail.next_offset.max(end);
+    }
+
     pub(crate) fn abandon(self) {
         let _ = self.fs.remove_file(&self.path);
     }
