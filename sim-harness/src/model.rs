@@ -48,6 +48,17 @@ pub struct Model {
     pub gone: BTreeSet<u64>,
     /// Offsets a failed or interrupted compaction may have removed.
     pub maybe_gone: BTreeSet<u64>,
+    /// Since the last recovery, a misdirected write hid a synced batch: its
+    /// sector kept stale bytes, so the window reached back to this batch
+    /// start. A later batch that synced moves the window forward again —
+    /// its commit marker, after the damage, makes the damage detectable —
+    /// unless another media fault follows (`faults_after_hidden`), which
+    /// may destroy that evidence too (seed 968721: a misdirect hid records
+    /// 145..147, a later bit flip hit the commit marker of 147, and
+    /// recovery rightly saw a torn tail at 145).
+    pub hidden_floor: Option<usize>,
+    /// A media fault on durable data came after `hidden_floor` was set.
+    pub faults_after_hidden: bool,
 }
 
 impl Model {
@@ -70,6 +81,34 @@ impl Model {
     pub fn widen_window(&mut self) {
         let prev = self.batch_starts.iter().rev().copied().find(|&b| b < self.last_batch_start).unwrap_or(0);
         self.last_batch_start = prev;
+        self.hidden_floor = Some(self.hidden_floor.map_or(prev, |f| f.min(prev)));
+    }
+
+    /// A media fault struck durable data: if a misdirected write hid a
+    /// batch before it, the two together may leave no evidence after the
+    /// hidden batch (see `hidden_floor`).
+    pub fn media_fault(&mut self) {
+        if self.hidden_floor.is_some() {
+            self.faults_after_hidden = true;
+        }
+    }
+
+    /// A recovery was checked: the recovered records verified, so no
+    /// earlier damage can hide them any more.
+    pub fn recovery_checked(&mut self) {
+        self.hidden_floor = None;
+        self.faults_after_hidden = false;
+    }
+
+    /// The smallest length a recovery may come back with once a media
+    /// fault struck durable data: the last synced batch may be lost (it
+    /// looks like a torn tail), or everything from a batch a misdirected
+    /// write hid, if another media fault followed it.
+    fn detect_floor(&self) -> usize {
+        match self.hidden_floor {
+            Some(f) if self.faults_after_hidden => f.min(self.last_batch_start),
+            _ => self.last_batch_start,
+        }
     }
 
     /// A suffix truncation cut the log at `at`: the batch holding record
@@ -145,13 +184,15 @@ impl Model {
         if self.maybe_truncated_to == Some(n) {
             return Ok(());
         }
-        let floor = if self.detect_mode { self.last_batch_start } else { self.durable };
+        let floor = if self.detect_mode { self.detect_floor() } else { self.durable };
         if n < floor {
             return Err(format!(
                 "durable records lost: recovered {n} records, {} were durable{}",
                 self.durable,
                 if self.detect_mode {
-                    format!(" (a media fault allows losing only the last synced batch, from {floor})")
+                    format!(
+                        " (media faults allow losing only the last synced batch, or a batch a misdirected write hid and all after it, from {floor})"
+                    )
                 } else {
                     String::new()
                 }
@@ -195,5 +236,46 @@ impl Model {
             )),
             None => Err(format!("phantom record at offset {}", rec.offset)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(offset: u64) -> Record {
+        Record { offset, timestamp_ms: 0, key: None, value: vec![1], flags: seglog_core::RecordFlags::NONE }
+    }
+
+    /// Seed 968721 (found by the million-seed run on `410d0c0`): batches
+    /// 144, 145..147 and 147 synced; the write of the middle one was
+    /// misdirected (its sector kept stale bytes), then a bit flip hit the
+    /// last batch's commit marker. No evidence of 145..148 is left, and a
+    /// recovery at 145 is what the format allows. Without the second fault
+    /// the last batch's marker proves the damage: only 147 may go.
+    fn after_the_misdirect() -> Model {
+        let mut m = Model { detect_mode: true, ..Model::default() };
+        for (batch, end) in [(0u64, 144u64), (144, 145), (145, 147)] {
+            m.accepted.extend((batch..end).map(rec));
+            m.synced();
+        }
+        m.media_fault();
+        m.widen_window();
+        m.accepted.push(rec(147));
+        m.synced();
+        m
+    }
+
+    #[test]
+    fn a_misdirect_and_a_later_media_fault_may_hide_every_batch_from_the_hidden_one() {
+        let mut m = after_the_misdirect();
+        assert!(m.check_recovered_len(145).is_err(), "one misdirect alone: only the last batch may go");
+        assert!(m.check_recovered_len(147).is_ok());
+        m.media_fault();
+        assert!(m.check_recovered_len(145).is_ok(), "seed 968721's recovery");
+        assert!(m.check_recovered_len(144).is_ok());
+        assert!(m.check_recovered_len(143).is_err(), "never below the batch before the hidden one");
+        m.recovery_checked();
+        assert!(m.check_recovered_len(145).is_err(), "a checked recovery clears the hidden window");
     }
 }

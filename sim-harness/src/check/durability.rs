@@ -156,6 +156,7 @@ impl World {
         self.model.accepted.truncate(n);
         self.model.durable = n;
         self.model.truncated_to(n);
+        self.model.recovery_checked();
         self.model.poisoned = false;
         if log.durable_offset() as usize != n {
             self.fail(format!("durable offset {} after recovering {n} records", log.durable_offset()));

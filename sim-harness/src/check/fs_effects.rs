@@ -89,6 +89,7 @@ impl World {
                 // it belonged to left no evidence on disk, so the batch
                 // before it is the last one as far as the disk can tell
                 // (the documented undetectable window moves back by one).
+                self.model.media_fault();
                 if matches!(f.kind, FaultKind::Misdirected { .. }) {
                     self.model.widen_window();
                 }
