@@ -32,11 +32,13 @@ impl World {
             })
             .collect();
         let Some(log) = self.log.as_mut() else { return };
+        let appended_before = log.stats().records_appended;
         let res = match entries.as_slice() {
             [one] => log.append(*one).map(|o| o..o + 1),
             many => log.append_batch(many),
         };
         let durable_now = log.durable_offset() as usize;
+        let counted = log.stats().records_appended - appended_before;
         let bytes: usize = recs.iter().map(|r| r.value.len()).sum();
         self.note(
             || format!("c{client} append n={n} bytes={bytes} -> {res:?}"),
@@ -53,6 +55,10 @@ impl World {
                     self.fail(format!("append returned {range:?}, model expected {}..", self.model.accepted.len()));
                     return;
                 }
+                if counted != n as u64 {
+                    self.fail(format!("stats: an append of {n} records counted {counted}"));
+                    return;
+                }
                 // Clock-stamped records got `SimClock.now_ms()` of this very
                 // instant (no simulated time passes inside a step).
                 self.model.accepted.extend(recs);
@@ -61,6 +67,10 @@ impl World {
                 }
             }
             Err(e) => {
+                if counted != 0 {
+                    self.fail(format!("stats: a failed append counted {counted} records appended"));
+                    return;
+                }
                 if e.is_disk_full() {
                     self.mark(Mark::EnospcMidAppend);
                 }
@@ -104,7 +114,9 @@ impl World {
         let (first, next) = (log.first_offset(), log.next_offset());
         // Mostly a short suffix, as Raft conflicts are.
         let at = next.saturating_sub(self.rng.random_range(0..=8)).max(first);
+        let truncated_before = log.stats().records_truncated;
         let res = log.truncate_from(at);
+        let counted = log.stats().records_truncated - truncated_before;
         self.note(
             || format!("c{client} truncate_from {at} -> {res:?}"),
             Event::TruncateFrom,
@@ -114,6 +126,12 @@ impl World {
             Ok(()) => {
                 if self.model.poisoned {
                     self.fail("a truncation succeeded on a poisoned log".into());
+                    return;
+                }
+                if counted != next - at {
+                    self.fail(format!(
+                        "stats: truncate_from({at}) of a log ending at {next} counted {counted} records"
+                    ));
                     return;
                 }
                 // Truncating at the end is a no-op: it makes nothing durable.

@@ -241,12 +241,17 @@ impl World {
     }
 
     /// What a user may look at between any two ops, checked after every
-    /// one: `segments()` (contiguous, one active, from the log's first
+    /// one: `stats()` (poisoned as the log says, every fsync timed;
+    /// appends and truncations check their own counts); `segments()` (contiguous, one active, from the log's first
     /// offset to its end; not on a poisoned log, whose segments may lag its
     /// offsets, as documented); and, 1 in 100 ops, a read-only open beside
     /// the running writer (`check/fs_effects.rs`).
     fn look(&mut self) {
         let Some(log) = self.log.take() else { return };
+        let stats = log.stats();
+        if stats.poisoned != log.is_poisoned() || stats.fsync_latency.count != stats.syncs {
+            self.fail(format!("stats disagree with the log (poisoned: {}): {stats:?}", log.is_poisoned()));
+        }
         if !self.stopped() && !log.is_poisoned() {
             let (first, n) = (log.first_offset(), log.next_offset());
             if self.check_segments(&log, first, n as usize)
