@@ -385,6 +385,86 @@ impl GWorld {
         }
     }
 
+    /// Checks a freshly opened log (by `what`: recovery, or a read-only
+    /// open) against the model: its first offset, every record readable and
+    /// one the model allows there in queue order, no record a suffix
+    /// truncation cut, every durable fact in place. Returns the records'
+    /// ids by offset.
+    fn check_opened(&mut self, log: &seglog_core::Log, what: &str) -> Option<BTreeMap<u64, u64>> {
+        let (first, n) = (log.first_offset(), log.next_offset());
+        if first != self.first && Some(first) != self.maybe_first {
+            self.fail(format!("{what}: first offset {first}, the model says {}", self.first));
+            return None;
+        }
+        let recs: Result<Vec<Record>, Error> = log.iter(..).collect();
+        let recs = match recs {
+            Ok(r) => r,
+            Err(e) => {
+                self.fail(format!("{what}: reading the log failed: {e}"));
+                return None;
+            }
+        };
+        if recs.len() as u64 != n - first || recs.first().is_some_and(|r| r.offset != first) {
+            self.fail(format!("{what}: the log yields {} records for {first}..{n}", recs.len()));
+            return None;
+        }
+        let pairs = self.check_run(what, &recs)?;
+        for &(o, id) in &pairs {
+            let seq = self.subs.get(&id).and_then(|s| s.seq).unwrap_or(0);
+            if let Some(&(boundary, at)) = self.cuts.iter().find(|&&(b, at)| o >= at && seq < b) {
+                self.fail(format!(
+                    "{what}: record {id} (queue position {seq}) is at offset {o}, but truncate_from({at}) cut everything \
+                     queued before position {boundary} from there"
+                ));
+                return None;
+            }
+        }
+        let got: BTreeMap<u64, u64> = pairs.into_iter().collect();
+        for (&o, &id) in self.facts.range(first..) {
+            if self.maybe_cut.is_some_and(|at| n == at && o >= at) {
+                continue;
+            }
+            match got.get(&o) {
+                Some(&g) if g == id => {}
+                Some(&g) => {
+                    self.fail(format!("{what}: durable record {id} at offset {o} came back as record {g}"));
+                    return None;
+                }
+                None => {
+                    self.fail(format!("{what}: durable record {id} at offset {o} was lost ({n} records recovered)"));
+                    return None;
+                }
+            }
+        }
+        Some(got)
+    }
+
+    /// After a crash, before recovery: a read-only open (what an operator's
+    /// `seglog info` would do) shows what recovery will keep — every durable
+    /// record, nothing cut, nothing foreign — and makes no mutating call.
+    fn check_read_only_before_recovery(&mut self) {
+        if self.stopped() {
+            return;
+        }
+        let before = self.fs.mutating_ops();
+        let options = Options { read_only: true, ..self.options() };
+        let log = match seglog_core::Log::open_with(std::path::Path::new(crate::run::LOG_DIR), options) {
+            Ok(log) => log,
+            Err(e) => {
+                self.fail(format!("a read-only open after a crash, before recovery, failed: {e}"));
+                return;
+            }
+        };
+        let checked = self.check_opened(&log, "a read-only open after a crash, before recovery");
+        drop(log);
+        let tried = self.fs.mutating_ops() - before;
+        if tried != 0 {
+            self.fail(format!("a read-only open after a crash made mutating calls to the filesystem ({tried})"));
+        } else if checked.is_some() {
+            self.mark(Mark::GroupReadOnlyOpenBeforeRecovery);
+        }
+    }
+
     /// Opens the log after a (re)start, checks it and wraps it in a fresh
     /// shared handle (whose committer the caller spawns).
     fn recover(&mut self) -> Option<seglog_core::Committer> {
@@ -399,50 +479,7 @@ impl GWorld {
         };
         let (first, n) = (log.first_offset(), log.next_offset());
         self.note(|| format!("open -> {first}..{n}"), Event::GroupOpen, &[first, n]);
-        if first != self.first && Some(first) != self.maybe_first {
-            self.fail(format!("first offset {first} after recovery, the model says {}", self.first));
-            return None;
-        }
-        let recs: Result<Vec<Record>, Error> = log.iter(..).collect();
-        let recs = match recs {
-            Ok(r) => r,
-            Err(e) => {
-                self.fail(format!("reading the recovered log failed: {e}"));
-                return None;
-            }
-        };
-        if recs.len() as u64 != n - first || recs.first().is_some_and(|r| r.offset != first) {
-            self.fail(format!("the recovered log yields {} records for {first}..{n}", recs.len()));
-            return None;
-        }
-        let pairs = self.check_run("the recovered log", &recs)?;
-        for &(o, id) in &pairs {
-            let seq = self.subs.get(&id).and_then(|s| s.seq).unwrap_or(0);
-            if let Some(&(boundary, at)) = self.cuts.iter().find(|&&(b, at)| o >= at && seq < b) {
-                self.fail(format!(
-                    "record {id} (queue position {seq}) is at offset {o}, but truncate_from({at}) cut everything \
-                     queued before position {boundary} from there"
-                ));
-                return None;
-            }
-        }
-        let got: BTreeMap<u64, u64> = pairs.into_iter().collect();
-        for (&o, &id) in self.facts.range(first..) {
-            if self.maybe_cut.is_some_and(|at| n == at && o >= at) {
-                continue;
-            }
-            match got.get(&o) {
-                Some(&g) if g == id => {}
-                Some(&g) => {
-                    self.fail(format!("durable record {id} at offset {o} came back as record {g}"));
-                    return None;
-                }
-                None => {
-                    self.fail(format!("durable record {id} at offset {o} was lost ({n} records recovered)"));
-                    return None;
-                }
-            }
-        }
+        let got = self.check_opened(&log, "recovery")?;
         if got.keys().next_back().is_some_and(|&o| self.facts.keys().next_back().is_none_or(|&f| o > f)) {
             self.mark(Mark::GroupUnackedSurvivedCrash);
         }
@@ -840,12 +877,7 @@ async fn supervise(world: Shared) {
             }
         }
         let in_flight = lock(&world).shared.as_ref().is_some_and(SharedLog::sync_in_flight);
-        // Power off (the plugin crashes the disk), drop the dead process's
-        // handle, power on.
-        handle.kill(node.id());
-        let old = lock(&world).shared.take();
-        drop(old);
-        handle.restart(node.id());
+        crate::node::power_cycle_node(&handle, node.id(), || drop(lock(&world).shared.take()));
         let mut g = lock(&world);
         if in_flight {
             g.mark(Mark::GroupCrashWithBatchInFlight);
@@ -853,6 +885,7 @@ async fn supervise(world: Shared) {
         let files = fs_listing(&fs);
         g.note(|| format!("CRASH (graceful: {graceful}); files {files:?}"), Event::GroupCrash, &[files.len() as u64]);
         g.absorb_faults();
+        g.check_read_only_before_recovery();
         if last {
             // Liveness: faults off, the log must take and keep appends.
             fs.set_config(FaultConfig::default());

@@ -146,6 +146,8 @@ pub enum Mark {
     GroupCleanShutdownDrained,
     /// "group: compaction beside appends"
     GroupCompactionBesideAppends,
+    /// "group: read-only open after a crash checked and changed nothing"
+    GroupReadOnlyOpenBeforeRecovery,
     /// "group: second writer refused"
     GroupSecondWriterRefused,
 }
@@ -223,6 +225,7 @@ impl Mark {
         Mark::GroupCleanShutdownDrained,
         Mark::GroupCompactionBesideAppends,
         Mark::GroupSecondWriterRefused,
+        Mark::GroupReadOnlyOpenBeforeRecovery,
     ];
 
     /// The mark's name as campaigns print it (and `Outcome::marks` keys it).
@@ -297,6 +300,7 @@ impl Mark {
             Mark::GroupAckOfTruncatedRecord => "group: acknowledgement of a record since truncated",
             Mark::GroupCleanShutdownDrained => "group: clean shutdown drained",
             Mark::GroupCompactionBesideAppends => "group: compaction beside appends",
+            Mark::GroupReadOnlyOpenBeforeRecovery => "group: read-only open after a crash checked and changed nothing",
             Mark::GroupSecondWriterRefused => "group: second writer refused",
         }
     }

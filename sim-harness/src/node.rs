@@ -28,9 +28,7 @@ impl World {
     pub(crate) fn power_cycle(&mut self, policy: Option<CrashPolicy>) -> Option<CrashPolicy> {
         match self.node.clone() {
             Some((handle, id)) => {
-                handle.kill(id);
-                drop(self.log.take());
-                handle.restart(id);
+                power_cycle_node(&handle, id, || drop(self.log.take()));
                 SimFsPlugin::current().crashes().last().map(|c| c.1)
             }
             None => {
@@ -283,6 +281,20 @@ impl World {
 /// What a world gives the lifecycle both worlds share (the single-handle
 /// [`World`] and the group-commit world): its disk, its recorder, its open
 /// options and its rules for injected faults.
+/// The machine loses power and boots again, in both worlds: the madsim
+/// node is killed (the sim-fs plugin crashes its disk), the dead process's
+/// log handle is dropped (`drop_process`: its buffered bytes then hit stale
+/// handles and are lost), and the node restarts.
+pub(crate) fn power_cycle_node(
+    handle: &madsim::runtime::Handle,
+    id: madsim::task::NodeId,
+    drop_process: impl FnOnce(),
+) {
+    handle.kill(id);
+    drop_process();
+    handle.restart(id);
+}
+
 pub(crate) trait Node {
     /// The trace event of this world's opens.
     const OPEN_EVENT: Event;
