@@ -349,6 +349,20 @@ fn the_resync_marker_naming_a_temporary_seed_passes() {
     assert!(out.failure.is_none(), "{:?}", out.failure);
 }
 
+/// Found by `run --seeds 1020000..1040000` (session 10): the sync inside
+/// a prefix truncation was misdirected — its sector's new bytes (record 81
+/// and its commit marker) landed on the sector before, destroying records
+/// 77..80 of the batch before it, whose marker then had nothing after it:
+/// a torn tail at 77 is all the disk shows. The checker registered the
+/// op's batch after widening the window for the misdirect, which closed
+/// the window again; it now takes in an op's synced batches first, then
+/// its faults.
+#[test]
+fn a_misdirected_sync_inside_a_truncation_seed_passes() {
+    let out = run(&Scenario::new(1_033_067, 1000), false);
+    assert!(out.failure.is_none(), "{:?}", out.failure);
+}
+
 /// Found by `run --seeds 875000..900000`: an fsync failed on a full disk
 /// and the resync marker could not be written either; the same-boot reopen
 /// trusted the cache and a crash brought back cut records (phantom records
