@@ -115,19 +115,11 @@ impl Writer {
     ) -> Result<()> {
         let mut failed = None;
         walk(src, |r| {
-            if keep(r) {
-                let at = self.tail.end_pos;
-                let before = self.buf.len();
-                format::encode_record(&mut self.buf, r);
-                let len = (self.buf.len() - before) as u64;
-                self.index.observe(r.offset, at, r.timestamp_ms, self.interval);
-                self.tail.add_record_at(r.offset, r.timestamp_ms, len);
-                if self.buf.len() >= WRITE_CHUNK
-                    && let Err(e) = self.flush()
-                {
-                    failed = Some(e);
-                    return false;
-                }
+            if keep(r)
+                && let Err(e) = self.add_record(r)
+            {
+                failed = Some(e);
+                return false;
             }
             true
         })?;
