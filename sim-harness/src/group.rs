@@ -368,7 +368,7 @@ impl GWorld {
                 self.mark(Mark::GroupTailReportedGap);
                 true
             }
-            Err(Error::Closed { .. }) if self.closing => false,
+            // A tail ends (`None`) on shutdown: it never yields `Closed`.
             Err(e) => {
                 self.fail(format!("a tail failed: {e}"));
                 false

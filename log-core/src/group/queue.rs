@@ -127,10 +127,7 @@ impl Inner {
     pub(super) fn read_range(&self, from: u64, to: u64, vis: Visibility, max_bytes: usize) -> Result<Vec<Record>> {
         let guard = self.read_log()?;
         let log = guard.as_ref().ok_or(Error::Closed { why: "shut down" })?;
-        let end = match vis {
-            Visibility::Accepted => log.next_offset(),
-            Visibility::Durable => log.durable_offset(),
-        };
+        let end = visible_end(log, vis);
         if from < log.first_offset() {
             return Err(Error::Truncated { offset: from, first: log.first_offset() });
         }
@@ -181,6 +178,14 @@ impl Inner {
             }
             listener.await;
         }
+    }
+}
+
+/// One past the last record of `log` visible at `vis` (under the log's lock).
+pub(super) fn visible_end(log: &Log, vis: Visibility) -> u64 {
+    match vis {
+        Visibility::Accepted => log.next_offset(),
+        Visibility::Durable => log.durable_offset(),
     }
 }
 

@@ -311,10 +311,7 @@ impl SharedLog {
     pub fn read(&self, offset: u64, vis: Visibility) -> Result<Record> {
         let guard = self.inner.read_log()?;
         let log = guard.as_ref().ok_or(Error::Closed { why: "shut down" })?;
-        let end = match vis {
-            Visibility::Accepted => log.next_offset(),
-            Visibility::Durable => log.durable_offset(),
-        };
+        let end = visible_end(log, vis);
         if offset >= end {
             return Err(Error::OffsetOutOfRange { offset, first: log.first_offset(), next: end });
         }
