@@ -250,6 +250,30 @@ fn missing_or_damaged_indexes_are_rebuilt() {
 }
 
 #[test]
+fn a_scan_from_a_segments_start_needs_no_index_but_a_seek_rebuilds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config { segment_records_max: 50, index_interval_bytes: 128, ..Config::default() };
+    let mut log =
+        Log::open_with(dir.path(), Options { config: config.clone(), ..opts(StdFs::shared(), false) }).unwrap();
+    append_n(&mut log, 120);
+    log.close().unwrap();
+    for base in [0, 50] {
+        for kind in [inspect::IndexKind::Offset, inspect::IndexKind::Time] {
+            std::fs::remove_file(dir.path().join(inspect::index_file_name(kind, base))).unwrap();
+        }
+    }
+    let log = Log::open_with(dir.path(), Options { config, ..opts(StdFs::shared(), true) }).unwrap();
+    // Every record, from the first, across both sealed segments: no index
+    // is loaded, so none is rebuilt.
+    let all: Vec<_> = log.iter(0..120).map(|r| r.unwrap().offset).collect();
+    assert_eq!(all, (0..120).collect::<Vec<_>>());
+    assert_eq!(log.indexes_rebuilt(), 0);
+    // A read in the middle of a segment seeks through its index: rebuilt.
+    assert_eq!(log.read(75).unwrap().offset, 75);
+    assert_eq!(log.indexes_rebuilt(), 1);
+}
+
+#[test]
 fn temporaries_and_orphan_indexes_are_removed() {
     let dir = tempfile::tempdir().unwrap();
     sealed_log(dir.path(), 2);

@@ -217,8 +217,15 @@ impl<'a> Reader<'a> {
         loop {
             if self.cursor.is_none() {
                 let seg = log.segment_for(self.next)?;
-                let index = log.index_of(seg)?;
-                let (expect, pos) = index.floor(self.next).unwrap_or((seg.base, HEADER_LEN));
+                // From the segment's first record the index has nothing to
+                // skip (its first entry is past the first record): a scan
+                // from the start, the usual path of a consumer crossing
+                // into the next segment, neither loads nor rebuilds it.
+                let (expect, pos) = if self.next <= seg.base {
+                    (seg.base, HEADER_LEN)
+                } else {
+                    log.index_of(seg)?.floor(self.next).unwrap_or((seg.base, HEADER_LEN))
+                };
                 self.cursor = Some(Walk {
                     seg,
                     src: log.source(seg),
