@@ -106,6 +106,10 @@ pub enum FaultKind {
     ReadEio,
     /// A durable file disappeared: its directory entry and its data.
     FileLost,
+    /// A synced write was lost and the range kept bytes an earlier write
+    /// left there ([`SimFs::lose_write`], aimed by a checker that knows
+    /// what those bytes were).
+    LostWrite,
     /// A canary lied.
     Lie(Canary),
 }
@@ -443,6 +447,38 @@ impl SimFs {
         }
         let hit = if hit_durable { Hit::Durable } else { Hit::Pending };
         s.record(FaultRecord { kind: FaultKind::BitFlip, path: path.into_owned(), pos, len: 1, hit });
+        true
+    }
+
+    /// A lost write: the durable (and cached) bytes of `path` at `pos`
+    /// become `old`, what an earlier write left there before the write
+    /// that was lost (the caller supplies them: sim-fs keeps no history).
+    /// Recorded as a `LostWrite` fault on durable data; `false` if the file
+    /// does not exist or the range is not durable.
+    pub fn lose_write(&self, path: &Path, pos: u64, old: &[u8]) -> bool {
+        let mut s = self.lock();
+        let path = normalize(path);
+        let Some(Node::File(ino)) = s.lookup(&path) else {
+            return false;
+        };
+        let Some(i) = s.inodes.get_mut(&ino) else {
+            return false;
+        };
+        let range = pos as usize..pos as usize + old.len();
+        let Some(durable) = i.durable.get_mut(range.clone()) else {
+            return false;
+        };
+        durable.copy_from_slice(old);
+        if let Some(cached) = i.cached.get_mut(range) {
+            cached.copy_from_slice(old);
+        }
+        s.record(FaultRecord {
+            kind: FaultKind::LostWrite,
+            path: path.into_owned(),
+            pos,
+            len: old.len() as u64,
+            hit: Hit::Durable,
+        });
         true
     }
 

@@ -390,3 +390,23 @@ fn every_mutating_call_is_counted_and_no_reading_call_is() {
     fs.remove_file(Path::new("/d/b")).unwrap();
     step("remove_file", true, &fs);
 }
+
+#[test]
+fn a_lost_write_puts_older_bytes_back_durably_and_is_recorded() {
+    let fs = fs(FaultConfig::default());
+    fs.create_dir_all(Path::new("/d")).unwrap();
+    fs.sync_dir(Path::new("/")).unwrap();
+    let f = create(&fs, "/d/a", b"new bytes here");
+    f.sync().unwrap();
+    fs.sync_dir(Path::new("/d")).unwrap();
+    assert!(fs.lose_write(Path::new("/d/a"), 4, b"OLD!!"));
+    assert_eq!(read_all(&fs, "/d/a").unwrap(), b"new OLD!! here");
+    fs.crash_with(CrashPolicy::LoseAll);
+    assert_eq!(read_all(&fs, "/d/a").unwrap(), b"new OLD!! here", "the old bytes are the durable ones");
+    let rec = fs.faults().into_iter().find(|r| r.kind == FaultKind::LostWrite).unwrap();
+    assert_eq!((rec.pos, rec.len, rec.hit), (4, 5, Hit::Durable));
+    // Past the durable end, or a missing file: nothing happens.
+    assert!(!fs.lose_write(Path::new("/d/a"), 12, b"xyz"));
+    assert!(!fs.lose_write(Path::new("/d/missing"), 0, b"x"));
+    assert_eq!(fs.faults().iter().filter(|r| r.kind == FaultKind::LostWrite).count(), 1);
+}

@@ -90,6 +90,8 @@ pub enum Mark {
     AimedAtCommitMarker,
     /// "media fault aimed at a footer or trailer"
     AimedAtFooterOrTrailer,
+    /// "media fault aimed: a lost write left a stale frame"
+    AimedStaleFrame,
     /// "retention checked against its rule"
     RetentionCheckedAgainstItsRule,
     /// "read-only open checked and changed nothing"
@@ -196,6 +198,7 @@ impl Mark {
         Mark::AimedAtFrameLength,
         Mark::AimedAtCommitMarker,
         Mark::AimedAtFooterOrTrailer,
+        Mark::AimedStaleFrame,
         Mark::RetentionCheckedAgainstItsRule,
         Mark::ReadOnlyOpenChangedNothing,
         Mark::ReadOnlyOpenBesideRunningWriter,
@@ -270,6 +273,7 @@ impl Mark {
             Mark::LivenessAfterFaults => "liveness after faults",
             Mark::AimedAtHeader => "media fault aimed at a segment header",
             Mark::AimedAtFrameLength => "media fault aimed at a frame length",
+            Mark::AimedStaleFrame => "media fault aimed: a lost write left a stale frame",
             Mark::AimedAtCommitMarker => "media fault aimed at a commit marker",
             Mark::AimedAtFooterOrTrailer => "media fault aimed at a footer or trailer",
             Mark::RetentionCheckedAgainstItsRule => "retention checked against its rule",

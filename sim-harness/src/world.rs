@@ -90,9 +90,11 @@ impl FaultClass {
             FaultKind::Enospc => FaultClass::Enospc,
             FaultKind::SyncEio | FaultKind::WriteEio | FaultKind::DirSyncEio | FaultKind::ReadEio => FaultClass::Eio,
             FaultKind::ShortIo => FaultClass::ShortIo,
-            FaultKind::BitFlip | FaultKind::BadSector | FaultKind::Misdirected { .. } | FaultKind::FileLost => {
-                FaultClass::Media
-            }
+            FaultKind::BitFlip
+            | FaultKind::BadSector
+            | FaultKind::Misdirected { .. }
+            | FaultKind::FileLost
+            | FaultKind::LostWrite => FaultClass::Media,
             FaultKind::Lie(_) => return None,
         })
     }

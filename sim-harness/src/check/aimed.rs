@@ -6,10 +6,16 @@
 //! the segment holds: its header, a frame's length field, a commit marker,
 //! or a footer or clean-close trailer. The model then expects detection
 //! (`detect_mode`): corruption may be reported, never wrong bytes returned.
+//! One aimed fault in four is a lost write instead: a record frame goes
+//! back to what an earlier epoch's write would have left at its position —
+//! the same offset and length, other bytes, a valid checksum, an older
+//! epoch tag (the hazard epochs exist for, docs/FORMAT.md "Epochs", which
+//! random faults reach about once in a thousand seeds).
 //! Seeds that lose files sometimes lose every file of the log at a crash.
 
 use rand::RngExt;
-use seglog_core::inspect::{Frame, HEADER_LEN, MarkerKind, decode_frame};
+use seglog_core::RecordRef;
+use seglog_core::inspect::{Frame, HEADER_LEN, MarkerKind, decode_frame, encode_record};
 
 use crate::marks::Mark;
 use crate::node::fs_listing;
@@ -52,6 +58,10 @@ impl World {
         let name = segments.get(self.aim_rng.random_range(0..segments.len())).cloned().unwrap_or_default();
         let path = std::path::Path::new(LOG_DIR).join(&name);
         let Some(bytes) = self.fs.durable_contents(&path) else { return };
+        if self.aim_rng.random_range(0..4) == 0 {
+            self.stale_frame(&path, &bytes);
+            return;
+        }
         let targets = targets(&bytes);
         if targets.is_empty() {
             return;
@@ -67,6 +77,36 @@ impl World {
                 Target::CommitMarker => Mark::AimedAtCommitMarker,
                 Target::FooterOrTrailer => Mark::AimedAtFooterOrTrailer,
             });
+        }
+    }
+}
+
+impl World {
+    /// Puts back, in place of one durable record frame of `path`, the frame
+    /// an older epoch could have left there: same offset and length, other
+    /// content, epoch tag one lower, valid checksum.
+    fn stale_frame(&mut self, path: &std::path::Path, bytes: &[u8]) {
+        let mut records = Vec::new();
+        let mut pos = HEADER_LEN as usize;
+        while let Some(rest) = bytes.get(pos..) {
+            let Ok((frame, len)) = decode_frame(rest) else { break };
+            if let Frame::Record(r) = frame {
+                records.push((pos, r));
+            }
+            pos += len;
+        }
+        if records.is_empty() {
+            return;
+        }
+        let Some((pos, r)) = records.get(self.aim_rng.random_range(0..records.len())).copied() else {
+            return;
+        };
+        let value: Vec<u8> = r.value.iter().map(|b| b ^ 0x5A).collect();
+        let old = RecordRef { epoch: r.epoch.wrapping_sub(1), value: &value, timestamp_ms: r.timestamp_ms ^ 1, ..r };
+        let mut frame = Vec::new();
+        encode_record(&mut frame, &old);
+        if self.fs.lose_write(path, pos as u64, &frame) {
+            self.mark(Mark::AimedStaleFrame);
         }
     }
 }
