@@ -80,6 +80,10 @@ pub enum Mark {
     RetentionDeletedSegments,
     /// "time lookup at a stored timestamp"
     TimeLookupAtStoredTimestamp,
+    /// "verify found a log clean"
+    VerifyClean,
+    /// "verify reported damage a media fault made"
+    VerifyReportedDamage,
     /// "liveness after faults"
     LivenessAfterFaults,
     /// "media fault aimed at a segment header"
@@ -193,6 +197,8 @@ impl Mark {
         Mark::CompactionFinishedAtRecovery,
         Mark::RetentionDeletedSegments,
         Mark::TimeLookupAtStoredTimestamp,
+        Mark::VerifyClean,
+        Mark::VerifyReportedDamage,
         Mark::LivenessAfterFaults,
         Mark::AimedAtHeader,
         Mark::AimedAtFrameLength,
@@ -270,6 +276,8 @@ impl Mark {
             Mark::CompactionFinishedAtRecovery => "compaction finished at recovery",
             Mark::RetentionDeletedSegments => "retention deleted segments",
             Mark::TimeLookupAtStoredTimestamp => "time lookup at a stored timestamp",
+            Mark::VerifyClean => "verify found a log clean",
+            Mark::VerifyReportedDamage => "verify reported damage a media fault made",
             Mark::LivenessAfterFaults => "liveness after faults",
             Mark::AimedAtHeader => "media fault aimed at a segment header",
             Mark::AimedAtFrameLength => "media fault aimed at a frame length",

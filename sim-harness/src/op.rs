@@ -66,6 +66,9 @@ pub enum Op {
     Iter,
     /// `offset_for_timestamp`, mostly at and around stored timestamps.
     TimeLookup,
+    /// `verify`: every frame of every segment read and checked against the
+    /// segment summaries, as an operator's `seglog verify` does.
+    Verify,
     /// Seal the active segment (`roll`; the seeded world's background
     /// roller).
     Roll,
@@ -135,6 +138,8 @@ impl Op {
             Op::Iter
         } else if take(w.time_lookup) {
             Op::TimeLookup
+        } else if take(w.verify) {
+            Op::Verify
         } else if take(w.truncate_from) {
             Op::TruncateFrom
         } else if take(w.compact) {
@@ -160,7 +165,7 @@ impl Op {
 /// byte string decodes to valid ops (what a fuzzer needs).
 impl<'a> Arbitrary<'a> for Op {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        Ok(match u.int_in_range(0..=15u8)? {
+        Ok(match u.int_in_range(0..=16u8)? {
             0 => Op::Append { n: 1 },
             1 => Op::Append { n: 2 + usize::from(u.arbitrary::<u8>()?) % (MAX_BATCH - 1) },
             2 => Op::Sync,
@@ -182,6 +187,7 @@ impl<'a> Arbitrary<'a> for Op {
             }
             13 => Op::RestartAt,
             14 => Op::ProcessRestart,
+            15 => Op::Verify,
             _ => Op::PowerCut { at: u.arbitrary::<u8>()? % 32 },
         })
     }

@@ -87,6 +87,9 @@ pub struct OpWeights {
     pub read: u32,
     pub iter: u32,
     pub time_lookup: u32,
+    /// `verify` (drawn from the seed's own stream after the others, so
+    /// every other weight of every seed is as before).
+    pub verify: u32,
     pub truncate_from: u32,
     pub truncate_before: u32,
     /// Key compaction (0 unless the seed has `Params::compaction`).
@@ -101,6 +104,7 @@ impl OpWeights {
             + self.read
             + self.iter
             + self.time_lookup
+            + self.verify
             + self.truncate_from
             + self.truncate_before
             + self.compact
@@ -237,6 +241,7 @@ impl Params {
             truncate_from: if rng.random_bool(0.4) { 1 } else { 0 },
             truncate_before: if rng.random_bool(0.4) { 1 } else { 0 },
             compact: 0,
+            verify: 0,
         };
         // Swarm: each fault is on for some seeds only, with its own rate.
         let mut on = |p: f64| rng.random_bool(p);
@@ -324,6 +329,12 @@ impl Params {
             weights.compact = cp.weight;
             config.tombstone_retention_ms = pick(&mut c, &[0, 200, 5_000]);
             config.compaction_map_bytes = pick(&mut c, &[4096, 8192, 1 << 20]);
+        }
+        // `verify`, from a stream of its own (single-handle world): most
+        // seeds never verify (it reads every segment), some now and then.
+        let mut v = ChaCha8Rng::seed_from_u64(scn.seed ^ 0x0E21_F1ED);
+        if group.is_none() && v.random_bool(0.3) {
+            weights.verify = 1;
         }
         // Fault follow-ups, from a stream of their own (single-handle world).
         let mut f = ChaCha8Rng::seed_from_u64(scn.seed ^ 0xF011_0A5E);

@@ -57,6 +57,8 @@ pub(crate) enum Event {
     CheckFailed,
     /// An injected fault: whether it hit durable data, position, length.
     Fault,
+    /// `verify`: segments, records, problems.
+    Verify,
     /// Group world: a producer's appends resolved: ids, success.
     GroupResolved,
     /// Group world: a read at a visibility: start, records (or u64::MAX).
@@ -112,6 +114,7 @@ impl Event {
             Event::ProcessRestart => 14,
             Event::FullReadback => 15,
             Event::ReadOnlyLook => 16,
+            Event::Verify => 17,
             Event::Fault => 0xFA,
             Event::EveryFileGone => 0xA11,
             Event::CheckFailed => 0xFA11,

@@ -190,7 +190,13 @@ impl World {
         let faults_before = self.rec.faults_seen();
         // Reads change nothing on disk: no step for a cut to strike.
         let cut = match op {
-            Op::Compact { .. } | Op::Fault(_) | Op::PowerCut { .. } | Op::Read | Op::Iter | Op::TimeLookup => None,
+            Op::Compact { .. }
+            | Op::Fault(_)
+            | Op::PowerCut { .. }
+            | Op::Read
+            | Op::Iter
+            | Op::TimeLookup
+            | Op::Verify => None,
             Op::Crash { .. } | Op::CleanRestart | Op::ProcessRestart => self.draw_cut(true),
             _ => self.draw_cut(false),
         };
@@ -216,6 +222,7 @@ impl World {
             Op::Read => self.op_read(client),
             Op::Iter => self.op_iter(client),
             Op::TimeLookup => self.op_time_lookup(client),
+            Op::Verify => self.op_verify(client),
             Op::Roll => self.op_roll(client),
             Op::TruncateFrom => self.op_truncate_from(client),
             Op::TruncateBefore => self.op_truncate_before(client),

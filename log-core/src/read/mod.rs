@@ -98,6 +98,13 @@ impl Log {
 
     /// Reads every frame of every segment, sealed ones included, and checks
     /// checksums, offsets and footers against the segment summaries.
+    ///
+    /// A poisoned log is not scanned: its only problem is
+    /// [`Error::Poisoned`]. Its view of its files is not the disk's (a
+    /// truncation that failed half-way shows its offsets as decided and its
+    /// segments as the failure left them; a failed fsync may have dropped
+    /// pages), so a scan would report damage that is not there. Reopen the
+    /// log — recovery finishes or undoes what failed — and verify that.
     pub fn verify(&self) -> VerifyReport {
         self.verify_with(|_| {})
     }
@@ -106,6 +113,10 @@ impl Log {
     /// (for progress reporting).
     pub fn verify_with(&self, mut on_segment: impl FnMut(&SegmentInfo)) -> VerifyReport {
         let mut report = VerifyReport::default();
+        if let Some(cause) = self.poison_cause() {
+            report.problems.push(Error::Poisoned { cause: cause.to_string() });
+            return report;
+        }
         for seg in self.segments.values() {
             on_segment(&seg.info());
             report.n_segments += 1;

@@ -1,11 +1,14 @@
-//! Read-API checker: `read`, `iter`, the lending `reader` and
-//! `offset_for_timestamp`, each compared with the model.
+//! Read-API checker: `read`, `iter`, the lending `reader`,
+//! `offset_for_timestamp` and `verify`, each compared with the model.
 //!
 //! Verifies: a read at a random offset between the first and the end;
 //! scans of random ranges (half through `reader`, its lent records copied
 //! out); time lookups at, one before and one after stored timestamps, and
 //! anywhere, against a brute-force search of the model (records compaction
-//! may have removed may be skipped).
+//! may have removed may be skipped); `verify` (no mutating call, no
+//! poisoning, every segment checked, every live record counted, problems
+//! only after a media fault struck durable data; a poisoned log reports its
+//! poisoning and nothing else).
 //!
 //! Does not verify: reads at the `Durable` visibility (the group world
 //! does), or read-only opens.
@@ -52,6 +55,69 @@ impl World {
         self.note(|| format!("c{client} iter {a}..{b} -> {} items", got.len()), Event::Iter, &[a, b, got.len() as u64]);
         let api = if lending { "reader" } else { "iter" };
         self.check_records(&format!("{api}({a}..{b})"), got, a, b);
+    }
+
+    /// `verify`, the operator's integrity check: it reads every frame of
+    /// every segment, so it must change nothing on disk, count at least
+    /// every live record the model holds, and find no problem unless a
+    /// media fault struck durable data (then problems are the right answer,
+    /// and the log must go on as before: verify never poisons it).
+    pub(crate) fn op_verify(&mut self, client: u32) {
+        let Some(log) = self.log.as_ref() else { return };
+        let (first, next) = (log.first_offset(), log.next_offset());
+        let segments = log.segments().len() as u64;
+        let was_poisoned = log.is_poisoned();
+        let before = self.fs.mutating_ops();
+        let report = log.verify();
+        let tried = self.fs.mutating_ops() - before;
+        let poisoned = log.is_poisoned();
+        self.note(
+            || {
+                format!(
+                    "c{client} verify -> {} segments, {} records, {} problems{}",
+                    report.n_segments,
+                    report.n_records,
+                    report.problems.len(),
+                    report.problems.first().map(|e| format!(": {e}")).unwrap_or_default()
+                )
+            },
+            Event::Verify,
+            &[report.n_segments, report.n_records, report.problems.len() as u64],
+        );
+        if tried != 0 {
+            return self.fail(format!("verify made {tried} mutating filesystem calls"));
+        }
+        if poisoned != was_poisoned {
+            return self.fail("verify poisoned the log".into());
+        }
+        if was_poisoned {
+            // Not scanned: its view is not the disk's (see `Log::verify`).
+            if report.n_segments != 0 || !matches!(report.problems.as_slice(), [Error::Poisoned { .. }]) {
+                self.fail(format!("verify of a poisoned log: {report:?}"));
+            }
+            return;
+        }
+        if report.n_segments != segments {
+            return self.fail(format!("verify checked {} segments of {segments}", report.n_segments));
+        }
+        if !report.problems.is_empty() {
+            if self.model.detect_mode {
+                self.mark(Mark::VerifyReportedDamage);
+                return;
+            }
+            let shown: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
+            return self.fail(format!("verify reported problems no fault explains: {shown:?}"));
+        }
+        // Every live record sits in a segment that verified (records below
+        // the first offset may share its first segment, so more is fine).
+        let live = (first..next).filter(|&o| !self.model.may_skip(o)).count() as u64;
+        if report.n_records < live {
+            return self.fail(format!(
+                "verify counted {} records, the log holds at least {live} at {first}..{next}",
+                report.n_records
+            ));
+        }
+        self.mark(Mark::VerifyClean);
     }
 
     pub(crate) fn op_time_lookup(&mut self, client: u32) {
