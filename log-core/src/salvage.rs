@@ -33,7 +33,9 @@ pub enum Found {
 }
 
 /// Reads every verifiable record of every segment in `dir`, in file order,
-/// resynchronising after damage by searching for the next valid frame. If
+/// resynchronising after damage by searching for the next valid frame.
+/// Sectors that cannot be read (EIO) are damage like any other: the rest
+/// of the file is still salvaged. If
 /// `log.meta` is readable, its epochs tell stale frames (left behind by a
 /// lost write after a suffix truncation) from current ones; stale frames
 /// are reported as damaged bytes. Without it, every record frame counts.
@@ -54,11 +56,44 @@ pub fn salvage_dir(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<Found>> {
         let f = fs.open(&path, OpenMode::Read).map_err(|e| Error::io("opening", path.clone(), e))?;
         let len = f.len().map_err(|e| Error::io("reading the size of", path.clone(), e))?;
         let mut bytes = vec![0u8; usize::try_from(len).map_err(|_| Error::corruption(&path, 0, "file too large"))?];
-        let n = read_full_at(&*f, &mut bytes, 0).map_err(|e| Error::io("reading", path.clone(), e))?;
+        let n = match read_full_at(&*f, &mut bytes, 0) {
+            Ok(n) => n,
+            // An unreadable sector (EIO) must not cost the rest of the
+            // file: read it again piece by piece, leaving what cannot be
+            // read as zeros, which no frame verifies over (so it is
+            // reported as damage).
+            Err(e) if e.kind() != io::ErrorKind::NotFound => read_around_errors(&*f, &mut bytes),
+            Err(e) => return Err(Error::io("reading", path.clone(), e)),
+        };
         bytes.truncate(n);
         salvage_bytes(&path, &bytes, meta.as_ref(), &mut out);
     }
     Ok(out)
+}
+
+/// Reads `buf` from `f` in pieces of 512 bytes (the smallest sector),
+/// leaving every piece that fails to read as zeros; returns how many bytes
+/// the file had.
+fn read_around_errors(f: &dyn crate::fs::FileHandle, buf: &mut [u8]) -> usize {
+    const PIECE: usize = 512;
+    buf.fill(0);
+    let mut end = 0;
+    for (i, piece) in buf.chunks_mut(PIECE).enumerate() {
+        let at = (i * PIECE) as u64;
+        match read_full_at(f, piece, at) {
+            Ok(n) => {
+                end = i * PIECE + n;
+                if n < piece.len() {
+                    break;
+                }
+            }
+            Err(_) => {
+                piece.fill(0);
+                end = i * PIECE + piece.len();
+            }
+        }
+    }
+    end
 }
 
 /// `dir`'s `log.meta`, if it can be read and decoded.
@@ -136,7 +171,9 @@ pub struct SparseLog {
 /// active segment; `log.meta` is written first and names that last
 /// segment, so an interrupted run leaves a directory that refuses to open
 /// (a lost file) rather than a shorter log that looks whole: remove it and
-/// run again. Open the result with [`Log::open`](crate::Log::open).
+/// run again. When it returns, the new log is durable, the new
+/// directory's own entry in its parent included. Open the result with
+/// [`Log::open`](crate::Log::open).
 pub fn write_sparse_log(
     fs: &Arc<dyn FileSystem>,
     dir: &Path,
@@ -170,7 +207,9 @@ pub fn write_sparse_log(
     let end = last.offset + 1;
     let meta = Meta { first_offset: first.offset, last_segment: Some(end), ..Meta::default() };
     write_synced(fs, dir, format::META_FILE_NAME, &meta.encode())?;
-    fs.sync_dir(dir).map_err(|e| Error::io("syncing", dir, e))?;
+    // The directory and every parent: `dir` may be new, and its own entry
+    // must be as durable as what goes into it.
+    crate::recovery::sync_directories(&**fs, dir)?;
     let epoch = format::Epochs::tag(meta.epochs.current());
     let room = config.segment_bytes_max.saturating_sub(HEADER_LEN + MARKER_FRAME_LEN as u64);
     let chunks = chunks(&kept, room);

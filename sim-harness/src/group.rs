@@ -503,7 +503,11 @@ impl GWorld {
                 self.shared = Some(shared);
                 // The shared log holds the lock: a second writer (another
                 // process opening the same directory) is refused.
-                match crate::check::fs_effects::second_writer_refused(&self.fs, self.options()) {
+                match crate::check::fs_effects::second_writer_refused(
+                    &self.fs,
+                    std::path::Path::new(crate::run::LOG_DIR),
+                    self.options(),
+                ) {
                     Ok(()) => self.mark(Mark::GroupSecondWriterRefused),
                     Err(m) => self.fail(m),
                 }
@@ -527,6 +531,9 @@ impl crate::node::Node for GWorld {
     }
     fn open_options(&self) -> Options {
         self.options()
+    }
+    fn log_dir(&self) -> std::path::PathBuf {
+        std::path::PathBuf::from(crate::run::LOG_DIR)
     }
     fn take_in_faults(&mut self) {
         self.absorb_faults();
@@ -882,7 +889,7 @@ async fn supervise(world: Shared) {
         if in_flight {
             g.mark(Mark::GroupCrashWithBatchInFlight);
         }
-        let files = fs_listing(&fs);
+        let files = fs_listing(&fs, std::path::Path::new(crate::run::LOG_DIR));
         g.note(|| format!("CRASH (graceful: {graceful}); files {files:?}"), Event::GroupCrash, &[files.len() as u64]);
         g.absorb_faults();
         g.check_read_only_before_recovery();

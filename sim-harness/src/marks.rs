@@ -80,6 +80,10 @@ pub enum Mark {
     RetentionDeletedSegments,
     /// "time lookup at a stored timestamp"
     TimeLookupAtStoredTimestamp,
+    /// "space freed so that recovery could finish"
+    SpaceFreedForRecovery,
+    /// "operator salvaged a damaged log and went on"
+    OperatorSalvaged,
     /// "verify found a log clean"
     VerifyClean,
     /// "verify reported damage a media fault made"
@@ -197,6 +201,8 @@ impl Mark {
         Mark::CompactionFinishedAtRecovery,
         Mark::RetentionDeletedSegments,
         Mark::TimeLookupAtStoredTimestamp,
+        Mark::SpaceFreedForRecovery,
+        Mark::OperatorSalvaged,
         Mark::VerifyClean,
         Mark::VerifyReportedDamage,
         Mark::LivenessAfterFaults,
@@ -276,6 +282,8 @@ impl Mark {
             Mark::CompactionFinishedAtRecovery => "compaction finished at recovery",
             Mark::RetentionDeletedSegments => "retention deleted segments",
             Mark::TimeLookupAtStoredTimestamp => "time lookup at a stored timestamp",
+            Mark::SpaceFreedForRecovery => "space freed so that recovery could finish",
+            Mark::OperatorSalvaged => "operator salvaged a damaged log and went on",
             Mark::VerifyClean => "verify found a log clean",
             Mark::VerifyReportedDamage => "verify reported damage a media fault made",
             Mark::LivenessAfterFaults => "liveness after faults",

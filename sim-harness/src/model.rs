@@ -59,6 +59,11 @@ pub struct Model {
     pub hidden_floor: Option<usize>,
     /// A media fault on durable data came after `hidden_floor` was set.
     pub faults_after_hidden: bool,
+    /// Records that were at an offset before a cut took them out of
+    /// `accepted` (a suffix truncation, a recovery's cut), and the old
+    /// frames an aimed lost write put back: a salvage, which reads every
+    /// frame that verifies, may find them.
+    pub replaced: BTreeMap<u64, Vec<Record>>,
 }
 
 impl Model {
@@ -68,6 +73,23 @@ impl Model {
             self.new_batch(self.durable);
             self.durable = self.accepted.len();
         }
+    }
+
+    /// Records from `len` on leave `accepted` (a truncation, a recovery's
+    /// cut); they are kept in `replaced`.
+    pub fn cut_to(&mut self, len: usize) {
+        if len < self.accepted.len() {
+            for r in self.accepted.drain(len..) {
+                self.replaced.entry(r.offset).or_default().push(r);
+            }
+        }
+    }
+
+    /// Whether `r` is a record some write put at its offset: the one there
+    /// now, or one a cut replaced.
+    pub fn ever_written(&self, r: &Record) -> bool {
+        self.accepted.get(r.offset as usize) == Some(r)
+            || self.replaced.get(&r.offset).is_some_and(|old| old.contains(r))
     }
 
     /// A synced batch began at `start`.

@@ -12,10 +12,8 @@ use sim_fs::{CrashPolicy, FaultConfig, FaultKind, SimFs};
 
 use crate::check::fs_effects::Beside;
 use crate::marks::Mark;
-use crate::model::Marks;
 use crate::op::FaultStep;
 use crate::record::{Recorder, fails_calls};
-use crate::run::LOG_DIR;
 use crate::trace::Event;
 use crate::world::World;
 
@@ -60,10 +58,10 @@ impl World {
     }
 
     pub(crate) fn crash_and_recover(&mut self, policy: Option<CrashPolicy>) {
-        let files_before = fs_listing(&self.fs);
+        let files_before = fs_listing(&self.fs, &self.dir);
         let policy = self.power_cycle(policy);
         self.crashed();
-        let files_after = fs_listing(&self.fs);
+        let files_after = fs_listing(&self.fs, &self.dir);
         self.note(
             || format!("CRASH ({policy:?}); files before {files_before:?} after {files_after:?}"),
             Event::Crash,
@@ -117,9 +115,11 @@ impl World {
         self.absorb_faults();
         // The process exits and the machine restarts: the crash of its
         // disk must lose nothing after a successful close.
+        let salvages = self.salvages;
         self.power_cycle(None);
         self.recover(true);
-        if closed_clean && !self.stopped() && !self.model.detect_mode {
+        // (After an operator's salvage the log is another one.)
+        if closed_clean && !self.stopped() && !self.model.detect_mode && self.salvages == salvages {
             let n = self.log.as_ref().map_or(0, Log::next_offset);
             if n != next {
                 self.fail(format!("a clean close kept {n} of {next} records"));
@@ -163,11 +163,15 @@ impl World {
         let before = self.rec.faults_seen();
         let power_failures = self.power_failures;
         let poisoned = self.model.poisoned;
+        let salvages = self.salvages;
         drop(log);
         self.note(|| "PROCESS RESTART (no close, no crash)".into(), Event::ProcessRestart, &[]);
         self.absorb_faults();
         self.recover(false);
-        let quiet = self.fs.faults_since(before).is_empty() && self.power_failures == power_failures && !poisoned;
+        let quiet = self.fs.faults_since(before).is_empty()
+            && self.power_failures == power_failures
+            && !poisoned
+            && self.salvages == salvages;
         if quiet && !self.stopped() && !self.model.detect_mode {
             let n = self.log.as_ref().map_or(0, Log::next_offset);
             if n != next {
@@ -229,7 +233,11 @@ impl World {
                 match &e {
                     Error::Corruption { .. } | Error::Io { .. } if self.model.detect_mode => {
                         self.mark_detected(&e, Mark::CorruptionDetectedAtOpen);
-                        self.ended = true;
+                        if self.params.salvage {
+                            self.operator_salvage();
+                        } else {
+                            self.ended = true;
+                        }
                     }
                     _ => self.fail(format!("the log refused to open where only recoverable faults were injected: {e}")),
                 }
@@ -304,6 +312,8 @@ pub(crate) trait Node {
     fn recorder(&mut self) -> &mut Recorder;
     /// The options of a read-write open.
     fn open_options(&self) -> Options;
+    /// The directory the log lives in.
+    fn log_dir(&self) -> PathBuf;
     /// Takes in the faults sim-fs injected since the last look, by the
     /// world's own rules.
     fn take_in_faults(&mut self);
@@ -322,6 +332,9 @@ impl Node for World {
     fn open_options(&self) -> Options {
         self.options()
     }
+    fn log_dir(&self) -> PathBuf {
+        self.dir.clone()
+    }
     fn take_in_faults(&mut self) {
         self.absorb_faults();
     }
@@ -339,7 +352,7 @@ impl Node for World {
 /// fault is returned, for the caller to judge (a bug, unless it expects
 /// detected corruption).
 pub(crate) fn open_retrying<N: Node>(n: &mut N) -> Result<Log, Error> {
-    let mut res = Log::open_with(Path::new(LOG_DIR), n.open_options());
+    let mut res = Log::open_with(n.log_dir(), n.open_options());
     for _ in 0..20 {
         // A power cut during the open: the machine boots again before
         // anything looks at the disk (the crash's faults included).
@@ -356,7 +369,7 @@ pub(crate) fn open_retrying<N: Node>(n: &mut N) -> Result<Log, Error> {
             n.recorder().mark(Mark::PowerCutDuringRecovery);
             n.power_failed();
             n.recorder().note(|| format!("CRASH during recovery: {:?}", res.as_ref().err()), Event::Crash, &[2]);
-            res = Log::open_with(Path::new(LOG_DIR), n.open_options());
+            res = Log::open_with(n.log_dir(), n.open_options());
             continue;
         }
         match &res {
@@ -371,8 +384,8 @@ pub(crate) fn open_retrying<N: Node>(n: &mut N) -> Result<Log, Error> {
                     n.recorder().mark(Mark::RebootAfterFsyncEioAtOpen);
                 }
                 let fs = n.disk().clone();
-                free_space_if_full(&fs, &new_faults, &mut n.recorder().marks);
-                res = Log::open_with(Path::new(LOG_DIR), n.open_options());
+                free_space_if_full(&fs, &new_faults, n.recorder());
+                res = Log::open_with(n.log_dir(), n.open_options());
             }
             _ => break,
         }
@@ -382,15 +395,15 @@ pub(crate) fn open_retrying<N: Node>(n: &mut N) -> Result<Log, Error> {
 
 /// An open refused by a full disk (it must write to finish recovering): the
 /// operator frees space, as the error message asks, before retrying.
-pub(crate) fn free_space_if_full(fs: &SimFs, faults: &[sim_fs::FaultRecord], marks: &mut Marks) {
+pub(crate) fn free_space_if_full(fs: &SimFs, faults: &[sim_fs::FaultRecord], rec: &mut Recorder) {
     let config = fs.config();
     if config.capacity_bytes.is_some() && faults.iter().any(|f| f.kind == FaultKind::Enospc) {
         fs.set_config(FaultConfig { capacity_bytes: None, ..config });
-        *marks.entry("space freed so that recovery could finish").or_insert(0) += 1;
+        rec.mark(Mark::SpaceFreedForRecovery);
     }
 }
 
-pub(crate) fn fs_listing(fs: &SimFs) -> Vec<String> {
+pub(crate) fn fs_listing(fs: &SimFs, dir: &Path) -> Vec<String> {
     use seglog_core::FileSystem;
-    fs.read_dir(&PathBuf::from(LOG_DIR)).unwrap_or_default()
+    fs.read_dir(dir).unwrap_or_default()
 }

@@ -137,7 +137,7 @@ impl World {
                 // Truncating at the end is a no-op: it makes nothing durable.
                 if at < next {
                     self.mark(Mark::SuffixTruncated);
-                    self.model.accepted.truncate(at as usize);
+                    self.model.cut_to(at as usize);
                     self.model.forget_from(at);
                     self.model.durable = at as usize;
                     self.model.truncated_to(at as usize);

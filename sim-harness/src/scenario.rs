@@ -141,6 +141,10 @@ pub struct Params {
     /// Probability that the power fails at a random filesystem step of an
     /// op (single-handle world, seeded runs).
     pub power_cut: f64,
+    /// When an open reports durable corruption that a media fault made,
+    /// the operator salvages the log into a new directory (`seglog salvage
+    /// --keep-offsets`) and the run goes on there, instead of ending.
+    pub salvage: bool,
 }
 
 /// Follow-ups of injected faults (single-handle world): rare fault paths
@@ -351,6 +355,10 @@ impl Params {
         // world, no canary: a canary seed's crashes are its own).
         let mut pc = ChaCha8Rng::seed_from_u64(scn.seed ^ 0x0C07_F00E);
         let power_cut = if group.is_none() && canary.is_none() { pick(&mut pc, &[0.0, 0.0, 0.01, 0.04]) } else { 0.0 };
+        // Operator salvage after detected corruption, from a stream of its
+        // own (single-handle world).
+        let mut sv = ChaCha8Rng::seed_from_u64(scn.seed ^ 0x5A1_4A6E);
+        let salvage = group.is_none() && sv.random_bool(0.75);
         let mut crash_at: Vec<u32> = (0..n_crashes).map(|_| rng.random_range(0..scn.ops.max(1))).collect();
         crash_at.sort_unstable();
         Ok(Params {
@@ -372,6 +380,7 @@ impl Params {
             compaction,
             follow,
             power_cut,
+            salvage,
         })
     }
 }

@@ -59,6 +59,8 @@ pub(crate) enum Event {
     Fault,
     /// `verify`: segments, records, problems.
     Verify,
+    /// An operator's salvage: records, first, end, holes.
+    Salvage,
     /// Group world: a producer's appends resolved: ids, success.
     GroupResolved,
     /// Group world: a read at a visibility: start, records (or u64::MAX).
@@ -115,6 +117,7 @@ impl Event {
             Event::FullReadback => 15,
             Event::ReadOnlyLook => 16,
             Event::Verify => 17,
+            Event::Salvage => 18,
             Event::Fault => 0xFA,
             Event::EveryFileGone => 0xA11,
             Event::CheckFailed => 0xFA11,

@@ -5,6 +5,7 @@
 //! `node.rs`; the rules each result is held to in `check/`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rand::{RngExt, SeedableRng};
@@ -26,6 +27,9 @@ pub(crate) struct World {
     pub(crate) scn: Scenario,
     pub(crate) params: Params,
     pub(crate) fs: SimFs,
+    /// The log's directory: `LOG_DIR`, until an operator salvages a
+    /// damaged log into a new one (`node.rs`).
+    pub(crate) dir: PathBuf,
     pub(crate) log: Option<Log>,
     pub(crate) model: Model,
     pub(crate) rng: ChaCha8Rng,
@@ -61,6 +65,8 @@ pub(crate) struct World {
     /// The cut of the op in progress, for the lifecycle ops (close,
     /// recovery) to arm at their step.
     pub(crate) pending_cut: Option<u64>,
+    /// Operator salvages so far (each into a directory of its own).
+    pub(crate) salvages: u32,
     /// Power failures so far (every kind).
     pub(crate) power_failures: u64,
     /// Draws media faults aimed at structure (`check/aimed.rs`; a stream
@@ -124,6 +130,7 @@ impl World {
         let scn_seed = scn.seed;
         World {
             fs: SimFs::new(scn.seed ^ 0xD15C, faults),
+            dir: PathBuf::from(crate::run::LOG_DIR),
             rng: ChaCha8Rng::seed_from_u64(scn.seed ^ 0xC11E_4700),
             scn,
             params,
@@ -143,6 +150,7 @@ impl World {
             cut_next: None,
             pending_cut: None,
             power_failures: 0,
+            salvages: 0,
             aim_rng: ChaCha8Rng::seed_from_u64(scn_seed ^ 0xA1_3ED0),
             look_rng: ChaCha8Rng::seed_from_u64(scn_seed ^ 0x100C_0B5E),
         }

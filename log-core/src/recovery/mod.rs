@@ -389,7 +389,7 @@ fn remove_leftovers(fs: &dyn FileSystem, dir: &Path, l: &Listing, report: &mut R
 /// they were. An existing log's parents were synced when it was new (this
 /// runs before its first file is written); its own directory is synced by
 /// the first mutation of each open (`fs/checked.rs`).
-fn sync_directories(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+pub(crate) fn sync_directories(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
     let mut chain: Vec<PathBuf> = dir
         .ancestors()
         .skip(1)

@@ -19,7 +19,6 @@ use seglog_core::inspect::{Frame, HEADER_LEN, MarkerKind, decode_frame, encode_r
 
 use crate::marks::Mark;
 use crate::node::fs_listing;
-use crate::run::LOG_DIR;
 use crate::world::World;
 
 /// A structural target in a segment file.
@@ -40,8 +39,8 @@ impl World {
         // replaced, a directory wiped): the documented limit, where the
         // directory opens as a new log.
         if c.p_file_lost_at_crash > 0.0 && self.aim_rng.random_bool(0.05) {
-            for name in fs_listing(&self.fs) {
-                self.fs.lose_file(&std::path::Path::new(LOG_DIR).join(name));
+            for name in fs_listing(&self.fs, &self.dir) {
+                self.fs.lose_file(&self.dir.join(name));
             }
             return;
         }
@@ -51,12 +50,13 @@ impl World {
         if !self.aim_rng.random_bool(0.5) {
             return;
         }
-        let segments: Vec<String> = fs_listing(&self.fs).into_iter().filter(|n| n.ends_with(".log")).collect();
+        let segments: Vec<String> =
+            fs_listing(&self.fs, &self.dir).into_iter().filter(|n| n.ends_with(".log")).collect();
         if segments.is_empty() {
             return;
         }
         let name = segments.get(self.aim_rng.random_range(0..segments.len())).cloned().unwrap_or_default();
-        let path = std::path::Path::new(LOG_DIR).join(&name);
+        let path = self.dir.join(&name);
         let Some(bytes) = self.fs.durable_contents(&path) else { return };
         if self.aim_rng.random_range(0..4) == 0 {
             self.stale_frame(&path, &bytes);
@@ -107,6 +107,15 @@ impl World {
         encode_record(&mut frame, &old);
         if self.fs.lose_write(path, pos as u64, &frame) {
             self.mark(Mark::AimedStaleFrame);
+            // An old write, as far as a salvage can tell (`check/salvage.rs`).
+            let old = seglog_core::Record {
+                offset: old.offset,
+                timestamp_ms: old.timestamp_ms,
+                key: old.key.map(<[u8]>::to_vec),
+                value: value.clone(),
+                flags: old.flags,
+            };
+            self.model.replaced.entry(old.offset).or_default().push(old);
         }
     }
 }

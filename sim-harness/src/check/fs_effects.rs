@@ -28,7 +28,6 @@ use seglog_core::{Error, Log, Options};
 use sim_fs::{FaultKind, Hit, SimFs};
 
 use crate::marks::Mark;
-use crate::run::LOG_DIR;
 use crate::trace::Event;
 use crate::world::World;
 
@@ -50,7 +49,7 @@ impl World {
                     // The documented limit (docs/FORMAT.md, "Lost files"):
                     // with every file the log owns gone, the directory is a
                     // new log. Nothing is left to check.
-                    let left = seglog_core::FileSystem::read_dir(&self.fs, Path::new(LOG_DIR));
+                    let left = seglog_core::FileSystem::read_dir(&self.fs, &self.dir);
                     if left.is_ok_and(|l| {
                         !l.iter().any(|n| n.ends_with(".log") || n == seglog_core::inspect::META_FILE_NAME)
                     }) {
@@ -100,8 +99,8 @@ impl World {
     /// Whether every segment file on the disk (durable contents) is no
     /// longer than its header.
     fn no_segment_holds_a_record(&self) -> bool {
-        let dir = Path::new(LOG_DIR);
-        let Ok(names) = seglog_core::FileSystem::read_dir(&self.fs, dir) else { return false };
+        let dir = self.dir.clone();
+        let Ok(names) = seglog_core::FileSystem::read_dir(&self.fs, &dir) else { return false };
         names.iter().filter(|n| n.ends_with(".log")).all(|n| {
             self.fs.durable_contents(&dir.join(n)).is_some_and(|c| c.len() as u64 <= seglog_core::inspect::HEADER_LEN)
         })
@@ -115,7 +114,7 @@ impl World {
             return;
         }
         let before = self.fs.mutating_ops();
-        let res = Log::open_with(Path::new(LOG_DIR), Options { read_only: true, ..self.options() });
+        let res = Log::open_with(&self.dir, Options { read_only: true, ..self.options() });
         let seen = self.rec.faults_seen();
         self.absorb_faults();
         let ro = match res {
@@ -180,7 +179,7 @@ impl World {
     /// the disk nor the cache), and a read-only open beside it works. Takes
     /// no randomness, so it leaves every seed's trajectory as it was.
     pub(crate) fn check_second_writer(&mut self) {
-        match second_writer_refused(&self.fs, self.options()) {
+        match second_writer_refused(&self.fs, &self.dir, self.options()) {
             Ok(()) => self.mark(Mark::SecondWriterRefused),
             Err(m) => self.fail(m),
         }
@@ -205,9 +204,9 @@ pub(crate) enum Beside {
 
 /// A second read-write open while a writer holds the log: refused at once
 /// with `Locked`, and the filesystem (disk and cache) unchanged.
-pub(crate) fn second_writer_refused(fs: &SimFs, options: Options) -> Result<(), String> {
+pub(crate) fn second_writer_refused(fs: &SimFs, dir: &Path, options: Options) -> Result<(), String> {
     let before = fs.mutating_ops();
-    match Log::open_with(Path::new(LOG_DIR), options) {
+    match Log::open_with(dir, options) {
         Err(Error::Locked { .. }) => {}
         Ok(_) => return Err("a second writer opened the log while the first one had it open".into()),
         Err(e) => return Err(format!("a second writer got another error than Locked: {e}")),

@@ -12,6 +12,9 @@
 //! - `retention`: retention deletes whole segments, only those over the
 //!   byte budget or past the age limit, and runs to completion.
 //! - `liveness`: progress once faults stop.
+//! - `salvage`: the operator's salvage of a log whose open reported
+//!   durable corruption returns only records written at their offsets, and
+//!   the salvaged log holds exactly them.
 //!
 //! `aimed` is not a checker but a fault: media faults aimed at the
 //! structure of a segment (header, frame lengths, markers).
@@ -24,3 +27,4 @@ pub(crate) mod fs_effects;
 mod liveness;
 mod read_api;
 mod retention;
+mod salvage;
