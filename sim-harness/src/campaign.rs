@@ -109,3 +109,90 @@ pub fn replay_command(scn: &Scenario, default_ops: u32) -> String {
     }
     cmd
 }
+
+/// A failure's signature: which check failed and how, without the numbers
+/// that differ from seed to seed (offsets, counts, file names, sizes), so
+/// that the seeds one bug fails group together. The first line of the
+/// message, every run of digits (and `0x` hex) replaced by `N`, at most
+/// 160 characters.
+pub fn signature(failure: &str) -> String {
+    let line = failure.lines().next().unwrap_or_default();
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            if c == '0' && chars.peek() == Some(&'x') {
+                chars.next();
+                while chars.peek().is_some_and(char::is_ascii_hexdigit) {
+                    chars.next();
+                }
+            }
+            while chars.peek().is_some_and(char::is_ascii_digit) {
+                chars.next();
+            }
+            out.push('N');
+        } else {
+            out.push(c);
+        }
+    }
+    if out.chars().count() > 160 {
+        out = out.chars().take(159).collect();
+        out.push('…');
+    }
+    out
+}
+
+/// The seeds that failed one way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureGroup {
+    /// Their common [`signature`].
+    pub signature: String,
+    /// How many seeds failed this way.
+    pub count: u64,
+    /// The smallest of them (the one to replay first).
+    pub smallest: Scenario,
+    /// Its full failure message.
+    pub example: String,
+}
+
+/// Failed outcomes grouped by [`signature`]: the largest group first (ties
+/// by smallest seed).
+pub fn group_failures(failed: &[Outcome]) -> Vec<FailureGroup> {
+    let mut groups: std::collections::BTreeMap<String, FailureGroup> = std::collections::BTreeMap::new();
+    for out in failed {
+        let msg = out.failure.as_deref().unwrap_or("?");
+        let sig = signature(msg);
+        let g = groups.entry(sig.clone()).or_insert_with(|| FailureGroup {
+            signature: sig,
+            count: 0,
+            smallest: out.scenario.clone(),
+            example: msg.to_string(),
+        });
+        g.count += 1;
+        if out.scenario.seed < g.smallest.seed {
+            g.smallest = out.scenario.clone();
+            g.example = msg.to_string();
+        }
+    }
+    let mut v: Vec<FailureGroup> = groups.into_values().collect();
+    v.sort_by(|a, b| b.count.cmp(&a.count).then(a.smallest.seed.cmp(&b.smallest.seed)));
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_leave_out_the_numbers() {
+        assert_eq!(
+            signature("durable records lost: recovered 10 records, 12 were durable\nmore"),
+            "durable records lost: recovered N records, N were durable"
+        );
+        assert_eq!(
+            signature("corruption in `/data/log-salvaged-2/00000000000000000160.log` at byte 0x3f: bad"),
+            "corruption in `/data/log-salvaged-N/N.log` at byte N: bad"
+        );
+        assert_eq!(signature(&"x".repeat(500)).chars().count(), 160);
+    }
+}

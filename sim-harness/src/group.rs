@@ -451,7 +451,7 @@ impl GWorld {
         let log = match seglog_core::Log::open_with(std::path::Path::new(crate::run::LOG_DIR), options) {
             Ok(log) => log,
             Err(e) => {
-                self.fail(format!("a read-only open after a crash, before recovery, failed: {e}"));
+                self.fail(format!("after a crash, before recovery: a read-only open failed: {e}"));
                 return;
             }
         };

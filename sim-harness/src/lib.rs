@@ -16,7 +16,7 @@ pub mod model;
 mod node;
 pub mod op;
 mod ops;
-mod record;
+pub mod record;
 pub mod run;
 pub mod scenario;
 pub mod schedule;

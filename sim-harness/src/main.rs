@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use sim_fs::Canary;
-use sim_harness::campaign::{campaign, replay_command};
+use sim_harness::campaign::{campaign, group_failures, replay_command};
 use sim_harness::exhaustive::run_exhaustive;
 use sim_harness::marks::Mark;
 use sim_harness::run::run;
@@ -70,7 +70,8 @@ enum Cmd {
         /// Replay a scenario file saved by `run --save-failures`.
         #[arg(long, conflicts_with = "seed")]
         scenario: Option<PathBuf>,
-        /// Also print log-core's tracing output (RUST_LOG filters it).
+        /// Also show log-core's tracing events, each in the timeline before
+        /// the op it happened in (RUST_LOG filters them).
         #[arg(long)]
         tracing: bool,
     },
@@ -154,6 +155,61 @@ fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
     Some(pb)
 }
 
+/// Groups shown in a campaign's output; the rest are counted (every seed
+/// is in `--save-failures`'s `failures.txt`).
+const GROUPS_SHOWN: usize = 20;
+
+/// The failures of a campaign, grouped by signature (the check and its
+/// kind, without the numbers): each group's count, smallest seed, its
+/// message and replay command. Short however many seeds failed.
+fn print_failures(failed: &[sim_harness::run::Outcome]) {
+    if failed.is_empty() {
+        return;
+    }
+    let groups = group_failures(failed);
+    println!(
+        "failures: {} seed{} in {} group{} (by the check that failed, numbers left out)",
+        failed.len(),
+        if failed.len() == 1 { "" } else { "s" },
+        groups.len(),
+        if groups.len() == 1 { "" } else { "s" }
+    );
+    for g in groups.iter().take(GROUPS_SHOWN) {
+        println!("  {} × {}", g.count, g.signature);
+        let first_line = g.example.lines().next().unwrap_or_default();
+        let shown: String = first_line.chars().take(240).collect();
+        let cut = if shown.len() < first_line.len() { "…" } else { "" };
+        println!("    smallest seed {}: {shown}{cut}", g.smallest.seed);
+        println!("    replay: {}", replay_command(&g.smallest, DEFAULT_OPS));
+    }
+    if groups.len() > GROUPS_SHOWN {
+        let rest: u64 = groups.iter().skip(GROUPS_SHOWN).map(|g| g.count).sum();
+        println!(
+            "  … and {} more groups ({rest} seeds): every failing seed is listed by `--save-failures DIR` in DIR/failures.txt",
+            groups.len() - GROUPS_SHOWN
+        );
+    }
+}
+
+/// `--save-failures DIR`: each failing seed's scenario file, and
+/// `failures.txt` with one line per seed (seed, signature, message).
+fn save_failures_in(dir: &std::path::Path, failed: &[sim_harness::run::Outcome]) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let mut list = String::new();
+    for out in failed {
+        let msg = out.failure.as_deref().unwrap_or("?");
+        let path = dir.join(format!("seed-{}.scenario", out.scenario.seed));
+        out.scenario.save(&path)?;
+        list.push_str(&format!(
+            "{}\t{}\t{}\n",
+            out.scenario.seed,
+            sim_harness::campaign::signature(msg),
+            msg.replace('\n', " ")
+        ));
+    }
+    std::fs::write(dir.join("failures.txt"), list).map_err(|e| e.to_string())
+}
+
 fn quiet_panics() {
     // Panics inside a seed are caught and reported as that seed's failure,
     // with their location.
@@ -179,21 +235,11 @@ fn main() -> ExitCode {
             if let Some(pb) = pb {
                 pb.finish_and_clear();
             }
-            for out in &report.failed {
-                let msg = out.failure.as_deref().unwrap_or("?");
-                println!(
-                    "seed {} FAILED: {msg}\n    replay: {}",
-                    out.scenario.seed,
-                    replay_command(&out.scenario, DEFAULT_OPS)
-                );
-                if let Some(dir) = &save_failures {
-                    let path = dir.join(format!("seed-{}.scenario", out.scenario.seed));
-                    if let Err(e) =
-                        std::fs::create_dir_all(dir).map_err(|e| e.to_string()).and_then(|()| out.scenario.save(&path))
-                    {
-                        eprintln!("could not save {}: {e}", path.display());
-                    }
-                }
+            print_failures(&report.failed);
+            if let Some(dir) = &save_failures
+                && let Err(e) = save_failures_in(dir, &report.failed)
+            {
+                eprintln!("error: saving the failures in {}: {e}", dir.display());
             }
             let secs = report.elapsed.as_secs_f64();
             let hits = |m: &Mark| report.marks.get(m.name()).copied().unwrap_or(0);
@@ -235,13 +281,9 @@ fn main() -> ExitCode {
                 return code;
             }
             if tracing {
-                tracing_subscriber::fmt()
-                    .with_env_filter(
-                        tracing_subscriber::EnvFilter::try_from_default_env()
-                            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("seglog_core=debug")),
-                    )
-                    .with_writer(std::io::stderr)
-                    .init();
+                let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("seglog_core=debug"));
+                sim_harness::record::capture_tracing(filter);
             }
             quiet_panics();
             let out = run(&scn, true);

@@ -43,7 +43,13 @@ impl Recorder {
     pub(crate) fn comment(&mut self, line: impl FnOnce() -> String) {
         if let Some(t) = &mut self.timeline {
             let now = madsim::time::TimeHandle::try_current().map_or(Duration::ZERO, |t| t.elapsed());
-            t.push(format!("{:>10.3}ms {}", now.as_secs_f64() * 1e3, line()));
+            let ms = now.as_secs_f64() * 1e3;
+            // log-core's tracing events of the op this line describes come
+            // first: they happened during it, at this simulated instant.
+            for event in take_tracing() {
+                t.push(format!("{ms:>10.3}ms   · {event}"));
+            }
+            t.push(format!("{ms:>10.3}ms {}", line()));
         }
     }
 
@@ -113,4 +119,55 @@ impl Recorder {
 /// one is retried, as an operator would; both worlds ask this.
 pub(crate) fn fails_calls(kind: &FaultKind) -> bool {
     matches!(kind, FaultKind::SyncEio | FaultKind::DirSyncEio | FaultKind::WriteEio | FaultKind::Enospc)
+}
+
+thread_local! {
+    /// log-core's tracing output on this thread, waiting for the next
+    /// timeline line (`None`: not captured).
+    static TRACING: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The lines of tracing output captured since the last call.
+fn take_tracing() -> Vec<String> {
+    TRACING.with(|t| {
+        let mut t = t.borrow_mut();
+        let Some(buf) = t.as_mut() else { return Vec::new() };
+        let text = String::from_utf8_lossy(buf).into_owned();
+        buf.clear();
+        text.lines().map(str::to_owned).collect()
+    })
+}
+
+/// Where the captured tracing subscriber writes: this thread's buffer.
+struct TracingSink;
+
+impl std::io::Write for TracingSink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        TRACING.with(|t| {
+            if let Some(buf) = t.borrow_mut().as_mut() {
+                buf.extend_from_slice(b);
+            }
+        });
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends the `tracing` events `filter` selects (log-core's spans and
+/// events) into the timeline of the runs on this thread, each line placed
+/// before the timeline line of the op it happened in, at that op's
+/// simulated time, without colour codes and without wall-clock times
+/// (`replay --tracing`). Installs the process's global subscriber; `false`
+/// if one was installed already.
+pub fn capture_tracing(filter: tracing_subscriber::EnvFilter) -> bool {
+    TRACING.with(|t| *t.borrow_mut() = Some(Vec::new()));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(|| TracingSink)
+        .with_ansi(false)
+        .without_time()
+        .try_init()
+        .is_ok()
 }
