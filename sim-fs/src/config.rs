@@ -1,7 +1,8 @@
 //! What sim-fs may do wrong, and how often. Every knob defaults to "never".
 
 /// How a crash resolves the pending (unsynced) changes of each file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum CrashPolicy {
     /// Every pending change is lost.
     LoseAll,

@@ -68,7 +68,7 @@ pub fn campaign_until(
                     if seed >= seeds.end {
                         break;
                     }
-                    let out = run(&Scenario { seed, ops, canary: canary.clone() }, false);
+                    let out = run(&Scenario { seed, ops, canary: canary.clone(), script: None }, false);
                     let failed = out.failure.is_some();
                     {
                         let mut r = report.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

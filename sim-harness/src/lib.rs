@@ -20,5 +20,6 @@ pub mod record;
 pub mod run;
 pub mod scenario;
 pub mod schedule;
+pub mod shrink;
 mod trace;
 mod world;

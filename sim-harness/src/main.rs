@@ -106,8 +106,29 @@ enum Cmd {
         /// The file (raw fuzzer bytes).
         file: PathBuf,
     },
-    /// Save a seed as a scenario file (for `replay --scenario`, and as seed
-    /// corpus for the `scenario` fuzz target).
+    /// Shrink a failing seed or scenario: remove client ops while it fails
+    /// the same way, and write the smallest scenario found (JSON, one op
+    /// per line).
+    Shrink {
+        /// The seed.
+        #[arg(long, required_unless_present = "scenario")]
+        seed: Option<u64>,
+        /// Operations (must match the failing run).
+        #[arg(long, default_value_t = DEFAULT_OPS)]
+        ops: u32,
+        /// The canary of the failing run.
+        #[arg(long)]
+        canary: Option<String>,
+        /// A scenario file to shrink instead of a seed.
+        #[arg(long, conflicts_with = "seed")]
+        scenario: Option<PathBuf>,
+        /// Where to write the shrunk scenario.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Save a seed as a scenario file with the script of client ops its run
+    /// executed (JSON, one op per line; for `replay --scenario`, and as
+    /// seed corpus for the `scenario` fuzz target).
     SaveScenario {
         #[arg(long)]
         seed: u64,
@@ -275,7 +296,7 @@ fn main() -> ExitCode {
                         return ExitCode::from(2);
                     }
                 },
-                None => Scenario { seed: seed.unwrap_or(0), ops, canary },
+                None => Scenario { seed: seed.unwrap_or(0), ops, canary, script: None },
             };
             if let Err(code) = known_canary(scn.canary.as_deref()) {
                 return code;
@@ -360,13 +381,64 @@ fn main() -> ExitCode {
             println!("trace-hash: {:016x}", out.trace_hash);
             if out.failure.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
         }
-        Cmd::SaveScenario { seed, ops, out } => match Scenario::new(seed, ops).save(&out) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
+        Cmd::SaveScenario { seed, ops, out } => {
+            quiet_panics();
+            let scn = Scenario::new(seed, ops);
+            let ran = run(&scn, false);
+            let script = (!ran.script.is_empty()).then_some(ran.script);
+            match (Scenario { script, ..scn }).save(&out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
             }
-        },
+        }
+        Cmd::Shrink { seed, ops, canary, scenario, out } => {
+            let scn = match scenario {
+                Some(path) => match Scenario::load(&path) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => Scenario { seed: seed.unwrap_or(0), ops, canary, script: None },
+            };
+            if let Err(code) = known_canary(scn.canary.as_deref()) {
+                return code;
+            }
+            quiet_panics();
+            let shrunk = match sim_harness::shrink::shrink(&scn, &|runs, len| {
+                if runs % 50 == 0 {
+                    eprintln!("shrink: {runs} runs, script at {len} ops");
+                }
+            }) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Err(e) = shrunk.scenario.save(&out) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            let turns = shrunk.scenario.script.as_ref().map_or(0, Vec::len);
+            println!(
+                "shrunk seed {} from {} to {} client ops ({} turns of `pass` keep crashes in place) in {} runs; it still fails with: {}",
+                scn.seed,
+                shrunk.original_ops,
+                shrunk.kept_ops,
+                turns - shrunk.kept_ops,
+                shrunk.runs,
+                shrunk.outcome.failure.as_deref().unwrap_or("?")
+            );
+            println!("signature: {}", shrunk.signature);
+            println!("written to {}", out.display());
+            println!("replay: cargo run --release -p sim-harness -- replay --scenario {}", out.display());
+            ExitCode::SUCCESS
+        }
         Cmd::Exhaustive { seeds, ops, limit } => {
             let mut failed = 0u64;
             let mut total = sim_harness::exhaustive::ExhaustiveReport::default();

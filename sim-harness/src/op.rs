@@ -22,7 +22,8 @@ pub const MAX_BATCH: usize = 9;
 
 /// A change of the disk's fault plan (schedules only: a seed's plan is
 /// fixed by its swarm draw).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Arbitrary, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FaultStep {
     /// No faults from here on.
     Off,
@@ -49,8 +50,10 @@ pub enum FaultStep {
     FileLostAtCrash,
 }
 
-/// One operation on the single-handle world's node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One operation on the single-handle world's node. In a scenario file
+/// (JSON) an op is `{"op": "append", "n": 3}`, `{"op": "sync"}`, ….
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Op {
     /// Append `n` records: one through `append`, more through one atomic
     /// `append_batch`.
@@ -104,6 +107,12 @@ pub enum Op {
     /// accepted comes back, synced by the recovery.
     ProcessRestart,
     /// Change the fault plan (schedules only).
+    /// A client's turn in which it does nothing. A scenario's script puts
+    /// it where the shrinker removed an op, so that what the seed places
+    /// by op count (crashes and restarts) stays where it was.
+    Pass,
+    /// (Not in scenario files: a seed's fault plan is its own.)
+    #[serde(skip)]
     Fault(FaultStep),
     /// The power fails right before filesystem step `at` of the next op
     /// (if it gets that far): during its calls, or during the close of a

@@ -110,6 +110,7 @@ impl Recorder {
             trace_hash: h.finish(),
             timeline: self.timeline.take().unwrap_or_default(),
             ops_done,
+            script: Vec::new(),
         }
     }
 }

@@ -77,6 +77,9 @@ pub struct Outcome {
     pub timeline: Vec<String>,
     /// Operations executed.
     pub ops_done: u32,
+    /// The client ops the run executed, in order (single-handle seeds): as
+    /// a [`Scenario::script`] they replay it.
+    pub script: Vec<crate::scenario::ScriptStep>,
 }
 
 /// The log's clock: simulated wall time.
@@ -103,10 +106,25 @@ pub fn run(scn: &Scenario, trace: bool) -> Outcome {
                 trace_hash: 0,
                 timeline: Vec::new(),
                 ops_done: 0,
+                script: Vec::new(),
             };
         }
     };
     if let Some(gp) = params.group.clone() {
+        if scn.script.is_some() {
+            return Outcome {
+                scenario: scn.clone(),
+                failure: Some(format!(
+                    "seed {} runs the group-commit world, whose ops come from its producers: a script is for single-handle seeds",
+                    scn.seed
+                )),
+                marks: Marks::new(),
+                trace_hash: 0,
+                timeline: Vec::new(),
+                ops_done: 0,
+                script: Vec::new(),
+            };
+        }
         return crate::group::run_group(scn, params, gp, trace);
     }
     let mut rt = madsim::runtime::Runtime::with_seed_and_config(scn.seed, madsim::Config::default());
@@ -125,7 +143,8 @@ pub fn run(scn: &Scenario, trace: bool) -> Outcome {
     if res.is_ok() && holders > 0 {
         w.fail(format!("{holders} tasks still hold the world after the seed's runtime ended (a leak per seed)"));
     }
-    let out = w.rec.outcome(scn.clone(), &w.fs, w.ops_done, res.err());
+    let mut out = w.rec.outcome(scn.clone(), &w.fs, w.ops_done, res.err());
+    out.script = std::mem::take(&mut w.executed);
     // madsim does not free the tasks still pending when a runtime ends, and
     // they hold the world: empty it, so a process running many seeds (a
     // fuzzer) does not keep every seed's disk.
@@ -152,6 +171,7 @@ pub fn run_schedule(sched: &crate::schedule::Schedule, trace: bool) -> Outcome {
                 trace_hash: 0,
                 timeline: Vec::new(),
                 ops_done: 0,
+                script: Vec::new(),
             };
         }
     };

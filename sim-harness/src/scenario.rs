@@ -12,6 +12,7 @@ use sim_fs::{Canary, CrashPolicy, FaultConfig};
 
 /// What to run: everything else derives from these fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// The seed.
     pub seed: u64,
@@ -19,13 +20,78 @@ pub struct Scenario {
     /// liveness phase.
     pub ops: u32,
     /// A planted filesystem lie, by name (see [`Canary::name`]).
+    #[serde(default)]
     pub canary: Option<String>,
+    /// The client ops to run instead of drawing them: the `n`th op any
+    /// client runs is the script's `n`th (its draw from the seed still
+    /// happens and is discarded, so the script a run recorded replays it
+    /// bit for bit); the run ends when the script does. Everything else —
+    /// configuration, fault plan, crashes, restarts, background rolls, the
+    /// sizes and offsets an op picks — still comes from the seed. `None`:
+    /// every op is drawn. (Single-handle seeds only.)
+    #[serde(default)]
+    pub script: Option<Vec<ScriptStep>>,
+}
+
+/// One client op of a [`Scenario`]'s script: which client ran it when it
+/// was recorded (shown for reading; at replay the op goes to whichever
+/// client asks next), the op, and how many turns in a row it takes (the
+/// writer merges runs of `pass`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptStep {
+    /// The client that ran it.
+    #[serde(default)]
+    pub client: u32,
+    /// The op.
+    #[serde(flatten)]
+    pub op: crate::op::Op,
+    /// Turns in a row (1 unless written otherwise).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub times: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[expect(clippy::trivially_copy_pass_by_ref, reason = "serde's skip_serializing_if passes a reference")]
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
+/// A script with every step's `times` spelled out, one step per turn.
+pub fn expand(script: &[ScriptStep]) -> Vec<ScriptStep> {
+    script
+        .iter()
+        .flat_map(|s| std::iter::repeat_n(ScriptStep { times: 1, ..*s }, s.times.min(MAX_OPS) as usize))
+        .collect()
+}
+
+/// A script with runs of `pass` merged into one step each (client 0).
+pub fn compress(script: &[ScriptStep]) -> Vec<ScriptStep> {
+    let mut out: Vec<ScriptStep> = Vec::new();
+    for s in expand(script) {
+        match out.last_mut() {
+            Some(last) if last.op == crate::op::Op::Pass && s.op == crate::op::Op::Pass => last.times += 1,
+            _ if s.op == crate::op::Op::Pass => out.push(ScriptStep { client: 0, ..s }),
+            _ => out.push(s),
+        }
+    }
+    out
+}
+
+/// The fields of a version-1 (binary) scenario file.
+#[derive(Deserialize)]
+struct ScenarioV1 {
+    seed: u64,
+    ops: u32,
+    canary: Option<String>,
 }
 
 impl Scenario {
     /// A scenario with the default op count and no canary.
     pub fn new(seed: u64, ops: u32) -> Self {
-        Self { seed, ops, canary: None }
+        Self { seed, ops, canary: None, script: None }
     }
 
     /// The canary, parsed.
@@ -39,39 +105,110 @@ impl Scenario {
         }
     }
 
-    /// Saves the scenario (bincode) so that `replay --scenario` can run it.
-    pub fn save(&self, path: &Path) -> Result<(), String> {
-        let bytes = bincode::serde::encode_to_vec(self, bincode::config::standard())
-            .map_err(|e| format!("encoding the scenario: {e}"))?;
-        let mut out = SCENARIO_MAGIC.to_vec();
-        out.extend_from_slice(&bytes);
-        std::fs::write(path, out).map_err(|e| format!("writing {}: {e}", path.display()))
+    /// The scenario as a JSON document, one script step per line, for
+    /// people to read and edit.
+    pub fn to_json(&self) -> String {
+        let field = |v: &dyn erased::Json| v.json();
+        let mut out = String::from("{\n");
+        out.push_str(&format!("  \"format\": {},\n", field(&SCENARIO_JSON_FORMAT)));
+        out.push_str(&format!("  \"seed\": {},\n  \"ops\": {},\n", self.seed, self.ops));
+        out.push_str(&format!("  \"canary\": {}", field(&self.canary)));
+        match &self.script {
+            None => out.push('\n'),
+            Some(steps) => {
+                let steps = compress(steps);
+                out.push_str(",\n  \"script\": [");
+                for (i, step) in steps.iter().enumerate() {
+                    out.push_str(if i == 0 { "\n    " } else { ",\n    " });
+                    out.push_str(&field(step));
+                }
+                out.push_str(if steps.is_empty() { "]\n" } else { "\n  ]\n" });
+            }
+        }
+        out.push_str("}\n");
+        out
     }
 
-    /// Loads a scenario saved by [`save`](Self::save).
+    /// Saves the scenario as JSON ([`to_json`](Self::to_json)) so that
+    /// `replay --scenario` can run it.
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        std::fs::write(path, self.to_json()).map_err(|e| format!("writing {}: {e}", path.display()))
+    }
+
+    /// Loads a scenario file: JSON, or the binary format of earlier
+    /// versions.
     pub fn load(path: &Path) -> Result<Self, String> {
         let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
         Self::decode(&bytes).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    /// Decodes scenario bytes (the file contents).
+    /// Decodes scenario file contents: JSON (`{"format":
+    /// "seglog-sim-scenario/2", …}`), or version 1's bincode after
+    /// [`SCENARIO_MAGIC`].
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        let body = bytes
-            .strip_prefix(&SCENARIO_MAGIC[..])
-            .ok_or("not a scenario file (bad magic); save one with `run --save-failures DIR`")?;
-        // A limit bounds what a corrupt length prefix can make bincode
-        // allocate (found by the `scenario` fuzz target).
-        let config = bincode::config::standard().with_limit::<SCENARIO_MAX_BYTES>();
-        let (s, _): (Scenario, usize) =
-            bincode::serde::decode_from_slice(body, config).map_err(|e| format!("not a valid scenario: {e}"))?;
+        let s = match bytes.strip_prefix(&SCENARIO_MAGIC[..]) {
+            Some(body) => {
+                // A limit bounds what a corrupt length prefix can make
+                // bincode allocate (found by the `scenario` fuzz target).
+                let config = bincode::config::standard().with_limit::<SCENARIO_MAX_BYTES>();
+                let (v1, _): (ScenarioV1, usize) = bincode::serde::decode_from_slice(body, config)
+                    .map_err(|e| format!("not a valid scenario: {e}"))?;
+                Scenario { seed: v1.seed, ops: v1.ops, canary: v1.canary, script: None }
+            }
+            None => {
+                if bytes.len() > SCENARIO_JSON_MAX_BYTES {
+                    return Err(format!(
+                        "scenario file of {} bytes; the limit is {SCENARIO_JSON_MAX_BYTES}",
+                        bytes.len()
+                    ));
+                }
+                let text = std::str::from_utf8(bytes).map_err(|_| NOT_A_SCENARIO.to_string())?;
+                if !text.trim_start().starts_with('{') {
+                    return Err(NOT_A_SCENARIO.into());
+                }
+                let mut v: serde_json::Value =
+                    serde_json::from_str(text).map_err(|e| format!("not a valid scenario: {e}"))?;
+                match v.as_object_mut().and_then(|o| o.remove("format")) {
+                    Some(serde_json::Value::String(f)) if f == SCENARIO_JSON_FORMAT => {}
+                    other => {
+                        return Err(format!(
+                            "not a scenario of this build: `format` is {other:?}, expected \"{SCENARIO_JSON_FORMAT}\""
+                        ));
+                    }
+                }
+                serde_json::from_value(v).map_err(|e| format!("not a valid scenario: {e}"))?
+            }
+        };
         if s.ops > MAX_OPS {
             return Err(format!("scenario asks for {} ops; the limit is {MAX_OPS}", s.ops));
+        }
+        let turns: u64 = s.script.iter().flatten().map(|step| u64::from(step.times)).sum();
+        if turns > u64::from(MAX_OPS) {
+            return Err(format!("the script takes {turns} turns; the limit is {MAX_OPS}"));
         }
         Ok(s)
     }
 }
 
-/// Magic prefix of scenario files (format version 1).
+/// JSON of one value (the scenario writer's fields).
+mod erased {
+    pub trait Json {
+        fn json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> String {
+            serde_json::to_string(self).unwrap_or_else(|e| format!("\"<unencodable: {e}>\""))
+        }
+    }
+}
+
+const NOT_A_SCENARIO: &str = "not a scenario file (neither JSON nor the binary format); save one with `run --save-failures DIR` or `save-scenario`";
+/// The `format` field of JSON scenario files.
+pub const SCENARIO_JSON_FORMAT: &str = "seglog-sim-scenario/2";
+/// Upper bound on a JSON scenario file's size.
+pub const SCENARIO_JSON_MAX_BYTES: usize = 64 << 20;
+
+/// Magic prefix of binary scenario files (format version 1, still read).
 pub const SCENARIO_MAGIC: [u8; 8] = *b"SGLSCN\x00\x01";
 /// Upper bound on a scenario file's encoded size (after the magic).
 pub const SCENARIO_MAX_BYTES: usize = 4096;

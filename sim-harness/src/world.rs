@@ -19,7 +19,7 @@ use crate::model::Model;
 use crate::op::Op;
 use crate::record::Recorder;
 use crate::run::SimClock;
-use crate::scenario::{Params, Scenario, value_bytes};
+use crate::scenario::{Params, Scenario, ScriptStep, value_bytes};
 use crate::trace::Event;
 
 /// Everything the supervisor and the node's tasks share.
@@ -75,6 +75,10 @@ pub(crate) struct World {
     /// Draws the looks between two ops (`World::look`; a stream of its
     /// own).
     pub(crate) look_rng: ChaCha8Rng,
+    /// The scenario's script, if it has one: the client ops still to run.
+    pub(crate) script: Option<std::vec::IntoIter<ScriptStep>>,
+    /// The client ops run so far, in order (the script this run records).
+    pub(crate) executed: Vec<ScriptStep>,
 }
 
 /// Ops meeting one kind of fault that may draw a follow-up, per boot.
@@ -128,6 +132,7 @@ impl World {
     /// keeps the timeline.
     pub(crate) fn new(scn: Scenario, params: Params, faults: FaultConfig, trace: bool) -> Self {
         let scn_seed = scn.seed;
+        let script = scn.script.clone();
         World {
             fs: SimFs::new(scn.seed ^ 0xD15C, faults),
             dir: PathBuf::from(crate::run::LOG_DIR),
@@ -153,6 +158,8 @@ impl World {
             salvages: 0,
             aim_rng: ChaCha8Rng::seed_from_u64(scn_seed ^ 0xA1_3ED0),
             look_rng: ChaCha8Rng::seed_from_u64(scn_seed ^ 0x100C_0B5E),
+            script: script.map(|s| crate::scenario::expand(&s).into_iter()),
+            executed: Vec::new(),
         }
     }
 
@@ -188,8 +195,23 @@ impl World {
             return;
         }
         self.ops_done += 1;
-        let op = Op::draw(&mut self.rng, &self.params);
-        self.exec(client, op);
+        // Drawn even when a script says what to run, so that the seed's
+        // stream stays where the recorded run had it.
+        let drawn = Op::draw(&mut self.rng, &self.params);
+        let op = match self.script.as_mut().map(Iterator::next) {
+            None => drawn,
+            Some(Some(step)) => step.op,
+            Some(None) => {
+                // The script is done, and so is the run.
+                self.ops_done -= 1;
+                self.ended = true;
+                return;
+            }
+        };
+        self.executed.push(ScriptStep { client, op, times: 1 });
+        if op != Op::Pass {
+            self.exec(client, op);
+        }
     }
 
     /// The executor: runs `op` as task `client`, checks what it returned
@@ -204,7 +226,8 @@ impl World {
             | Op::Read
             | Op::Iter
             | Op::TimeLookup
-            | Op::Verify => None,
+            | Op::Verify
+            | Op::Pass => None,
             Op::Crash { .. } | Op::CleanRestart | Op::ProcessRestart => self.draw_cut(true),
             _ => self.draw_cut(false),
         };
@@ -231,6 +254,7 @@ impl World {
             Op::Iter => self.op_iter(client),
             Op::TimeLookup => self.op_time_lookup(client),
             Op::Verify => self.op_verify(client),
+            Op::Pass => {}
             Op::Roll => self.op_roll(client),
             Op::TruncateFrom => self.op_truncate_from(client),
             Op::TruncateBefore => self.op_truncate_before(client),

@@ -55,7 +55,7 @@ fn every_canary_is_caught() {
     for canary in Canary::ALL {
         let mut caught_at = None;
         for seed in 0..2000 {
-            let out = run(&Scenario { seed, ops: OPS, canary: Some(canary.name().into()) }, false);
+            let out = run(&Scenario { seed, ops: OPS, canary: Some(canary.name().into()), script: None }, false);
             if out.failure.is_some() {
                 caught_at = Some(seed);
                 break;
@@ -76,7 +76,7 @@ fn the_group_commit_checker_catches_every_canary() {
         .collect();
     for canary in Canary::ALL {
         let caught = group_seeds.iter().find(|&&seed| {
-            run(&Scenario { seed, ops: OPS, canary: Some(canary.name().into()) }, false).failure.is_some()
+            run(&Scenario { seed, ops: OPS, canary: Some(canary.name().into()), script: None }, false).failure.is_some()
         });
         assert!(caught.is_some(), "canary {} not caught by 50 group-commit seeds", canary.name());
     }
@@ -151,15 +151,23 @@ fn scenarios_round_trip_through_files() {
     let dir = std::env::temp_dir().join(format!("sim-scn-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("s.scenario");
-    let scn = Scenario { seed: 42, ops: 77, canary: Some("sync-noop".into()) };
+    let scn = Scenario { seed: 42, ops: 77, canary: Some("sync-noop".into()), script: None };
     scn.save(&path).unwrap();
     assert_eq!(Scenario::load(&path).unwrap(), scn);
+    // The binary format of version 1 still loads (the committed fuzz seeds
+    // are such files): magic, then bincode's seed 0, ops 200, no canary.
+    let v1 = b"SGLSCN\x00\x01\x00\xc8\x00";
+    assert_eq!(Scenario::decode(v1).unwrap(), Scenario::new(0, 200));
     // Regression (found by the `scenario` fuzz target): a corrupt length
     // prefix made the decoder try to allocate exabytes.
     let huge = b"SGLSCN\x00\x01\xfd\x00\x53\xff\xffLSCN\x00\x01\xfd\x00\x53\xff\xffGLOGT\xc8\x00IX";
     assert!(Scenario::decode(huge).is_err());
     std::fs::write(&path, b"garbage").unwrap();
     assert!(Scenario::load(&path).unwrap_err().contains("not a scenario file"));
+    std::fs::write(&path, br#"{"format": "seglog-sim-scenario/9", "seed": 1, "ops": 5}"#).unwrap();
+    assert!(Scenario::load(&path).unwrap_err().contains("not a scenario of this build"));
+    std::fs::write(&path, br#"{"format": "seglog-sim-scenario/2", "seed": 1, "ops": 5, "typo": 1}"#).unwrap();
+    assert!(Scenario::load(&path).unwrap_err().contains("unknown field"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -398,4 +406,47 @@ fn the_lost_metadata_of_an_empty_log_seed_passes() {
     let out = run(&Scenario::new(943_713, 1000), false);
     assert!(out.failure.is_none(), "{:?}", out.failure);
     assert!(out.marks.contains_key("durable file lost"), "{:?}", out.marks);
+}
+
+/// A seed's run records the client ops it executed; as a scenario script
+/// (JSON, one op per line, edited or not) they replay it bit for bit, and
+/// a script that is edited replays deterministically too.
+#[test]
+fn a_recorded_script_replays_its_seed_bit_for_bit() {
+    for seed in [3, 7, 42, 1033067] {
+        let plain = run(&Scenario::new(seed, 400), false);
+        if plain.script.is_empty() {
+            continue; // a group-commit seed: no script
+        }
+        let scripted = Scenario { script: Some(plain.script.clone()), ..Scenario::new(seed, 400) };
+        let back = Scenario::decode(scripted.to_json().as_bytes()).unwrap();
+        assert_eq!(back, scripted, "seed {seed}: the JSON round trip");
+        assert!(back.to_json().lines().count() >= plain.script.len().min(10), "one op per line");
+        let again = run(&back, false);
+        assert_eq!((again.trace_hash, &again.failure), (plain.trace_hash, &plain.failure), "seed {seed}");
+        // Edited: every other op gone. Deterministic still.
+        let mut edited = back.clone();
+        if let Some(s) = edited.script.as_mut() {
+            let half: Vec<_> = s.iter().step_by(2).copied().collect();
+            *s = half;
+        }
+        assert_eq!(run(&edited, false).trace_hash, run(&edited, false).trace_hash, "seed {seed}");
+    }
+}
+
+/// The shrinker on a planted bug: the smallest script it finds still fails
+/// the same way, has far fewer ops, and replays from its file.
+#[test]
+fn the_shrinker_keeps_a_canary_failing_with_fewer_ops() {
+    let scn = Scenario { canary: Some("sync-noop".into()), ..Scenario::new(24, 1000) };
+    let original = run(&scn, false);
+    let sig = sim_harness::campaign::signature(original.failure.as_deref().unwrap());
+    let shrunk = sim_harness::shrink::shrink(&scn, &|_, _| {}).unwrap();
+    assert_eq!(shrunk.signature, sig);
+    assert!(shrunk.kept_ops * 4 <= shrunk.original_ops, "{} of {} ops kept", shrunk.kept_ops, shrunk.original_ops);
+    let replayed = run(&Scenario::decode(shrunk.scenario.to_json().as_bytes()).unwrap(), false);
+    assert_eq!(sim_harness::campaign::signature(replayed.failure.as_deref().unwrap()), sig);
+    assert_eq!(replayed.trace_hash, shrunk.outcome.trace_hash);
+    // A passing seed has nothing to shrink.
+    assert!(sim_harness::shrink::shrink(&Scenario::new(3, 200), &|_, _| {}).is_err());
 }
