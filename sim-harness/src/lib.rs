@@ -11,6 +11,7 @@ pub mod campaign;
 mod check;
 pub mod exhaustive;
 pub mod group;
+pub mod html;
 pub mod marks;
 pub mod model;
 mod node;

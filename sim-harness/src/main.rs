@@ -74,6 +74,11 @@ enum Cmd {
         /// the op it happened in (RUST_LOG filters them).
         #[arg(long)]
         tracing: bool,
+        /// Also write the timeline as one self-contained HTML page (lanes
+        /// per task and the disk, faults and crashes, accepted and durable
+        /// records, the failing check highlighted).
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
     /// Run each canary over the seeds; report the first seed that caught it
     /// and the median number of seeds to a detection.
@@ -287,7 +292,7 @@ fn main() -> ExitCode {
             println!("sim: {} passed, {} failed", report.passed, report.failed.len());
             if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
-        Cmd::Replay { seed, ops, canary, scenario, tracing } => {
+        Cmd::Replay { seed, ops, canary, scenario, tracing, html } => {
             let scn = match scenario {
                 Some(path) => match Scenario::load(&path) {
                     Ok(s) => s,
@@ -317,6 +322,17 @@ fn main() -> ExitCode {
                 None => println!("result: passed ({} ops)", out.ops_done),
             }
             println!("trace-hash: {:016x}", out.trace_hash);
+            if let Some(path) = html {
+                let title = match &scn.script {
+                    Some(_) => format!("sim-harness replay: seed {} (scripted)", scn.seed),
+                    None => replay_command(&scn, DEFAULT_OPS),
+                };
+                if let Err(e) = std::fs::write(&path, sim_harness::html::render(&out, &title)) {
+                    eprintln!("error: writing {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+                println!("html: {}", path.display());
+            }
             if out.failure.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
         }
         Cmd::Canaries { seeds, jobs: j, ops, max_catches } => {

@@ -20,14 +20,37 @@ pub(crate) struct Recorder {
     pub(crate) marks: Marks,
     hash: Fnv,
     timeline: Option<Vec<String>>,
+    /// One per timeline line: its simulated time and the model's offsets.
+    points: Vec<TimelinePoint>,
+    /// The model's (accepted, durable) record counts, as the world last
+    /// reported them, for the timeline's points.
+    pub(crate) offsets: Option<(u64, u64)>,
     /// Faults of the disk already taken in.
     faults_seen: usize,
+}
+
+/// Where a timeline line happened: simulated time, and the model's
+/// accepted and durable record counts at that moment (single-handle world).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimelinePoint {
+    /// Simulated milliseconds since the seed began.
+    pub ms: f64,
+    /// (records accepted, records durable), when the world reports them.
+    pub offsets: Option<(u64, u64)>,
 }
 
 impl Recorder {
     /// A recorder; `trace` keeps the timeline.
     pub(crate) fn new(trace: bool) -> Self {
-        Self { failure: None, marks: Marks::new(), hash: Fnv::new(), timeline: trace.then(Vec::new), faults_seen: 0 }
+        Self {
+            failure: None,
+            marks: Marks::new(),
+            hash: Fnv::new(),
+            timeline: trace.then(Vec::new),
+            points: Vec::new(),
+            offsets: None,
+            faults_seen: 0,
+        }
     }
 
     /// Hashes `code` and, when tracing, adds `line` at the simulated time.
@@ -46,10 +69,13 @@ impl Recorder {
             let ms = now.as_secs_f64() * 1e3;
             // log-core's tracing events of the op this line describes come
             // first: they happened during it, at this simulated instant.
+            let point = TimelinePoint { ms, offsets: self.offsets };
             for event in take_tracing() {
                 t.push(format!("{ms:>10.3}ms   · {event}"));
+                self.points.push(point);
             }
             t.push(format!("{ms:>10.3}ms {}", line()));
+            self.points.push(point);
         }
     }
 
@@ -109,6 +135,7 @@ impl Recorder {
             marks: self.marks.clone(),
             trace_hash: h.finish(),
             timeline: self.timeline.take().unwrap_or_default(),
+            points: std::mem::take(&mut self.points),
             ops_done,
             script: Vec::new(),
         }

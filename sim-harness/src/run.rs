@@ -75,6 +75,8 @@ pub struct Outcome {
     pub trace_hash: u64,
     /// One line per op, fault, crash and check (only when traced).
     pub timeline: Vec<String>,
+    /// One per timeline line: when it happened and the model's offsets.
+    pub points: Vec<crate::record::TimelinePoint>,
     /// Operations executed.
     pub ops_done: u32,
     /// The client ops the run executed, in order (single-handle seeds): as
@@ -105,6 +107,7 @@ pub fn run(scn: &Scenario, trace: bool) -> Outcome {
                 marks: Marks::new(),
                 trace_hash: 0,
                 timeline: Vec::new(),
+                points: Vec::new(),
                 ops_done: 0,
                 script: Vec::new(),
             };
@@ -121,6 +124,7 @@ pub fn run(scn: &Scenario, trace: bool) -> Outcome {
                 marks: Marks::new(),
                 trace_hash: 0,
                 timeline: Vec::new(),
+                points: Vec::new(),
                 ops_done: 0,
                 script: Vec::new(),
             };
@@ -170,6 +174,7 @@ pub fn run_schedule(sched: &crate::schedule::Schedule, trace: bool) -> Outcome {
                 marks: Marks::new(),
                 trace_hash: 0,
                 timeline: Vec::new(),
+                points: Vec::new(),
                 ops_done: 0,
                 script: Vec::new(),
             };

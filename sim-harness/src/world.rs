@@ -164,6 +164,7 @@ impl World {
     }
 
     pub(crate) fn note(&mut self, line: impl FnOnce() -> String, event: Event, data: &[u64]) {
+        self.rec.offsets = Some((self.model.accepted.len() as u64, self.model.durable as u64));
         self.rec.note(line, event, data);
     }
 

@@ -450,3 +450,24 @@ fn the_shrinker_keeps_a_canary_failing_with_fewer_ops() {
     // A passing seed has nothing to shrink.
     assert!(sim_harness::shrink::shrink(&Scenario::new(3, 200), &|_, _| {}).is_err());
 }
+
+/// `replay --html`: one self-contained page (no network: no `src`, no
+/// links, no address but the SVG namespace), a mark per timeline line, the
+/// failing check marked once, the model's offsets drawn. That its script
+/// runs in a browser is `scripts/html-check.sh` (headless Chromium, CI).
+#[test]
+fn the_replay_picture_is_one_self_contained_page() {
+    let scn = Scenario { canary: Some("sync-noop".into()), ..Scenario::new(24, 1000) };
+    let out = run(&scn, true);
+    assert!(out.failure.is_some());
+    assert_eq!(out.points.len(), out.timeline.len());
+    let page = sim_harness::html::render(&out, "seed 24 <sync-noop>");
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert_eq!(page.matches("<svg").count(), 1);
+    assert_eq!(page.matches("<rect class=\"m ").count(), out.timeline.len());
+    assert_eq!(page.matches("class=\"m failed\"").count(), 1);
+    assert!(page.contains("class=\"accepted\"") && page.contains("class=\"durable\""));
+    assert!(page.contains("seed 24 &lt;sync-noop&gt;"), "the title is escaped");
+    assert!(!page.contains(" src=") && !page.contains("<link") && !page.contains("https://"));
+    assert_eq!(page.matches("http://").count(), 1, "only the SVG namespace");
+}
