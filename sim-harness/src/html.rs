@@ -59,6 +59,9 @@ fn classify(text: &str) -> (String, Kind) {
     if text.starts_with("CRASH") || text.contains("power cut") {
         return ("node".into(), Kind::Crash);
     }
+    if text.starts_with("read ") || text.starts_with("tail ") {
+        return ("readers".into(), Kind::Op);
+    }
     if text.starts_with("open") || text.starts_with("CLEAN CLOSE") || text.starts_with("PROCESS RESTART") {
         return ("node".into(), Kind::Open);
     }
@@ -113,7 +116,10 @@ pub fn render(out: &Outcome, title: &str) -> String {
     let width = LEFT + STEP * n as f64 + 40.0;
     let lanes_h = LANE * lanes.len() as f64;
     let chart_top = 30.0 + lanes_h + 30.0;
-    let height = chart_top + CHART + 40.0;
+    // The group-commit world reports no model offsets: no chart.
+    let has_chart = out.points.iter().any(|p| p.offsets.is_some());
+    let chart_h = if has_chart { CHART } else { 0.0 };
+    let height = chart_top + chart_h + 40.0;
     let max_off = out.points.iter().filter_map(|p| p.offsets).map(|(a, _)| a).max().unwrap_or(0).max(1);
     let x = |i: usize| LEFT + STEP * i as f64 + STEP / 2.0;
     let y_off = |v: u64| chart_top + CHART - CHART * v as f64 / max_off as f64;
@@ -158,7 +164,7 @@ pub fn render(out: &Outcome, title: &str) -> String {
                 r#"<line class="v{class}" x1="{x:.1}" x2="{x:.1}" y1="24" y2="{y2:.1}"/>"#,
                 class = kind.class(),
                 x = x(i),
-                y2 = chart_top + CHART
+                y2 = chart_top + chart_h
             );
         }
     }
@@ -177,25 +183,27 @@ pub fn render(out: &Outcome, title: &str) -> String {
         );
     }
     // Offsets chart.
-    let _ = write!(
-        svg,
-        r#"<rect class="chart" x="{LEFT}" y="{chart_top:.1}" width="{:.0}" height="{CHART}"/><text class="lname" x="6" y="{:.1}">records</text><text class="tlabel" x="{:.1}" y="{:.1}">{max_off}</text>"#,
-        width - LEFT,
-        chart_top + 14.0,
-        LEFT - 4.0,
-        chart_top + 10.0
-    );
-    for (which, class) in [(0, "accepted"), (1, "durable")] {
-        let pts: Vec<String> = out
-            .points
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| {
-                p.offsets.map(|o| format!("{:.1},{:.1}", x(i), y_off(if which == 0 { o.0 } else { o.1 })))
-            })
-            .collect();
-        if !pts.is_empty() {
-            let _ = write!(svg, r#"<polyline class="{class}" points="{}"/>"#, pts.join(" "));
+    if has_chart {
+        let _ = write!(
+            svg,
+            r#"<rect class="chart" x="{LEFT}" y="{chart_top:.1}" width="{:.0}" height="{CHART}"/><text class="lname" x="6" y="{:.1}">records</text><text class="tlabel" x="{:.1}" y="{:.1}">{max_off}</text>"#,
+            width - LEFT,
+            chart_top + 14.0,
+            LEFT - 4.0,
+            chart_top + 10.0
+        );
+        for (which, class) in [(0, "accepted"), (1, "durable")] {
+            let pts: Vec<String> = out
+                .points
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| {
+                    p.offsets.map(|o| format!("{:.1},{:.1}", x(i), y_off(if which == 0 { o.0 } else { o.1 })))
+                })
+                .collect();
+            if !pts.is_empty() {
+                let _ = write!(svg, r#"<polyline class="{class}" points="{}"/>"#, pts.join(" "));
+            }
         }
     }
     svg.push_str("</svg>");
