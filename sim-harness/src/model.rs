@@ -106,6 +106,19 @@ impl Model {
         self.hidden_floor = Some(self.hidden_floor.map_or(prev, |f| f.min(prev)));
     }
 
+    /// A misdirected write landed on durable bytes holding record `at` and
+    /// later ones: every batch from the one holding `at` on may be lost
+    /// without a trace (nothing after the damage verifies).
+    pub fn widen_window_to(&mut self, at: u64) {
+        let at = at as usize;
+        if at >= self.last_batch_start {
+            return;
+        }
+        let start = self.batch_starts.iter().rev().copied().find(|&b| b <= at).unwrap_or(0);
+        self.last_batch_start = start;
+        self.hidden_floor = Some(self.hidden_floor.map_or(start, |f| f.min(start)));
+    }
+
     /// A media fault struck durable data: if a misdirected write hid a
     /// batch before it, the two together may leave no evidence after the
     /// hidden batch (see `hidden_floor`).
@@ -286,6 +299,22 @@ mod tests {
         m.accepted.push(rec(147));
         m.synced();
         m
+    }
+
+    #[test]
+    fn a_misdirect_landing_on_an_earlier_batch_widens_to_that_batch() {
+        let mut m = Model { detect_mode: true, ..Model::default() };
+        for (batch, end) in [(0u64, 20u64), (20, 28), (28, 30), (30, 33), (33, 34)] {
+            m.accepted.extend((batch..end).map(rec));
+            m.synced();
+        }
+        m.widen_window();
+        assert!(m.check_recovered_len(28).is_err(), "the misdirect alone: only from the batch before it (30)");
+        m.widen_window_to(29);
+        assert!(m.check_recovered_len(28).is_ok(), "seed 1166949");
+        assert!(m.check_recovered_len(27).is_err(), "never below the batch holding the landing position");
+        m.widen_window_to(33);
+        assert!(m.check_recovered_len(27).is_err(), "a landing past the window changes nothing");
     }
 
     #[test]

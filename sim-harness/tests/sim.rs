@@ -364,6 +364,18 @@ fn a_misdirected_sync_inside_a_truncation_seed_passes() {
     assert!(out.failure.is_none(), "{:?}", out.failure);
 }
 
+/// Found by `run --seeds 1150000..1170000`: a misdirected sync's sector
+/// landed on records 28 and 29 of an earlier batch of the same segment
+/// while its own place kept stale bytes; nothing after record 27 verified,
+/// and the open rightly cut there, below the window the model allowed (the
+/// batch before the misdirected one). The window now reaches back to the
+/// batch the landing position holds (`Model::widen_window_to`).
+#[test]
+fn a_misdirected_sync_landing_on_an_earlier_batch_seed_passes() {
+    let out = run(&Scenario::new(1_166_949, 1000), false);
+    assert!(out.failure.is_none(), "{:?}", out.failure);
+}
+
 /// Found by the first campaign with the `verify` op (`run --seeds
 /// 0..2000`: seeds 146, 287, 1048, 1815): a `restart_at` failed half-way
 /// and poisoned the log; `verify` then scanned with the log's stale view

@@ -89,8 +89,16 @@ impl World {
                 // before it is the last one as far as the disk can tell
                 // (the documented undetectable window moves back by one).
                 self.model.media_fault();
-                if matches!(f.kind, FaultKind::Misdirected { .. }) {
+                if let FaultKind::Misdirected { to } = f.kind {
                     self.model.widen_window();
+                    // Where the data landed it destroyed what was there: if
+                    // that was an earlier batch of the same segment, no
+                    // evidence after it is left either (seed 1166949: a
+                    // sync's sector landed on records 28 and 29 of an
+                    // earlier batch while its own place kept stale bytes).
+                    if let Some(o) = first_record_reaching(&self.fs, &f.path, to) {
+                        self.model.widen_window_to(o);
+                    }
                 }
             }
         }
@@ -229,4 +237,27 @@ fn derived_or_temporary(path: &Path) -> bool {
         || name.ends_with(".tmp")
         || name == seglog_core::inspect::RESYNC_FILE_NAME
         || name == seglog_core::inspect::RESYNC_SPARE_FILE_NAME
+}
+
+/// The offset of the first record of segment file `path` whose frame
+/// reaches byte `pos` or beyond (its durable contents, decoded from the
+/// header); `None` if `path` is not a segment file.
+fn first_record_reaching(fs: &SimFs, path: &Path, pos: u64) -> Option<u64> {
+    use seglog_core::inspect::{FileKind, Frame, HEADER_LEN, decode_frame, parse_file_name};
+    let name = path.file_name()?.to_str()?;
+    let Some(FileKind::Segment(base)) = parse_file_name(name) else { return None };
+    let bytes = fs.durable_contents(path)?;
+    let mut at = HEADER_LEN as usize;
+    let mut next = base;
+    while let Some(rest) = bytes.get(at..) {
+        let Ok((frame, len)) = decode_frame(rest) else { break };
+        if (at + len) as u64 > pos {
+            break;
+        }
+        if let Frame::Record(r) = frame {
+            next = r.offset + 1;
+        }
+        at += len;
+    }
+    Some(next)
 }
