@@ -166,6 +166,26 @@ fn known_canary(canary: Option<&str>) -> Result<(), ExitCode> {
     }
 }
 
+/// The scenario a `replay` or `shrink` names: a scenario file, or a seed
+/// with its ops and canary; a usage error (exit code 2) if the file does not
+/// load or the canary is unknown.
+fn scenario_of(
+    seed: Option<u64>,
+    ops: u32,
+    canary: Option<String>,
+    file: Option<PathBuf>,
+) -> Result<Scenario, ExitCode> {
+    let scn = match file {
+        Some(path) => Scenario::load(&path).map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        })?,
+        None => Scenario { seed: seed.unwrap_or(0), ops, canary, script: None },
+    };
+    known_canary(scn.canary.as_deref())?;
+    Ok(scn)
+}
+
 fn jobs(j: Option<usize>) -> usize {
     j.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
@@ -293,19 +313,10 @@ fn main() -> ExitCode {
             if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
         Cmd::Replay { seed, ops, canary, scenario, tracing, html } => {
-            let scn = match scenario {
-                Some(path) => match Scenario::load(&path) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return ExitCode::from(2);
-                    }
-                },
-                None => Scenario { seed: seed.unwrap_or(0), ops, canary, script: None },
+            let scn = match scenario_of(seed, ops, canary, scenario) {
+                Ok(s) => s,
+                Err(code) => return code,
             };
-            if let Err(code) = known_canary(scn.canary.as_deref()) {
-                return code;
-            }
             if tracing {
                 let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("seglog_core=debug"));
@@ -411,19 +422,10 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Shrink { seed, ops, canary, scenario, out } => {
-            let scn = match scenario {
-                Some(path) => match Scenario::load(&path) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return ExitCode::from(2);
-                    }
-                },
-                None => Scenario { seed: seed.unwrap_or(0), ops, canary, script: None },
+            let scn = match scenario_of(seed, ops, canary, scenario) {
+                Ok(s) => s,
+                Err(code) => return code,
             };
-            if let Err(code) = known_canary(scn.canary.as_deref()) {
-                return code;
-            }
             quiet_panics();
             let shrunk = match sim_harness::shrink::shrink(&scn, &|runs, len| {
                 if runs % 50 == 0 {

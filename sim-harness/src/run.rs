@@ -96,38 +96,37 @@ impl Clock for SimClock {
     }
 }
 
+impl Outcome {
+    /// A scenario that could not run: `why` is its failure.
+    pub fn refused(scn: &Scenario, why: String) -> Self {
+        Outcome {
+            scenario: scn.clone(),
+            failure: Some(why),
+            marks: Marks::new(),
+            trace_hash: 0,
+            timeline: Vec::new(),
+            points: Vec::new(),
+            ops_done: 0,
+            script: Vec::new(),
+        }
+    }
+}
+
 /// Runs one scenario. `trace` keeps the timeline.
 pub fn run(scn: &Scenario, trace: bool) -> Outcome {
     let params = match Params::derive(scn) {
         Ok(p) => p,
-        Err(e) => {
-            return Outcome {
-                scenario: scn.clone(),
-                failure: Some(e),
-                marks: Marks::new(),
-                trace_hash: 0,
-                timeline: Vec::new(),
-                points: Vec::new(),
-                ops_done: 0,
-                script: Vec::new(),
-            };
-        }
+        Err(e) => return Outcome::refused(scn, e),
     };
     if let Some(gp) = params.group.clone() {
         if scn.script.is_some() {
-            return Outcome {
-                scenario: scn.clone(),
-                failure: Some(format!(
+            return Outcome::refused(
+                scn,
+                format!(
                     "seed {} runs the group-commit world, whose ops come from its producers: a script is for single-handle seeds",
                     scn.seed
-                )),
-                marks: Marks::new(),
-                trace_hash: 0,
-                timeline: Vec::new(),
-                points: Vec::new(),
-                ops_done: 0,
-                script: Vec::new(),
-            };
+                ),
+            );
         }
         return crate::group::run_group(scn, params, gp, trace);
     }
@@ -168,16 +167,7 @@ pub fn run_schedule(sched: &crate::schedule::Schedule, trace: bool) -> Outcome {
     let params = match Params::derive(&scn) {
         Ok(p) => p,
         Err(e) => {
-            return Outcome {
-                scenario: scn,
-                failure: Some(e),
-                marks: Marks::new(),
-                trace_hash: 0,
-                timeline: Vec::new(),
-                points: Vec::new(),
-                ops_done: 0,
-                script: Vec::new(),
-            };
+            return Outcome::refused(&scn, e);
         }
     };
     let base_faults = FaultConfig { crash_policies: CrashPolicy::ALL.to_vec(), ..FaultConfig::default() };
