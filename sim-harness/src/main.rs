@@ -58,18 +58,8 @@ enum Cmd {
     },
     /// Replay one seed: print its timeline and trace hash.
     Replay {
-        /// The seed.
-        #[arg(long, required_unless_present = "scenario")]
-        seed: Option<u64>,
-        /// Operations (must match the run being replayed).
-        #[arg(long, default_value_t = DEFAULT_OPS)]
-        ops: u32,
-        /// The canary of the run being replayed.
-        #[arg(long)]
-        canary: Option<String>,
-        /// Replay a scenario file saved by `run --save-failures`.
-        #[arg(long, conflicts_with = "seed")]
-        scenario: Option<PathBuf>,
+        #[command(flatten)]
+        which: Which,
         /// Also show log-core's tracing events, each in the timeline before
         /// the op it happened in (RUST_LOG filters them).
         #[arg(long)]
@@ -115,18 +105,8 @@ enum Cmd {
     /// the same way, and write the smallest scenario found (JSON, one op
     /// per line).
     Shrink {
-        /// The seed.
-        #[arg(long, required_unless_present = "scenario")]
-        seed: Option<u64>,
-        /// Operations (must match the failing run).
-        #[arg(long, default_value_t = DEFAULT_OPS)]
-        ops: u32,
-        /// The canary of the failing run.
-        #[arg(long)]
-        canary: Option<String>,
-        /// A scenario file to shrink instead of a seed.
-        #[arg(long, conflicts_with = "seed")]
-        scenario: Option<PathBuf>,
+        #[command(flatten)]
+        which: Which,
         /// Where to write the shrunk scenario.
         #[arg(long)]
         out: PathBuf,
@@ -142,6 +122,25 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// The run a `replay` or `shrink` is about: a seed (with the ops and
+/// canary of the run), or a scenario file.
+#[derive(clap::Args)]
+struct Which {
+    /// The seed.
+    #[arg(long, required_unless_present = "scenario")]
+    seed: Option<u64>,
+    /// Operations (must match the run).
+    #[arg(long, default_value_t = DEFAULT_OPS)]
+    ops: u32,
+    /// The canary of the run.
+    #[arg(long)]
+    canary: Option<String>,
+    /// A scenario file (`run --save-failures`, `save-scenario`, `shrink`)
+    /// instead of a seed.
+    #[arg(long, conflicts_with = "seed")]
+    scenario: Option<PathBuf>,
 }
 
 fn parse_range(s: &str) -> Result<Range<u64>, String> {
@@ -169,13 +168,9 @@ fn known_canary(canary: Option<&str>) -> Result<(), ExitCode> {
 /// The scenario a `replay` or `shrink` names: a scenario file, or a seed
 /// with its ops and canary; a usage error (exit code 2) if the file does not
 /// load or the canary is unknown.
-fn scenario_of(
-    seed: Option<u64>,
-    ops: u32,
-    canary: Option<String>,
-    file: Option<PathBuf>,
-) -> Result<Scenario, ExitCode> {
-    let scn = match file {
+fn scenario_of(which: Which) -> Result<Scenario, ExitCode> {
+    let Which { seed, ops, canary, scenario } = which;
+    let scn = match scenario {
         Some(path) => Scenario::load(&path).map_err(|e| {
             eprintln!("error: {e}");
             ExitCode::from(2)
@@ -312,8 +307,8 @@ fn main() -> ExitCode {
             println!("sim: {} passed, {} failed", report.passed, report.failed.len());
             if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
-        Cmd::Replay { seed, ops, canary, scenario, tracing, html } => {
-            let scn = match scenario_of(seed, ops, canary, scenario) {
+        Cmd::Replay { which, tracing, html } => {
+            let scn = match scenario_of(which) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
@@ -421,8 +416,8 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Shrink { seed, ops, canary, scenario, out } => {
-            let scn = match scenario_of(seed, ops, canary, scenario) {
+        Cmd::Shrink { which, out } => {
+            let scn = match scenario_of(which) {
                 Ok(s) => s,
                 Err(code) => return code,
             };

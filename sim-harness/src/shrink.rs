@@ -24,7 +24,7 @@ pub struct Shrunk {
     pub outcome: Outcome,
     /// The signature that held throughout.
     pub signature: String,
-    /// Client ops in the original run.
+    /// Client ops in the original run (not counting `pass` turns).
     pub original_ops: usize,
     /// Client ops left (not counting `pass` turns).
     pub kept_ops: usize,
@@ -50,7 +50,7 @@ pub fn shrink(scn: &Scenario, progress: &dyn Fn(u64, usize)) -> Result<Shrunk, S
             scn.seed
         ));
     }
-    let original_ops = script.len();
+    let original_ops = ops_in(&script);
     let mut runs = 1u64;
     let try_script = |steps: &[crate::scenario::ScriptStep], runs: &mut u64| -> Option<Outcome> {
         let candidate = Scenario { script: Some(steps.to_vec()), ..scn.clone() };
