@@ -376,6 +376,17 @@ fn a_misdirected_sync_landing_on_an_earlier_batch_seed_passes() {
     assert!(out.failure.is_none(), "{:?}", out.failure);
 }
 
+/// Found by `run --seeds 1170000..1190000` (group-commit world): the power
+/// failed while a `truncate_from(810)` was in flight; its intent was
+/// durable and recovery finished it, cutting an acknowledged record at 810.
+/// The checker allowed that only for a truncation whose call had failed;
+/// an in-flight one may have taken effect too.
+#[test]
+fn a_truncation_in_flight_at_a_crash_seed_passes() {
+    let out = run(&Scenario::new(1_179_603, 1000), false);
+    assert!(out.failure.is_none(), "{:?}", out.failure);
+}
+
 /// Found by the first campaign with the `verify` op (`run --seeds
 /// 0..2000`: seeds 146, 287, 1048, 1815): a `restart_at` failed half-way
 /// and poisoned the log; `verify` then scanned with the log's stale view
