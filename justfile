@@ -35,6 +35,18 @@ replay SEED:
 canaries SEEDS="0..2000":
     cargo run --release -p sim-harness -- canaries --seeds {{SEEDS}}
 
+# The cluster simulation: openraft on seglog-raft, 3 nodes, faulty disks and network.
+cluster SEEDS="0..2000":
+    cargo run --release -p sim-harness -- cluster --seeds {{SEEDS}}
+
+# Replay one cluster seed with its timeline and trace hash.
+cluster-replay SEED:
+    cargo run --release -p sim-harness -- cluster --replay {{SEED}}
+
+# Every cluster canary (a flush before the fsync, a forgotten vote, duplicated acks) must be caught.
+cluster-canaries SEEDS="0..300":
+    cargo run --release -p sim-harness -- cluster --canaries --seeds {{SEEDS}}
+
 # Fuzz one cargo-fuzz target (nightly + cargo-fuzz; see fuzz/README.md).
 fuzz TARGET SECONDS="60":
     bash fuzz/run.sh {{TARGET}} {{SECONDS}}

@@ -18,4 +18,4 @@ for kind in rust clippy; do
     fi
 done
 cd fuzz
-RUSTFLAGS="--cfg madsim" cargo +nightly clippy --bins --lib -- -D warnings
+RUSTFLAGS="--cfg madsim --cfg tokio_unstable" cargo +nightly clippy --bins --lib -- -D warnings

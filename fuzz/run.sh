@@ -24,7 +24,7 @@ if [ "$target" = scenario ]; then
 fi
 # cargo-fuzz replaces RUSTFLAGS with its own and keeps what it is given:
 # the targets link sim-harness, which needs madsim's simulation cfg.
-RUSTFLAGS="--cfg madsim" cargo +nightly fuzz run "$target" \
+RUSTFLAGS="--cfg madsim --cfg tokio_unstable" cargo +nightly fuzz run "$target" \
     "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
     -max_total_time="$seconds" -dict=fuzz/seglog.dict \
     -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 "${extra[@]}"

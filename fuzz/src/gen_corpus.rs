@@ -1,7 +1,7 @@
 //! Writes the committed seed corpora under `fuzz/seeds/`: real log
 //! directories (for `recovery`), their files (for the decoders), scenario
 //! files (for `scenario`) and a few schedules. Run from the repository root:
-//! `RUSTFLAGS="--cfg madsim" cargo run --manifest-path fuzz/Cargo.toml --bin gen-corpus`.
+//! `RUSTFLAGS="--cfg madsim --cfg tokio_unstable" cargo run --manifest-path fuzz/Cargo.toml --bin gen-corpus`.
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "a generator: failures must be loud")]
 

@@ -112,6 +112,21 @@ pub struct StoreOptions {
     /// single-threaded runtime over an in-memory filesystem, where it makes
     /// a run deterministic (the crash tests use it).
     pub committer: CommitterMode,
+    /// A planted lie, for proving that the cluster simulation catches a
+    /// store that breaks openraft's storage contract. Never set it outside
+    /// canary runs: `None` (the default) is the only correct store.
+    pub canary: Option<StoreCanary>,
+}
+
+/// A planted lie in a store (see [`StoreOptions::canary`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreCanary {
+    /// `append` calls the flush callback as soon as the entries are queued,
+    /// before the fsync that makes them durable.
+    FlushBeforeFsync,
+    /// `save_vote` returns `Ok` and writes nothing: the vote is forgotten
+    /// at the next restart.
+    ForgetVote,
 }
 
 /// Where a store's group committer runs (see [`StoreOptions::committer`]).
@@ -139,6 +154,7 @@ impl Default for StoreOptions {
             config: Config::default(),
             group: GroupConfig::default(),
             committer: CommitterMode::Thread,
+            canary: None,
         }
     }
 }
@@ -157,6 +173,7 @@ pub struct RaftLogStore<C: RaftTypeConfig> {
     prev_ack: Option<tokio::sync::oneshot::Receiver<()>>,
     /// Becomes true when the committer has closed the log.
     closed: tokio::sync::watch::Receiver<bool>,
+    canary: Option<StoreCanary>,
 }
 
 /// Resolves once a store's log is closed: every handle (the store and its
@@ -299,6 +316,7 @@ where
             last_log_id,
             prev_ack: None,
             closed,
+            canary: opts.canary,
         })
     }
 
@@ -467,6 +485,9 @@ where
     }
 
     async fn save_vote(&mut self, vote: &Vote<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
+        if self.canary == Some(StoreCanary::ForgetVote) {
+            return Ok(());
+        }
         // Write I/O is serialized: everything appended before this vote is
         // durable before the vote is.
         self.shared.sync().await.map_err(|e| StorageIOError::write_vote(AnyError::new(&e)))?;
@@ -558,10 +579,17 @@ where
             Some(Err(e)) => Some(e.duplicate()),
             _ => None,
         };
+        let lie = self.canary == Some(StoreCanary::FlushBeforeFsync);
         // Detached: the JoinHandle is dropped (the task runs on).
         let _detached = C::AsyncRuntime::spawn(async move {
             if let Some(prev) = prev {
                 let _ = prev.await;
+            }
+            if lie {
+                callback.log_io_completed(Ok(()));
+                let _ = done_tx.send(());
+                let _ = pending.await;
+                return;
             }
             let res = match early {
                 Some(res) => res,

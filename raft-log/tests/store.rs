@@ -165,6 +165,7 @@ fn sim_opts(fs: &SimFs, fsync_yields: u32) -> StoreOptions {
         config: Config { segment_records_max: 16, ..Config::default() },
         group: GroupConfig::default(),
         committer: CommitterMode::Task { fsync_yields },
+        canary: None,
     }
 }
 

@@ -51,6 +51,20 @@ pub fn campaign_until(
     max_failures: u64,
     progress: &(dyn Fn(u64, u64, u64) + Sync),
 ) -> CampaignReport {
+    campaign_with(seeds, ops, canary, jobs, max_failures, &|scn| run(scn, false), progress)
+}
+
+/// Like [`campaign_until`], with the runner of one seed given (the
+/// cluster campaign runs [`crate::cluster::run_cluster`]).
+pub fn campaign_with(
+    seeds: Range<u64>,
+    ops: u32,
+    canary: Option<String>,
+    jobs: usize,
+    max_failures: u64,
+    runner: &(dyn Fn(&Scenario) -> Outcome + Sync),
+    progress: &(dyn Fn(u64, u64, u64) + Sync),
+) -> CampaignReport {
     let start = Instant::now();
     let next = AtomicU64::new(seeds.start);
     let done = AtomicU64::new(0);
@@ -68,7 +82,7 @@ pub fn campaign_until(
                     if seed >= seeds.end {
                         break;
                     }
-                    let out = run(&Scenario { seed, ops, canary: canary.clone(), script: None }, false);
+                    let out = runner(&Scenario { seed, ops, canary: canary.clone(), script: None });
                     let failed = out.failure.is_some();
                     {
                         let mut r = report.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

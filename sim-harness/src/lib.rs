@@ -9,6 +9,7 @@
 
 pub mod campaign;
 mod check;
+pub mod cluster;
 pub mod exhaustive;
 pub mod group;
 pub mod html;

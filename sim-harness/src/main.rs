@@ -70,6 +70,33 @@ enum Cmd {
         #[arg(long)]
         html: Option<PathBuf>,
     },
+    /// The cluster simulation: 3 openraft nodes on seglog-raft, each on its
+    /// own faulty disk, over a faulty network; clients' history checked for
+    /// linearizability, Raft's safety on the persisted logs, liveness.
+    /// `--seeds A..B` runs a campaign; `--replay SEED` prints one seed's
+    /// timeline and trace hash; `--canaries` runs each planted bug over the
+    /// seeds and reports the first seed that caught it.
+    Cluster {
+        #[arg(long, value_parser = parse_range, required_unless_present = "replay")]
+        seeds: Option<Range<u64>>,
+        /// Replay this seed.
+        #[arg(long, conflicts_with = "seeds")]
+        replay: Option<u64>,
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Client operations per seed.
+        #[arg(long, default_value_t = sim_harness::cluster::DEFAULT_CLUSTER_OPS)]
+        ops: u32,
+        /// A planted bug: flush-before-fsync, forget-vote, dup-acks.
+        #[arg(long)]
+        canary: Option<String>,
+        /// Run every cluster canary over the seeds instead.
+        #[arg(long, conflicts_with_all = ["canary", "replay"])]
+        canaries: bool,
+        /// Save each failing seed as a scenario file in this directory.
+        #[arg(long)]
+        save_failures: Option<PathBuf>,
+    },
     /// Run each canary over the seeds; report the first seed that caught it
     /// and the median number of seeds to a detection.
     Canaries {
@@ -251,6 +278,119 @@ fn save_failures_in(dir: &std::path::Path, failed: &[sim_harness::run::Outcome])
     std::fs::write(dir.join("failures.txt"), list).map_err(|e| e.to_string())
 }
 
+/// `sim-harness cluster`.
+fn cluster_cmd(
+    seeds: Option<Range<u64>>,
+    replay: Option<u64>,
+    jobs: usize,
+    ops: u32,
+    canary: Option<String>,
+    canaries: bool,
+    save_failures: Option<PathBuf>,
+) -> ExitCode {
+    use sim_harness::cluster::{ClusterCanary, ClusterMark, run_cluster};
+    if let Some(c) = &canary
+        && ClusterCanary::from_name(c).is_none()
+    {
+        let names: Vec<&str> = ClusterCanary::ALL.iter().map(|c| c.name()).collect();
+        eprintln!("error: unknown cluster canary {c:?}; one of {}", names.join(", "));
+        return ExitCode::from(2);
+    }
+    quiet_panics();
+    if let Some(seed) = replay {
+        let out = run_cluster(&Scenario { seed, ops, canary, script: None }, true);
+        for line in &out.timeline {
+            println!("{line}");
+        }
+        println!("marks: {:?}", out.marks);
+        match &out.failure {
+            Some(f) => println!("result: FAILED: {f}"),
+            None => println!("result: passed ({} client ops)", out.ops_done),
+        }
+        println!("trace-hash: {:016x}", out.trace_hash);
+        return if out.failure.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+    }
+    let Some(seeds) = seeds else {
+        eprintln!("error: give --seeds A..B or --replay SEED");
+        return ExitCode::from(2);
+    };
+    if canaries {
+        let mut all_caught = true;
+        for c in ClusterCanary::ALL {
+            let report = sim_harness::campaign::campaign_with(
+                seeds.clone(),
+                ops,
+                Some(c.name().into()),
+                jobs,
+                1,
+                &|scn| run_cluster(scn, false),
+                &|_, _, _| {},
+            );
+            match report.failed.first() {
+                Some(o) => println!(
+                    "cluster canary {}: caught at seed {} ({} seeds run): {}",
+                    c.name(),
+                    o.scenario.seed,
+                    report.passed + report.failed.len() as u64,
+                    o.failure.as_deref().unwrap_or("?").lines().next().unwrap_or_default()
+                ),
+                None => {
+                    all_caught = false;
+                    println!("cluster canary {}: NOT caught in seeds {seeds:?}", c.name());
+                }
+            }
+        }
+        return if all_caught { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
+    let total = seeds.end - seeds.start;
+    let pb = progress_bar(total);
+    let report = sim_harness::campaign::campaign_with(
+        seeds,
+        ops,
+        canary,
+        jobs,
+        u64::MAX,
+        &|scn| run_cluster(scn, false),
+        &|done, _, failed| {
+            if let Some(pb) = &pb {
+                pb.set_position(done);
+                pb.set_message(failed.to_string());
+            }
+        },
+    );
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    if !report.failed.is_empty() {
+        println!("failures (replay: sim-harness cluster --replay SEED [--canary C] [--ops N]):");
+    }
+    print_failures(&report.failed);
+    if let Some(dir) = &save_failures
+        && let Err(e) = save_failures_in(dir, &report.failed)
+    {
+        eprintln!("error: saving the failures in {}: {e}", dir.display());
+    }
+    let hits = |m: &ClusterMark| report.marks.get(m.name()).copied().unwrap_or(0);
+    println!(
+        "marks: {}",
+        ClusterMark::ALL.iter().map(|m| format!("{}={}", m.name(), hits(m))).collect::<Vec<_>>().join(", ")
+    );
+    let blind: Vec<&str> = ClusterMark::ALL.iter().filter(|m| hits(m) == 0).map(|m| m.name()).collect();
+    if blind.is_empty() {
+        println!("blind spots: none (every cluster mark was hit)");
+    } else {
+        println!("blind spots (cluster marks never hit): {}", blind.join(", "));
+    }
+    let secs = report.elapsed.as_secs_f64();
+    println!(
+        "speed: {total} seeds, {} client ops in {secs:.1} s: {:.1} seeds/s",
+        report.ops,
+        total as f64 / secs.max(1e-9)
+    );
+    println!("cluster: {} passed, {} failed", report.passed, report.failed.len());
+    if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
 fn quiet_panics() {
     // Panics inside a seed are caught and reported as that seed's failure,
     // with their location.
@@ -340,6 +480,9 @@ fn main() -> ExitCode {
                 println!("html: {}", path.display());
             }
             if out.failure.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+        }
+        Cmd::Cluster { seeds, replay, jobs: j, ops, canary, canaries, save_failures } => {
+            cluster_cmd(seeds, replay, jobs(j), ops, canary, canaries, save_failures)
         }
         Cmd::Canaries { seeds, jobs: j, ops, max_catches } => {
             quiet_panics();

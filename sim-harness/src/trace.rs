@@ -82,6 +82,16 @@ pub(crate) enum Event {
     GroupCrash,
     /// Group world: the compactor task: success.
     GroupCompactor,
+    /// Cluster world: a client operation: client, result kind, term, index.
+    ClusterOp,
+    /// Cluster world: a node booted, failed to boot, lost power, led a term.
+    ClusterNode,
+    /// Cluster world: a network or disk fault, or the faults stopping.
+    ClusterNet,
+    /// Cluster world: a final check passed.
+    ClusterCheck,
+    /// Cluster world: a disk's hash at the end.
+    ClusterDisk,
 }
 
 impl Event {
@@ -111,6 +121,11 @@ impl Event {
             Event::GroupCrash => 26,
             Event::GroupTruncateFromQueued => 27,
             Event::GroupCompactor => 28,
+            Event::ClusterOp => 0xC1,
+            Event::ClusterNode => 0xC2,
+            Event::ClusterNet => 0xC3,
+            Event::ClusterCheck => 0xC4,
+            Event::ClusterDisk => 0xC5,
             Event::ScheduleStep => 0x5C,
             Event::FaultPlan => 0x5D,
             Event::ProcessRestart => 14,
