@@ -125,6 +125,8 @@ struct Inner {
     data: SmData,
     snapshot: Option<(Meta, Vec<u8>)>,
     snapshots_built: u64,
+    /// How far the durable snapshot reaches (see [`crate::floor`]).
+    floor: crate::SnapshotFloor,
 }
 
 /// The key-value state machine. Clones share the same state.
@@ -237,6 +239,9 @@ impl<C: KvTypes> KvStateMachine<C> {
             bincode::serde::decode_from_slice(&data, cfg).map_err(|e| corrupt(e.to_string()))?;
         {
             let mut inner = sm.lock();
+            if let Some(last) = meta.last_log_id {
+                inner.floor.advance(last.index);
+            }
             inner.data = state;
             inner.snapshot = Some((meta, data));
         }
@@ -262,9 +267,34 @@ impl<C: KvTypes> KvStateMachine<C> {
         self.lock().data.last_applied
     }
 
+    /// How far this machine's durable snapshot reaches: give it to the
+    /// store ([`crate::StoreOptions::snapshot_floor`]) so that a purge
+    /// never removes entries that no durable snapshot covers.
+    pub fn snapshot_floor(&self) -> crate::SnapshotFloor {
+        self.lock().floor.clone()
+    }
+
     /// The last log id of the newest snapshot (built or installed).
     pub fn snapshot_last_log_id(&self) -> Option<LogId<NodeId>> {
         self.lock().snapshot.as_ref().and_then(|(m, _)| m.last_log_id)
+    }
+
+    /// Makes the snapshot durable, then moves the floor; a failure is
+    /// reported to the floor too (a purge waiting for it fails).
+    fn persist_and_advance(&self, meta: &Meta, data: &[u8]) -> std::io::Result<()> {
+        let floor = self.snapshot_floor();
+        match self.persist(meta, data) {
+            Ok(()) => {
+                if let Some(last) = meta.last_log_id {
+                    floor.advance(last.index);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                floor.fail(format!("writing the snapshot: {e}"));
+                Err(e)
+            }
+        }
     }
 
     fn persist(&self, meta: &Meta, data: &[u8]) -> std::io::Result<()> {
@@ -303,7 +333,7 @@ impl<C: KvTypes> RaftSnapshotBuilder<C> for KvStateMachine<C> {
             };
             (meta, data)
         };
-        self.persist(&meta, &data).map_err(snap_err)?;
+        self.persist_and_advance(&meta, &data).map_err(snap_err)?;
         self.lock().snapshot = Some((meta.clone(), data.clone()));
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
     }
@@ -365,7 +395,7 @@ impl<C: KvTypes> RaftStateMachine<C> for KvStateMachine<C> {
         let bytes = snapshot.into_inner();
         let (data, _): (SmData, usize) =
             bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).map_err(sm_err)?;
-        self.persist(meta, &bytes).map_err(snap_err)?;
+        self.persist_and_advance(meta, &bytes).map_err(snap_err)?;
         let mut inner = self.lock();
         inner.data =
             SmData { last_applied: meta.last_log_id, last_membership: meta.last_membership.clone(), kv: data.kv };

@@ -31,8 +31,11 @@
 //! `save_vote` / `save_committed` / `purge`) is done inline on the calling
 //! task: a few small writes, each followed by one fsync.
 
+pub mod floor;
 pub mod kv;
 pub mod state;
+
+pub use floor::SnapshotFloor;
 
 use std::fmt::Debug;
 use std::io;
@@ -116,6 +119,12 @@ pub struct StoreOptions {
     /// store that breaks openraft's storage contract. Never set it outside
     /// canary runs: `None` (the default) is the only correct store.
     pub canary: Option<StoreCanary>,
+    /// How far the state machine's durable snapshot reaches: with one, a
+    /// `purge` waits until a durable snapshot covers what it removes (see
+    /// [`floor`]; openraft 0.9 purges while a snapshot install is still in
+    /// flight). `None`: purges run at once, and the state machine must
+    /// make installed snapshots durable before openraft purges.
+    pub snapshot_floor: Option<SnapshotFloor>,
 }
 
 /// A planted lie in a store (see [`StoreOptions::canary`]).
@@ -155,6 +164,7 @@ impl Default for StoreOptions {
             group: GroupConfig::default(),
             committer: CommitterMode::Thread,
             canary: None,
+            snapshot_floor: None,
         }
     }
 }
@@ -174,6 +184,7 @@ pub struct RaftLogStore<C: RaftTypeConfig> {
     /// Becomes true when the committer has closed the log.
     closed: tokio::sync::watch::Receiver<bool>,
     canary: Option<StoreCanary>,
+    snapshot_floor: Option<SnapshotFloor>,
 }
 
 /// Resolves once a store's log is closed: every handle (the store and its
@@ -238,13 +249,33 @@ where
             path: dir.clone(),
             source,
         })?;
-        // The log first: its directory lock (`Error::Locked` while another
-        // store has it open) also guards `raft.state`.
         let log_dir = dir.join(LOG_DIR_NAME);
+        let state_path = dir.join(state::STATE_FILE_NAME);
+        let exists = |p: &Path| {
+            opts.fs.exists(p).map_err(|source| Error::Io { op: "looking for", path: p.to_path_buf(), source })
+        };
+        // A new store gets its state file before its log, so that a log
+        // without a state file next to it proves the state file was lost
+        // (with the vote in it: found by the cluster simulation, where a
+        // node whose `raft.state` a crash lost came back with no vote and
+        // voted again in a term it had voted in).
+        let log_existed = exists(&log_dir)?;
+        if !log_existed {
+            drop(StateFile::<C::NodeId>::open(&opts.fs, &dir)?);
+        }
+        let state_existed = exists(&state_path)?;
+        // Then the log: its directory lock (`Error::Locked` while another
+        // store has it open) also guards `raft.state`.
         let mut log = Log::open_with(
             &log_dir,
             seglog_core::Options { fs: Arc::clone(&opts.fs), clock: opts.clock, config: opts.config, read_only: false },
         )?;
+        if !state_existed {
+            return Err(Error::Corruption {
+                path: state_path,
+                detail: "the state file is missing next to an existing log: the vote, the committed and the purged log ids are lost, and a node that forgot its vote may vote twice in one term; do not restart this node with this directory: rebuild it from its peers (remove the directory and add the node back to the cluster as a new member), or restore the directory from a backup".into(),
+            });
+        }
         let state = StateFile::<C::NodeId>::open(&opts.fs, &dir)?;
         // Finish a purge a crash interrupted: the state file is written
         // first, so it may say more was purged than the log shows.
@@ -265,6 +296,21 @@ where
                     "the log starts at index {} but entries are purged only up to {:?}: entries are missing; rebuild this node from its peers",
                     log.first_offset(),
                     purged
+                ),
+            });
+        }
+        // Every committed entry is in the log (or purged): a log that ends
+        // below the committed index lost entries this node had made durable
+        // (damage the log could not tell from a torn write).
+        if let Some(committed) = state.get().committed.as_ref()
+            && log.next_offset() <= committed.index
+            && purged.as_ref().is_none_or(|p| p.index < committed.index)
+        {
+            return Err(Error::Corruption {
+                path: log_dir,
+                detail: format!(
+                    "the log ends before index {} but entries up to {committed} are committed: committed entries are missing; rebuild this node from its peers",
+                    log.next_offset()
                 ),
             });
         }
@@ -317,6 +363,7 @@ where
             prev_ack: None,
             closed,
             canary: opts.canary,
+            snapshot_floor: opts.snapshot_floor,
         })
     }
 
@@ -631,6 +678,15 @@ where
         let keep_from = log_id.index + 1;
         if self.state().get().last_purged.as_ref().is_some_and(|p| p.index >= log_id.index) {
             return Ok(());
+        }
+        // Nothing is removed that no durable snapshot covers.
+        if let Some(floor) = &self.snapshot_floor {
+            floor.wait_covers(log_id.index).await.map_err(|why| {
+                write_err(Error::Contract(format!(
+                    "purge up to index {} refused: the snapshot covering it is not durable ({why}); the log keeps those entries",
+                    log_id.index
+                )))
+            })?;
         }
         // The state file first: a crash before the log is cut is finished
         // at open (see `open_with`); the other order could leave a hole.

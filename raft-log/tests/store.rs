@@ -166,6 +166,7 @@ fn sim_opts(fs: &SimFs, fsync_yields: u32) -> StoreOptions {
         group: GroupConfig::default(),
         committer: CommitterMode::Task { fsync_yields },
         canary: None,
+        snapshot_floor: None,
     }
 }
 
@@ -285,6 +286,89 @@ fn a_second_store_on_an_open_directory_is_refused() {
         let mut store = Store::open(dir.path()).unwrap();
         assert_eq!(all(&mut store).await, (0..5).map(|i| entry(1, i)).collect::<Vec<_>>());
         assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new_committed(2, 1)));
+        store.shutdown().await.unwrap();
+    });
+}
+
+/// Found by the cluster simulation (`sim-harness cluster --replay 60` before
+/// the fix): a crash lost `raft.state` on a node whose log held entries; the
+/// store made a fresh one, the node came back without its vote and voted
+/// again in a term it had voted in. A log without its state file is now
+/// refused.
+#[test]
+fn a_lost_state_file_next_to_a_log_is_refused_cluster_seed_60() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let mut store = Store::open(dir.path()).unwrap();
+        store.blocking_append((0..5).map(|i| entry(1, i))).await.unwrap();
+        store.save_vote(&Vote::new(4, 1)).await.unwrap();
+        store.shutdown().await.unwrap();
+    });
+    std::fs::remove_file(dir.path().join("raft.state")).unwrap();
+    match Store::open(dir.path()) {
+        Err(seglog_raft::Error::Corruption { detail, .. }) => {
+            assert!(detail.contains("state file is missing") && detail.contains("vote"), "{detail}");
+        }
+        other => panic!("a log without raft.state was opened or failed otherwise: {:?}", other.map(|_| ())),
+    }
+    // A new store (no log yet) still starts without one.
+    let fresh = dir.path().join("fresh");
+    rt().block_on(async { Store::open(&fresh).unwrap().shutdown().await.unwrap() });
+    assert!(fresh.join("raft.state").exists());
+}
+
+/// A log that ends below the committed index lost committed entries.
+#[test]
+fn a_log_ending_below_the_committed_index_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let mut store = Store::open(dir.path()).unwrap();
+        store.blocking_append((0..10).map(|i| entry(1, i))).await.unwrap();
+        store.save_committed(Some(id(1, 8))).await.unwrap();
+        // Not something openraft asks for: it stands in for a log that
+        // lost its tail.
+        store.truncate(id(1, 5)).await.unwrap();
+        store.shutdown().await.unwrap();
+    });
+    match Store::open(dir.path()) {
+        Err(seglog_raft::Error::Corruption { detail, .. }) => assert!(detail.contains("committed"), "{detail}"),
+        other => panic!("opened or failed otherwise: {:?}", other.map(|_| ())),
+    }
+}
+
+/// Found by the cluster simulation (`sim-harness cluster --replay 225` before
+/// the fix): openraft 0.9 purges a follower's log while the snapshot it is
+/// installing is not yet durable; a full disk failed the snapshot and the
+/// node lost entries nothing covered. With a snapshot floor, a purge waits
+/// for the durable snapshot, and fails (removing nothing) if it failed.
+#[test]
+fn a_purge_waits_for_a_durable_snapshot_cluster_seed_225() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let floor = seglog_raft::SnapshotFloor::new(None);
+        let opts = StoreOptions { snapshot_floor: Some(floor.clone()), ..StoreOptions::default() };
+        let mut store = Store::open_with(dir.path(), opts).unwrap();
+        store.blocking_append((0..10).map(|i| entry(1, i))).await.unwrap();
+        let purge = tokio::spawn(async move {
+            let res = store.purge(id(1, 5)).await;
+            (store, res)
+        });
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!purge.is_finished(), "the purge ran before any snapshot covered it");
+        floor.advance(3);
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!purge.is_finished(), "the purge ran past what the snapshot covers");
+        floor.fail("disk full");
+        let (mut store, res) = purge.await.unwrap();
+        assert!(res.is_err(), "a purge whose snapshot failed must fail");
+        assert_eq!(all(&mut store).await.len(), 10, "a failed purge removed entries");
+        floor.advance(7);
+        store.purge(id(1, 5)).await.unwrap();
+        assert_eq!(all(&mut store).await.first().map(|e| e.log_id.index), Some(6));
         store.shutdown().await.unwrap();
     });
 }

@@ -127,11 +127,13 @@ pub enum ClusterMark {
     DiskFilled,
     /// A message was lost or dropped on a cut link.
     MessageLost,
+    /// A second leader in one term (openraft's default leader id allows it).
+    TwoLeadersOneTerm,
 }
 
 impl ClusterMark {
     /// Every mark, in report order.
-    pub const ALL: [ClusterMark; 14] = [
+    pub const ALL: [ClusterMark; 15] = [
         ClusterMark::NewLeader,
         ClusterMark::NodeRebooted,
         ClusterMark::BootRetried,
@@ -146,6 +148,7 @@ impl ClusterMark {
         ClusterMark::LeaderIsolated,
         ClusterMark::DiskFilled,
         ClusterMark::MessageLost,
+        ClusterMark::TwoLeadersOneTerm,
     ];
 
     /// The mark's name.
@@ -165,6 +168,7 @@ impl ClusterMark {
             ClusterMark::LeaderIsolated => "cluster: leader isolated",
             ClusterMark::DiskFilled => "cluster: a disk filled up",
             ClusterMark::MessageLost => "cluster: message lost",
+            ClusterMark::TwoLeadersOneTerm => "cluster: two leaders in one term (openraft's (term, node) leader ids)",
         }
     }
 }
@@ -189,6 +193,8 @@ struct World {
     boots: Vec<u32>,
     /// Nodes being power-cycled or booted (one lifecycle at a time).
     cycling: Vec<bool>,
+    /// Times a storage error stopped each node.
+    stops: Vec<u32>,
     /// The one node whose disk takes media faults.
     media_node: u64,
     /// Fault records of each disk already taken in.
@@ -199,7 +205,8 @@ struct World {
     stamp: u64,
     /// Acknowledged writes: index -> (term, request).
     acked: BTreeMap<u64, (u64, KvRequest)>,
-    leaders: BTreeMap<u64, u64>,
+    /// Leaders seen, by (term, node).
+    leaders: BTreeMap<(u64, u64), u64>,
     ops_left: u32,
     ops_done: u32,
     values: u64,
@@ -329,6 +336,7 @@ fn run_in_madsim(scn: &Scenario, canary: Option<ClusterCanary>, trace: bool) -> 
         nodes: (0..NODES).map(|_| NodeState::Down).collect(),
         boots: vec![0; NODES as usize],
         cycling: vec![true; NODES as usize],
+        stops: vec![0; NODES as usize],
         media_node,
         faults_seen: vec![0; NODES as usize],
         media_hit: vec![false; NODES as usize],
@@ -381,6 +389,7 @@ fn store_options(fs: &SimFs, canary: Option<ClusterCanary>) -> StoreOptions {
             Some(ClusterCanary::ForgetVote) => Some(StoreCanary::ForgetVote),
             _ => None,
         },
+        snapshot_floor: None,
     }
 }
 
@@ -413,18 +422,36 @@ async fn boot(world: &Shared, net: &Net, id: u64) -> Result<(), BootFailure> {
         let w = lock(world);
         (w.disks[id as usize].clone(), w.canary)
     };
-    let mut store = RaftLogStore::<SimKv>::open_with("/node/raft", store_options(&fs, canary))
-        .map_err(|e| classify_store_error(&e))?;
+    let faults_at_start = fs.faults().len();
     let sm = KvStateMachine::<SimKv>::open_on(fs.shared(), "/node/sm").map_err(|e| match e.kind() {
         ErrorKind::InvalidData => BootFailure::Corrupt(e.to_string()),
         _ => BootFailure::Retry(e.to_string()),
     })?;
+    let mut opts = store_options(&fs, canary);
+    opts.snapshot_floor = Some(sm.snapshot_floor());
+    let mut store = RaftLogStore::<SimKv>::open_with("/node/raft", opts).map_err(|e| classify_store_error(&e))?;
     let shared = store.shared_log().clone();
     let reader = store.get_log_reader().await;
+    // A vote this node granted was sent only after it was durable: the
+    // store must give it back (or a later one).
+    let persisted = store.read_vote().await.map_err(|e| BootFailure::Bug(format!("read_vote: {e}")))?;
+    let granted = net::lock(net).granted.get(&id).copied();
+    if let Some(g) = granted
+        && !persisted.is_some_and(|p| p >= g)
+    {
+        return Err(BootFailure::Bug(format!(
+            "node {id} booted with vote {persisted:?} after it had granted vote {g}: a granted vote was lost"
+        )));
+    }
     let raft = SimRaft::new(id, raft_config(), Factory { from: id, net: Arc::clone(net) }, store, sm.clone())
         .await
         .map_err(|e| {
             let msg = format!("Raft::new: {e}");
+            // Raft::new writes too (it may finish a purge): an injected
+            // I/O error or a full disk is retried like an open's.
+            if fs.faults_since(faults_at_start).iter().any(|f| crate::record::fails_calls(&f.kind)) {
+                return BootFailure::Retry(msg);
+            }
             // Raft::new reads the log back: a frame that does not verify
             // is the disk's corruption, reported as such.
             if msg.contains("corruption in") { BootFailure::Corrupt(msg) } else { BootFailure::Bug(msg) }
@@ -771,22 +798,21 @@ async fn observe(world: Shared, net: Net) {
         for (id, raft) in rafts {
             let m = raft.metrics().borrow().clone();
             let mut w = lock(&world);
-            if m.state == ServerState::Leader {
-                match w.leaders.get(&m.current_term).copied() {
-                    Some(other) if other != id => {
-                        w.rec.fail(format!("two leaders in term {}: node {other} and node {id}", m.current_term));
-                    }
-                    Some(_) => {}
-                    None => {
-                        w.leaders.insert(m.current_term, id);
-                        w.mark(ClusterMark::NewLeader);
-                        w.rec.note(
-                            || format!("n{id} leads term {}", m.current_term),
-                            Event::ClusterNode,
-                            &[id, 4, m.current_term],
-                        );
-                    }
+            // openraft's default leader id is (term, node): a term may have
+            // several leaders, the later one valid (its vote is greater);
+            // what must hold is that votes are durable (checked at boot)
+            // and the history and logs (checked at the end).
+            if m.state == ServerState::Leader && !w.leaders.contains_key(&(m.current_term, id)) {
+                if w.leaders.range((m.current_term, 0)..(m.current_term + 1, 0)).next().is_some() {
+                    w.mark(ClusterMark::TwoLeadersOneTerm);
                 }
+                w.leaders.insert((m.current_term, id), id);
+                w.mark(ClusterMark::NewLeader);
+                w.rec.note(
+                    || format!("n{id} leads term {}", m.current_term),
+                    Event::ClusterNode,
+                    &[id, 4, m.current_term],
+                );
             }
             let p = m.purged.map_or(0, |p| p.index + 1);
             if p > purged.get(&id).copied().unwrap_or(0) {
@@ -797,6 +823,25 @@ async fn observe(world: Shared, net: Net) {
                 w.mark(ClusterMark::StorageErrorStoppedNode);
                 w.rec.note(|| format!("n{id} stopped: {e}; rebooting it"), Event::ClusterNode, &[id, 5]);
                 w.absorb_faults();
+                w.stops[id as usize] += 1;
+                if w.media_hit[id as usize] && w.stops[id as usize] >= 8 {
+                    // A disk with media damage that keeps stopping the node
+                    // (an unreadable sector that reads hit again after every
+                    // reboot): the operator takes the node out.
+                    let n = w.stops[id as usize];
+                    w.rec.note(
+                        || format!("n{id} taken out: its damaged disk stopped it {n} times"),
+                        Event::ClusterNode,
+                        &[id, 7],
+                    );
+                    w.mark(ClusterMark::RefusedCorrupt);
+                    w.nodes[id as usize] = NodeState::Refused;
+                    let sim_id = w.sim_ids[id as usize];
+                    drop(w);
+                    net::lock(&net).up.remove(&id);
+                    madsim::runtime::Handle::current().kill(sim_id);
+                    continue;
+                }
                 drop(w);
                 let (w2, n2) = (Arc::clone(&world), Arc::clone(&net));
                 madsim::task::spawn(async move { power_cycle(&w2, &n2, id, 10).await });

@@ -37,6 +37,9 @@ pub(crate) struct NetState {
     pub(crate) dup_acks: bool,
     /// The last successful append ack of each link (canary only).
     pub(crate) last_ack: BTreeSet<(u64, u64)>,
+    /// The last vote each node granted (a granted vote is sent only after
+    /// it is durable: a node must never boot with an older one).
+    pub(crate) granted: BTreeMap<u64, openraft::Vote<u64>>,
     /// Messages sent, lost, and acks duplicated (for the report).
     pub(crate) sent: u64,
     pub(crate) lost: u64,
@@ -169,6 +172,16 @@ impl RaftNetwork<SimKv> for Conn {
         rpc: VoteRequest<u64>,
         _option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        self.call(|raft| async move { raft.vote(rpc).await }).await
+        let (net, voter) = (Arc::clone(&self.net), self.to);
+        self.call(|raft| async move {
+            let res = raft.vote(rpc).await;
+            if let Ok(resp) = &res
+                && resp.vote_granted
+            {
+                lock(&net).granted.insert(voter, resp.vote);
+            }
+            res
+        })
+        .await
     }
 }
