@@ -30,10 +30,9 @@ pub struct SnapshotFloor {
 pub struct FloorState {
     /// The last index a durable snapshot covers (`None`: no snapshot).
     pub covered: Option<u64>,
-    /// Why making a snapshot durable failed, since the last success.
-    pub failed: Option<String>,
-    /// Failures so far (a wait ends on a failure that happens during it).
-    pub failures: u64,
+    /// The last index of a snapshot that failed to become durable, and
+    /// why (cleared once a durable snapshot reaches that index).
+    pub failed: Option<(u64, String)>,
 }
 
 impl Default for SnapshotFloor {
@@ -45,7 +44,7 @@ impl Default for SnapshotFloor {
 impl SnapshotFloor {
     /// A floor at `covered` (the last index of the snapshot loaded at open).
     pub fn new(covered: Option<u64>) -> Self {
-        let (tx, _rx) = tokio::sync::watch::channel(FloorState { covered, failed: None, failures: 0 });
+        let (tx, _rx) = tokio::sync::watch::channel(FloorState { covered, failed: None });
         SnapshotFloor { tx: Arc::new(tx) }
     }
 
@@ -53,16 +52,20 @@ impl SnapshotFloor {
     pub fn advance(&self, index: u64) {
         self.tx.send_modify(|s| {
             s.covered = s.covered.max(Some(index));
-            s.failed = None;
+            if s.failed.as_ref().is_some_and(|(f, _)| *f <= index) {
+                s.failed = None;
+            }
         });
     }
 
-    /// Making a snapshot durable failed: purges waiting for it fail.
-    pub fn fail(&self, why: impl Into<String>) {
+    /// Making the snapshot up to `index` durable failed: purges up to it
+    /// (waiting now or later) fail, until a durable snapshot reaches it.
+    pub fn fail(&self, index: u64, why: impl Into<String>) {
         let why = why.into();
         self.tx.send_modify(|s| {
-            s.failed = Some(why);
-            s.failures += 1;
+            if s.covered.is_none_or(|c| c < index) {
+                s.failed = Some((index, why));
+            }
         });
     }
 
@@ -71,17 +74,16 @@ impl SnapshotFloor {
         self.tx.borrow().clone()
     }
 
-    /// Waits until a durable snapshot covers `index`; `Err` if making one
-    /// durable failed meanwhile.
+    /// Waits until a durable snapshot covers `index`; `Err` if the
+    /// snapshot meant to cover it (one reaching `index` or beyond) failed
+    /// to become durable, before or during the wait.
     pub async fn wait_covers(&self, index: u64) -> Result<(), String> {
         let mut rx = self.tx.subscribe();
-        // A failure recorded before this wait began belongs to an earlier
-        // snapshot: only a failure from now on ends the wait.
-        let failures_before = rx.borrow_and_update().failures;
-        let res = rx.wait_for(|s| s.covered.is_some_and(|c| c >= index) || s.failures > failures_before).await;
+        let failed_for = |s: &FloorState| s.failed.as_ref().is_some_and(|(f, _)| *f >= index);
+        let res = rx.wait_for(|s| s.covered.is_some_and(|c| c >= index) || failed_for(s)).await;
         match res {
             Ok(s) if s.covered.is_some_and(|c| c >= index) => Ok(()),
-            Ok(s) => Err(s.failed.clone().unwrap_or_default()),
+            Ok(s) => Err(s.failed.as_ref().map(|(_, why)| why.clone()).unwrap_or_default()),
             Err(_) => Err("the state machine's snapshot floor was dropped".into()),
         }
     }

@@ -291,7 +291,9 @@ impl<C: KvTypes> KvStateMachine<C> {
                 Ok(())
             }
             Err(e) => {
-                floor.fail(format!("writing the snapshot: {e}"));
+                if let Some(last) = meta.last_log_id {
+                    floor.fail(last.index, format!("writing the snapshot: {e}"));
+                }
                 Err(e)
             }
         }

@@ -21,10 +21,13 @@
 //!   durable, so a vote is never durable ahead of an entry appended before
 //!   it.
 //!
-//! A store directory holds `raft.state` and `log/` (the segmented log).
-//! Opening it finishes a purge that a crash interrupted (the state file
-//! says what was purged; the log is cut to match) and refuses a directory
-//! whose log has a hole below its first entry.
+//! A store directory holds `raft.state` and `log/` (the segmented log); a
+//! new store writes `raft.state` first. Opening it finishes a purge that a
+//! crash interrupted (the state file says what was purged; the log is cut
+//! to match) and refuses a directory whose log has a hole below its first
+//! entry, whose log has no `raft.state` next to it (the vote was lost), or
+//! whose log ends below the committed index. With a [`SnapshotFloor`], a
+//! purge waits until the state machine's durable snapshot covers it.
 //!
 //! The committer runs on a thread of its own (named `raft-log-commit`);
 //! the store's other file I/O (opening, the state file's fsync in

@@ -1,11 +1,15 @@
 //! The Raft state that is not log entries — the vote, the committed log id
 //! and the last purged log id — in one small file, `raft.state`, updated
-//! crash-atomically with a single `fdatasync` per update.
+//! crash-atomically with one `fdatasync` per update (two when the vote or
+//! the purged id changes).
 //!
 //! The file is two fixed-size slots. An update writes the state, with a
 //! sequence number one higher than the current one, into the slot the
 //! current state is *not* in, then fsyncs. Opening reads both slots and takes
-//! the valid one (magic, version, CRC) with the higher sequence number. A
+//! the valid one (magic, version, CRC) with the higher sequence number. An
+//! update that changes the vote or the purged id then writes the same slot
+//! into the other place too and fsyncs again, so that damage to one durable
+//! slot cannot bring back an older vote. A
 //! torn or lost write can only damage the slot being written, whose update
 //! had not returned yet, so the state read back is always one that an
 //! update returned for (or a later one). The file is created whole (both
@@ -118,6 +122,18 @@ impl<NID: NodeId> StateFile<NID> {
         let pos = (seq % 2) * SLOT_LEN as u64;
         let res = write_all_at(&*self.file, &bytes, pos).and_then(|()| self.file.sync());
         res.map_err(|source| Error::Io { op: "updating", path: self.path.clone(), source })?;
+        // A new vote or purge goes into the other slot too (a second
+        // fsync): damage to one durable slot (a bit flip) must not bring
+        // back an older vote, which a lone surviving slot would (found by
+        // the cluster simulation: `sim-harness cluster --replay 3470`
+        // before this, a node came back with a vote older than one it had
+        // granted). A committed-only update keeps one write: an older
+        // committed id is harmless.
+        if state.vote != self.state.vote || state.last_purged != self.state.last_purged {
+            let other = ((seq + 1) % 2) * SLOT_LEN as u64;
+            let res = write_all_at(&*self.file, &bytes, other).and_then(|()| self.file.sync());
+            res.map_err(|source| Error::Io { op: "updating (second copy)", path: self.path.clone(), source })?;
+        }
         self.seq = seq;
         self.state = state;
         Ok(())

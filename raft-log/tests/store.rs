@@ -143,11 +143,33 @@ fn state_file_survives_a_torn_slot_and_refuses_two() {
     drop(state);
     let path = dir.path().join(seglog_raft::state::STATE_FILE_NAME);
     let good = std::fs::read(&path).unwrap();
-    // The newest state (v2, sequence 3) sits in slot 1: tear it.
-    let mut torn = good.clone();
-    torn[seglog_raft::state::SLOT_LEN + 30] ^= 0xff;
+    // A vote is in both slots: tearing either leaves it.
+    for slot in 0..2 {
+        let mut torn = good.clone();
+        torn[slot * seglog_raft::state::SLOT_LEN + 30] ^= 0xff;
+        std::fs::write(&path, &torn).unwrap();
+        assert_eq!(StateFile::<u64>::open(&fs, dir.path()).unwrap().get(), &v2, "slot {slot} torn");
+    }
+    // A committed-only update is one write: torn (in flight at a crash),
+    // the state before it comes back, with the same vote.
+    std::fs::write(&path, &good).unwrap();
+    let mut state = StateFile::<u64>::open(&fs, dir.path()).unwrap();
+    let v3 = RaftState { committed: Some(LogId::new(openraft::CommittedLeaderId::new(2, 1), 4)), ..v2.clone() };
+    state.set(v3.clone()).unwrap();
+    drop(state);
+    let newest = std::fs::read(&path).unwrap();
+    assert_eq!(StateFile::<u64>::open(&fs, dir.path()).unwrap().get(), &v3);
+    let changed: Vec<usize> = (0..2)
+        .filter(|&i| {
+            let r = i * seglog_raft::state::SLOT_LEN..(i + 1) * seglog_raft::state::SLOT_LEN;
+            newest[r.clone()] != good[r]
+        })
+        .collect();
+    assert_eq!(changed.len(), 1, "a committed-only update writes one slot");
+    let mut torn = newest.clone();
+    torn[changed[0] * seglog_raft::state::SLOT_LEN + 30] ^= 0xff;
     std::fs::write(&path, &torn).unwrap();
-    assert_eq!(StateFile::<u64>::open(&fs, dir.path()).unwrap().get(), &v1);
+    assert_eq!(StateFile::<u64>::open(&fs, dir.path()).unwrap().get(), &v2);
     std::fs::write(&path, &good).unwrap();
     assert_eq!(StateFile::<u64>::open(&fs, dir.path()).unwrap().get(), &v2);
     let mut both = good;
@@ -362,13 +384,40 @@ fn a_purge_waits_for_a_durable_snapshot_cluster_seed_225() {
             tokio::task::yield_now().await;
         }
         assert!(!purge.is_finished(), "the purge ran past what the snapshot covers");
-        floor.fail("disk full");
+        floor.fail(9, "disk full");
         let (mut store, res) = purge.await.unwrap();
         assert!(res.is_err(), "a purge whose snapshot failed must fail");
         assert_eq!(all(&mut store).await.len(), 10, "a failed purge removed entries");
+        // An older failure does not hold back a purge the floor covers.
         floor.advance(7);
         store.purge(id(1, 5)).await.unwrap();
         assert_eq!(all(&mut store).await.first().map(|e| e.log_id.index), Some(6));
         store.shutdown().await.unwrap();
     });
+}
+
+/// Found by the cluster simulation (`sim-harness cluster --replay 3470`
+/// before the fix): a bit flip in the slot holding the newest vote made the
+/// store fall back to the other slot, an older vote. A vote is now in both
+/// slots: damage to either leaves it.
+#[test]
+fn a_damaged_slot_does_not_bring_back_an_older_vote_cluster_seed_3470() {
+    for damaged in 0..2 {
+        let dir = tempfile::tempdir().unwrap();
+        rt().block_on(async {
+            let mut store = Store::open(dir.path()).unwrap();
+            store.save_vote(&Vote::new(2, 1)).await.unwrap();
+            store.save_vote(&Vote::new(2, 2)).await.unwrap();
+            store.shutdown().await.unwrap();
+        });
+        let path = dir.path().join("raft.state");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[damaged * seglog_raft::state::SLOT_LEN + 30] ^= 0x10;
+        std::fs::write(&path, &bytes).unwrap();
+        rt().block_on(async {
+            let mut store = Store::open(dir.path()).unwrap();
+            assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new(2, 2)), "slot {damaged} damaged");
+            store.shutdown().await.unwrap();
+        });
+    }
 }
