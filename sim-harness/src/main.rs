@@ -230,7 +230,7 @@ const GROUPS_SHOWN: usize = 20;
 /// The failures of a campaign, grouped by signature (the check and its
 /// kind, without the numbers): each group's count, smallest seed, its
 /// message and replay command. Short however many seeds failed.
-fn print_failures(failed: &[sim_harness::run::Outcome]) {
+fn print_failures(failed: &[sim_harness::run::Outcome], replay: &dyn Fn(&Scenario) -> String) {
     if failed.is_empty() {
         return;
     }
@@ -248,7 +248,7 @@ fn print_failures(failed: &[sim_harness::run::Outcome]) {
         let shown: String = first_line.chars().take(240).collect();
         let cut = if shown.len() < first_line.len() { "…" } else { "" };
         println!("    smallest seed {}: {shown}{cut}", g.smallest.seed);
-        println!("    replay: {}", replay_command(&g.smallest, DEFAULT_OPS));
+        println!("    replay: {}", replay(&g.smallest));
     }
     if groups.len() > GROUPS_SHOWN {
         let rest: u64 = groups.iter().skip(GROUPS_SHOWN).map(|g| g.count).sum();
@@ -278,6 +278,19 @@ fn save_failures_in(dir: &std::path::Path, failed: &[sim_harness::run::Outcome])
     std::fs::write(dir.join("failures.txt"), list).map_err(|e| e.to_string())
 }
 
+/// A replay's timeline, marks, result and trace hash.
+fn print_replay(out: &sim_harness::run::Outcome, unit: &str) {
+    for line in &out.timeline {
+        println!("{line}");
+    }
+    println!("marks: {:?}", out.marks);
+    match &out.failure {
+        Some(f) => println!("result: FAILED: {f}"),
+        None => println!("result: passed ({} {unit})", out.ops_done),
+    }
+    println!("trace-hash: {:016x}", out.trace_hash);
+}
+
 /// `sim-harness cluster`.
 fn cluster_cmd(
     seeds: Option<Range<u64>>,
@@ -299,15 +312,7 @@ fn cluster_cmd(
     quiet_panics();
     if let Some(seed) = replay {
         let out = run_cluster(&Scenario { seed, ops, canary, script: None }, true);
-        for line in &out.timeline {
-            println!("{line}");
-        }
-        println!("marks: {:?}", out.marks);
-        match &out.failure {
-            Some(f) => println!("result: FAILED: {f}"),
-            None => println!("result: passed ({} client ops)", out.ops_done),
-        }
-        println!("trace-hash: {:016x}", out.trace_hash);
+        print_replay(&out, "client ops");
         return if out.failure.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
     }
     let Some(seeds) = seeds else {
@@ -361,10 +366,10 @@ fn cluster_cmd(
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    if !report.failed.is_empty() {
-        println!("failures (replay: sim-harness cluster --replay SEED [--canary C] [--ops N]):");
-    }
-    print_failures(&report.failed);
+    print_failures(&report.failed, &|scn| {
+        let canary = scn.canary.as_ref().map(|c| format!(" --canary {c}")).unwrap_or_default();
+        format!("cargo run --release -p sim-harness -- cluster --replay {} --ops {}{canary}", scn.seed, scn.ops)
+    });
     if let Some(dir) = &save_failures
         && let Err(e) = save_failures_in(dir, &report.failed)
     {
@@ -416,7 +421,7 @@ fn main() -> ExitCode {
             if let Some(pb) = pb {
                 pb.finish_and_clear();
             }
-            print_failures(&report.failed);
+            print_failures(&report.failed, &|scn| replay_command(scn, DEFAULT_OPS));
             if let Some(dir) = &save_failures
                 && let Err(e) = save_failures_in(dir, &report.failed)
             {
@@ -459,15 +464,7 @@ fn main() -> ExitCode {
             }
             quiet_panics();
             let out = run(&scn, true);
-            for line in &out.timeline {
-                println!("{line}");
-            }
-            println!("marks: {:?}", out.marks);
-            match &out.failure {
-                Some(f) => println!("result: FAILED: {f}"),
-                None => println!("result: passed ({} ops)", out.ops_done),
-            }
-            println!("trace-hash: {:016x}", out.trace_hash);
+            print_replay(&out, "ops");
             if let Some(path) = html {
                 let title = match &scn.script {
                     Some(_) => format!("sim-harness replay: seed {} (scripted)", scn.seed),
