@@ -107,6 +107,15 @@ pub struct RecoveryReport {
     pub torn_tail: Option<(PathBuf, u64)>,
     /// Bytes of torn tail dropped.
     pub torn_bytes: u64,
+    /// Offsets the cut removed that may have been acknowledged as durable.
+    /// The cut bytes hold the damaged batch's own commit marker, intact:
+    /// either the batch was synced (a `sync` or `flush` returned for it)
+    /// and damage struck it afterwards, or the crash tore its sync after
+    /// the marker's sector landed. The two look the same (docs/FORMAT.md,
+    /// "What stays undetectable"). A single log can do nothing about it; a
+    /// replica must not vote until it holds these offsets again (seglog-raft's
+    /// vote fence does that).
+    pub possibly_acknowledged: Option<std::ops::Range<u64>>,
     /// Leftover temporary files removed.
     pub temporaries_removed: Vec<String>,
     /// Index files of segments that no longer exist, removed.

@@ -34,10 +34,12 @@
 //! `save_vote` / `save_committed` / `purge`) is done inline on the calling
 //! task: a few small writes, each followed by one fsync.
 
+pub mod fence;
 pub mod floor;
 pub mod kv;
 pub mod state;
 
+pub use fence::VoteGate;
 pub use floor::SnapshotFloor;
 
 use std::fmt::Debug;
@@ -53,7 +55,8 @@ use openraft::{
     StorageIOError, Vote,
 };
 use seglog_core::{
-    Clock, CoarseClock, Config, FileSystem, GroupConfig, Log, OwnedEntry, Pending, SharedLog, StdFs, Visibility,
+    Clock, CoarseClock, Config, FileLock, FileSystem, GroupConfig, Log, OwnedEntry, Pending, SharedLog, StdFs,
+    Visibility,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -63,6 +66,9 @@ use crate::state::{RaftState, StateFile};
 
 /// Name of the segmented log's directory inside a store directory.
 pub const LOG_DIR_NAME: &str = "log";
+/// Name of the store's lock file: an open store holds an exclusive lock
+/// on it, which guards `raft.state` (the log has its own lock).
+pub const LOCK_FILE_NAME: &str = "raft.lock";
 
 /// What opening or using a store can fail with (converted to openraft's
 /// [`StorageError`] at the trait boundary).
@@ -188,6 +194,10 @@ pub struct RaftLogStore<C: RaftTypeConfig> {
     closed: tokio::sync::watch::Receiver<bool>,
     canary: Option<StoreCanary>,
     snapshot_floor: Option<SnapshotFloor>,
+    /// The vote fence's bound while one stands (see [`fence`]).
+    fence: Arc<tokio::sync::watch::Sender<Option<LogId<C::NodeId>>>>,
+    /// The store directory's lock, held while the store is open.
+    _lock: Box<dyn FileLock>,
 }
 
 /// Resolves once a store's log is closed: every handle (the store and its
@@ -252,6 +262,7 @@ where
             path: dir.clone(),
             source,
         })?;
+        let _lock = take_store_lock(&opts.fs, &dir)?;
         let log_dir = dir.join(LOG_DIR_NAME);
         let state_path = dir.join(state::STATE_FILE_NAME);
         let exists = |p: &Path| {
@@ -266,20 +277,42 @@ where
         if !log_existed {
             drop(StateFile::<C::NodeId>::open(&opts.fs, &dir)?);
         }
-        let state_existed = exists(&state_path)?;
-        // Then the log: its directory lock (`Error::Locked` while another
-        // store has it open) also guards `raft.state`.
-        let mut log = Log::open_with(
-            &log_dir,
-            seglog_core::Options { fs: Arc::clone(&opts.fs), clock: opts.clock, config: opts.config, read_only: false },
-        )?;
-        if !state_existed {
+        if !exists(&state_path)? {
             return Err(Error::Corruption {
                 path: state_path,
                 detail: "the state file is missing next to an existing log: the vote, the committed and the purged log ids are lost, and a node that forgot its vote may vote twice in one term; do not restart this node with this directory: rebuild it from its peers (remove the directory and add the node back to the cluster as a new member), or restore the directory from a backup".into(),
             });
         }
-        let state = StateFile::<C::NodeId>::open(&opts.fs, &dir)?;
+        let mut state = StateFile::<C::NodeId>::open(&opts.fs, &dir)?;
+        // Entries the log's recovery will cut that may have been
+        // acknowledged: the fence goes into `raft.state` before the cut is
+        // durable (a read-only look first, which writes nothing), so a
+        // crash in between cannot leave the cut without the fence.
+        if log_existed {
+            let ro = Log::open_with(
+                &log_dir,
+                seglog_core::Options {
+                    fs: Arc::clone(&opts.fs),
+                    clock: Arc::clone(&opts.clock),
+                    config: opts.config.clone(),
+                    read_only: true,
+                },
+            );
+            // A failing read-only open is left to the read-write one,
+            // which reports the same problem or recovers from it.
+            if let Ok(ro) = ro
+                && let Some(lost) = ro.recovery_report().possibly_acknowledged.clone()
+            {
+                set_fence(&mut state, &lost)?;
+            }
+        }
+        let mut log = Log::open_with(
+            &log_dir,
+            seglog_core::Options { fs: Arc::clone(&opts.fs), clock: opts.clock, config: opts.config, read_only: false },
+        )?;
+        if let Some(lost) = log.recovery_report().possibly_acknowledged.clone() {
+            set_fence(&mut state, &lost)?;
+        }
         // Finish a purge a crash interrupted: the state file is written
         // first, so it may say more was purged than the log shows.
         let purged = state.get().last_purged.clone();
@@ -316,6 +349,21 @@ where
                     log.next_offset()
                 ),
             });
+        }
+        // A fence from an earlier boot lifts if the log (or a purge) got
+        // back to its bound since, or a later term's entry was committed.
+        let fence = state.get().vote_fence.clone().filter(|bound| {
+            let caught_up = log.next_offset() > bound.index || purged.as_ref().is_some_and(|p| p.index >= bound.index);
+            let later_term = state.get().committed.as_ref().is_some_and(|c| c.leader_id.term > bound.leader_id.term);
+            !caught_up && !later_term
+        });
+        if fence != state.get().vote_fence {
+            let mut st = state.get().clone();
+            st.vote_fence = None;
+            state.set(st)?;
+        }
+        if let Some(bound) = &fence {
+            tracing::warn!(dir = %dir.display(), %bound, "vote fence: this node may have lost entries it acknowledged; it will not campaign, and will vote only for a candidate whose log reaches the bound, until it holds them again");
         }
         let last_log_id = if log.next_offset() > log.first_offset() {
             let rec = log.read(log.next_offset() - 1)?;
@@ -367,7 +415,18 @@ where
             closed,
             canary: opts.canary,
             snapshot_floor: opts.snapshot_floor,
+            fence: Arc::new(tokio::sync::watch::channel(fence).0),
+            _lock,
         })
+    }
+
+    /// The gate the node's elections and vote handling must follow (see
+    /// [`fence`]): take it before handing the store to openraft, call
+    /// [`VoteGate::hold_elections`] on the Raft, and ask
+    /// [`VoteGate::may_grant`] before passing a vote request to
+    /// `Raft::vote`.
+    pub fn vote_gate(&self) -> VoteGate<C::NodeId> {
+        VoteGate::new(self.fence.subscribe())
     }
 
     /// A signal that resolves once this store's log is closed (see
@@ -391,11 +450,21 @@ where
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Updates the state file; a fence that lifted since the last update
+    /// is cleared in the same write.
     fn update_state(&self, f: impl FnOnce(&mut RaftState<C::NodeId>)) -> Result<(), Error> {
         let mut file = self.state();
         let mut st = file.get().clone();
         f(&mut st);
+        if self.fence.borrow().is_none() {
+            st.vote_fence = None;
+        }
         file.set(st)
+    }
+
+    /// Lifts the fence if `pred` holds of its bound.
+    fn lift_fence_if(&self, pred: impl FnOnce(&LogId<C::NodeId>) -> bool) {
+        lift_fence_if(&self.fence, pred);
     }
 
     /// The log id of the entry at `index`, read back from the log.
@@ -420,6 +489,83 @@ impl std::future::Future for Yield {
         cx.waker().wake_by_ref();
         std::task::Poll::Pending
     }
+}
+
+/// Takes the store directory's lock (see [`LOCK_FILE_NAME`]).
+fn take_store_lock(fs: &Arc<dyn FileSystem>, dir: &Path) -> Result<Box<dyn FileLock>, Error> {
+    let path = dir.join(LOCK_FILE_NAME);
+    fs.try_lock(&path).map_err(|source| match source.kind() {
+        io::ErrorKind::WouldBlock => Error::Log(seglog_core::Error::Locked { path: dir.to_path_buf() }),
+        _ => Error::Io { op: "locking", path, source },
+    })
+}
+
+/// Sets (or widens) the vote fence for entries `lost` that a recovery
+/// cuts and that may have been acknowledged (see [`fence`]): durable
+/// before it returns. No fence without a vote (no entry was accepted) or
+/// when a purge covers the entries.
+fn set_fence<NID: openraft::NodeId>(state: &mut StateFile<NID>, lost: &std::ops::Range<u64>) -> Result<(), Error> {
+    let st = state.get();
+    let Some(vote) = st.vote.as_ref() else { return Ok(()) };
+    let last = lost.end.saturating_sub(1);
+    if lost.is_empty() || st.last_purged.as_ref().is_some_and(|p| p.index >= last) {
+        return Ok(());
+    }
+    // No entry this node accepted has a leader id above its vote's.
+    let bound = LogId::new(vote.leader_id().clone(), last);
+    let wider = st.vote_fence.clone().max(Some(bound));
+    if wider == st.vote_fence {
+        return Ok(());
+    }
+    tracing::warn!(?lost, bound = ?wider, "the log's recovery cut entries that may have been acknowledged: vote fence set");
+    let mut next = st.clone();
+    next.vote_fence = wider;
+    state.set(next)
+}
+
+/// Lifts the fence in `tx` if one stands and `pred` holds of its bound.
+fn lift_fence_if<NID: openraft::NodeId>(
+    tx: &tokio::sync::watch::Sender<Option<LogId<NID>>>,
+    pred: impl FnOnce(&LogId<NID>) -> bool,
+) {
+    tx.send_if_modified(|fence| {
+        let lift = fence.as_ref().is_some_and(pred);
+        if lift {
+            info!(bound = ?fence, "vote fence lifted");
+            *fence = None;
+        }
+        lift
+    });
+}
+
+/// Lifts the vote fence of the (closed) store in `dir`, accepting that
+/// entries it may have lost — if any had been acknowledged — may be lost
+/// for good. An operator's last resort when a majority of a cluster is
+/// fenced and no leader can be elected (see [`fence`]); never needed
+/// otherwise, as fences lift by themselves once a node caught up. Returns
+/// the bound of the fence lifted (`None`: there was none).
+pub fn lift_vote_fence<NID: openraft::NodeId>(
+    fs: &Arc<dyn FileSystem>,
+    dir: impl AsRef<Path>,
+) -> Result<Option<LogId<NID>>, Error> {
+    let dir = dir.as_ref();
+    let _lock = take_store_lock(fs, dir)?;
+    if !fs.exists(&dir.join(state::STATE_FILE_NAME)).map_err(|source| Error::Io {
+        op: "looking for",
+        path: dir.join(state::STATE_FILE_NAME),
+        source,
+    })? {
+        return Err(Error::Contract(format!("no raft-log store (no `raft.state`) in `{}`", dir.display())));
+    }
+    let mut state = StateFile::<NID>::open(fs, dir)?;
+    let was = state.get().vote_fence.clone();
+    if was.is_some() {
+        let mut st = state.get().clone();
+        st.vote_fence = None;
+        state.set(st)?;
+        tracing::warn!(dir = %dir.display(), bound = ?was, "vote fence lifted by hand");
+    }
+    Ok(was)
 }
 
 /// Decodes the entry in `rec`, checking that it belongs at its offset.
@@ -552,7 +698,14 @@ where
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<C::NodeId>>) -> Result<(), StorageError<C::NodeId>> {
-        if self.state().get().committed == committed {
+        // An entry of a later term than the fence's is committed here: its
+        // leader was elected without this node's vote and holds every
+        // committed entry, and this log matches it up to there.
+        if let Some(c) = &committed {
+            self.lift_fence_if(|bound| c.leader_id.term > bound.leader_id.term);
+        }
+        let fence_lifted = self.fence.borrow().is_none() && self.state().get().vote_fence.is_some();
+        if self.state().get().committed == committed && !fence_lifted {
             return Ok(());
         }
         self.update_state(|s| s.committed = committed).map_err(|e| StorageIOError::write(AnyError::new(&e)))?;
@@ -630,6 +783,8 @@ where
             _ => None,
         };
         let lie = self.canary == Some(StoreCanary::FlushBeforeFsync);
+        let fence = Arc::clone(&self.fence);
+        let last_index = last.index;
         // Detached: the JoinHandle is dropped (the task runs on).
         let _detached = C::AsyncRuntime::spawn(async move {
             if let Some(prev) = prev {
@@ -645,6 +800,11 @@ where
                 Some(res) => res,
                 None => pending.await,
             };
+            // Durable again up to the fence's bound, with entries a leader
+            // sent after the cut: the node holds what it may have lost.
+            if res.is_ok() {
+                lift_fence_if(&fence, |bound| last_index >= bound.index);
+            }
             callback.log_io_completed(res.map(|_| ()).map_err(|e| to_io(&e)));
             let _ = done_tx.send(());
         });
@@ -695,6 +855,8 @@ where
         // at open (see `open_with`); the other order could leave a hole.
         let id = log_id.clone();
         self.update_state(|s| s.last_purged = Some(id)).map_err(write_err)?;
+        // A durable snapshot covers the entries the fence is about.
+        self.lift_fence_if(|bound| log_id.index >= bound.index);
         if keep_from > self.next_index {
             // A snapshot ahead of the whole log: restart it empty there.
             self.shared.restart_at(keep_from).await.map_err(write_err)?;

@@ -1,13 +1,13 @@
-//! The Raft state that is not log entries — the vote, the committed log id
-//! and the last purged log id — in one small file, `raft.state`, updated
-//! crash-atomically with one `fdatasync` per update (two when the vote or
-//! the purged id changes).
+//! The Raft state that is not log entries — the vote, the committed log
+//! id, the last purged log id and the vote fence — in one small file,
+//! `raft.state`, updated crash-atomically with one `fdatasync` per update
+//! (two when the vote, the purged id or the fence changes).
 //!
 //! The file is two fixed-size slots. An update writes the state, with a
 //! sequence number one higher than the current one, into the slot the
 //! current state is *not* in, then fsyncs. Opening reads both slots and takes
 //! the valid one (magic, version, CRC) with the higher sequence number. An
-//! update that changes the vote or the purged id then writes the same slot
+//! update that changes the vote, the purged id or the fence then writes the same slot
 //! into the other place too and fsyncs again, so that damage to one durable
 //! slot cannot bring back an older vote. A
 //! torn or lost write can only damage the slot being written, whose update
@@ -33,7 +33,8 @@ pub const STATE_FILE_NAME: &str = "raft.state";
 pub const SLOT_LEN: usize = 512;
 const HEADER_LEN: usize = 28;
 const MAGIC: [u8; 8] = *b"SGRAFTST";
-const VERSION: u32 = 1;
+/// The version written. Version 1 (no vote fence) is still read.
+const VERSION: u32 = 2;
 
 /// What the state file holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,12 +46,25 @@ pub struct RaftState<NID: NodeId> {
     pub committed: Option<LogId<NID>>,
     /// The last purged log id: every entry up to it is gone.
     pub last_purged: Option<LogId<NID>>,
+    /// The vote fence's bound while one stands ([`crate::fence`]): the
+    /// log id the entries a recovery cut, which may have been
+    /// acknowledged, could reach.
+    pub vote_fence: Option<LogId<NID>>,
 }
 
 impl<NID: NodeId> Default for RaftState<NID> {
     fn default() -> Self {
-        RaftState { vote: None, committed: None, last_purged: None }
+        RaftState { vote: None, committed: None, last_purged: None, vote_fence: None }
     }
+}
+
+/// Version 1's payload: version 2 without the vote fence.
+#[derive(Deserialize)]
+#[serde(bound = "")]
+struct RaftStateV1<NID: NodeId> {
+    vote: Option<Vote<NID>>,
+    committed: Option<LogId<NID>>,
+    last_purged: Option<LogId<NID>>,
 }
 
 /// The open state file.
@@ -122,14 +136,17 @@ impl<NID: NodeId> StateFile<NID> {
         let pos = (seq % 2) * SLOT_LEN as u64;
         let res = write_all_at(&*self.file, &bytes, pos).and_then(|()| self.file.sync());
         res.map_err(|source| Error::Io { op: "updating", path: self.path.clone(), source })?;
-        // A new vote or purge goes into the other slot too (a second
+        // A new vote, purge or fence goes into the other slot too (a second
         // fsync): damage to one durable slot (a bit flip) must not bring
         // back an older vote, which a lone surviving slot would (found by
         // the cluster simulation: `sim-harness cluster --replay 3470`
         // before this, a node came back with a vote older than one it had
         // granted). A committed-only update keeps one write: an older
         // committed id is harmless.
-        if state.vote != self.state.vote || state.last_purged != self.state.last_purged {
+        if state.vote != self.state.vote
+            || state.last_purged != self.state.last_purged
+            || state.vote_fence != self.state.vote_fence
+        {
             let other = ((seq + 1) % 2) * SLOT_LEN as u64;
             let res = write_all_at(&*self.file, &bytes, other).and_then(|()| self.file.sync());
             res.map_err(|source| Error::Io { op: "updating (second copy)", path: self.path.clone(), source })?;
@@ -170,7 +187,8 @@ fn decode_slot<NID: NodeId>(b: &[u8]) -> Option<(u64, RaftState<NID>)> {
         return None;
     }
     let u32_at = |at: usize| header.get(at..at + 4).and_then(|s| s.try_into().ok()).map(u32::from_le_bytes);
-    if u32_at(8)? != VERSION {
+    let version = u32_at(8)?;
+    if version != VERSION && version != 1 {
         return None;
     }
     let len = u32_at(12)? as usize;
@@ -183,6 +201,12 @@ fn decode_slot<NID: NodeId>(b: &[u8]) -> Option<(u64, RaftState<NID>)> {
         return None;
     }
     let cfg = bincode::config::standard().with_limit::<{ SLOT_LEN }>();
-    let (state, used) = bincode::serde::decode_from_slice(payload, cfg).ok()?;
+    let (state, used) = if version == 1 {
+        let (v1, used): (RaftStateV1<NID>, usize) = bincode::serde::decode_from_slice(payload, cfg).ok()?;
+        let RaftStateV1 { vote, committed, last_purged } = v1;
+        (RaftState { vote, committed, last_purged, vote_fence: None }, used)
+    } else {
+        bincode::serde::decode_from_slice(payload, cfg).ok()?
+    };
     (used == len).then_some((seq, state))
 }

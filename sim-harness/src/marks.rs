@@ -10,6 +10,8 @@
 pub enum Mark {
     /// "torn tail truncated"
     TornTailTruncated,
+    /// "acknowledged loss reported by recovery"
+    AcknowledgedLossReported,
     /// "unsynced records lost in crash"
     UnsyncedLostInCrash,
     /// "unsynced records survived crash"
@@ -166,6 +168,7 @@ impl Mark {
     /// Every mark, in the order the summary prints them.
     pub const ALL: &[Mark] = &[
         Mark::TornTailTruncated,
+        Mark::AcknowledgedLossReported,
         Mark::UnsyncedLostInCrash,
         Mark::UnsyncedSurvivedCrash,
         Mark::CorruptionDetectedAtOpen,
@@ -247,6 +250,7 @@ impl Mark {
     pub fn name(self) -> &'static str {
         match self {
             Mark::TornTailTruncated => "torn tail truncated",
+            Mark::AcknowledgedLossReported => "acknowledged loss reported by recovery",
             Mark::UnsyncedLostInCrash => "unsynced records lost in crash",
             Mark::UnsyncedSurvivedCrash => "unsynced records survived crash",
             Mark::CorruptionDetectedAtOpen => "durable corruption detected at open",

@@ -59,6 +59,9 @@ pub struct Model {
     pub hidden_floor: Option<usize>,
     /// A media fault on durable data came after `hidden_floor` was set.
     pub faults_after_hidden: bool,
+    /// An open since the last checked recovery failed and was retried
+    /// (see `check_loss_reported`).
+    pub open_retried: bool,
     /// Records that were at an offset before a cut took them out of
     /// `accepted` (a suffix truncation, a recovery's cut), and the old
     /// frames an aimed lost write put back: a salvage, which reads every
@@ -131,6 +134,7 @@ impl Model {
     /// A recovery was checked: the recovered records verified, so no
     /// earlier damage can hide them any more.
     pub fn recovery_checked(&mut self) {
+        self.open_retried = false;
         self.hidden_floor = None;
         self.faults_after_hidden = false;
     }
@@ -212,6 +216,29 @@ impl Model {
             })
             .map(|r| r.offset)
             .collect()
+    }
+
+    /// A recovery that lost durable (acknowledged) records — only after a
+    /// media fault, in the last synced batch (`check_recovered_len`) —
+    /// must say so: its report's `possibly_acknowledged` starts where the
+    /// log now ends and reaches at least to what was durable (a replica
+    /// relies on it not to vote with a log it lost). Not required when a
+    /// misdirected write hid an earlier batch: its stale bytes may have
+    /// taken the batch's commit marker too; nor after an open that failed
+    /// and was retried (it may have cut the tail durably before failing:
+    /// the report is the cutting open's, which is why seglog-raft looks
+    /// read-only first). `Ok(true)`: a loss was reported.
+    pub fn check_loss_reported(&self, n: usize, reported: Option<&std::ops::Range<u64>>) -> Result<bool, String> {
+        if n >= self.durable || self.maybe_truncated_to == Some(n) || self.hidden_floor.is_some() || self.open_retried {
+            return Ok(false);
+        }
+        match reported {
+            Some(r) if r.start == n as u64 && r.end >= self.durable as u64 => Ok(true),
+            other => Err(format!(
+                "durable records {n}..{} were lost (media damage in the last synced batch) and the recovery report says {other:?}: a replica would not know it lost acknowledged records",
+                self.durable
+            )),
+        }
     }
 
     /// Checks a recovered log's length; returns the smallest length allowed.

@@ -319,6 +319,10 @@ pub(crate) trait Node {
     fn take_in_faults(&mut self);
     /// The power failed (and the node booted again).
     fn power_failed(&mut self) {}
+    /// An open failed on an injected fault (or a power cut) and is tried
+    /// again: the failed attempt may have cut a tail durably, so the open
+    /// that succeeds no longer sees what was cut.
+    fn open_retried(&mut self) {}
 }
 
 impl Node for World {
@@ -340,6 +344,9 @@ impl Node for World {
     }
     fn power_failed(&mut self) {
         self.crashed();
+    }
+    fn open_retried(&mut self) {
+        self.model.open_retried = true;
     }
 }
 
@@ -366,6 +373,7 @@ pub(crate) fn open_retrying<N: Node>(n: &mut N) -> Result<Log, Error> {
         let injected_eio = new_faults.iter().any(|f| fails_calls(&f.kind));
         let fsync_failed = new_faults.iter().any(|f| f.kind == FaultKind::SyncEio);
         if cut {
+            n.open_retried();
             n.recorder().mark(Mark::PowerCutDuringRecovery);
             n.power_failed();
             n.recorder().note(|| format!("CRASH during recovery: {:?}", res.as_ref().err()), Event::Crash, &[2]);
@@ -374,6 +382,7 @@ pub(crate) fn open_retrying<N: Node>(n: &mut N) -> Result<Log, Error> {
         }
         match &res {
             Err(Error::Io { .. } | Error::DiskFull { .. }) if injected_eio => {
+                n.open_retried();
                 n.recorder().note(
                     || format!("open failed on an injected fault, retrying: {:?}", res.as_ref().err()),
                     N::OPEN_EVENT,

@@ -71,15 +71,29 @@ pub(crate) fn scan_frames_until(
     Ok((tail, ix, stop_at))
 }
 
+/// What the bytes past a bad frame say about it (see [`durable_evidence`]).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct CutEvidence {
+    /// Proof that the bad frame had been synced: a description of it.
+    pub durable: Option<String>,
+    /// No proof, but the damaged batch's own commit marker verifies past
+    /// the bad frame: the batch may have been synced (and acknowledged)
+    /// before damage, or its sync was torn by the crash after the marker's
+    /// sector landed. The offset the marker says the batch ends before.
+    pub marker_next_offset: Option<u64>,
+}
+
 /// Looks past a bad frame at `bad_pos` for proof that it had been synced.
-/// Returns a description of the proof, or `None` if the bytes from `bad_pos`
-/// may be an unsynced, torn tail.
-pub(crate) fn durable_evidence(file: &dyn FileHandle, bad_pos: u64, len: u64, base: u64) -> io::Result<Option<String>> {
+/// `durable` describes the proof; without one, the bytes from `bad_pos`
+/// may be an unsynced, torn tail, and `marker_next_offset` says how far a
+/// commit marker of the damaged batch reaches, if one verifies there.
+pub(crate) fn durable_evidence(file: &dyn FileHandle, bad_pos: u64, len: u64, base: u64) -> io::Result<CutEvidence> {
     let rest_len = usize::try_from(len - bad_pos).map_err(|_| io::Error::other("segment too large"))?;
     let mut rest = vec![0u8; rest_len];
     let got = read_full_at(file, &mut rest, bad_pos)?;
     rest.truncate(got);
     let marker_body = (format::MARKER_BODY_LEN as u32).to_le_bytes();
+    let mut found = CutEvidence::default();
     for i in 1..rest.len() {
         // Cheap filter before the checksum: the marker's length field.
         if rest.get(i + 4..i + 8) != Some(&marker_body[..]) {
@@ -94,7 +108,8 @@ pub(crate) fn durable_evidence(file: &dyn FileHandle, bad_pos: u64, len: u64, ba
             continue;
         }
         if m.batch_start_pos > bad_pos {
-            return Ok(Some(format!("a later batch was committed by the marker at byte {at}")));
+            found.durable = Some(format!("a later batch was committed by the marker at byte {at}"));
+            return Ok(found);
         }
         let after = bytes.get(n..).unwrap_or_default();
         let followed = match decode_frame(after) {
@@ -103,8 +118,10 @@ pub(crate) fn durable_evidence(file: &dyn FileHandle, bad_pos: u64, len: u64, ba
             Err(_) => false,
         };
         if followed {
-            return Ok(Some(format!("the batch's commit marker at byte {at} is followed by later writes")));
+            found.durable = Some(format!("the batch's commit marker at byte {at} is followed by later writes"));
+            return Ok(found);
         }
+        found.marker_next_offset = found.marker_next_offset.max(Some(m.next_offset));
     }
-    Ok(None)
+    Ok(found)
 }

@@ -238,18 +238,20 @@ fn recover_active(log: &Log, mut seg: Segment, len: u64, report: &mut RecoveryRe
     }
     if let Some((pos, why)) = stop_at {
         debug_assert_eq!(pos, tail.end_pos);
-        if let Some(evidence) =
-            durable_evidence(&*seg.file, pos, len, seg.base).map_err(|e| Error::io("reading", seg.path.clone(), e))?
-        {
+        let evidence =
+            durable_evidence(&*seg.file, pos, len, seg.base).map_err(|e| Error::io("reading", seg.path.clone(), e))?;
+        if let Some(proof) = evidence.durable {
             return Err(Error::corruption(
                 &seg.path,
                 pos,
-                format!("{why}, and {evidence}, so the damaged bytes had been synced"),
+                format!("{why}, and {proof}, so the damaged bytes had been synced"),
             ));
         }
         warn!(pos, dropped = len - pos, why, "cutting off a torn tail");
         report.torn_tail = Some((seg.path.clone(), pos));
         report.torn_bytes = len - pos;
+        report.possibly_acknowledged =
+            evidence.marker_next_offset.filter(|&end| end > tail.next_offset).map(|end| tail.next_offset..end);
         if !log.read_only {
             seg.file.set_len(pos).map_err(|e| Error::io("truncating the torn tail of", seg.path.clone(), e))?;
         }

@@ -135,6 +135,14 @@ impl World {
             self.fail(m);
             return false;
         }
+        match self.model.check_loss_reported(n, log.recovery_report().possibly_acknowledged.as_ref()) {
+            Ok(true) => self.mark(Mark::AcknowledgedLossReported),
+            Ok(false) => {}
+            Err(m) => {
+                self.fail(m);
+                return false;
+            }
+        }
         let first = log.first_offset();
         // A failed write (poisoned) may have left a prefix truncation (its
         // own, or retention's inside a roll) durable or not.

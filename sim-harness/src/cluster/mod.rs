@@ -131,11 +131,16 @@ pub enum ClusterMark {
     TwoLeadersOneTerm,
     /// The final check's read of a log met media damage the log detected.
     DamageDetectedOnRead,
+    /// A node booted with a vote fence: its log's recovery cut entries it
+    /// may have acknowledged.
+    VoteFenceSet,
+    /// A fenced node refused a vote to a candidate behind its fence.
+    VoteRefusedByFence,
 }
 
 impl ClusterMark {
     /// Every mark, in report order.
-    pub const ALL: [ClusterMark; 16] = [
+    pub const ALL: [ClusterMark; 18] = [
         ClusterMark::NewLeader,
         ClusterMark::NodeRebooted,
         ClusterMark::BootRetried,
@@ -152,6 +157,8 @@ impl ClusterMark {
         ClusterMark::MessageLost,
         ClusterMark::TwoLeadersOneTerm,
         ClusterMark::DamageDetectedOnRead,
+        ClusterMark::VoteFenceSet,
+        ClusterMark::VoteRefusedByFence,
     ];
 
     /// The mark's name.
@@ -173,6 +180,8 @@ impl ClusterMark {
             ClusterMark::MessageLost => "cluster: message lost",
             ClusterMark::DamageDetectedOnRead => "cluster: media damage detected by a log read",
             ClusterMark::TwoLeadersOneTerm => "cluster: two leaders in one term (openraft's (term, node) leader ids)",
+            ClusterMark::VoteFenceSet => "cluster: node booted with a vote fence (possibly acknowledged entries cut)",
+            ClusterMark::VoteRefusedByFence => "cluster: a fenced node refused a vote",
         }
     }
 }
@@ -377,7 +386,11 @@ fn run_in_madsim(scn: &Scenario, canary: Option<ClusterCanary>, trace: bool) -> 
     w.disks.clear();
     w.history = Vec::new();
     w.acked.clear();
-    net::lock(&net).up.clear();
+    {
+        let mut n = net::lock(&net);
+        n.up.clear();
+        n.gates.clear();
+    }
     out
 }
 
@@ -436,6 +449,7 @@ async fn boot(world: &Shared, net: &Net, id: u64) -> Result<(), BootFailure> {
     let mut store = RaftLogStore::<SimKv>::open_with("/node/raft", opts).map_err(|e| classify_store_error(&e))?;
     let shared = store.shared_log().clone();
     let reader = store.get_log_reader().await;
+    let gate = store.vote_gate();
     // A vote this node granted was sent only after it was durable: the
     // store must give it back (or a later one).
     let persisted = store.read_vote().await.map_err(|e| BootFailure::Bug(format!("read_vote: {e}")))?;
@@ -460,11 +474,18 @@ async fn boot(world: &Shared, net: &Net, id: u64) -> Result<(), BootFailure> {
             // is the disk's corruption, reported as such.
             if msg.contains("corruption in") { BootFailure::Corrupt(msg) } else { BootFailure::Bug(msg) }
         })?;
+    gate.hold_elections(&raft);
     let mut w = lock(world);
+    if let Some(bound) = gate.fence() {
+        w.mark(ClusterMark::VoteFenceSet);
+        w.rec.note(|| format!("n{id} boots fenced: no vote for a log behind {bound}"), Event::ClusterNode, &[id, 8]);
+    }
     if let Some(slot) = w.nodes.get_mut(id as usize) {
         *slot = NodeState::Up { raft: raft.clone(), sm, shared, reader };
     }
-    net::lock(net).up.insert(id, raft);
+    let mut n = net::lock(net);
+    n.up.insert(id, raft);
+    n.gates.insert(id, gate);
     Ok(())
 }
 
@@ -549,7 +570,11 @@ async fn power_cycle(world: &Shared, net: &Net, id: u64, down_ms: u64) {
         w.cycling[id as usize] = true;
         w.nodes[id as usize] = NodeState::Down;
     }
-    net::lock(net).up.remove(&id);
+    {
+        let mut n = net::lock(net);
+        n.up.remove(&id);
+        n.gates.remove(&id);
+    }
     handle.kill(sim_id);
     {
         let mut w = lock(world);
@@ -629,7 +654,11 @@ async fn supervise(world: Shared, net: Net) {
     for r in rafts {
         let _ = r.shutdown().await;
     }
-    net::lock(&net).up.clear();
+    {
+        let mut n = net::lock(&net);
+        n.up.clear();
+        n.gates.clear();
+    }
     for sid in sim_ids {
         SimFsPlugin::current().detach(sid);
         handle.kill(sid);
@@ -952,11 +981,14 @@ async fn quiesce(world: &Shared, net: &Net) {
         n.cut.clear();
         n.loss = 0.0;
         n.max_delay_ms = 5;
-        let (sent, lost) = (n.sent, n.lost);
+        let (sent, lost, refused) = (n.sent, n.lost, n.fence_refusals);
         drop(n);
         let mut w = lock(world);
         if lost > 0 {
             w.mark(ClusterMark::MessageLost);
+        }
+        if refused > 0 {
+            w.mark(ClusterMark::VoteRefusedByFence);
         }
         for fs in &w.disks {
             fs.set_config(FaultConfig::default());

@@ -26,6 +26,11 @@ use super::{SimKv, SimRaft};
 pub(crate) struct NetState {
     /// The nodes that are up, by id.
     pub(crate) up: BTreeMap<u64, SimRaft>,
+    /// Their stores' vote gates: a fenced node's RPC server refuses votes
+    /// its fence forbids (as if unreachable) without asking Raft.
+    pub(crate) gates: BTreeMap<u64, seglog_raft::VoteGate<u64>>,
+    /// Vote requests a fence refused.
+    pub(crate) fence_refusals: u64,
     /// Cut links, `(from, to)`: messages from `from` to `to` are dropped.
     pub(crate) cut: BTreeSet<(u64, u64)>,
     /// Probability that a message (request or response) is lost.
@@ -173,6 +178,14 @@ impl RaftNetwork<SimKv> for Conn {
         _option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
         let (net, voter) = (Arc::clone(&self.net), self.to);
+        // The voter's RPC server asks its store's gate first: a fence
+        // refuses a candidate whose log may be behind the voter's lost one.
+        let gate = lock(&net).gates.get(&voter).cloned();
+        if gate.is_some_and(|g| !g.may_grant(rpc.last_log_id.as_ref())) {
+            madsim::time::sleep(self.delay()).await;
+            lock(&net).fence_refusals += 1;
+            return Err(unreachable(format!("node {voter} is fenced: no vote for a log behind its bound")));
+        }
         self.call(|raft| async move {
             let res = raft.vote(rpc).await;
             if let Ok(resp) = &res
