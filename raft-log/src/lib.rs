@@ -196,6 +196,9 @@ pub struct RaftLogStore<C: RaftTypeConfig> {
     snapshot_floor: Option<SnapshotFloor>,
     /// The vote fence's bound while one stands (see [`fence`]).
     fence: Arc<tokio::sync::watch::Sender<Option<LogId<C::NodeId>>>>,
+    /// A `raft.state` slot did not verify at open: the committed id may be
+    /// older than the last one saved (see `read_vote`).
+    stale_committed: bool,
     /// The store directory's lock, held while the store is open.
     _lock: Box<dyn FileLock>,
 }
@@ -372,6 +375,7 @@ where
             purged
         };
         let next_index = log.next_offset();
+        let state_damaged = state.damaged_at_open();
         info!(dir = %dir.display(), first = log.first_offset(), next_index, ?last_log_id, "opened raft log store");
         let (shared, committer) = SharedLog::new(log, opts.group)?;
         let (closed_tx, closed) = tokio::sync::watch::channel(false);
@@ -415,6 +419,7 @@ where
             closed,
             canary: opts.canary,
             snapshot_floor: opts.snapshot_floor,
+            stale_committed: state_damaged,
             fence: Arc::new(tokio::sync::watch::channel(fence).0),
             _lock,
         })
@@ -694,7 +699,22 @@ where
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<C::NodeId>>, StorageError<C::NodeId>> {
-        Ok(self.state().get().vote.clone())
+        let vote = self.state().get().vote.clone();
+        // While fenced, the vote is reported as not committed: openraft
+        // restores a node whose committed vote names itself as leader at
+        // startup, and a leader that lost entries it had sent would write
+        // different entries under log ids it already used (cluster seed
+        // 5267). The same after a damaged `raft.state` slot: the committed
+        // id may have gone back, and a restored leader serves linearizable
+        // reads from its committed id without committing anything first
+        // (cluster seed 12937 read a value older than an acknowledged
+        // write). Not committed, the node starts as a follower and a leader
+        // is elected; its leader id stays (nothing between the two
+        // compares differently).
+        if self.fence.borrow().is_some() || self.stale_committed {
+            return Ok(vote.map(|v| Vote::new(v.leader_id().term, v.leader_id().node_id.clone())));
+        }
+        Ok(vote)
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<C::NodeId>>) -> Result<(), StorageError<C::NodeId>> {

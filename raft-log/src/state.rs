@@ -74,6 +74,7 @@ pub struct StateFile<NID: NodeId> {
     path: PathBuf,
     seq: u64,
     state: RaftState<NID>,
+    damaged_at_open: bool,
 }
 
 impl<NID: NodeId> StateFile<NID> {
@@ -109,7 +110,14 @@ impl<NID: NodeId> StateFile<NID> {
         let mut buf = vec![0u8; 2 * SLOT_LEN];
         read_exact_at(&*file, &mut buf, 0).map_err(io("reading", &path))?;
         let (a, b) = buf.split_at(SLOT_LEN);
-        let best = match (decode_slot::<NID>(a), decode_slot::<NID>(b)) {
+        let (da, db) = (decode_slot::<NID>(a), decode_slot::<NID>(b));
+        // A slot that does not verify and is not blank (never written): a
+        // torn update, or damage. Either way the slot may have held a newer
+        // committed id than the state read (committed-only updates write
+        // one slot).
+        let damaged_at_open =
+            (da.is_none() && a.iter().any(|&x| x != 0)) || (db.is_none() && b.iter().any(|&x| x != 0));
+        let best = match (da, db) {
             (Some(x), Some(y)) => Some(if y.0 > x.0 { y } else { x }),
             (x, y) => x.or(y),
         };
@@ -119,7 +127,14 @@ impl<NID: NodeId> StateFile<NID> {
                 detail: "neither slot of the state file is valid (the vote would be lost); restore the node's directory from a backup or rebuild the node from its peers".into(),
             });
         };
-        Ok(StateFile { file, path, seq, state })
+        Ok(StateFile { file, path, seq, state, damaged_at_open })
+    }
+
+    /// Whether a slot did not verify at open (and was not blank): the
+    /// committed id read may be older than the last one saved (the vote,
+    /// the purged id and the fence are in both slots).
+    pub fn damaged_at_open(&self) -> bool {
+        self.damaged_at_open
     }
 
     /// The current state.

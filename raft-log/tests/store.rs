@@ -421,3 +421,237 @@ fn a_damaged_slot_does_not_bring_back_an_older_vote_cluster_seed_3470() {
         });
     }
 }
+
+/// A node that acknowledged entries 0..9 (the last batch 6..9) under vote
+/// T2-N1, then lost power; then a bit flip in that last batch, which the
+/// log cannot tell from a torn sync. Returns the disk.
+fn disk_with_a_damaged_last_batch(seed: u64) -> SimFs {
+    let disk = SimFs::new(seed, FaultConfig::default());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let fs = disk.clone();
+    let seg = std::path::Path::new("/node/log/00000000000000000000.log");
+    let batch_start = rt.block_on(async move {
+        let mut store = Store::open_with("/node", sim_opts(&fs, 1)).unwrap();
+        store.save_vote(&Vote::new_committed(2, 1)).await.unwrap();
+        store.blocking_append((0..6).map(|i| entry(2, i))).await.unwrap();
+        let batch_start = fs.durable_contents(seg).unwrap().len() as u64;
+        store.blocking_append((6..9).map(|i| entry(2, i))).await.unwrap();
+        batch_start
+    });
+    drop(rt);
+    disk.crash();
+    assert!(disk.flip_bit(seg, batch_start + 20, 3), "the segment holds the batch");
+    disk
+}
+
+fn lid(term: u64, node: u64, index: u64) -> LogId<u64> {
+    LogId::new(openraft::CommittedLeaderId::new(term, node), index)
+}
+
+/// Found by the cluster simulation (`sim-harness cluster --replay 10757`,
+/// and 1601, 2794, where openraft's leader panicked): a bit flip in a
+/// follower's last synced batch was cut as a torn tail, the follower's log
+/// silently lost entries it had acknowledged, and it voted with that log.
+/// Now the open sets a vote fence: no vote for a candidate behind the
+/// entries it may have lost, until it holds them again.
+#[test]
+fn damage_to_the_last_acknowledged_batch_fences_the_vote_cluster_seed_10757() {
+    let disk = disk_with_a_damaged_last_batch(7);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let fs = disk.clone();
+    rt.block_on(async move {
+        let mut store = Store::open_with("/node", sim_opts(&fs, 1)).unwrap();
+        let gate = store.vote_gate();
+        // Entries 6..9 were cut; they were accepted under vote T2-N1.
+        assert_eq!(store.get_log_state().await.unwrap().last_log_id.map(|l| l.index), Some(5));
+        assert_eq!(gate.fence(), Some(lid(2, 1, 8)));
+        assert!(!gate.may_grant(None));
+        assert!(!gate.may_grant(Some(&lid(2, 1, 7))), "a candidate that may lack entry 8");
+        assert!(!gate.may_grant(Some(&lid(2, 0, 20))), "an older leader's entries");
+        assert!(gate.may_grant(Some(&lid(2, 1, 8))));
+        assert!(gate.may_grant(Some(&lid(3, 0, 2))), "a later term's entry");
+        // Reported not committed: had it been the leader, openraft would not
+        // restore it as one at startup (cluster seed 5267).
+        assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new(2, 1)));
+        // Another restart before catching up: the fence is durable.
+        let closed = store.closed_signal();
+        drop(store);
+        closed.wait().await;
+        let mut store = Store::open_with("/node", sim_opts(&fs, 1)).unwrap();
+        let gate = store.vote_gate();
+        assert_eq!(gate.fence(), Some(lid(2, 1, 8)));
+        // The leader sends 6..9 again: once durable, the fence lifts.
+        store.blocking_append((6..8).map(|i| entry(2, i))).await.unwrap();
+        assert!(gate.is_fenced(), "index 8 is not back yet");
+        store.blocking_append([entry(2, 8)]).await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), gate.lifted()).await.unwrap();
+        assert!(gate.may_grant(None));
+        // The lift is written with the next state update.
+        store.save_committed(Some(id(2, 7))).await.unwrap();
+        let closed = store.closed_signal();
+        drop(store);
+        closed.wait().await;
+        let mut store = Store::open_with("/node", sim_opts(&fs, 1)).unwrap();
+        assert!(!store.vote_gate().is_fenced());
+        assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new_committed(2, 1)));
+        let closed = store.closed_signal();
+        drop(store);
+        closed.wait().await;
+        let state = StateFile::<u64>::open(&fs.shared(), std::path::Path::new("/node")).unwrap();
+        assert_eq!(state.get().vote_fence, None);
+    });
+}
+
+/// A fence also lifts when an entry of a later term than its bound is
+/// committed in the log (its leader was elected without this node's vote);
+/// and an operator can lift it by hand on a closed store.
+#[test]
+fn a_fence_lifts_on_a_later_terms_commit_or_by_hand() {
+    let disk = disk_with_a_damaged_last_batch(8);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let fs = disk.clone();
+    rt.block_on(async move {
+        let mut store = Store::open_with("/node", sim_opts(&fs, 1)).unwrap();
+        let gate = store.vote_gate();
+        assert!(gate.is_fenced());
+        store.save_committed(Some(lid(2, 1, 4))).await.unwrap();
+        assert!(gate.is_fenced(), "a commit in the fence's own term proves nothing");
+        store.blocking_append([entry(3, 6)]).await.unwrap();
+        store.save_committed(Some(lid(3, 0, 6))).await.unwrap();
+        assert!(!gate.is_fenced());
+        let closed = store.closed_signal();
+        drop(store);
+        closed.wait().await;
+        let state = StateFile::<u64>::open(&fs.shared(), std::path::Path::new("/node")).unwrap();
+        assert_eq!(state.get().vote_fence, None, "written with the commit");
+    });
+
+    let disk = disk_with_a_damaged_last_batch(9);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let fs = disk.clone();
+    rt.block_on(async move {
+        let store = Store::open_with("/node", sim_opts(&fs, 1)).unwrap();
+        assert!(store.vote_gate().is_fenced());
+        // Refused while the store is open (its lock guards raft.state).
+        let e = seglog_raft::lift_vote_fence::<u64>(&fs.shared(), "/node").unwrap_err();
+        assert!(matches!(e, seglog_raft::Error::Log(seglog_core::Error::Locked { .. })), "{e}");
+        let closed = store.closed_signal();
+        drop(store);
+        closed.wait().await;
+        assert_eq!(seglog_raft::lift_vote_fence::<u64>(&fs.shared(), "/node").unwrap(), Some(lid(2, 1, 8)));
+        assert!(!Store::open_with("/node", sim_opts(&fs, 1)).unwrap().vote_gate().is_fenced());
+    });
+}
+
+/// The fence is durable before the cut is: whatever step of the fencing
+/// open the power fails at, the next open comes back fenced (without the
+/// read-only look first, a crash after the log's durable cut and before
+/// the state write lost the fence, and the node voted with a log it lost).
+#[test]
+fn a_crash_at_any_step_of_the_fencing_open_keeps_the_fence() {
+    let mut struck = 0;
+    for step in 0..40u64 {
+        let disk = disk_with_a_damaged_last_batch(100 + step);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let fs = disk.clone();
+        let struck_here = rt.block_on(async move {
+            fs.power_off_after(step);
+            let opened = Store::open_with("/node", sim_opts(&fs, 1));
+            let cut = fs.is_powered_off();
+            fs.power_on();
+            if let Ok(store) = opened {
+                let closed = store.closed_signal();
+                drop(store);
+                closed.wait().await;
+            }
+            if cut {
+                fs.crash();
+            }
+            let store = Store::open_with("/node", sim_opts(&fs, 1)).unwrap();
+            assert_eq!(store.vote_gate().fence(), Some(lid(2, 1, 8)), "power cut after {step} steps");
+            cut
+        });
+        if struck_here {
+            struck += 1;
+        }
+    }
+    assert!(struck > 5, "the power cut struck inside the open only {struck} times");
+}
+
+/// A `raft.state` written by version 1 (no fence field) still opens.
+#[test]
+fn a_version_1_state_file_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let vote = Some(Vote::new_committed(4, 2));
+    let committed = Some(lid(4, 2, 9));
+    let payload =
+        bincode::serde::encode_to_vec((&vote, &committed, None::<LogId<u64>>), bincode::config::standard()).unwrap();
+    let mut slot = Vec::new();
+    slot.extend_from_slice(b"SGRAFTST");
+    slot.extend_from_slice(&1u32.to_le_bytes());
+    slot.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    slot.extend_from_slice(&7u64.to_le_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&slot);
+    crc.update(&payload);
+    slot.extend_from_slice(&crc.finalize().to_le_bytes());
+    slot.extend_from_slice(&payload);
+    slot.resize(2 * seglog_raft::state::SLOT_LEN, 0);
+    std::fs::write(dir.path().join(seglog_raft::state::STATE_FILE_NAME), &slot).unwrap();
+    let fs = seglog_core::StdFs::shared();
+    let mut state = StateFile::<u64>::open(&fs, dir.path()).unwrap();
+    let want = RaftState { vote, committed, last_purged: None, vote_fence: None };
+    assert_eq!(state.get(), &want);
+    // Updates write version 2, which reads back.
+    let fenced = RaftState { vote_fence: Some(lid(4, 2, 12)), ..want };
+    state.set(fenced.clone()).unwrap();
+    drop(state);
+    assert_eq!(StateFile::<u64>::open(&fs, dir.path()).unwrap().get(), &fenced);
+}
+
+/// Found by the cluster simulation (`sim-harness cluster --replay 12937`
+/// before the fix): a bit flip in the `raft.state` slot holding the newest
+/// committed id brought back an older one (committed-only updates write one
+/// slot); the node had been the leader, openraft restored it as leader at
+/// startup, and it served a linearizable read from the old committed id,
+/// older than an acknowledged write. A slot that does not verify now makes
+/// the store report its vote not committed: the node starts as a follower.
+#[test]
+fn a_damaged_state_slot_keeps_a_leader_from_resuming_cluster_seed_12937() {
+    let dir = tempfile::tempdir().unwrap();
+    rt().block_on(async {
+        let mut store = Store::open(dir.path()).unwrap();
+        store.save_vote(&Vote::new_committed(3, 1)).await.unwrap();
+        store.blocking_append((0..4).map(|i| entry(3, i))).await.unwrap();
+        store.save_committed(Some(lid(3, 1, 2))).await.unwrap();
+        store.save_committed(Some(lid(3, 1, 3))).await.unwrap();
+        store.shutdown().await.unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new_committed(3, 1)), "intact: resumes");
+        store.shutdown().await.unwrap();
+    });
+    let path = dir.path().join(seglog_raft::state::STATE_FILE_NAME);
+    let bytes = std::fs::read(&path).unwrap();
+    let fs = seglog_core::StdFs::shared();
+    let newest = StateFile::<u64>::open(&fs, dir.path()).unwrap();
+    assert!(!newest.damaged_at_open());
+    drop(newest);
+    // Damage the slot that holds committed 3-3 (the other holds 3-2).
+    let slot = (0..2)
+        .find(|&i| {
+            let mut b = bytes.clone();
+            b[i * seglog_raft::state::SLOT_LEN + 18] ^= 0x04;
+            std::fs::write(&path, &b).unwrap();
+            StateFile::<u64>::open(&fs, dir.path()).unwrap().get().committed == Some(lid(3, 1, 2))
+        })
+        .expect("one slot holds the newest committed id");
+    let state = StateFile::<u64>::open(&fs, dir.path()).unwrap();
+    assert!(state.damaged_at_open(), "slot {slot}");
+    assert_eq!(state.get().vote, Some(Vote::new_committed(3, 1)), "the vote is in both slots");
+    drop(state);
+    rt().block_on(async {
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new(3, 1)));
+        store.shutdown().await.unwrap();
+    });
+}

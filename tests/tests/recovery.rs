@@ -85,6 +85,8 @@ fn torn_tail_is_cut_durably_and_appends_continue() {
     assert!(!r.clean);
     assert_eq!(r.torn_tail, Some((seg0(dir.path()), tail_start() + FRAME)));
     assert_eq!(r.torn_bytes, 7);
+    // No commit marker in the cut bytes: nothing cut was ever acknowledged.
+    assert_eq!(r.possibly_acknowledged, None);
     // Cut at the torn frame; the kept, uncommitted record then gets a
     // commit marker of its own (seed 30202).
     assert_eq!(std::fs::metadata(seg0(dir.path())).unwrap().len(), tail_start() + FRAME + MARKER);
@@ -176,9 +178,50 @@ fn rot_in_the_last_synced_batch_with_nothing_after_is_the_documented_window() {
     let dir = tempfile::tempdir().unwrap();
     two_batches(dir.path(), 0);
     flip(&seg0(dir.path()), batch2_start() + 5 * FRAME + 35);
+    // Read-only first (as seglog-raft does, to fence its vote before the
+    // cut is durable): the same report, nothing written.
+    let ro = Log::open_with(dir.path(), opts(StdFs::shared(), true)).unwrap();
+    assert_eq!(ro.recovery_report().possibly_acknowledged, Some(15..20));
+    drop(ro);
     let log = open(dir.path()).unwrap();
     assert_eq!(log.recovery_report().torn_tail.as_ref().map(|t| t.1), Some(batch2_start() + 5 * FRAME));
+    // The batch's own commit marker survived past the damage: records
+    // 15..20 may have been acknowledged, and the report says so.
+    assert_eq!(log.recovery_report().possibly_acknowledged, Some(15..20));
     assert_records(&log, 15);
+    drop(log);
+    // Once cut, the next open has nothing left to report.
+    assert_eq!(open(dir.path()).unwrap().recovery_report().possibly_acknowledged, None);
+}
+
+/// A sync torn by the crash looks the same when its commit marker's sector
+/// landed and an earlier one did not: reported as possibly acknowledged
+/// too (the log cannot know better); without the marker, not.
+#[test]
+fn a_torn_sync_is_possibly_acknowledged_only_if_its_marker_landed() {
+    let dir = tempfile::tempdir().unwrap();
+    two_batches(dir.path(), 0);
+    let path = seg0(dir.path());
+    // The batch's first sector never landed (zeros), its marker did.
+    let mut torn = std::fs::read(&path).unwrap();
+    torn[batch2_start() as usize..(batch2_start() + FRAME) as usize].fill(0);
+    std::fs::write(&path, &torn).unwrap();
+    let log = open(dir.path()).unwrap();
+    assert_eq!(log.recovery_report().possibly_acknowledged, Some(10..20));
+    assert_records(&log, 10);
+    drop(log);
+    // The marker never landed: not acknowledged, whatever else is there.
+    let dir = tempfile::tempdir().unwrap();
+    two_batches(dir.path(), 0);
+    let mut torn = std::fs::read(seg0(dir.path())).unwrap();
+    let end = torn.len();
+    torn[end - MARKER as usize..].fill(0);
+    torn[(batch2_start() + 2 * FRAME + 3) as usize] ^= 1;
+    std::fs::write(seg0(dir.path()), &torn).unwrap();
+    let log = open(dir.path()).unwrap();
+    assert!(log.recovery_report().torn_tail.is_some());
+    assert_eq!(log.recovery_report().possibly_acknowledged, None);
+    assert_records(&log, 12);
 }
 
 #[test]
