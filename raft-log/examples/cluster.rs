@@ -23,25 +23,34 @@ use openraft::raft::{
 use openraft::storage::RaftLogStorage;
 use openraft::{BasicNode, Config, Raft};
 use seglog_raft::kv::{KvConfig, KvRequest, KvStateMachine};
-use seglog_raft::{ClosedSignal, RaftLogStore};
+use seglog_raft::{ClosedSignal, RaftLogStore, VoteGate};
 
 type NodeId = u64;
 type KvRaft = Raft<KvConfig>;
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// The in-memory network: every node's `Raft` handle, by id. A node that is
-/// down is absent (its peers see it as unreachable).
+/// The in-memory network: every node's `Raft` handle and its store's vote
+/// gate, by id. A node that is down is absent (its peers see it as
+/// unreachable).
 #[derive(Clone, Default)]
 struct Router {
-    nodes: Arc<Mutex<BTreeMap<NodeId, KvRaft>>>,
+    nodes: Arc<Mutex<BTreeMap<NodeId, Peer>>>,
 }
+
+/// A running node as its peers reach it: its Raft handle and its store's
+/// vote gate.
+type Peer = (KvRaft, VoteGate<NodeId>);
 
 impl Router {
     fn get(&self, id: NodeId) -> Option<KvRaft> {
+        self.node(id).map(|(raft, _)| raft)
+    }
+
+    fn node(&self, id: NodeId) -> Option<Peer> {
         self.nodes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&id).cloned()
     }
 
-    fn set(&self, id: NodeId, raft: Option<KvRaft>) {
+    fn set(&self, id: NodeId, raft: Option<Peer>) {
         let mut nodes = self.nodes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match raft {
             Some(r) => nodes.insert(id, r),
@@ -55,8 +64,8 @@ struct Conn {
     target: NodeId,
 }
 
-fn unreachable<E: std::error::Error>(target: NodeId) -> RPCError<NodeId, BasicNode, E> {
-    let e = std::io::Error::new(std::io::ErrorKind::NotConnected, format!("node {target} is down"));
+fn unreachable<E: std::error::Error>(target: NodeId, why: &str) -> RPCError<NodeId, BasicNode, E> {
+    let e = std::io::Error::new(std::io::ErrorKind::NotConnected, format!("node {target} {why}"));
     RPCError::Unreachable(Unreachable::new(&e))
 }
 
@@ -74,7 +83,7 @@ impl RaftNetwork<KvConfig> for Conn {
         rpc: AppendEntriesRequest<KvConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        let raft = self.router.get(self.target).ok_or_else(|| unreachable(self.target))?;
+        let raft = self.router.get(self.target).ok_or_else(|| unreachable(self.target, "is down"))?;
         raft.append_entries(rpc).await.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 
@@ -84,7 +93,7 @@ impl RaftNetwork<KvConfig> for Conn {
         _option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>>
     {
-        let raft = self.router.get(self.target).ok_or_else(|| unreachable(self.target))?;
+        let raft = self.router.get(self.target).ok_or_else(|| unreachable(self.target, "is down"))?;
         raft.install_snapshot(rpc).await.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 
@@ -93,7 +102,12 @@ impl RaftNetwork<KvConfig> for Conn {
         rpc: VoteRequest<NodeId>,
         _option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        let raft = self.router.get(self.target).ok_or_else(|| unreachable(self.target))?;
+        let (raft, gate) = self.router.node(self.target).ok_or_else(|| unreachable(self.target, "is down"))?;
+        // A node whose log may have lost entries it acknowledged votes only
+        // for a candidate whose log reaches them (seglog_raft::fence).
+        if !gate.may_grant(rpc.last_log_id.as_ref()) {
+            return Err(unreachable(self.target, "is fenced: its log may lack entries it acknowledged"));
+        }
         raft.vote(rpc).await.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
@@ -120,8 +134,11 @@ async fn start(id: NodeId, dir: &Path, config: Arc<Config>, router: &Router) -> 
         vote.map_or("none".into(), |v| v.to_string()),
     );
     let sm = KvStateMachine::open(dir.join("state-machine"))?;
+    let gate = store.vote_gate();
     let raft = Raft::new(id, config, router.clone(), store, sm.clone()).await?;
-    router.set(id, Some(raft.clone()));
+    // No campaign while the store's vote fence stands.
+    gate.hold_elections(&raft);
+    router.set(id, Some((raft.clone(), gate)));
     Ok(Node { raft, sm, closed })
 }
 

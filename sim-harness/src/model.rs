@@ -62,6 +62,15 @@ pub struct Model {
     /// An open since the last checked recovery failed and was retried
     /// (see `check_loss_reported`).
     pub open_retried: bool,
+    /// A misdirected or lost write struck durable data in this run: a
+    /// batch's commit marker may have gone with it (its sector landed
+    /// elsewhere, or older bytes came back), and damage it left may surface
+    /// only at a later recovery (see `check_loss_reported`).
+    pub marker_may_be_gone: bool,
+    /// Media faults on durable data since the last checked recovery: with
+    /// two, one may have struck a batch's records and the other its commit
+    /// marker (see `check_loss_reported`).
+    pub media_faults_since_check: u32,
     /// Records that were at an offset before a cut took them out of
     /// `accepted` (a suffix truncation, a recovery's cut), and the old
     /// frames an aimed lost write put back: a salvage, which reads every
@@ -126,6 +135,7 @@ impl Model {
     /// batch before it, the two together may leave no evidence after the
     /// hidden batch (see `hidden_floor`).
     pub fn media_fault(&mut self) {
+        self.media_faults_since_check += 1;
         if self.hidden_floor.is_some() {
             self.faults_after_hidden = true;
         }
@@ -135,6 +145,7 @@ impl Model {
     /// earlier damage can hide them any more.
     pub fn recovery_checked(&mut self) {
         self.open_retried = false;
+        self.media_faults_since_check = 0;
         self.hidden_floor = None;
         self.faults_after_hidden = false;
     }
@@ -222,14 +233,22 @@ impl Model {
     /// media fault, in the last synced batch (`check_recovered_len`) —
     /// must say so: its report's `possibly_acknowledged` starts where the
     /// log now ends and reaches at least to what was durable (a replica
-    /// relies on it not to vote with a log it lost). Not required when a
-    /// misdirected write hid an earlier batch: its stale bytes may have
-    /// taken the batch's commit marker too; nor after an open that failed
+    /// relies on it not to vote with a log it lost). Not required after a
+    /// misdirected or lost write (`marker_may_be_gone`, or a hidden batch):
+    /// it may have taken the batch's commit marker too (seed 254 of the
+    /// test campaign); nor after a second media fault since the last
+    /// checked recovery (it may have struck the marker: seed 2448); nor after an open that failed
     /// and was retried (it may have cut the tail durably before failing:
     /// the report is the cutting open's, which is why seglog-raft looks
     /// read-only first). `Ok(true)`: a loss was reported.
     pub fn check_loss_reported(&self, n: usize, reported: Option<&std::ops::Range<u64>>) -> Result<bool, String> {
-        if n >= self.durable || self.maybe_truncated_to == Some(n) || self.hidden_floor.is_some() || self.open_retried {
+        if n >= self.durable
+            || self.maybe_truncated_to == Some(n)
+            || self.hidden_floor.is_some()
+            || self.marker_may_be_gone
+            || self.media_faults_since_check > 1
+            || self.open_retried
+        {
             return Ok(false);
         }
         match reported {

@@ -89,6 +89,9 @@ impl World {
                 // before it is the last one as far as the disk can tell
                 // (the documented undetectable window moves back by one).
                 self.model.media_fault();
+                if matches!(f.kind, FaultKind::Misdirected { .. } | FaultKind::LostWrite) {
+                    self.model.marker_may_be_gone = true;
+                }
                 if let FaultKind::Misdirected { to } = f.kind {
                     self.model.widen_window();
                     // Where the data landed it destroyed what was there: if
