@@ -42,9 +42,8 @@
 //! fence a node that lost nothing; the cost is that the node waits to
 //! vote until it caught up. If a majority of a cluster is fenced at once
 //! and no node can win an election, the cluster waits for an operator:
-//! [`RaftLogStore::lift_vote_fence`](crate::RaftLogStore::lift_vote_fence)
-//! on a node accepts that its lost entries (if any were acknowledged) may
-//! be lost for good.
+//! [`lift_vote_fence`](crate::lift_vote_fence) on a stopped node accepts
+//! that its lost entries (if any were acknowledged) may be lost for good.
 
 use openraft::{LogId, NodeId, Raft, RaftTypeConfig};
 use tokio::sync::watch;

@@ -21,8 +21,12 @@
 //!   durable, so a vote is never durable ahead of an entry appended before
 //!   it.
 //!
-//! A store directory holds `raft.state` and `log/` (the segmented log); a
-//! new store writes `raft.state` first. Opening it finishes a purge that a
+//! A store directory holds `raft.state`, `raft.lock` (held while open) and
+//! `log/` (the segmented log); a new store writes `raft.state` first. If
+//! the log's recovery cuts entries that may have been acknowledged, opening
+//! sets a vote fence before the cut is durable ([`fence`]: no campaign, no
+//! vote for a candidate behind the lost entries, until the node holds them
+//! again). Opening it also finishes a purge that a
 //! crash interrupted (the state file says what was purged; the log is cut
 //! to match) and refuses a directory whose log has a hole below its first
 //! entry, whose log has no `raft.state` next to it (the vote was lost), or
