@@ -6,6 +6,9 @@
 # an argument, also writes a screenshot there.
 #
 #   scripts/html-check.sh [SCREENSHOT.png]
+#
+# SIM_HARNESS=path runs that sim-harness binary instead of building one
+# with `cargo run --release` (CI passes the one `cargo test` built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 browser=$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)
@@ -17,7 +20,11 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 # The replay fails (the canary is caught): exit code 1 is expected.
 set +e
-cargo run --release -q -p sim-harness -- replay --seed 24 --canary sync-noop --html "$out/replay.html" >/dev/null
+if [ -n "${SIM_HARNESS:-}" ]; then
+    "$SIM_HARNESS" replay --seed 24 --canary sync-noop --html "$out/replay.html" >/dev/null
+else
+    cargo run --release -q -p sim-harness -- replay --seed 24 --canary sync-noop --html "$out/replay.html" >/dev/null
+fi
 code=$?
 set -e
 if [ "$code" -ne 1 ]; then

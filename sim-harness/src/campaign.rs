@@ -55,7 +55,7 @@ pub fn campaign_until(
 }
 
 /// Like [`campaign_until`], with the runner of one seed given (the
-/// cluster campaign runs [`crate::cluster::run_cluster`]).
+/// cluster campaign runs `cluster::run_cluster`).
 pub fn campaign_with(
     seeds: Range<u64>,
     ops: u32,

@@ -9,6 +9,7 @@
 
 pub mod campaign;
 mod check;
+#[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod exhaustive;
 pub mod group;

@@ -76,6 +76,7 @@ enum Cmd {
     /// `--seeds A..B` runs a campaign; `--replay SEED` prints one seed's
     /// timeline and trace hash; `--canaries` runs each planted bug over the
     /// seeds and reports the first seed that caught it.
+    #[cfg(feature = "cluster")]
     Cluster {
         #[arg(long, value_parser = parse_range, required_unless_present = "replay")]
         seeds: Option<Range<u64>>,
@@ -292,6 +293,7 @@ fn print_replay(out: &sim_harness::run::Outcome, unit: &str) {
 }
 
 /// `sim-harness cluster`.
+#[cfg(feature = "cluster")]
 fn cluster_cmd(
     seeds: Option<Range<u64>>,
     replay: Option<u64>,
@@ -478,6 +480,7 @@ fn main() -> ExitCode {
             }
             if out.failure.is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
         }
+        #[cfg(feature = "cluster")]
         Cmd::Cluster { seeds, replay, jobs: j, ops, canary, canaries, save_failures } => {
             cluster_cmd(seeds, replay, jobs(j), ops, canary, canaries, save_failures)
         }

@@ -83,14 +83,19 @@ pub(crate) enum Event {
     /// Group world: the compactor task: success.
     GroupCompactor,
     /// Cluster world: a client operation: client, result kind, term, index.
+    #[cfg(feature = "cluster")]
     ClusterOp,
     /// Cluster world: a node booted, failed to boot, lost power, led a term.
+    #[cfg(feature = "cluster")]
     ClusterNode,
     /// Cluster world: a network or disk fault, or the faults stopping.
+    #[cfg(feature = "cluster")]
     ClusterNet,
     /// Cluster world: a final check passed.
+    #[cfg(feature = "cluster")]
     ClusterCheck,
     /// Cluster world: a disk's hash at the end.
+    #[cfg(feature = "cluster")]
     ClusterDisk,
 }
 
@@ -121,10 +126,15 @@ impl Event {
             Event::GroupCrash => 26,
             Event::GroupTruncateFromQueued => 27,
             Event::GroupCompactor => 28,
+            #[cfg(feature = "cluster")]
             Event::ClusterOp => 0xC1,
+            #[cfg(feature = "cluster")]
             Event::ClusterNode => 0xC2,
+            #[cfg(feature = "cluster")]
             Event::ClusterNet => 0xC3,
+            #[cfg(feature = "cluster")]
             Event::ClusterCheck => 0xC4,
+            #[cfg(feature = "cluster")]
             Event::ClusterDisk => 0xC5,
             Event::ScheduleStep => 0x5C,
             Event::FaultPlan => 0x5D,

@@ -1,6 +1,7 @@
 //! The cluster simulation from outside: seeds pass, a seed replays bit for
 //! bit, and every cluster canary is caught.
 
+#![cfg(feature = "cluster")]
 #![allow(clippy::unwrap_used, reason = "a test fails loudly")]
 
 use sim_harness::campaign::campaign_with;
