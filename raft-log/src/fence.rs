@@ -80,14 +80,12 @@ impl<NID: NodeId> VoteGate<NID> {
         }
     }
 
-    /// Resolves once no fence stands.
-    pub async fn lifted(&self) {
+    /// Resolves once no fence stands (`true`), or when the store is gone
+    /// with the fence still standing (`false`: nothing will lift it, and
+    /// nothing votes with that store any more).
+    pub async fn lifted(&self) -> bool {
         let mut rx = self.rx.clone();
-        // An error means the store is gone: nothing will lift it, and
-        // nothing will vote with that store either.
-        if rx.wait_for(Option::is_none).await.is_err() {
-            std::future::pending::<()>().await;
-        }
+        rx.wait_for(Option::is_none).await.is_ok()
     }
 
     /// Keeps `raft` from campaigning while the fence stands: turns its
@@ -102,10 +100,11 @@ impl<NID: NodeId> VoteGate<NID> {
         }
         raft.runtime_config().elect(false);
         let (gate, raft) = (self.clone(), raft.clone());
-        // Detached: it ends when the fence lifts (or never, with the store).
+        // Detached: it ends when the fence lifts or the store is gone.
         let _detached = <C::AsyncRuntime as openraft::AsyncRuntime>::spawn(async move {
-            gate.lifted().await;
-            raft.runtime_config().elect(true);
+            if gate.lifted().await {
+                raft.runtime_config().elect(true);
+            }
         });
     }
 }

@@ -484,7 +484,7 @@ fn damage_to_the_last_acknowledged_batch_fences_the_vote_cluster_seed_10757() {
         store.blocking_append((6..8).map(|i| entry(2, i))).await.unwrap();
         assert!(gate.is_fenced(), "index 8 is not back yet");
         store.blocking_append([entry(2, 8)]).await.unwrap();
-        tokio::time::timeout(std::time::Duration::from_secs(5), gate.lifted()).await.unwrap();
+        assert!(tokio::time::timeout(std::time::Duration::from_secs(5), gate.lifted()).await.unwrap());
         assert!(gate.may_grant(None));
         // The lift is written with the next state update.
         store.save_committed(Some(id(2, 7))).await.unwrap();
@@ -531,13 +531,15 @@ fn a_fence_lifts_on_a_later_terms_commit_or_by_hand() {
     let fs = disk.clone();
     rt.block_on(async move {
         let store = Store::open_with("/node", sim_opts(&fs, 1)).unwrap();
-        assert!(store.vote_gate().is_fenced());
+        let gate = store.vote_gate();
+        assert!(gate.is_fenced());
         // Refused while the store is open (its lock guards raft.state).
         let e = seglog_raft::lift_vote_fence::<u64>(&fs.shared(), "/node").unwrap_err();
         assert!(matches!(e, seglog_raft::Error::Log(seglog_core::Error::Locked { .. })), "{e}");
         let closed = store.closed_signal();
         drop(store);
         closed.wait().await;
+        assert!(!gate.lifted().await, "the store is gone with the fence standing");
         assert_eq!(seglog_raft::lift_vote_fence::<u64>(&fs.shared(), "/node").unwrap(), Some(lid(2, 1, 8)));
         assert!(!Store::open_with("/node", sim_opts(&fs, 1)).unwrap().vote_gate().is_fenced());
     });
