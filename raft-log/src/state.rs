@@ -7,9 +7,11 @@
 //! sequence number one higher than the current one, into the slot the
 //! current state is *not* in, then fsyncs. Opening reads both slots and takes
 //! the valid one (magic, version, CRC) with the higher sequence number. An
-//! update that changes the vote, the purged id or the fence then writes the same slot
-//! into the other place too and fsyncs again, so that damage to one durable
-//! slot cannot bring back an older vote. A
+//! update that changes the vote, the purged id or the fence then writes the
+//! same slot into the other place too and fsyncs again, so that damage to
+//! one durable slot cannot bring back an older vote. A slot that does not
+//! verify at open may have held a newer committed id ([`StateFile::damaged_at_open`]:
+//! the store then keeps openraft from restoring the node as leader). A
 //! torn or lost write can only damage the slot being written, whose update
 //! had not returned yet, so the state read back is always one that an
 //! update returned for (or a later one). The file is created whole (both
@@ -156,8 +158,10 @@ impl<NID: NodeId> StateFile<NID> {
         // back an older vote, which a lone surviving slot would (found by
         // the cluster simulation: `sim-harness cluster --replay 3470`
         // before this, a node came back with a vote older than one it had
-        // granted). A committed-only update keeps one write: an older
-        // committed id is harmless.
+        // granted). A committed-only update keeps one write: if damage
+        // brings back an older committed id, the open says so
+        // (`damaged_at_open`) and the store reports its vote not committed,
+        // so the node is not restored as a leader reading from it.
         if state.vote != self.state.vote
             || state.last_purged != self.state.last_purged
             || state.vote_fence != self.state.vote_fence

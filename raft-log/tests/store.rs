@@ -26,6 +26,20 @@ fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
+/// A single-threaded runtime: with the task committer on `SimFs`, a run
+/// is repeatable.
+fn single_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+/// Drops the store as a killed process would (no clean shutdown) and waits
+/// until its log is closed, so that the directory can be opened again.
+async fn kill(store: Store) {
+    let closed = store.closed_signal();
+    drop(store);
+    closed.wait().await;
+}
+
 #[test]
 fn vote_committed_purged_and_entries_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -40,9 +54,7 @@ fn vote_committed_purged_and_entries_survive_a_restart() {
         store.blocking_append([entry(3, 18)]).await.unwrap();
         // No clean shutdown: dropped as a killed process would leave it. The
         // log's directory lock is free once the committer let go of the log.
-        let closed = store.closed_signal();
-        drop(store);
-        closed.wait().await;
+        kill(store).await;
 
         let mut store = Store::open(&path).unwrap();
         assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new_committed(3, 2)));
@@ -85,9 +97,7 @@ fn purge_past_the_end_restarts_the_log_after_the_snapshot() {
         assert_eq!((st.last_purged_log_id, st.last_log_id), (Some(id(4, 30)), Some(id(4, 30))));
         assert!(all(&mut store).await.is_empty());
         store.blocking_append([entry(4, 31), entry(5, 32)]).await.unwrap();
-        let closed = store.closed_signal();
-        drop(store);
-        closed.wait().await;
+        kill(store).await;
         let mut store = Store::open(dir.path()).unwrap();
         let st = store.get_log_state().await.unwrap();
         assert_eq!((st.last_purged_log_id, st.last_log_id), (Some(id(4, 30)), Some(id(5, 32))));
@@ -205,7 +215,7 @@ fn power_loss_keeps_every_acknowledged_entry() {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut acked = Acked::default();
         for round in 0..4 {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = single_thread();
             let shared_acks = Arc::new(Mutex::new(acked.clone()));
             let steps = rng.random_range(1..120u32);
             let work_seed = rng.random::<u64>();
@@ -427,7 +437,7 @@ fn a_damaged_slot_does_not_bring_back_an_older_vote_cluster_seed_3470() {
 /// log cannot tell from a torn sync. Returns the disk.
 fn disk_with_a_damaged_last_batch(seed: u64) -> SimFs {
     let disk = SimFs::new(seed, FaultConfig::default());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = single_thread();
     let fs = disk.clone();
     let seg = std::path::Path::new("/node/log/00000000000000000000.log");
     let batch_start = rt.block_on(async move {
@@ -457,7 +467,7 @@ fn lid(term: u64, node: u64, index: u64) -> LogId<u64> {
 #[test]
 fn damage_to_the_last_acknowledged_batch_fences_the_vote_cluster_seed_10757() {
     let disk = disk_with_a_damaged_last_batch(7);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = single_thread();
     let fs = disk.clone();
     rt.block_on(async move {
         let mut store = Store::open_with("/node", sim_opts(&fs, 1)).unwrap();
@@ -474,9 +484,7 @@ fn damage_to_the_last_acknowledged_batch_fences_the_vote_cluster_seed_10757() {
         // restore it as one at startup (cluster seed 5267).
         assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new(2, 1)));
         // Another restart before catching up: the fence is durable.
-        let closed = store.closed_signal();
-        drop(store);
-        closed.wait().await;
+        kill(store).await;
         let mut store = Store::open_with("/node", sim_opts(&fs, 1)).unwrap();
         let gate = store.vote_gate();
         assert_eq!(gate.fence(), Some(lid(2, 1, 8)));
@@ -488,15 +496,11 @@ fn damage_to_the_last_acknowledged_batch_fences_the_vote_cluster_seed_10757() {
         assert!(gate.may_grant(None));
         // The lift is written with the next state update.
         store.save_committed(Some(id(2, 7))).await.unwrap();
-        let closed = store.closed_signal();
-        drop(store);
-        closed.wait().await;
+        kill(store).await;
         let mut store = Store::open_with("/node", sim_opts(&fs, 1)).unwrap();
         assert!(!store.vote_gate().is_fenced());
         assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new_committed(2, 1)));
-        let closed = store.closed_signal();
-        drop(store);
-        closed.wait().await;
+        kill(store).await;
         let state = StateFile::<u64>::open(&fs.shared(), std::path::Path::new("/node")).unwrap();
         assert_eq!(state.get().vote_fence, None);
     });
@@ -508,7 +512,7 @@ fn damage_to_the_last_acknowledged_batch_fences_the_vote_cluster_seed_10757() {
 #[test]
 fn a_fence_lifts_on_a_later_terms_commit_or_by_hand() {
     let disk = disk_with_a_damaged_last_batch(8);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = single_thread();
     let fs = disk.clone();
     rt.block_on(async move {
         let mut store = Store::open_with("/node", sim_opts(&fs, 1)).unwrap();
@@ -519,15 +523,13 @@ fn a_fence_lifts_on_a_later_terms_commit_or_by_hand() {
         store.blocking_append([entry(3, 6)]).await.unwrap();
         store.save_committed(Some(lid(3, 0, 6))).await.unwrap();
         assert!(!gate.is_fenced());
-        let closed = store.closed_signal();
-        drop(store);
-        closed.wait().await;
+        kill(store).await;
         let state = StateFile::<u64>::open(&fs.shared(), std::path::Path::new("/node")).unwrap();
         assert_eq!(state.get().vote_fence, None, "written with the commit");
     });
 
     let disk = disk_with_a_damaged_last_batch(9);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = single_thread();
     let fs = disk.clone();
     rt.block_on(async move {
         let store = Store::open_with("/node", sim_opts(&fs, 1)).unwrap();
@@ -536,9 +538,7 @@ fn a_fence_lifts_on_a_later_terms_commit_or_by_hand() {
         // Refused while the store is open (its lock guards raft.state).
         let e = seglog_raft::lift_vote_fence::<u64>(&fs.shared(), "/node").unwrap_err();
         assert!(matches!(e, seglog_raft::Error::Log(seglog_core::Error::Locked { .. })), "{e}");
-        let closed = store.closed_signal();
-        drop(store);
-        closed.wait().await;
+        kill(store).await;
         assert!(!gate.lifted().await, "the store is gone with the fence standing");
         assert_eq!(seglog_raft::lift_vote_fence::<u64>(&fs.shared(), "/node").unwrap(), Some(lid(2, 1, 8)));
         assert!(!Store::open_with("/node", sim_opts(&fs, 1)).unwrap().vote_gate().is_fenced());
@@ -554,7 +554,7 @@ fn a_crash_at_any_step_of_the_fencing_open_keeps_the_fence() {
     let mut struck = 0;
     for step in 0..40u64 {
         let disk = disk_with_a_damaged_last_batch(100 + step);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = single_thread();
         let fs = disk.clone();
         let struck_here = rt.block_on(async move {
             fs.power_off_after(step);
@@ -562,9 +562,7 @@ fn a_crash_at_any_step_of_the_fencing_open_keeps_the_fence() {
             let cut = fs.is_powered_off();
             fs.power_on();
             if let Ok(store) = opened {
-                let closed = store.closed_signal();
-                drop(store);
-                closed.wait().await;
+                kill(store).await;
             }
             if cut {
                 fs.crash();

@@ -234,17 +234,17 @@ impl Model {
     /// must say so: its report's `possibly_acknowledged` starts where the
     /// log now ends and reaches at least to what was durable (a replica
     /// relies on it not to vote with a log it lost). Not required after a
-    /// misdirected or lost write (`marker_may_be_gone`, or a hidden batch):
-    /// it may have taken the batch's commit marker too (seed 254 of the
-    /// test campaign); nor after a second media fault since the last
-    /// checked recovery (it may have struck the marker: seed 2448); nor after an open that failed
-    /// and was retried (it may have cut the tail durably before failing:
-    /// the report is the cutting open's, which is why seglog-raft looks
-    /// read-only first). `Ok(true)`: a loss was reported.
+    /// misdirected or lost write (`marker_may_be_gone`; a hidden batch is
+    /// one): it may have taken the batch's commit marker too (seed 254 of
+    /// the test campaign); nor after a second media fault since the last
+    /// checked recovery (it may have struck the marker: seed 2448); nor
+    /// after an open that failed and was retried (it may have cut the tail
+    /// durably before failing: the report is the cutting open's, which is
+    /// why seglog-raft looks read-only first). `Ok(true)`: a loss was
+    /// reported.
     pub fn check_loss_reported(&self, n: usize, reported: Option<&std::ops::Range<u64>>) -> Result<bool, String> {
         if n >= self.durable
             || self.maybe_truncated_to == Some(n)
-            || self.hidden_floor.is_some()
             || self.marker_may_be_gone
             || self.media_faults_since_check > 1
             || self.open_retried
